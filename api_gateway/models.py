@@ -1,0 +1,151 @@
+"""Conversations: one session per patient phone, and every message in and out (the durable record)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ConversationState(models.TextChoices):
+    IDLE = "idle", "ocioso"
+    COLLECTING_PATIENT_INFO = "collecting_patient_info", "coletando dados do paciente"
+    SELECTING_SPECIALTY = "selecting_specialty", "escolhendo especialidade"
+    SELECTING_DOCTOR = "selecting_doctor", "escolhendo médico"
+    CHOOSING_DATE = "choosing_date", "escolhendo data"
+    CHOOSING_TIME = "choosing_time", "escolhendo horário"
+    CONFIRMING = "confirming", "confirmando"
+    ANSWERING_QUESTION = "answering_question", "respondendo pergunta"
+    MANAGING_APPOINTMENT = "managing_appointment", "gerenciando agendamento"
+    HUMAN_HANDOFF = "human_handoff", "atendimento humano"
+
+
+class ConversationSession(models.Model):
+    phone_number = models.CharField("telefone", max_length=64, unique=True)
+    patient_name = models.CharField("nome do paciente", max_length=200, blank=True)
+    name_confirmed = models.BooleanField("nome confirmado", default=False)
+    has_greeted = models.BooleanField("já cumprimentado", default=False)
+    current_state = models.CharField(
+        "estado", max_length=32, choices=ConversationState.choices, default=ConversationState.IDLE
+    )
+    previous_state = models.CharField(
+        "estado anterior", max_length=32, choices=ConversationState.choices, blank=True
+    )
+    # What the patient is doing: "agendar", "cancelar", "remarcar" (blank when nothing is under way).
+    flow = models.CharField("fluxo", max_length=16, blank=True)
+    selected_specialty = models.ForeignKey(
+        "rag_agent.Especialidade", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="especialidade escolhida",
+    )
+    selected_doctor = models.ForeignKey(
+        "rag_agent.Medico", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="médico escolhido",
+    )
+    selected_convenio = models.ForeignKey(
+        "rag_agent.Convenio", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="convênio escolhido",
+    )
+    insurance_type = models.CharField(
+        "convênio informado", max_length=120, blank=True, help_text="Nome do convênio ou 'particular'."
+    )
+    preferred_date = models.DateField("data preferida", null=True, blank=True)
+    preferred_time = models.TimeField("horário preferido", null=True, blank=True)
+    target_appointment = models.ForeignKey(
+        "rag_agent.Agendamento", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="agendamento em alteração",
+    )
+    # The options the bot offered last ({"kind": "doctor"|"slot"|"specialty"|..., "items": [...]}),
+    # so "o primeiro" / "com ele" resolve against them.
+    last_options = models.JSONField("últimas opções oferecidas", default=dict, blank=True)
+    failed_attempts = models.PositiveSmallIntegerField("tentativas sem entender", default=0)
+    version = models.PositiveIntegerField("versão", default=0)
+    created_at = models.DateTimeField("criada em", auto_now_add=True)
+    updated_at = models.DateTimeField("atualizada em", auto_now=True)
+    last_activity = models.DateTimeField("última atividade", default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "sessão de conversa"
+        verbose_name_plural = "sessões de conversa"
+        ordering = ["-last_activity"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(current_state__in=ConversationState.values), name="session_current_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(previous_state__in=[*ConversationState.values, ""]), name="session_previous_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        from core.logging import mask_phone
+
+        return mask_phone(self.phone_number)
+
+
+class ConversationMessage(models.Model):
+    class MessageType(models.TextChoices):
+        USER = "user", "paciente"
+        BOT = "bot", "bot"
+        SYSTEM = "system", "sistema"
+
+    class Processing(models.TextChoices):
+        RECEIVED = "received", "recebida"
+        PROCESSING = "processing", "em processamento"
+        PROCESSED = "processed", "processada"
+        IGNORED = "ignored", "ignorada"
+        FAILED = "failed", "falhou"
+
+    class Delivery(models.TextChoices):
+        PENDING = "pending", "pendente"
+        NOT_SENT = "not_sent", "não enviada (sem credenciais)"
+        SENT = "sent", "enviada"
+        DELIVERED = "delivered", "entregue"
+        READ = "read", "lida"
+        FAILED = "failed", "falhou"
+
+    session = models.ForeignKey(
+        ConversationSession, on_delete=models.CASCADE, related_name="messages", verbose_name="sessão"
+    )
+    message_type = models.CharField("tipo", max_length=8, choices=MessageType.choices)
+    # WhatsApp message type ("text", "interactive", "image", ...) or "api" for REST turns.
+    channel_type = models.CharField("tipo no canal", max_length=24, blank=True)
+    content = models.TextField("conteúdo", blank=True)
+    intent = models.CharField("intenção", max_length=40, blank=True)
+    confidence = models.FloatField("confiança", null=True, blank=True)
+    entities = models.JSONField("entidades", default=dict, blank=True)
+    nlu_source = models.CharField("NLU", max_length=16, blank=True, help_text="gemini, offline ou vazio")
+    timestamp = models.DateTimeField("horário", default=timezone.now)
+    whatsapp_message_id = models.CharField("id WhatsApp", max_length=128, unique=True, null=True, blank=True)
+    media_id = models.CharField("id da mídia", max_length=128, blank=True)
+    input_tokens = models.PositiveIntegerField("tokens de entrada", default=0)
+    output_tokens = models.PositiveIntegerField("tokens de saída", default=0)
+    # Inbound processing (user messages).
+    processing_status = models.CharField(
+        "processamento", max_length=12, choices=Processing.choices, blank=True, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField("tentativas", default=0)
+    last_error = models.TextField("último erro", blank=True)
+    processed_at = models.DateTimeField("processada em", null=True, blank=True)
+    replied_at = models.DateTimeField("respondida em", null=True, blank=True)
+    # Outbound delivery (bot messages).
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", verbose_name="resposta a"
+    )
+    delivery_status = models.CharField("entrega", max_length=12, choices=Delivery.choices, blank=True)
+    error_code = models.IntegerField("código de erro", null=True, blank=True)
+    created_at = models.DateTimeField("criada em", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "mensagem"
+        verbose_name_plural = "mensagens"
+        ordering = ["timestamp", "id"]
+        indexes = [
+            models.Index(fields=["session", "-timestamp"], name="message_session_newest"),
+            models.Index(fields=["processing_status", "created_at"], name="message_processing_age"),
+            models.Index(fields=["timestamp"], name="message_timestamp"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_message_type_display()} · {self.timestamp:%d/%m %H:%M}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens

@@ -1,0 +1,176 @@
+"""The clinic's own data: what the bot may say and where it may book. Names follow the seed's domain."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+
+class ClinicaInfo(models.Model):
+    nome = models.CharField("nome", max_length=200)
+    endereco = models.CharField("endereço", max_length=300)
+    telefone = models.CharField("telefone", max_length=40, blank=True)
+    email = models.EmailField("e-mail", blank=True)
+    horario_funcionamento = models.TextField("horário de funcionamento", blank=True)
+    politicas = models.TextField(
+        "políticas", blank=True, help_text="Cancelamento, documentos a trazer, atrasos, etc."
+    )
+
+    class Meta:
+        verbose_name = "informações da clínica"
+        verbose_name_plural = "informações da clínica"
+
+    def __str__(self) -> str:
+        return self.nome
+
+
+class Especialidade(models.Model):
+    nome = models.CharField("nome", max_length=120, unique=True)
+    descricao = models.TextField("descrição", blank=True)
+    ativa = models.BooleanField("ativa", default=True)
+
+    class Meta:
+        verbose_name = "especialidade"
+        verbose_name_plural = "especialidades"
+        ordering = ["nome"]
+
+    def __str__(self) -> str:
+        return self.nome
+
+
+class Convenio(models.Model):
+    nome = models.CharField("nome", max_length=120, unique=True)
+    ativo = models.BooleanField("ativo", default=True)
+
+    class Meta:
+        verbose_name = "convênio"
+        verbose_name_plural = "convênios"
+        ordering = ["nome"]
+
+    def __str__(self) -> str:
+        return self.nome
+
+
+class Medico(models.Model):
+    nome = models.CharField("nome", max_length=200)
+    crm = models.CharField("CRM", max_length=30, unique=True)
+    especialidades = models.ManyToManyField(Especialidade, related_name="medicos", verbose_name="especialidades")
+    convenios = models.ManyToManyField(
+        Convenio, related_name="medicos", blank=True, verbose_name="convênios aceitos"
+    )
+    preco_consulta = models.DecimalField(
+        "preço da consulta particular",
+        max_digits=8,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    duracao_consulta_minutos = models.PositiveSmallIntegerField(
+        "duração da consulta (minutos)", default=30, validators=[MinValueValidator(5)]
+    )
+    ativo = models.BooleanField("ativo", default=True)
+    bio = models.TextField("apresentação", blank=True)
+
+    class Meta:
+        verbose_name = "médico"
+        verbose_name_plural = "médicos"
+        ordering = ["nome"]
+        constraints = [
+            models.CheckConstraint(condition=Q(duracao_consulta_minutos__gte=5), name="medico_duracao_minima"),
+            models.CheckConstraint(condition=Q(preco_consulta__gte=0), name="medico_preco_nao_negativo"),
+        ]
+
+    def __str__(self) -> str:
+        return self.nome
+
+
+class Exame(models.Model):
+    nome = models.CharField("nome", max_length=160, unique=True)
+    descricao = models.TextField("descrição", blank=True)
+    preco = models.DecimalField(
+        "preço", max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    preparo = models.TextField("preparo", blank=True, help_text="Instruções de preparo (jejum, etc.).")
+    ativo = models.BooleanField("ativo", default=True)
+
+    class Meta:
+        verbose_name = "exame"
+        verbose_name_plural = "exames"
+        ordering = ["nome"]
+
+    def __str__(self) -> str:
+        return self.nome
+
+
+class HorarioTrabalho(models.Model):
+    class DiaSemana(models.IntegerChoices):
+        SEGUNDA = 0, "segunda-feira"
+        TERCA = 1, "terça-feira"
+        QUARTA = 2, "quarta-feira"
+        QUINTA = 3, "quinta-feira"
+        SEXTA = 4, "sexta-feira"
+        SABADO = 5, "sábado"
+        DOMINGO = 6, "domingo"
+
+    medico = models.ForeignKey(Medico, on_delete=models.CASCADE, related_name="horarios", verbose_name="médico")
+    dia_semana = models.PositiveSmallIntegerField("dia da semana", choices=DiaSemana.choices)
+    hora_inicio = models.TimeField("início")
+    hora_fim = models.TimeField("fim")
+
+    class Meta:
+        verbose_name = "horário de trabalho"
+        verbose_name_plural = "horários de trabalho"
+        ordering = ["medico", "dia_semana", "hora_inicio"]
+        constraints = [
+            models.CheckConstraint(condition=Q(hora_inicio__lt=F("hora_fim")), name="horario_inicio_antes_do_fim"),
+            models.CheckConstraint(condition=Q(dia_semana__gte=0, dia_semana__lte=6), name="horario_dia_semana_valido"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.medico} · {self.get_dia_semana_display()} {self.hora_inicio:%H:%M}–{self.hora_fim:%H:%M}"
+
+
+class Agendamento(models.Model):
+    class Status(models.TextChoices):
+        AGENDADO = "agendado", "agendado"
+        CONFIRMADO = "confirmado", "confirmado"
+        CANCELADO = "cancelado", "cancelado"
+        REALIZADO = "realizado", "realizado"
+
+    medico = models.ForeignKey(Medico, on_delete=models.PROTECT, related_name="agendamentos", verbose_name="médico")
+    especialidade = models.ForeignKey(
+        Especialidade, on_delete=models.PROTECT, related_name="agendamentos", verbose_name="especialidade"
+    )
+    convenio = models.ForeignKey(
+        Convenio,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="agendamentos",
+        verbose_name="convênio",
+        help_text="Vazio = particular.",
+    )
+    paciente_nome = models.CharField("nome do paciente", max_length=200)
+    paciente_telefone = models.CharField("telefone do paciente", max_length=64, db_index=True)
+    data = models.DateField("data")
+    hora = models.TimeField("hora")
+    status = models.CharField("situação", max_length=12, choices=Status.choices, default=Status.AGENDADO)
+    criado_em = models.DateTimeField("criado em", auto_now_add=True)
+    atualizado_em = models.DateTimeField("atualizado em", auto_now=True)
+
+    class Meta:
+        verbose_name = "agendamento"
+        verbose_name_plural = "agendamentos"
+        ordering = ["data", "hora"]
+        constraints = [
+            # The last line of defence against double booking: two patients racing for one slot, one wins.
+            models.UniqueConstraint(
+                fields=["medico", "data", "hora"],
+                condition=~Q(status="cancelado"),
+                name="agendamento_unico_por_medico_e_horario",
+            ),
+        ]
+        indexes = [models.Index(fields=["medico", "data"], name="agendamento_medico_data")]
+
+    def __str__(self) -> str:
+        return f"{self.data:%d/%m/%Y} {self.hora:%H:%M} · {self.medico}"

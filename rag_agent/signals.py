@@ -1,0 +1,40 @@
+"""The one accepted use of signals: drop cached clinic data when staff change it."""
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from rag_agent import models
+from rag_agent.cache import clinic_cache_invalidate
+
+_CLINIC_MODELS = (
+    models.ClinicaInfo,
+    models.Especialidade,
+    models.Convenio,
+    models.Medico,
+    models.Exame,
+    models.HorarioTrabalho,
+)
+
+
+def _doctor_ids(instance) -> list[int]:
+    if isinstance(instance, models.Medico):
+        return [instance.pk]
+    if isinstance(instance, models.HorarioTrabalho):
+        return [instance.medico_id]
+    return []
+
+
+@receiver(post_save)
+@receiver(post_delete)
+def _clinic_changed(sender, instance, **kwargs):
+    if sender in _CLINIC_MODELS:
+        # Specialty or plan changes touch every doctor entry that embeds their names.
+        everything = sender in (models.Especialidade, models.Convenio)
+        clinic_cache_invalidate(doctor_ids=_doctor_ids(instance), all_doctors=everything)
+
+
+@receiver(m2m_changed, sender=models.Medico.especialidades.through)
+@receiver(m2m_changed, sender=models.Medico.convenios.through)
+def _doctor_relations_changed(sender, instance, action, **kwargs):
+    if action in {"post_add", "post_remove", "post_clear"}:
+        clinic_cache_invalidate(doctor_ids=_doctor_ids(instance), all_doctors=not isinstance(instance, models.Medico))

@@ -1,0 +1,48 @@
+import os
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+
+ON_POSTGRES = settings.IS_POSTGRES
+ON_REDIS = bool(settings.REDIS_URL)
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: run with DATABASE_URL=postgres://... (CI does)")
+    skip_redis = pytest.mark.skip(reason="needs Redis: run with REDIS_URL=redis://... (CI does)")
+    for item in items:
+        if "postgres" in item.keywords and not ON_POSTGRES:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not ON_REDIS:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture(autouse=True)
+def _clean_caches():
+    """Each test starts with empty caches (on Redis this flushes the test database number)."""
+    for alias in ("default", "strict"):
+        caches[alias].clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_world(settings):
+    """Tests never reach Meta or Google: credentials are blank unless a test points them at a local fake."""
+    settings.GEMINI_API_KEY = ""
+    settings.WHATSAPP_ACCESS_TOKEN = ""
+    settings.WHATSAPP_APP_SECRET = "test-app-secret"
+    settings.WHATSAPP_VERIFY_TOKEN = "test-verify-token"
+    settings.WHATSAPP_PHONE_NUMBER_ID = "100200300"
+    settings.WHATSAPP_BUSINESS_NUMBER = "5511900000000"
+    settings.AXES_ENABLED = False
+    yield
+
+
+@pytest.fixture
+def phone() -> str:
+    return "5511999990001"
+
+
+def pytest_report_header(config):
+    return f"stack: database={'postgresql' if ON_POSTGRES else 'sqlite'} cache={'redis' if ON_REDIS else 'locmem'} (pid {os.getpid()})"
