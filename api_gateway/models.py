@@ -26,21 +26,31 @@ class ConversationSession(models.Model):
     current_state = models.CharField(
         "estado", max_length=32, choices=ConversationState.choices, default=ConversationState.IDLE
     )
-    previous_state = models.CharField(
-        "estado anterior", max_length=32, choices=ConversationState.choices, blank=True
-    )
+    previous_state = models.CharField("estado anterior", max_length=32, choices=ConversationState.choices, blank=True)
     # What the patient is doing: "agendar", "cancelar", "remarcar" (blank when nothing is under way).
     flow = models.CharField("fluxo", max_length=16, blank=True)
     selected_specialty = models.ForeignKey(
-        "rag_agent.Especialidade", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "rag_agent.Especialidade",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name="especialidade escolhida",
     )
     selected_doctor = models.ForeignKey(
-        "rag_agent.Medico", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "rag_agent.Medico",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name="médico escolhido",
     )
     selected_convenio = models.ForeignKey(
-        "rag_agent.Convenio", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "rag_agent.Convenio",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name="convênio escolhido",
     )
     insurance_type = models.CharField(
@@ -49,7 +59,11 @@ class ConversationSession(models.Model):
     preferred_date = models.DateField("data preferida", null=True, blank=True)
     preferred_time = models.TimeField("horário preferido", null=True, blank=True)
     target_appointment = models.ForeignKey(
-        "rag_agent.Agendamento", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "rag_agent.Agendamento",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name="agendamento em alteração",
     )
     # The options the bot offered last ({"kind": "doctor"|"slot"|"specialty"|..., "items": [...]}),

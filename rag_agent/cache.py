@@ -24,7 +24,9 @@ def clinic_cache_invalidate(*, doctor_ids: list[int] | None = None, all_doctors:
     cache.delete_many(keys)
     if all_doctors:
         _delete_family(cache, f"{DOCTOR_KEY_PREFIX}*")
-    logger.info("[CACHE CLEARED] clinic data (%d doctor keys%s)", len(doctor_ids or []), ", all doctors" if all_doctors else "")
+    logger.info(
+        "[CACHE CLEARED] clinic data (%d doctor keys%s)", len(doctor_ids or []), ", all doctors" if all_doctors else ""
+    )
 
 
 def _delete_family(cache, pattern: str) -> None:

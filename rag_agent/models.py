@@ -13,9 +13,7 @@ class ClinicaInfo(models.Model):
     telefone = models.CharField("telefone", max_length=40, blank=True)
     email = models.EmailField("e-mail", blank=True)
     horario_funcionamento = models.TextField("horário de funcionamento", blank=True)
-    politicas = models.TextField(
-        "políticas", blank=True, help_text="Cancelamento, documentos a trazer, atrasos, etc."
-    )
+    politicas = models.TextField("políticas", blank=True, help_text="Cancelamento, documentos a trazer, atrasos, etc.")
 
     class Meta:
         verbose_name = "informações da clínica"
@@ -56,9 +54,7 @@ class Medico(models.Model):
     nome = models.CharField("nome", max_length=200)
     crm = models.CharField("CRM", max_length=30, unique=True)
     especialidades = models.ManyToManyField(Especialidade, related_name="medicos", verbose_name="especialidades")
-    convenios = models.ManyToManyField(
-        Convenio, related_name="medicos", blank=True, verbose_name="convênios aceitos"
-    )
+    convenios = models.ManyToManyField(Convenio, related_name="medicos", blank=True, verbose_name="convênios aceitos")
     preco_consulta = models.DecimalField(
         "preço da consulta particular",
         max_digits=8,
@@ -87,9 +83,7 @@ class Medico(models.Model):
 class Exame(models.Model):
     nome = models.CharField("nome", max_length=160, unique=True)
     descricao = models.TextField("descrição", blank=True)
-    preco = models.DecimalField(
-        "preço", max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
-    )
+    preco = models.DecimalField("preço", max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
     preparo = models.TextField("preparo", blank=True, help_text="Instruções de preparo (jejum, etc.).")
     ativo = models.BooleanField("ativo", default=True)
 

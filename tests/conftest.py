@@ -45,4 +45,13 @@ def phone() -> str:
 
 
 def pytest_report_header(config):
-    return f"stack: database={'postgresql' if ON_POSTGRES else 'sqlite'} cache={'redis' if ON_REDIS else 'locmem'} (pid {os.getpid()})"
+    database = "postgresql" if ON_POSTGRES else "sqlite"
+    return f"stack: database={database} cache={'redis' if ON_REDIS else 'locmem'} (pid {os.getpid()})"
+
+
+@pytest.fixture
+def clinic(db):
+    """The demo clinic of `manage.py seed_clinic` (rag_agent/demo.py)."""
+    from rag_agent.demo import seed_demo_clinic
+
+    return seed_demo_clinic()

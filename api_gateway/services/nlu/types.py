@@ -1,0 +1,70 @@
+"""The one NLU interface shared by the Gemini and the offline implementations."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Intent(StrEnum):
+    SAUDACAO = "saudacao"  # greeting only
+    AGENDAR = "agendar"  # wants to book
+    PERGUNTA = "pergunta"  # a question about the clinic (see entities["topico"])
+    INFORMAR = "informar"  # gives data (name, date, time, doctor...) without another intent
+    CONFIRMAR = "confirmar"  # yes
+    NEGAR = "negar"  # no
+    CANCELAR = "cancelar"  # cancel an appointment
+    REMARCAR = "remarcar"  # reschedule an appointment
+    MEUS_AGENDAMENTOS = "meus_agendamentos"  # list my appointments
+    ATENDENTE = "atendente"  # wants a human
+    REINICIAR = "reiniciar"  # start over
+    VOLTAR = "voltar"  # go back one step
+    AGRADECIMENTO = "agradecimento"
+    DESPEDIDA = "despedida"
+    DESCONHECIDO = "desconhecido"
+
+
+# Entity keys (all optional). Ids are set only when the name matched a row of the clinic's tables.
+#   nome: str                     patient's name ("meu nome é João Silva")
+#   especialidade: str, especialidade_id: int
+#   medico: str, medico_id: int
+#   convenio: str, convenio_id: int, particular: bool (no plan / private)
+#   exame: str, exame_id: int
+#   data: "YYYY-MM-DD"            clinic-local date
+#   hora: "HH:MM"                 clinic-local time
+#   periodo: "manha" | "tarde" | "noite"
+#   opcao: int                    1-based reference to the last offered options ("o primeiro", "segunda opção")
+#   referencia: bool              a pronoun reference to the single last offered item ("com ele", "essa")
+#   topico: "endereco" | "horario" | "telefone" | "email" | "preco" | "convenio" | "preparo" | "politicas"
+#           | "medicos" | "especialidades" | "exames"
+ENTITY_KEYS = (
+    "nome",
+    "especialidade",
+    "especialidade_id",
+    "medico",
+    "medico_id",
+    "convenio",
+    "convenio_id",
+    "particular",
+    "exame",
+    "exame_id",
+    "data",
+    "hora",
+    "periodo",
+    "opcao",
+    "referencia",
+    "topico",
+)
+
+
+@dataclass
+class NLUResult:
+    intent: Intent
+    confidence: float
+    entities: dict = field(default_factory=dict)
+    # For questions: a short answer grounded only in the clinic facts given to the model (Gemini only).
+    answer: str | None = None
+    source: str = "offline"  # "offline" | "gemini"
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    # Why Gemini was not used or failed ("no_key", "economy", "budget_exhausted", "timeout", "blocked", ...).
+    fallback_reason: str = ""
