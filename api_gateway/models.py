@@ -58,6 +58,7 @@ class ConversationSession(models.Model):
     )
     preferred_date = models.DateField("data preferida", null=True, blank=True)
     preferred_time = models.TimeField("horário preferido", null=True, blank=True)
+    preferred_period = models.CharField("período preferido", max_length=8, blank=True, help_text="manha, tarde, noite")
     target_appointment = models.ForeignKey(
         "rag_agent.Agendamento",
         on_delete=models.SET_NULL,
@@ -69,6 +70,8 @@ class ConversationSession(models.Model):
     # The options the bot offered last ({"kind": "doctor"|"slot"|"specialty"|..., "items": [...]}),
     # so "o primeiro" / "com ele" resolve against them.
     last_options = models.JSONField("últimas opções oferecidas", default=dict, blank=True)
+    # The last few messages (role + truncated text), so a prompt needs no database read for its history.
+    recent_messages = models.JSONField("mensagens recentes", default=list, blank=True)
     failed_attempts = models.PositiveSmallIntegerField("tentativas sem entender", default=0)
     version = models.PositiveIntegerField("versão", default=0)
     created_at = models.DateTimeField("criada em", auto_now_add=True)

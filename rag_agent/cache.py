@@ -24,7 +24,8 @@ def clinic_cache_invalidate(*, doctor_ids: list[int] | None = None, all_doctors:
     cache.delete_many(keys)
     if all_doctors:
         _delete_family(cache, f"{DOCTOR_KEY_PREFIX}*")
-    logger.info(
+    # Debug level: a seed or bulk admin action fires this once per row.
+    logger.debug(
         "[CACHE CLEARED] clinic data (%d doctor keys%s)", len(doctor_ids or []), ", all doctors" if all_doctors else ""
     )
 

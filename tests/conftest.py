@@ -4,6 +4,9 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
+# Fixtures of the local fake servers (fake_gemini, ...), usable in any test without an import.
+pytest_plugins = ["tests.fakes.gemini_server"]
+
 ON_POSTGRES = settings.IS_POSTGRES
 ON_REDIS = bool(settings.REDIS_URL)
 
@@ -36,6 +39,7 @@ def _no_outside_world(settings):
     settings.WHATSAPP_PHONE_NUMBER_ID = "100200300"
     settings.WHATSAPP_BUSINESS_NUMBER = "5511900000000"
     settings.AXES_ENABLED = False
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
     yield
 
 

@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand
+
+from api_gateway.services.inbound import inbound_sweep
+
+
+class Command(BaseCommand):
+    help = "Re-enqueues inbound WhatsApp messages accepted but never processed, and re-sends pending replies."
+
+    def handle(self, *args, **options):
+        result = inbound_sweep()
+        self.stdout.write(
+            f"re-enqueued {len(result.requeued)}, failed {len(result.failed)}, replies re-sent {len(result.resent)}"
+        )

@@ -1,0 +1,1041 @@
+"""The conversation engine: one patient message in, one reply out, with the state machine in code.
+
+The NLU (Gemini or offline) only says what the patient *said* (intent + entities); this module decides what
+happens: which slot it fills, what is validated against the clinic's tables, which state comes next and what the
+bot answers. Nothing is booked without an explicit confirmation, and only real doctors, plans and free slots are
+ever offered.
+
+Persistence of one turn is one transaction: the inbound message (inserted, or marked processed when the webhook
+stored it), the bot message (delivery pending: the sender sends it after commit) and the session (write-through
+with a version check). The engine never talks to WhatsApp.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.models import ConversationState as S
+from api_gateway.services import texts as T
+from api_gateway.services.nlu.types import Intent, NLUResult
+from api_gateway.services.replies import Option, Reply
+from api_gateway.services.session_cache import SessionConflict, session_manager
+from core import metrics
+from core.logging import mask_phone
+from rag_agent import selectors
+from rag_agent import services as clinic_services
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPES = {"image", "audio", "video", "document", "sticker", "unsupported"}
+SILENT_TYPES = {"reaction", "system"}
+HISTORY_SIZE = 4
+HISTORY_CHARS = 300
+MAX_STORED_TEXT = 8000
+FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
+BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
+MAX_LIST_ROWS = 10
+
+
+@dataclass
+class TurnResult:
+    reply: Reply
+    state: str
+    session_id: int
+    user_message_id: int
+    bot_message_id: int | None
+    nlu_source: str
+
+
+@dataclass
+class _Turn:
+    """Working state of one turn: the session being edited, the NLU result and the reply parts."""
+
+    session: ConversationSession
+    nlu: NLUResult
+    now: dt.datetime
+    option_id: str | None
+    profile_name: str
+    prefix: list[str] = field(default_factory=list)
+    understood: bool = True
+
+
+# --- entry points ---------------------------------------------------------------------------------------------
+
+
+def turn_handle(
+    *,
+    phone: str,
+    text: str,
+    inbound: ConversationMessage | None = None,
+    option_id: str | None = None,
+    channel_type: str = "text",
+    profile_name: str = "",
+    now: dt.datetime | None = None,
+) -> TurnResult:
+    """One turn, serialised with the other turns of this phone."""
+    with session_manager.lock(phone):
+        return turn_handle_unlocked(
+            phone=phone,
+            text=text,
+            inbound=inbound,
+            option_id=option_id,
+            channel_type=channel_type,
+            profile_name=profile_name,
+            now=now,
+        )
+
+
+def turn_handle_unlocked(
+    *,
+    phone: str,
+    text: str,
+    inbound: ConversationMessage | None = None,
+    option_id: str | None = None,
+    channel_type: str = "text",
+    profile_name: str = "",
+    now: dt.datetime | None = None,
+) -> TurnResult:
+    """One turn; the caller holds `session_manager.lock(phone)`."""
+    now = now or timezone.now()
+    text = (text or "")[:MAX_STORED_TEXT]
+    session = session_manager.get_or_start(phone=phone)
+    nlu = _interpret(session=session, text=text, option_id=option_id, channel_type=channel_type, now=now)
+    for attempt in range(3):
+        try:
+            return _run_and_persist(
+                session=session,
+                text=text,
+                nlu=nlu,
+                inbound=inbound,
+                option_id=option_id,
+                channel_type=channel_type,
+                profile_name=profile_name,
+                now=now,
+            )
+        except SessionConflict:
+            # A stale cached copy (or a turn outside the lock) changed the row: replay on the database's state.
+            logger.warning("session conflict for %s (attempt %d); replaying the turn", mask_phone(phone), attempt + 1)
+            session = session_manager.get_from_database(phone=phone) or session_manager.get_or_start(phone=phone)
+    raise SessionConflict(f"session {mask_phone(phone)} kept changing during the turn")
+
+
+def _interpret(
+    *, session: ConversationSession, text: str, option_id: str | None, channel_type: str, now: dt.datetime
+) -> NLUResult:
+    if channel_type in MEDIA_TYPES or channel_type in SILENT_TYPES or channel_type == "location":
+        return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
+    if session.current_state == S.HUMAN_HANDOFF:
+        return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")  # staff answer; no tokens spent
+    if option_id:
+        picked = _option_intent(option_id)
+        if picked is not None:
+            return picked
+    from api_gateway.services.nlu.router import nlu_interpret
+
+    history = list(session.recent_messages or [])
+    result = nlu_interpret(text=text, session=session, history=history, now=now)
+    metrics.TURNS.labels(result.source or "none").inc()
+    return result
+
+
+def _option_intent(option_id: str) -> NLUResult | None:
+    """Interactive replies carry our own ids: no NLU needed."""
+    kind, _, value = option_id.partition(":")
+    fixed = {
+        ("menu", "agendar"): Intent.AGENDAR,
+        ("menu", "duvidas"): Intent.PERGUNTA,
+        ("menu", "atendente"): Intent.ATENDENTE,
+        ("confirm", "yes"): Intent.CONFIRMAR,
+        ("confirm", "no"): Intent.NEGAR,
+        ("confirm", "stop"): Intent.REINICIAR,
+        ("name", "yes"): Intent.CONFIRMAR,
+        ("name", "no"): Intent.NEGAR,
+    }
+    if (kind, value) in fixed:
+        return NLUResult(intent=fixed[(kind, value)], confidence=1.0, source="option")
+    if kind in {"specialty", "doctor", "slot", "appointment"}:
+        return NLUResult(intent=Intent.INFORMAR, confidence=1.0, entities={"option_id": option_id}, source="option")
+    return None
+
+
+def _run_and_persist(
+    *,
+    session: ConversationSession,
+    text: str,
+    nlu: NLUResult,
+    inbound: ConversationMessage | None,
+    option_id: str | None,
+    channel_type: str,
+    profile_name: str,
+    now: dt.datetime,
+) -> TurnResult:
+    turn = _Turn(session=session, nlu=nlu, now=now, option_id=option_id, profile_name=(profile_name or "")[:80])
+    reply = _decide(turn, text=text, channel_type=channel_type)
+    session.last_activity = now
+    if reply.send:
+        _remember(session, "user", text)
+        _remember(session, "bot", reply.text)
+    try:
+        with transaction.atomic():
+            user_message = _store_user_message(session, inbound, text=text, nlu=nlu, channel_type=channel_type, now=now)
+            bot_message = None
+            if reply.send:
+                bot_message = ConversationMessage.objects.create(
+                    session=session,
+                    message_type=ConversationMessage.MessageType.BOT,
+                    channel_type=reply.kind,
+                    content=reply.text,
+                    entities={"reply": reply.to_dict()},
+                    timestamp=now,
+                    reply_to=user_message,
+                    delivery_status=ConversationMessage.Delivery.PENDING,
+                )
+            session_manager.save(session=session)
+    except Exception:
+        # The transaction rolled back: drop the cached copy, which may already hold this turn's state.
+        session_manager.invalidate(phone=session.phone_number)
+        raise
+    return TurnResult(
+        reply=reply,
+        state=session.current_state,
+        session_id=session.pk,
+        user_message_id=user_message.pk,
+        bot_message_id=bot_message.pk if bot_message else None,
+        nlu_source=nlu.source,
+    )
+
+
+def _store_user_message(
+    session: ConversationSession,
+    inbound: ConversationMessage | None,
+    *,
+    text: str,
+    nlu: NLUResult,
+    channel_type: str,
+    now: dt.datetime,
+) -> ConversationMessage:
+    fields = {
+        "intent": str(nlu.intent),
+        "confidence": nlu.confidence,
+        "entities": _jsonable(nlu.entities),
+        "nlu_source": nlu.source,
+        "input_tokens": nlu.input_tokens,
+        "output_tokens": nlu.output_tokens,
+        "processing_status": ConversationMessage.Processing.PROCESSED,
+        "processed_at": now,
+    }
+    if inbound is None:
+        return ConversationMessage.objects.create(
+            session=session,
+            message_type=ConversationMessage.MessageType.USER,
+            channel_type=channel_type if channel_type != "text" else "api",
+            content=text,
+            timestamp=now,
+            **fields,
+        )
+    ConversationMessage.objects.filter(pk=inbound.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(inbound, name, value)
+    return inbound
+
+
+def _jsonable(entities: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, dt.date | dt.time) else v) for k, v in (entities or {}).items()}
+
+
+def _remember(session: ConversationSession, role: str, text: str) -> None:
+    history = list(session.recent_messages or [])
+    history.append({"role": role, "text": (text or "")[:HISTORY_CHARS]})
+    session.recent_messages = history[-HISTORY_SIZE:]
+
+
+# --- the state machine ----------------------------------------------------------------------------------------
+
+
+def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
+    s = turn.session
+    if channel_type in SILENT_TYPES:
+        return Reply(text="", send=False)
+    if s.current_state == S.HUMAN_HANDOFF:
+        return Reply(text="", send=False)  # the clinic's staff answer until they release the session
+    if channel_type == "location":
+        return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
+    if channel_type in MEDIA_TYPES:
+        return Reply(text=T.MEDIA_NOT_SUPPORTED)
+    if s.current_state == S.ANSWERING_QUESTION:
+        s.current_state = s.previous_state or S.IDLE
+        s.previous_state = ""
+
+    greeting = ""
+    if not s.has_greeted:
+        s.has_greeted = True
+        if turn.nlu.intent not in {Intent.SAUDACAO}:
+            greeting = T.GREETING_SHORT.format(clinic=_clinic()["nome"])
+
+    reply = _dispatch(turn)
+    if turn.understood:
+        s.failed_attempts = 0
+    else:
+        s.failed_attempts += 1
+        if s.failed_attempts >= settings.HANDOFF_AFTER_FAILURES:
+            return _handoff(turn, T.HANDOFF_AFTER_FAILURES)
+    if greeting and reply.send:
+        reply.text = f"{greeting}\n\n{reply.text}"
+    return reply
+
+
+def _dispatch(turn: _Turn) -> Reply:
+    s, nlu = turn.session, turn.nlu
+    intent = nlu.intent
+    if intent == Intent.ATENDENTE:
+        return _handoff(turn, T.HANDOFF)
+    if intent == Intent.REINICIAR:
+        session_manager_reset_in_memory(s)
+        return _menu(T.RESTARTED)
+    if intent in {Intent.CANCELAR, Intent.REMARCAR} and not (
+        intent == Intent.CANCELAR and s.current_state in BOOKING_STATES and s.flow == FLOW_BOOK
+    ):
+        return _start_manage(turn, FLOW_CANCEL if intent == Intent.CANCELAR else FLOW_RESCHEDULE)
+    if intent == Intent.CANCELAR:  # "cancelar" while booking: give up this booking
+        session_manager_reset_in_memory(s)
+        return Reply(text=T.BOOKING_ABANDONED)
+    if intent == Intent.MEUS_AGENDAMENTOS:
+        return _list_appointments(turn)
+    if intent == Intent.PERGUNTA and not _has_booking_entities(nlu, _SCHEDULING_KEYS):
+        return _answer_question(turn)
+    if intent == Intent.VOLTAR:
+        _go_back(s)
+        return _advance(turn) if s.flow else _menu(T.MENU_AGAIN)
+
+    if s.current_state == S.MANAGING_APPOINTMENT or (s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING):
+        return _manage_step(turn)
+
+    if s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE} and not _has_booking_entities(nlu):
+        if intent == Intent.CONFIRMAR:
+            return _book(turn) if s.flow == FLOW_BOOK else _reschedule(turn)
+        if intent == Intent.NEGAR:
+            return Reply(text=T.WHAT_TO_CHANGE)
+
+    asked_name = s.current_state == S.COLLECTING_PATIENT_INFO and s.last_options.get("kind") == "name"
+    if asked_name and not nlu.entities.get("nome"):
+        if intent == Intent.CONFIRMAR:
+            s.patient_name, s.name_confirmed = s.last_options["items"][0]["title"], True
+            s.last_options = {}
+            return _advance(turn)
+        if intent == Intent.NEGAR:
+            s.last_options = {}
+            return Reply(text=T.ASK_NAME)
+
+    changed = _merge_entities(turn)
+    if intent == Intent.AGENDAR or (changed and s.flow == ""):
+        if s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
+            s.flow = FLOW_BOOK
+        return _advance(turn)
+    if s.flow:
+        if not changed:
+            if intent == Intent.NEGAR:
+                return Reply(text=T.WHAT_TO_CHANGE)
+            if intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}:  # nothing usable for this step
+                turn.understood = False
+                turn.prefix.append(_not_understood_for_state(s))
+        return _advance(turn)
+
+    if intent == Intent.SAUDACAO:
+        return _menu(T.GREETING.format(name=_first_name_suffix(turn), clinic=_clinic()["nome"]))
+    if intent == Intent.AGRADECIMENTO:
+        return Reply(text=T.THANKS)
+    if intent == Intent.DESPEDIDA:
+        return Reply(text=T.GOODBYE)
+    if intent == Intent.PERGUNTA:
+        return _answer_question(turn)
+    turn.understood = False
+    return _menu(f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
+
+
+def session_manager_reset_in_memory(s: ConversationSession) -> None:
+    """Clear the flow's slots on this in-memory session (saved with the rest of the turn)."""
+    for name in (
+        "flow",
+        "previous_state",
+        "insurance_type",
+        "preferred_period",
+    ):
+        setattr(s, name, "")
+    s.selected_specialty_id = s.selected_doctor_id = s.selected_convenio_id = s.target_appointment_id = None
+    s.preferred_date = s.preferred_time = None
+    s.last_options = {}
+    s.current_state = S.IDLE
+
+
+def _handoff(turn: _Turn, text: str) -> Reply:
+    s = turn.session
+    s.previous_state = s.current_state if s.current_state != S.HUMAN_HANDOFF else s.previous_state
+    s.current_state = S.HUMAN_HANDOFF
+    s.failed_attempts = 0
+    metrics.HANDOFFS.inc()
+    logger.info("session %s handed to a human", mask_phone(s.phone_number))
+    return Reply(text=text)
+
+
+def _menu(text: str) -> Reply:
+    return Reply(
+        text=text,
+        kind="buttons",
+        options=[
+            Option("menu:agendar", T.BUTTON_BOOK),
+            Option("menu:duvidas", T.BUTTON_QUESTIONS),
+            Option("menu:atendente", T.BUTTON_HUMAN),
+        ],
+    )
+
+
+def _first_name_suffix(turn: _Turn) -> str:
+    name = turn.session.patient_name if turn.session.name_confirmed else ""
+    return f", {name.split()[0]}" if name else ""
+
+
+_SCHEDULING_KEYS = frozenset({"data", "hora", "opcao", "option_id", "nome"})
+_SLOT_KEYS = _SCHEDULING_KEYS | {"especialidade_id", "medico_id", "convenio_id", "particular"}
+
+
+def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
+    """A question naming a doctor or specialty is still a question; one naming a date or time is a booking."""
+    return bool(keys & {k for k, v in nlu.entities.items() if v not in (None, "", False)})
+
+
+def _not_understood_for_state(s: ConversationSession) -> str:
+    if s.current_state == S.SELECTING_SPECIALTY:
+        return T.SPECIALTY_NOT_FOUND
+    return T.NOT_UNDERSTOOD
+
+
+# --- slot filling -----------------------------------------------------------------------------------------------
+
+
+def _merge_entities(turn: _Turn) -> bool:
+    """Copy what the patient said into the session's slots. Returns whether anything changed."""
+    s, e = turn.session, dict(turn.nlu.entities)
+    before = _slots(s)
+    _resolve_option(turn, e)
+
+    name = (e.get("nome") or "").strip()
+    if name:  # the NLU only reports a name the patient stated ("meu nome é ...", or when asked for it)
+        s.patient_name, s.name_confirmed = name[:200], True
+        if s.last_options.get("kind") == "name":
+            s.last_options = {}
+
+    if e.get("convenio_id"):
+        s.selected_convenio_id = int(e["convenio_id"])
+        s.insurance_type = e.get("convenio") or _plan_name(s.selected_convenio_id)
+    elif e.get("particular"):
+        s.selected_convenio_id, s.insurance_type = None, "particular"
+
+    if e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
+        s.selected_specialty_id = int(e["especialidade_id"])
+        doctor = _doctor(s.selected_doctor_id) if s.selected_doctor_id else None
+        if doctor and s.selected_specialty_id not in doctor["especialidade_ids"] and not e.get("medico_id"):
+            s.selected_doctor_id = None
+            s.preferred_time = None
+
+    if e.get("medico_id") and int(e["medico_id"]) != s.selected_doctor_id:
+        doctor = _doctor(int(e["medico_id"]))
+        if doctor:
+            s.selected_doctor_id = doctor["id"]
+            if s.selected_specialty_id not in doctor["especialidade_ids"]:
+                s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
+
+    if e.get("data"):
+        try:
+            s.preferred_date = dt.date.fromisoformat(str(e["data"]))
+        except ValueError:
+            pass
+    if e.get("hora"):
+        try:
+            s.preferred_time = dt.time.fromisoformat(str(e["hora"]))
+        except ValueError:
+            pass
+    if e.get("periodo") in {"manha", "tarde", "noite"}:
+        s.preferred_period = e["periodo"]
+    return _slots(s) != before
+
+
+def _slots(s: ConversationSession) -> tuple:
+    return (
+        s.patient_name,
+        s.selected_specialty_id,
+        s.selected_doctor_id,
+        s.selected_convenio_id,
+        s.insurance_type,
+        s.preferred_date,
+        s.preferred_time,
+        s.preferred_period,
+        s.target_appointment_id,
+    )
+
+
+def _resolve_option(turn: _Turn, e: dict) -> None:
+    """'o primeiro', 'com ele', a tapped list row: map it onto the options offered last."""
+    s = turn.session
+    option_id = e.pop("option_id", None) or turn.option_id
+    offered = s.last_options or {}
+    items = offered.get("items", [])
+    if not option_id and items:
+        index = e.get("opcao")
+        if isinstance(index, int) and 1 <= index <= len(items):
+            option_id = items[index - 1]["id"]
+        elif e.get("referencia") and len(items) >= 1 and offered.get("kind") == "doctor":
+            option_id = items[0]["id"] if len(items) == 1 else None
+    if not option_id:
+        return
+    kind, _, value = option_id.partition(":")
+    if kind == "specialty" and value.isdigit():
+        e.setdefault("especialidade_id", int(value))
+    elif kind == "doctor" and value.isdigit():
+        e.setdefault("medico_id", int(value))
+    elif kind == "slot":
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return
+        e["data"], e["hora"] = when.date().isoformat(), when.strftime("%H:%M")
+    elif kind == "appointment" and value.isdigit():
+        e["appointment_id"] = int(value)
+        s.target_appointment_id = int(value)
+
+
+def _go_back(s: ConversationSession) -> None:
+    if s.preferred_time:
+        s.preferred_time = None
+    elif s.preferred_date:
+        s.preferred_date = None
+    elif s.selected_doctor_id:
+        s.selected_doctor_id = None
+    elif s.selected_specialty_id:
+        s.selected_specialty_id = None
+
+
+# --- the booking steps --------------------------------------------------------------------------------------------
+
+
+def _advance(turn: _Turn) -> Reply:
+    """Ask for the first missing or invalid slot, or show the summary to confirm."""
+    return _with_prefix(turn, _next_step(turn))
+
+
+def _with_prefix(turn: _Turn, reply: Reply) -> Reply:
+    """Put what this turn had to say first (a rejected plan, a taken slot) above the next question."""
+    if turn.prefix:
+        reply.text = "\n\n".join([*turn.prefix, reply.text])
+        turn.prefix = []
+    return reply
+
+
+def _next_step(turn: _Turn) -> Reply:
+    s = turn.session
+    if not s.patient_name:
+        s.current_state = S.COLLECTING_PATIENT_INFO
+        hint = turn.profile_name.strip()
+        if hint and s.last_options.get("kind") != "name":
+            s.last_options = {"kind": "name", "items": [{"id": "name:yes", "title": hint}]}
+            return Reply(
+                text=T.CONFIRM_PROFILE_NAME.format(name=hint),
+                kind="buttons",
+                options=[Option("name:yes", T.BUTTON_YES), Option("name:no", T.BUTTON_NO)],
+            )
+        if s.current_state == S.COLLECTING_PATIENT_INFO and turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO}:
+            if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
+                return Reply(text=T.ASK_NAME_AGAIN)
+        s.last_options = {"kind": "ask_name", "items": []}
+        return Reply(text=T.ASK_NAME)
+
+    if s.selected_doctor_id is None:
+        if s.selected_specialty_id is None:
+            return _offer_specialties(turn)
+        reply = _offer_doctors(turn)
+        if reply is not None:
+            return reply
+
+    doctor = _doctor(s.selected_doctor_id)
+    if doctor is None:  # deactivated since it was chosen
+        s.selected_doctor_id = None
+        return _next_step(turn)
+    if s.selected_convenio_id and s.selected_convenio_id not in doctor["convenio_ids"]:
+        plan = _plan_name(s.selected_convenio_id)
+        turn.prefix.append(T.DOCTOR_REJECTS_PLAN.format(doctor=doctor["nome"], plan=plan))
+        s.selected_doctor_id = None
+        reply = _offer_doctors(turn)
+        if reply is not None:
+            return reply
+        doctor = _doctor(s.selected_doctor_id)
+    if s.selected_specialty_id not in doctor["especialidade_ids"]:
+        s.selected_specialty_id = doctor["especialidade_ids"][0]
+
+    today = timezone.localtime(turn.now).date()
+    if s.preferred_date and s.preferred_date < today:
+        s.preferred_date = None
+        turn.prefix.append(T.DATE_IN_PAST)
+    if s.preferred_date is None:
+        return _offer_next_slots(turn, doctor, T.ASK_DATE.format(doctor=doctor["nome"]))
+    if s.preferred_time is None:
+        return _offer_times_on_date(turn, doctor)
+
+    when = _aware(s.preferred_date, s.preferred_time)
+    if not selectors.slot_is_free(medico_id=doctor["id"], when=when, now=turn.now):
+        s.preferred_time = None
+        return _offer_times_on_date(turn, doctor, refused=when)
+
+    s.current_state = S.CONFIRMING
+    s.last_options = {}
+    return Reply(
+        text=T.SUMMARY.format(
+            patient=s.patient_name,
+            doctor=doctor["nome"],
+            specialty=_specialty_name(s.selected_specialty_id),
+            date=T.date_long(s.preferred_date),
+            time=f"{s.preferred_time:%H:%M}",
+            payment=_payment(s, doctor),
+        ),
+        kind="buttons",
+        options=[
+            Option("confirm:yes", T.BUTTON_CONFIRM),
+            Option("confirm:no", T.BUTTON_CHANGE),
+            Option("confirm:stop", T.BUTTON_GIVE_UP),
+        ],
+    )
+
+
+def _offer_specialties(turn: _Turn) -> Reply:
+    s = turn.session
+    s.current_state = S.SELECTING_SPECIALTY
+    specialties = _catalog()["especialidades"]
+    if s.selected_convenio_id:
+        accepted = {
+            sid for d in selectors.doctor_list(convenio_id=s.selected_convenio_id) for sid in d["especialidade_ids"]
+        }
+        specialties = [sp for sp in specialties if sp["id"] in accepted] or specialties
+    rows = specialties[:MAX_LIST_ROWS]
+    s.last_options = {
+        "kind": "specialty",
+        "items": [{"id": f"specialty:{sp['id']}", "title": sp["nome"]} for sp in rows],
+    }
+    text = T.ASK_SPECIALTY
+    if len(specialties) > MAX_LIST_ROWS:
+        text += " Se não estiver na lista, escreva o nome."
+    return Reply(
+        text=text,
+        kind="list",
+        button_label="Especialidades",
+        options=[Option(f"specialty:{sp['id']}", sp["nome"]) for sp in rows],
+    )
+
+
+def _offer_doctors(turn: _Turn) -> Reply | None:
+    """Offer the specialty's doctors (who accept the plan, when one was given); None when one was auto-chosen."""
+    s = turn.session
+    specialty = _specialty_name(s.selected_specialty_id)
+    all_doctors = selectors.doctor_list(especialidade_id=s.selected_specialty_id)
+    if not all_doctors:
+        turn.prefix.append(T.NO_DOCTOR_FOR_SPECIALTY.format(specialty=specialty))
+        s.selected_specialty_id = None
+        return _offer_specialties(turn)
+    doctors, plan_note = all_doctors, ""
+    if s.selected_convenio_id:
+        plan = _plan_name(s.selected_convenio_id)
+        doctors = [d for d in all_doctors if s.selected_convenio_id in d["convenio_ids"]]
+        plan_note = f" que atendem {plan}"
+        if not doctors:
+            turn.prefix.append(T.NO_DOCTOR_FOR_PLAN.format(specialty=specialty, plan=plan))
+            s.selected_convenio_id, s.insurance_type = None, "particular"
+            doctors, plan_note = all_doctors, ""
+    if len(doctors) == 1:
+        s.selected_doctor_id = doctors[0]["id"]
+        turn.prefix.append(T.ONLY_DOCTOR.format(specialty=specialty, plan_note=plan_note, doctor=doctors[0]["nome"]))
+        return None
+    s.current_state = S.SELECTING_DOCTOR
+    rows = doctors[:MAX_LIST_ROWS]
+    s.last_options = {"kind": "doctor", "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in rows]}
+    return Reply(
+        text=T.ASK_DOCTOR.format(specialty=specialty, plan_note=plan_note),
+        kind="list",
+        button_label="Médicos",
+        options=[Option(f"doctor:{d['id']}", d["nome"], f"Particular R$ {T.money(d['preco_consulta'])}") for d in rows],
+    )
+
+
+def _slot_reply(s: ConversationSession, text: str, slots: list[dt.datetime]) -> Reply:
+    rows = slots[:MAX_LIST_ROWS]
+    # Ids carry the clinic-local wall time ("slot:2026-11-30T10:30"): what the patient chose, whatever the offset.
+    items = [
+        {"id": f"slot:{timezone.localtime(w):%Y-%m-%dT%H:%M}", "title": T.slot_title(timezone.localtime(w))}
+        for w in rows
+    ]
+    s.last_options = {"kind": "slot", "items": items}
+    return Reply(
+        text=text,
+        kind="list",
+        button_label="Horários",
+        options=[Option(i["id"], i["title"]) for i in items],
+    )
+
+
+def _in_period(when: dt.datetime, period: str) -> bool:
+    hour = timezone.localtime(when).hour
+    return {"manha": hour < 12, "tarde": 12 <= hour < 18, "noite": hour >= 18}.get(period, True)
+
+
+def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
+    s = turn.session
+    s.current_state = S.CHOOSING_DATE
+    today = timezone.localtime(turn.now).date()
+    free = selectors.slot_list_free(medico_id=doctor["id"], start=today, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
+    if s.preferred_period:
+        free = [w for w in free if _in_period(w, s.preferred_period)] or free
+    if s.preferred_time:  # "às 15h" without a date: the next days at that time first
+        at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]
+        free = at_time or free
+    if not free:
+        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    spread, per_day = [], {}
+    for when in free:  # at most 2 per day, so the list spans several days
+        day = timezone.localtime(when).date()
+        if per_day.get(day, 0) < 2:
+            spread.append(when)
+            per_day[day] = per_day.get(day, 0) + 1
+        if len(spread) == MAX_LIST_ROWS:
+            break
+    return _slot_reply(s, text, spread)
+
+
+def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None = None) -> Reply:
+    """The free times on the chosen day; when there are none, the nearest ones on other days."""
+    s = turn.session
+    free = selectors.slot_list_free(medico_id=doctor["id"], start=s.preferred_date, days=1, now=turn.now)
+    if s.preferred_period:
+        free = [w for w in free if _in_period(w, s.preferred_period)] or free
+    if free and refused is not None:
+        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))
+        s.current_state = S.CHOOSING_TIME
+        return _slot_reply(s, T.NEAREST_SLOTS, sorted(free, key=lambda w: abs((w - refused).total_seconds())))
+    if not free:
+        turn.prefix.append(T.NO_SLOTS_ON_DATE.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)))
+        wanted = _aware(s.preferred_date, dt.time(9, 0))
+        s.preferred_date = None
+        return _offer_nearest(turn, doctor, wanted)
+    s.current_state = S.CHOOSING_TIME
+    return _slot_reply(s, T.ASK_TIME.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)), free)
+
+
+def _offer_nearest(turn: _Turn, doctor: dict, wanted: dt.datetime) -> Reply:
+    s = turn.session
+    nearest = selectors.slots_nearest(medico_id=doctor["id"], wanted=wanted, limit=5, now=turn.now)
+    if not nearest:
+        s.current_state = S.CHOOSING_DATE
+        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    s.current_state = S.CHOOSING_TIME if s.preferred_date else S.CHOOSING_DATE
+    return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
+
+
+def _book(turn: _Turn) -> Reply:
+    s = turn.session
+    doctor = _doctor(s.selected_doctor_id)
+    try:
+        appointment = clinic_services.appointment_book(
+            medico_id=s.selected_doctor_id,
+            especialidade_id=s.selected_specialty_id,
+            convenio_id=s.selected_convenio_id,
+            paciente_nome=s.patient_name,
+            paciente_telefone=s.phone_number,
+            data=s.preferred_date,
+            hora=s.preferred_time,
+        )
+    except clinic_services.SlotUnavailable:
+        when = _aware(s.preferred_date, s.preferred_time)
+        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(when), doctor=doctor["nome"]))
+        s.preferred_time = None
+        return _with_prefix(turn, _offer_nearest(turn, doctor, when))
+    except clinic_services.TooManyOpenAppointments as exc:
+        session_manager_reset_in_memory(s)
+        return Reply(text=exc.message)
+    except (clinic_services.PlanNotAccepted, clinic_services.InvalidBooking) as exc:
+        turn.prefix.append(exc.message)
+        s.current_state = S.SELECTING_DOCTOR
+        s.selected_doctor_id = None
+        return _advance(turn)
+    clinic = _clinic()
+    text = T.BOOKED.format(
+        patient=s.patient_name,
+        doctor=doctor["nome"],
+        specialty=_specialty_name(appointment.especialidade_id),
+        date=T.date_long(appointment.data),
+        time=f"{appointment.hora:%H:%M}",
+        payment=_payment(s, doctor),
+        address=clinic["endereco"],
+        policies=clinic.get("politicas", ""),
+    ).strip()
+    session_manager_reset_in_memory(s)
+    return Reply(text=text)
+
+
+# --- cancelling and rescheduling ----------------------------------------------------------------------------------
+
+
+def _start_manage(turn: _Turn, flow: str) -> Reply:
+    s = turn.session
+    session_manager_reset_in_memory(s)
+    s.flow = flow
+    appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+    if not appointments:
+        s.flow = ""
+        return Reply(text=T.NO_APPOINTMENTS)
+    if len(appointments) == 1:
+        s.target_appointment_id = appointments[0].pk
+        return _manage_selected(turn, appointments[0])
+    s.current_state = S.MANAGING_APPOINTMENT
+    rows = appointments[:MAX_LIST_ROWS]
+    items = [{"id": f"appointment:{a.pk}", "title": _appointment_title(a)} for a in rows]
+    s.last_options = {"kind": "appointment", "items": items}
+    return Reply(
+        text=T.CHOOSE_APPOINTMENT,
+        kind="list",
+        button_label="Consultas",
+        options=[Option(i["id"], i["title"][:24], a.medico.nome) for i, a in zip(items, rows, strict=True)],
+    )
+
+
+def _appointment_title(a) -> str:
+    return f"{T.date_short(a.data)} às {a.hora:%H:%M}"
+
+
+def _manage_selected(turn: _Turn, appointment) -> Reply:
+    s = turn.session
+    when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
+    if s.flow == FLOW_CANCEL:
+        s.current_state = S.CONFIRMING
+        s.last_options = {}
+        return Reply(
+            text=T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome),
+            kind="buttons",
+            options=[Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)],
+        )
+    # Reschedule: same doctor and specialty, new date and time.
+    s.selected_doctor_id = appointment.medico_id
+    s.selected_specialty_id = appointment.especialidade_id
+    s.selected_convenio_id = appointment.convenio_id
+    s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
+    s.preferred_date = s.preferred_time = None
+    turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
+    if not s.patient_name:
+        s.patient_name = appointment.paciente_nome
+    return _advance(turn)
+
+
+def _manage_step(turn: _Turn) -> Reply:
+    s, nlu = turn.session, turn.nlu
+    if s.current_state == S.MANAGING_APPOINTMENT:
+        e = dict(nlu.entities)
+        _resolve_option(turn, e)
+        appointment = _own_appointment(s) if s.target_appointment_id else None
+        if appointment is None:
+            turn.understood = False
+            items = s.last_options.get("items", [])
+            options = [Option(i["id"], i["title"]) for i in items]
+            return Reply(text=T.CHOOSE_APPOINTMENT, options=options, kind="list", button_label="Consultas")
+        return _manage_selected(turn, appointment)
+    # CONFIRMING a cancellation
+    appointment = _own_appointment(s)
+    if appointment is None:
+        session_manager_reset_in_memory(s)
+        return Reply(text=T.NO_APPOINTMENTS)
+    if nlu.intent == Intent.CONFIRMAR:
+        when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
+        clinic_services.appointment_cancel(agendamento_id=appointment.pk, paciente_telefone=s.phone_number)
+        session_manager_reset_in_memory(s)
+        return Reply(text=T.CANCELLED.format(when=when, doctor=appointment.medico.nome))
+    if nlu.intent == Intent.NEGAR:
+        session_manager_reset_in_memory(s)
+        return Reply(text=T.KEEP_APPOINTMENT)
+    turn.understood = False
+    return _manage_selected(turn, appointment)
+
+
+def _own_appointment(s: ConversationSession):
+    for appointment in selectors.appointments_upcoming_for_phone(s.phone_number):
+        if appointment.pk == s.target_appointment_id:
+            return appointment
+    return None
+
+
+def _reschedule(turn: _Turn) -> Reply:
+    s = turn.session
+    doctor = _doctor(s.selected_doctor_id)
+    try:
+        appointment = clinic_services.appointment_reschedule(
+            agendamento_id=s.target_appointment_id,
+            paciente_telefone=s.phone_number,
+            data=s.preferred_date,
+            hora=s.preferred_time,
+        )
+    except clinic_services.SlotUnavailable:
+        when = _aware(s.preferred_date, s.preferred_time)
+        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(when), doctor=doctor["nome"]))
+        s.preferred_time = None
+        return _with_prefix(turn, _offer_nearest(turn, doctor, when))
+    except clinic_services.AppointmentNotFound:
+        session_manager_reset_in_memory(s)
+        return Reply(text=T.NO_APPOINTMENTS)
+    session_manager_reset_in_memory(s)
+    return Reply(
+        text=T.RESCHEDULED.format(
+            date=T.date_long(appointment.data),
+            time=f"{appointment.hora:%H:%M}",
+            doctor=doctor["nome"],
+            address=_clinic()["endereco"],
+        )
+    )
+
+
+def _list_appointments(turn: _Turn) -> Reply:
+    appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
+    if not appointments:
+        return Reply(text=T.NO_APPOINTMENTS)
+    items = "\n".join(f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {a.medico.nome}" for a in appointments)
+    return Reply(text=T.MY_APPOINTMENTS.format(items=items))
+
+
+# --- questions ---------------------------------------------------------------------------------------------------
+
+
+def _answer_question(turn: _Turn) -> Reply:
+    s = turn.session
+    answer = _answer_from_data(turn)
+    if answer is None:
+        answer = turn.nlu.answer or (T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER)
+    if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}:
+        resume_turn = _Turn(
+            session=s,
+            nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0),
+            now=turn.now,
+            option_id=None,
+            profile_name=turn.profile_name,
+        )
+        resume = _advance(resume_turn)
+        s.previous_state, s.current_state = s.current_state, S.ANSWERING_QUESTION
+        return Reply(
+            text=answer + T.RESUME.format(prompt=resume.text),
+            options=resume.options,
+            kind=resume.kind,
+            button_label=resume.button_label,
+        )
+    return Reply(text=answer)
+
+
+def _answer_from_data(turn: _Turn) -> str | None:
+    """Templated answers straight from the clinic's tables: exact, free, and never invented."""
+    e, catalog = turn.nlu.entities, _catalog()
+    clinic = catalog["clinica"]
+    topic = e.get("topico")
+    exam = _by_id(catalog["exames"], e.get("exame_id"))
+    doctor = _doctor(e["medico_id"]) if e.get("medico_id") else None
+    specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
+    if topic == "endereco":
+        return f"Estamos na {clinic['endereco']}."
+    if topic == "horario":
+        return f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
+    if topic == "telefone":
+        return f"Nosso telefone é {clinic['telefone']}."
+    if topic == "email":
+        return f"Nosso e-mail é {clinic['email']}."
+    if topic == "politicas":
+        return clinic.get("politicas") or None
+    if topic == "preparo":
+        if exam:
+            return T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
+        return T.ASK_WHICH_EXAM.format(items=T.join_names([x["nome"] for x in catalog["exames"][:10]]))
+    if topic is None and exam:
+        price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
+        return f"{price} {T.EXAM_PREP.format(exam=exam['nome'], prep=exam['preparo'])}" if exam["preparo"] else price
+    if topic == "preco":
+        if exam:
+            return T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
+        if doctor:
+            return T.DOCTOR_PRICE.format(doctor=doctor["nome"], price=T.money(doctor["preco_consulta"]))
+        if specialty_id:
+            doctors = selectors.doctor_list(especialidade_id=specialty_id)[:5]
+            items = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in doctors])
+            return T.SPECIALTY_PRICE.format(specialty=_specialty_name(specialty_id), items=items)
+        return None
+    if topic == "convenio" or (topic is None and e.get("convenio_id") and turn.nlu.intent == Intent.PERGUNTA):
+        if e.get("convenio_id"):
+            plan_id = int(e["convenio_id"])
+            doctors = selectors.doctor_list(convenio_id=plan_id, especialidade_id=specialty_id)
+            if not doctors and specialty_id:
+                return T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=_plan_name(plan_id))
+            names = T.join_names([d["nome"] for d in doctors[:5]])
+            note = f"Atendem por ele: {names}." if names else ""
+            return T.PLAN_ACCEPTED.format(plan=_plan_name(plan_id), doctors_note=note).strip()
+        return T.PLANS_LIST.format(items=T.join_names([p["nome"] for p in catalog["convenios"]]))
+    if topic == "medicos":
+        doctors = selectors.doctor_list(especialidade_id=specialty_id) if specialty_id else catalog["medicos"]
+        where = f" de {_specialty_name(specialty_id)}" if specialty_id else ""
+        # Remembered as offered options, so "quero com ele" / "o primeiro" can refer to them next.
+        turn.session.last_options = {
+            "kind": "doctor",
+            "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
+        }
+        return T.DOCTORS_LIST.format(where=where, items=T.join_names([d["nome"] for d in doctors[:10]]))
+    if topic == "especialidades":
+        return T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in catalog["especialidades"][:15]]))
+    if topic == "exames":
+        items = T.join_names([f"{x['nome']} (R$ {T.money(x['preco'])})" for x in catalog["exames"][:10]])
+        return T.EXAMS_LIST.format(items=items)
+    return None
+
+
+# --- clinic data helpers (all served from the cached catalogue) --------------------------------------------------
+
+
+def _catalog() -> dict:
+    return selectors.clinic_catalog()
+
+
+def _clinic() -> dict:
+    return _catalog()["clinica"]
+
+
+def _doctor(doctor_id: int | None) -> dict | None:
+    if not doctor_id:
+        return None
+    return _by_id(_catalog()["medicos"], doctor_id)
+
+
+def _by_id(rows: list[dict], row_id) -> dict | None:
+    if not row_id:
+        return None
+    return next((r for r in rows if r["id"] == int(row_id)), None)
+
+
+def _specialty_name(specialty_id: int | None) -> str:
+    row = _by_id(_catalog()["especialidades"], specialty_id)
+    return row["nome"] if row else ""
+
+
+def _plan_name(plan_id: int | None) -> str:
+    row = _by_id(_catalog()["convenios"], plan_id)
+    return row["nome"] if row else ""
+
+
+def _payment(s: ConversationSession, doctor: dict) -> str:
+    if s.selected_convenio_id:
+        return f"Convênio {_plan_name(s.selected_convenio_id)}"
+    return f"Particular — R$ {T.money(doctor['preco_consulta'])}"
+
+
+def _aware(day: dt.date, time: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, time, tzinfo=timezone.get_default_timezone())

@@ -1,0 +1,402 @@
+"""Dates and times in conversational Brazilian Portuguese, resolved to clinic-local values.
+
+Duckling (pyduckling-native-phihos) does the heavy lifting; it was measured far better than dateparser on
+patient phrasing (see docs/decisions.md). This module adds what Duckling misses or gets wrong for a clinic:
+numeric dd/mm[/yyyy] dates, "daqui a N dias", "dia primeiro", hours read inside clinic hours ("9h" said at 10:00
+is 09:00, not 21:00; "às 2" is 14:00), ordinal options that are not weekdays ("a segunda opção"), greetings that
+are not periods ("boa tarde"), and "sábado que vem" meaning the coming Saturday.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+logger = logging.getLogger(__name__)
+
+CLINIC_TZ = ZoneInfo("America/Sao_Paulo")
+# A clock hour written without am/pm ("9h", "às 2") is read inside these hours when one reading fits.
+CLINIC_FIRST_HOUR = 7
+CLINIC_LAST_HOUR = 19
+MAX_TEXT_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class DateTimeHint:
+    date: date | None = None
+    time: time | None = None
+    periodo: str | None = None  # "manha" | "tarde" | "noite"
+    # How precise the date is: "day", or "week"/"month" when the patient named only a week or a month
+    # ("semana que vem" gives that week's Monday).
+    grain: str | None = None
+    # Character spans of the input that were read as dates/times, so callers can ignore them elsewhere.
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents character by character, so offsets stay valid on the original text."""
+    out = []
+    for char in text:
+        lowered = char.lower()
+        if len(lowered) != 1:
+            lowered = char
+        base = unicodedata.normalize("NFD", lowered)[0]
+        if unicodedata.category(char) == "Cc" or char in "\u2028\u2029":
+            base = " "
+        out.append(base)
+    return "".join(out)
+
+
+# --- Duckling, initialised once per process --------------------------------------------------------------------
+
+_duckling_lock = threading.Lock()
+_duckling: dict | None = None
+
+
+def _duckling_state() -> dict | None:
+    global _duckling
+    if _duckling is not None:
+        return _duckling
+    with _duckling_lock:
+        if _duckling is None:
+            try:
+                import duckling
+
+                duckling.init()
+                tzdb = duckling.load_time_zones("/usr/share/zoneinfo")
+                lang = duckling.parse_lang("PT")
+                locale = duckling.parse_locale("PT_BR", duckling.default_locale_lang(lang))
+                _duckling = {
+                    "module": duckling,
+                    "tzdb": tzdb,
+                    "locale": locale,
+                    "dims": duckling.parse_dimensions(["time"]),
+                }
+            except Exception:  # noqa: BLE001 - without Duckling the regex layer still answers the common cases
+                logger.exception("duckling unavailable; dates fall back to the regex layer only")
+                _duckling = {}
+    return _duckling or None
+
+
+def _duckling_parse(text: str, now: datetime) -> list[dict]:
+    """Duckling over short windows of the text, with offsets mapped back onto the whole text.
+
+    Duckling's cost grows exponentially with the number of time words it can compose in one input (measured:
+    "amanhã às 15h, " four times takes 64 s), so it never sees more than a few time words at once, nor more than
+    a few windows per message.
+    """
+    state = _duckling_state()
+    if not state or not text.strip():
+        return []
+    module = state["module"]
+    try:
+        ref = module.parse_ref_time(state["tzdb"], "America/Sao_Paulo", int(now.timestamp()))
+        context = module.Context(ref, state["locale"])
+        found = []
+        for start, end in _windows(text):
+            for entity in module.parse(text[start:end], context, state["dims"], False):
+                entity["start"] = entity.get("start", 0) + start
+                entity["end"] = entity.get("end", 0) + start
+                found.append(entity)
+        return found
+    except Exception:  # noqa: BLE001 - a parser failure must never break a turn
+        logger.exception("duckling failed on a message of %d chars", len(text))
+        return []
+
+
+# Words Duckling can build a time from; a window holds at most DUCKLING_MAX_TRIGGERS of them.
+_TRIGGER = re.compile(
+    r"\d+|\b(?:hoje|amanha|ontem|segunda|terca|quarta|quinta|sexta|sabado|domingo|manha|tarde|noite|madrugada|meio"
+    r"|meia|semana|mes|ano|proxim[oa]|passad[oa]|depois|antes|uma|duas|tres|quatro|cinco|seis|sete|oito|nove|dez"
+    r"|onze|doze|janeiro|fevereiro|marco|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro)\b"
+)
+_CLAUSE_BREAK = re.compile(r"[.,;!?\n]+")
+DUCKLING_MAX_TRIGGERS = 3
+DUCKLING_MAX_WINDOWS = 8
+DUCKLING_CONTEXT_CHARS = 30
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    windows: list[tuple[int, int]] = []
+    clause_start = 0
+    for clause_end in [m.start() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]:
+        triggers = [m.start() for m in _TRIGGER.finditer(text, clause_start, clause_end)]
+        starts = [clause_start] + triggers[DUCKLING_MAX_TRIGGERS::DUCKLING_MAX_TRIGGERS]
+        ends = starts[1:] + [clause_end]
+        for start, end in zip(starts, ends, strict=True):
+            inside = list(_TRIGGER.finditer(text, start, end))
+            if inside:
+                # Duckling's cost also grows with length: keep only some context around the time words.
+                first = max(start, inside[0].start() - DUCKLING_CONTEXT_CHARS)
+                last = min(end, inside[-1].end() + DUCKLING_CONTEXT_CHARS)
+                while first > start and not text[first - 1].isspace():
+                    first -= 1
+                while last < end and not text[last].isspace():
+                    last += 1
+                windows.append((first, last))
+                if len(windows) >= DUCKLING_MAX_WINDOWS:
+                    return windows
+        clause_start = min(clause_end + 1, len(text))
+    return windows
+
+
+# --- The regex layer (runs on folded text) -----------------------------------------------------------------------
+
+_WEEKDAYS = {"segunda": 0, "terca": 1, "quarta": 2, "quinta": 3, "sexta": 4, "sabado": 5, "domingo": 6}
+_MONTHS = {
+    "janeiro": 1,
+    "fevereiro": 2,
+    "marco": 3,
+    "abril": 4,
+    "maio": 5,
+    "junho": 6,
+    "julho": 7,
+    "agosto": 8,
+    "setembro": 9,
+    "outubro": 10,
+    "novembro": 11,
+    "dezembro": 12,
+}
+_ORDINAL = r"(?:primeir|segund|terceir|quart|quint|sext|setim|oitav|non|decim|ultim)[oa]s?"
+_NOT_DATES = re.compile(
+    # Things Duckling would read as a weekday or a time but that are not: ordinals of options, greetings,
+    # durations, and money.
+    rf"\b(?:(?:o|a|os|as|pela|pelo|na|no)\s+)?{_ORDINAL}\s+(?:opcao|opcoes|alternativa|horario|data|dia da lista"
+    rf"|da lista|op\b|medic[oa]|dr[a]?\b|doutor[a]?|especialidade|vez|consulta)"
+    r"|\b(?:bom\s+dia|boa\s+tarde|boa\s+noite|bom\s+final\s+de\s+semana|bom\s+fim\s+de\s+semana|boa\s+semana)\b"
+    r"|\b(?:de|por|durante|ha|faz)\s+\d{1,2}\s*(?:horas?|hrs?|h)\b(?!\s*\d)"
+    r"|r\$\s*\d[\d.,]*"
+)
+_ISO_DATE = re.compile(r"(?<![\d/-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d/-])")
+_NUMERIC_DATE = re.compile(r"(?<![\d/-])(\d{1,2})\s*[/-]\s*(\d{1,2})(?:\s*[/-]\s*(\d{4}|\d{2}))?(?![\d/])")
+_DAY_MONTH_NAME = re.compile(
+    r"\b(?:dia\s+)?(\d{1,2}|primeiro)\s*(?:º|o|°)?\s+de\s+(" + "|".join(_MONTHS) + r")(?:\s+de\s+(\d{4}))?\b"
+)
+_DIA_PRIMEIRO = re.compile(r"\bdia\s+(?:primeiro|1o|1º|1°)\b")
+_RELATIVE_DAYS = re.compile(
+    r"\b(?:daqui\s+a|daqui|em|dentro\s+de)\s+(\d{1,2}|um|uma|dois|duas|tres)\s+(dias?|semanas?)\b"
+)
+_WEEKDAY_NEXT = re.compile(
+    r"\b(?:(?:n[oa]\s+)?(?:proxim[oa]|outr[oa])\s+(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
+    r"|(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s+que\s+vem)\b"
+)
+_OTHER_DATE_WORDS = re.compile(r"\b(?:semana|mes|dia\s+\d|\d+\s+de\s+[a-z]+|depois|ontem|outr[oa])\b")
+_DATE_WORDS = re.compile(
+    r"\b(?:hoje|amanha|depois\s+de\s+amanha|segunda|terca|quarta|quinta|sexta|sabado|domingo|semana|mes|dia\s+\d"
+    r"|\d{1,2}\s*(?:º|o)?\s+de\s+(?:" + "|".join(_MONTHS) + r")|" + "|".join(_MONTHS) + r"|proxim[oa]|que\s+vem)\b"
+)
+_PERIODS = (
+    (
+        re.compile(r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da)\s+manha\b|^\s*manha\s*$|\bmanhazinha\b"),
+        "manha",
+    ),
+    (
+        re.compile(r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|fim\s+da)\s+tarde\b|^\s*tarde\s*$"),
+        "tarde",
+    ),
+    (
+        re.compile(r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|inicio\s+da)\s+noite\b|^\s*noite\s*$"),
+        "noite",
+    ),
+)
+_PERIOD_WORD = re.compile(r"manha|tarde|noite|madrugada|meio")
+_HOURS_SUFFIX = re.compile(r"(?<=\d)\s?(?:hrs|hr|hs)\b")
+_BARE_HOUR = re.compile(r"^\D{0,12}?\b(\d{1,2})(?:\s*[:h\s]\s*(\d{2}))?\s*(?:h|hs|hrs?|horas?)?\s*[.!]?$")
+_SMALL_NUMBERS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3}
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _next_occurrence(day: int, month: int, today: date, year: int | None = None) -> date | None:
+    """The next (today or later) valid date with that day and month; an explicit past year is moved forward."""
+    years = [year] if year and year >= today.year else []
+    years += [today.year, today.year + 1, today.year + 2]
+    for candidate_year in years:
+        try:
+            candidate = date(candidate_year, month, day)
+        except ValueError:
+            continue
+        if candidate >= today:
+            return candidate
+    return None
+
+
+def _clinic_hour(candidates: list[time], fallback: time) -> time:
+    """Pick the reading of an ambiguous clock hour that falls inside clinic hours, preferring the earliest."""
+    inside = sorted(t for t in candidates if CLINIC_FIRST_HOUR <= t.hour <= CLINIC_LAST_HOUR)
+    return inside[0] if inside else fallback
+
+
+def _time_in_clinic_hours(moment: time, span_text: str) -> time:
+    """Duckling reads "9h" said at 10:00 as 21:00 (the next 9 o'clock); a patient means 09:00.
+
+    An hour is ambiguous when the patient wrote neither a 13-23 hour nor a period ("da tarde"); then the
+    reading inside clinic hours wins.
+    """
+    if _PERIOD_WORD.search(span_text):
+        return moment
+    if moment.hour >= 13 and str(moment.hour) in re.findall(r"\d+", span_text):
+        return moment
+    other = moment.replace(hour=(moment.hour + 12) % 24)
+    return _clinic_hour([moment, other], moment)
+
+
+def _period_of_hour(hour: int) -> str:
+    if hour < 12:
+        return "manha"
+    if hour < 18:
+        return "tarde"
+    return "noite"
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value).astimezone(CLINIC_TZ)
+    except (TypeError, ValueError):
+        return None
+
+
+def dates_extract(text: str, *, now: datetime, expect_time: bool = False) -> DateTimeHint:
+    """The date, time and period a patient's message mentions, in clinic-local terms; never raises.
+
+    `expect_time` says the bot just asked for a time, so a bare number ("10", "às 2") is an hour.
+    Dates are never in the past: a dd/mm that already went by this year means next year. A time given without a
+    day leaves `date` None (the caller keeps the day already chosen).
+    """
+    try:
+        return _extract(text or "", now=now, expect_time=expect_time)
+    except Exception:  # noqa: BLE001 - a date we cannot read is no date, not a failed turn
+        logger.exception("dates_extract failed on a message of %d chars", len(text or ""))
+        return DateTimeHint()
+
+
+def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
+    text = text[:MAX_TEXT_LENGTH]
+    folded = fold(text)
+    now_local = now.astimezone(CLINIC_TZ)
+    today = now_local.date()
+    found_date: date | None = None
+    grain: str | None = None
+    found_time: time | None = None
+    periodo: str | None = None
+    spans: list[tuple[int, int]] = []
+    work = folded
+
+    for match in _NOT_DATES.finditer(work):
+        work = _blank(work, match.start(), match.end())
+
+    # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
+    work = _HOURS_SUFFIX.sub(lambda m: "h" + " " * (len(m.group(0)) - 1), work)
+
+    for match in _ISO_DATE.finditer(work):
+        year, month, day = (int(g) for g in match.groups())
+        candidate = _next_occurrence(day, month, today, year) if 1 <= month <= 12 else None
+        if candidate and found_date is None:
+            found_date, grain = candidate, "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
+    # Numeric and named-month dates first: Duckling misses "15/12" and splits "dia 26/11" into "dia 26".
+    for pattern in (_NUMERIC_DATE, _DAY_MONTH_NAME):
+        for match in pattern.finditer(work):
+            day_text, month_text, year_text = match.groups()
+            day = 1 if day_text == "primeiro" else int(day_text)
+            month = _MONTHS[month_text] if month_text in _MONTHS else int(month_text)
+            year = None
+            if year_text:
+                year = int(year_text) + (2000 if len(year_text) == 2 else 0)
+            candidate = _next_occurrence(day, month, today, year) if 1 <= month <= 12 else None
+            if candidate and found_date is None:
+                found_date, grain = candidate, "day"
+            if candidate:
+                start = match.start()
+                # "dia 26/11": keep "dia" out of Duckling too, or it reads "dia" + the next number.
+                prefix = re.search(r"\bdia\s+$", work[:start])
+                if prefix:
+                    start = prefix.start()
+                spans.append((start, match.end()))
+                work = _blank(work, start, match.end())
+
+    match = _DIA_PRIMEIRO.search(work)
+    if match:
+        if found_date is None:
+            found_date = today if today.day == 1 else (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+            grain = "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
+    match = _RELATIVE_DAYS.search(work)
+    if match:
+        amount_text, unit = match.groups()
+        amount = _SMALL_NUMBERS.get(amount_text) or int(amount_text)
+        if found_date is None:
+            found_date = today + timedelta(days=amount * (7 if unit.startswith("semana") else 1))
+            grain = "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
+    match = _WEEKDAY_NEXT.search(work)
+    if match and not _OTHER_DATE_WORDS.search(work[match.end() : match.end() + 25]):
+        # "sábado que vem" said on a Monday is this coming Saturday (Duckling says the one after); the same day
+        # of the week as today ("segunda que vem" on a Monday) is a week ahead.
+        weekday = _WEEKDAYS[match.group(1) or match.group(2)]
+        if found_date is None:
+            found_date = today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)
+            grain = "day"
+        spans.append(match.span())
+        # Blank only the weekday words, so a time that follows ("sábado que vem às 10h") is still parsed.
+        work = _blank(work, *match.span())
+
+    for entity in _duckling_parse(work, now_local):
+        start, end = entity.get("start", 0), entity.get("end", 0)
+        span_text = work[start:end]
+        value = entity.get("value") or {}
+        spans.append((start, end))
+        if value.get("type") == "interval":
+            start_dt = _parse_iso((value.get("from") or {}).get("value", ""))
+            end_dt = _parse_iso((value.get("to") or {}).get("value", ""))
+            anchor = start_dt or end_dt
+            if anchor is None:
+                continue
+            if _DATE_WORDS.search(span_text) and found_date is None:
+                found_date, grain = max(anchor.date(), today), "day"
+            if periodo is None and start_dt is not None:
+                periodo = _period_of_hour(start_dt.hour)
+            continue
+        moment = _parse_iso(value.get("value", ""))
+        if moment is None:
+            continue
+        value_grain = value.get("grain", "day")
+        if value_grain in ("hour", "minute", "second"):
+            if value_grain == "second":
+                continue  # "agora": not a slot the patient asks for
+            if found_time is None:
+                found_time = _time_in_clinic_hours(moment.time(), span_text)
+            if found_date is None and _DATE_WORDS.search(span_text):
+                found_date, grain = moment.date(), "day"
+        elif found_date is None:
+            found_date = max(moment.date(), today)
+            grain = value_grain if value_grain in ("week", "month") else "day"
+
+    if periodo is None:
+        for pattern, name in _PERIODS:
+            if pattern.search(work):
+                periodo = name
+                break
+
+    if found_time is None and expect_time:
+        match = _BARE_HOUR.match(work.strip())
+        if match:
+            hour, minute = int(match.group(1)), int(match.group(2) or 0)
+            if hour <= 23 and minute <= 59:
+                readings = [time(hour, minute)] + ([time(hour + 12, minute)] if hour < 12 else [])
+                found_time = _clinic_hour(readings, time(hour, minute))
+
+    return DateTimeHint(date=found_date, time=found_time, periodo=periodo, grain=grain, spans=tuple(sorted(spans)))

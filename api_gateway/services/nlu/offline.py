@@ -1,0 +1,878 @@
+"""The offline Portuguese NLU: keyword rules, the clinic's names (rag_agent.selectors.mentions_find) and dates.
+
+It carries the whole booking flow when Gemini is not used (no key, economy mode, budget spent, outage), and the
+router calls it first on every turn, so it must be fast (a few milliseconds) and honest about its confidence:
+
+    0.95  a short message fully explained by one pattern: "sim", "não", "oi", "obrigado", "o primeiro", a bare
+          time when a time was asked, a bare name when the name was asked, "falar com atendente".
+    0.85  a clear keyword intent that also carries entities ("quero marcar cardiologia amanhã"), or a question
+          with a recognised topic and a question mark.
+    0.80  a clear keyword intent without entities, or data alone (INFORMAR) that matched the clinic's tables.
+    0.80  also a weak yes ("ok", "pode ser") outside a confirmation: it usually accepts what was just proposed.
+    0.60  a recognised topic without a question signal; any message longer than 40 words.
+    0.50  a question without a recognised topic; conflicting signals.
+    0.20  nothing recognised (DESCONHECIDO).
+
+The router skips Gemini at >= 0.95, and in economy mode at >= 0.6.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time as _time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+from rapidfuzz import fuzz, process
+
+from api_gateway.services.nlu.dates import CLINIC_TZ, MAX_TEXT_LENGTH, dates_extract, fold
+from api_gateway.services.nlu.types import Intent, NLUResult
+
+if TYPE_CHECKING:
+    from api_gateway.models import ConversationSession
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "offline"
+CERTAIN, CLEAR_WITH_ENTITIES, CLEAR, WEAK_CLEAR, WEAK, UNKNOWN = 0.95, 0.85, 0.8, 0.6, 0.5, 0.2
+# A message longer than this many words is never "certain": Gemini (when allowed) reads it better.
+SHORT_MESSAGE_WORDS = 6
+LONG_MESSAGE_WORDS = 40
+
+_SELECTING_STATES = {"selecting_specialty", "selecting_doctor", "choosing_date", "managing_appointment"}
+_OPTION_KINDS_EXCLUDED = {"name", "ask_name"}
+
+# --- text normalisation -------------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# Chat shorthand, expanded on whole words before anything else reads the text.
+_ABBREVIATIONS = {
+    "hj": "hoje",
+    "amnh": "amanhã",
+    "amanha": "amanhã",
+    "vc": "você",
+    "vcs": "vocês",
+    "voce": "você",
+    "obg": "obrigado",
+    "obgd": "obrigado",
+    "obgda": "obrigada",
+    "brigado": "obrigado",
+    "brigada": "obrigada",
+    "vlw": "valeu",
+    "blz": "beleza",
+    "msm": "mesmo",
+    "tb": "também",
+    "tbm": "também",
+    "pfv": "por favor",
+    "pf": "por favor",
+    "dps": "depois",
+    "qto": "quanto",
+    "qnto": "quanto",
+    "qdo": "quando",
+    "qnd": "quando",
+    "q": "que",
+    "pq": "porque",
+    "td": "tudo",
+    "tds": "todos",
+    "mt": "muito",
+    "mto": "muito",
+    "tmb": "também",
+    "sab": "sábado",
+    "flw": "falou",
+    "okay": "ok",
+    "okk": "ok",
+    "oks": "ok",
+    "hrs": "h",
+    "hr": "h",
+}
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Keywords whose typos are worth correcting ("agnedar", "cancelr"): compared with rapidfuzz on words of 6+ letters.
+_FUZZY_VOCABULARY = (
+    "agendar",
+    "agendamento",
+    "marcar",
+    "marcacao",
+    "consulta",
+    "consultas",
+    "cancelar",
+    "cancelamento",
+    "desmarcar",
+    "remarcar",
+    "reagendar",
+    "atendente",
+    "atendimento",
+    "recepcao",
+    "obrigado",
+    "obrigada",
+    "endereco",
+    "horario",
+    "horarios",
+    "funcionamento",
+    "especialidade",
+    "especialidades",
+    "convenio",
+    "convenios",
+    "particular",
+    "reiniciar",
+    "recomecar",
+    "telefone",
+    "preparo",
+    "quinta",
+    "amanha",
+    "gostaria",
+    "perfeito",
+    "fechado",
+    "confirmo",
+    "confirmar",
+    "disponivel",
+)
+_FUZZY_MIN_LENGTH = 6
+_FUZZY_CUTOFF = 84
+
+
+@dataclass
+class _Text:
+    original: str  # capped, control characters removed, shorthand expanded (what dates and names read)
+    folded: str  # same length as original: lower case, no accents
+    norm: str  # folded, punctuation as spaces, typos of keywords corrected (what intent rules read)
+    words: list[str]
+    has_question_mark: bool
+    has_alnum: bool
+
+
+def _prepare(text: str) -> _Text:
+    text = _CONTROL.sub(" ", (text or "")[:MAX_TEXT_LENGTH])
+    text = re.sub(r"\s+", " ", text).strip()
+
+    def expand(match: re.Match) -> str:
+        word = match.group(0)
+        replacement = _ABBREVIATIONS.get(word.lower())
+        return replacement if replacement is not None else word
+
+    text = _WORD.sub(expand, text)
+    folded = fold(text)
+    plain = re.sub(r"[^a-z0-9/:?]+", " ", folded)
+    plain = re.sub(r"\s+", " ", plain).strip()
+    words = plain.replace("?", " ").split()
+    corrected = [_correct(w) for w in words]
+    norm = " ".join(corrected)
+    return _Text(
+        original=text,
+        folded=folded,
+        norm=f" {norm} ",
+        words=corrected,
+        has_question_mark="?" in text,
+        has_alnum=any(c.isalnum() for c in text),
+    )
+
+
+_KNOWN_WORDS = frozenset(_FUZZY_VOCABULARY)
+
+
+def _correct(word: str) -> str:
+    if len(word) < _FUZZY_MIN_LENGTH or word in _KNOWN_WORDS or not word.isalpha():
+        return word
+    found = process.extractOne(word, _FUZZY_VOCABULARY, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+    return found[0] if found else word
+
+
+def _has(norm: str, pattern: re.Pattern) -> bool:
+    return pattern.search(norm) is not None
+
+
+def _re(words: str) -> re.Pattern:
+    """A pattern matched against the normalised text, on whole words.
+
+    Top-level alternatives are tried longest first, so "pode ser" wins over "pode" and `_only` sees no leftovers.
+    """
+    depth, start, parts = 0, 0, []
+    for i, char in enumerate(words):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(words[start:i])
+            start = i + 1
+    parts.append(words[start:])
+    ordered = "|".join(sorted(parts, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z0-9])(?:{ordered})(?![a-z0-9])")
+
+
+# --- intent keywords (on normalised text: lower case, no accents) ---------------------------------------------------
+
+_GREETING = _re(
+    r"oi+e?|ola|alo|opa|hey|hello|hi|salve|bom dia|boa tarde|boa noite|boa madrugada|e ai|eai|tudo bem|tudo bom"
+    r"|tudo certo|como vai|como voce esta|como vai voce|bem vindo"
+)
+_THANKS = _re(r"obrigad[oa]s?|muito obrigad[oa]|valeu|agradeco|agradecid[oa]|grat[oa]|thanks|thank you|gratidao")
+_BYE = _re(
+    r"tchau|tchauzinho|ate logo|ate mais|ate breve|ate a proxima|ate amanha|adeus|falou|bom fim de semana"
+    r"|bom final de semana|fui|xau"
+)
+_YES_STRONG = _re(
+    r"sim|s|confirmo|confirmado|confirmar|confirma|pode confirmar|pode marcar|pode agendar|com certeza|claro"
+    r"|isso mesmo|exatamente|exato|correto|positivo|afirmativo|certamente|quero sim|sim senhor|sim senhora|yes"
+)
+_YES_WEAK = _re(
+    r"ok|isso|pode|pode ser|certo|beleza|perfeito|fechado|combinado|show|otimo|joia|tranquilo|pode sim|bora|vamos"
+    r"|esta bem|ta bem|ta bom|esta otimo|ta otimo|ta certo|esta certo|serve|fechou|top|legal|uhum|aham|isso ai"
+)
+_NO = _re(
+    r"nao|n|negativo|nope|nem|de jeito nenhum|nenhum|nenhuma|prefiro outro|prefiro outra|outro|outra"
+    r"|outro horario|outra data|outro dia|outro medico|errado|errada|esta errado|nao e isso|nao obrigad[oa]"
+)
+_DONT_KNOW = _re(r"nao sei|sei la|nao entendi|como assim")
+_ATTENDANT = _re(
+    r"(?:falar|conversar|atendimento|ligar)\s+(?:com\s+)?(?:um|uma|o|a|alguma|algum)?\s*"
+    r"(?:atendente|humano|humana|pessoa|recepcao|recepcionista|alguem|funcionari[oa]|secretaria"
+    r"|gente de verdade|pessoa real)"
+    r"|atendente|atendimento humano|pessoa de verdade|pessoa real|ser humano|humano|recepcionista"
+)
+_RESTART = _re(
+    r"recomecar|comecar de novo|comecar do zero|comecar novamente|reiniciar|reinicia|do zero|resetar|reset"
+    r"|menu inicial|menu principal|voltar ao inicio|voltar ao menu|comecar tudo de novo"
+)
+_BACK = re.compile(
+    r"^ ?(?:quero |pode |podemos |vamos |preciso |da pra )?(?:voltar|volta|retornar)"
+    r"(?: um passo| atras| pra tras| para tras| ao passo anterior| a etapa anterior)?(?: por favor)? ?$"
+    r"|^ ?(?:passo|etapa|pergunta) anterior ?$"
+)
+_CANCEL = _re(r"cancel(?:ar|a|e|o|em|ei|amento)|desmarc(?:ar|a|o|ou|ei|em|que)|desisti|desisto|desistir")
+_CANCEL_NEGATED = _re(
+    r"(?:nao|nem)\s+(?:quero|precisa|vou|preciso|e pra|e para|pode|quis|queria|desejo)\s+(?:mais\s+)?"
+    r"(?:cancel\w*|desmarc\w*|desist\w*)"
+)
+_DONT_WANT_ANYMORE = _re(r"nao quero mais|nao vou mais|nao preciso mais|nao vou poder ir|nao vou conseguir ir")
+_RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
+_RESCHEDULE_WEAK = _re(
+    r"(?:mudar|muda|trocar|troca|alterar|altera)\s+(?:o|a|de|minha|meu)?\s*(?:horario|hora|data|dia|consulta|agendamento)"
+)
+_MY_APPOINTMENTS = _re(
+    r"minhas consultas|meus agendamentos|minha consulta|meu agendamento|minhas marcacoes|minha marcacao"
+    r"|tenho (?:alguma |uma )?consulta|consultas marcadas|consulta marcada|consulta agendada|consultas agendadas"
+    r"|quando e (?:a )?minha consulta|ver (?:meus|minhas)|o que eu marquei|que eu marquei|estou marcad[oa]"
+)
+_BOOK_STRONG = _re(
+    r"marcar|marca|agendar|agenda|agendamento|marcacao|reservar|quero (?:uma )?consulta|gostaria de (?:uma )?consulta"
+    r"|preciso de (?:uma )?consulta|quero me consultar|quero ser atendid[oa]|nova consulta|outra consulta"
+    r"|quero passar com|passar com|consultar com|me consultar"
+)
+_BOOK_WEAK = _re(
+    r"consulta com|tem horario|tem vaga|tem vagas|horario disponivel|horarios disponiveis|horarios livres"
+    r"|disponibilidade|tem agenda|proximo horario|primeiro horario|horario vago|consulta|consultas|vaga"
+)
+_QUESTION_WORD = _re(
+    r"qual|quais|quanto|quantos|quanta|onde|como|quando|que horas|por que|porque|sera que|aceita|aceitam"
+    r"|atende|atendem|tem|tenho que|precisa|preciso|posso|pode|e necessario|e preciso|voces|sabe|saberia|existe"
+)
+_PRIVATE = _re(
+    r"particular|sem convenio|sem plano|nao tenho (?:convenio|plano)|nao possuo (?:convenio|plano)"
+    r"|nao uso (?:convenio|plano)|vou pagar|pagar do bolso|pago do bolso|pagamento particular|nenhum convenio"
+    r"|nenhum plano"
+)
+
+# Topics of questions, in priority order (the first that matches wins).
+_TOPICS: tuple[tuple[str, re.Pattern], ...] = (
+    ("preparo", _re(r"jejum|preparo|preparacao|preparar|como me preparo|precisa de algum preparo|cuidados antes")),
+    (
+        "politicas",
+        _re(
+            r"politica|politicas|cancelamento|regras|documento|documentos|atraso|atrasar|atrasado|tolerancia"
+            r"|o que (?:eu )?(?:preciso )?levar|levar o que|carteirinha|antecedencia|multa|remarcacao"
+        ),
+    ),
+    (
+        "preco",
+        _re(
+            r"quanto custa|quanto e|quanto fica|quanto sai|quanto cobra|quanto cobram|quanto ta|quanto esta|valor"
+            r"|valores|preco|precos|custa|custo|tabela de precos|quanto"
+        ),
+    ),
+    (
+        "convenio",
+        _re(
+            r"aceita|aceitam|aceito|atende|atendem|cobre|pega|pelo plano|pelo convenio"
+            r"|convenio|convenios|plano de saude|planos|quais planos|trabalha com|trabalham com"
+        ),
+    ),
+    (
+        "endereco",
+        _re(
+            r"onde fica|onde ficam|onde e|onde voces|endereco|como chegar|como chego|localizacao|localizados|localizada"
+            r"|estacionamento|qual a rua|que rua|mapa|onde esta"
+        ),
+    ),
+    (
+        "horario",
+        _re(
+            r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horario de atendimento"
+            r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
+            r"|funciona (?:no|aos|de|sabado|domingo|feriado)|funcionam|estao abertos|esta aberta|aberto"
+        ),
+    ),
+    ("telefone", _re(r"telefone|fone|numero de contato|numero para contato|contato|ligar|whatsapp da clinica|celular")),
+    ("email", _re(r"e mail|email|correio eletronico")),
+    (
+        "medicos",
+        _re(
+            r"quais (?:os )?medicos|que medicos|quais (?:os )?doutor\w*|quem atende|lista de medicos"
+            r"|medicos disponiveis|quais profissionais|corpo clinico|quem sao os medicos|medicos"
+        ),
+    ),
+    ("especialidades", _re(r"quais (?:as )?especialidades|que especialidades|especialidades|areas")),
+    ("exames", _re(r"quais (?:os )?exames|que exames|exames|fazem exame|fazem o exame|laboratorio")),
+)
+
+# --- options and references ------------------------------------------------------------------------------------------
+
+_ORDINALS = {
+    "primeir": 1,
+    "segund": 2,
+    "terceir": 3,
+    "quart": 4,
+    "quint": 5,
+    "sext": 6,
+    "setim": 7,
+    "oitav": 8,
+    "non": 9,
+    "decim": 10,
+}
+_CARDINALS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3, "quatro": 4, "cinco": 5, "seis": 6, "sete": 7}
+_OPTION_NOUN = r"(?:opcao|opcoes|alternativa|item|numero|n|no|num|horario|data|dia|medic[oa]|doutor[a]?|especialidade)"
+_ORDINAL_RE = re.compile(
+    r"(?<![a-z0-9])(?:(o|a|os|as|pel[oa]|n[oa]|com\s+[oa]|quero\s+[oa]|escolho\s+[oa]|fico\s+com\s+[oa])\s+)?"
+    r"(primeir|segund|terceir|quart|quint|sext|setim|oitav|non|decim|ultim|penultim)([oa])(?![a-z0-9])"
+    rf"(\s+{_OPTION_NOUN}(?![a-z0-9]))?"
+)
+_NUMBERED_OPTION = re.compile(
+    rf"(?<![a-z0-9])(?:{_OPTION_NOUN}|o|a|escolho|escolho a|escolho o|quero a|quero o|fico com a|fico com o|pode ser a"
+    r"|pode ser o)\s*(\d{1,2}|um|uma|dois|duas|tres|quatro|cinco|seis|sete)(?![a-z0-9:/h])"
+)
+_BARE_NUMBER = re.compile(r"^\s*(?:n|no|numero|opcao)?\s*(\d{1,2})\s*[.)!]?\s*$")
+# A pronoun pointing at what was just offered. The bare pronouns ("esse", "ele") count only when options are on
+# the table; "essa semana" is not a reference.
+_REFERENCE_STRONG = _re(
+    r"com ele|com ela|ele mesmo|ela mesma|esse mesmo|essa mesma|este mesmo|esta mesma|esse ai|essa ai|nele|nela"
+    r"|pode ser ele|pode ser ela|com esse|com essa|com este|com esta|esse ai mesmo|essa ai mesmo|esse horario"
+    r"|essa data|esse dia|esse medico|essa medica|esse doutor|essa doutora|este horario|esta data|essa opcao|esta opcao"
+)
+_REFERENCE_WEAK = _re(r"esse|essa|este|desse|dessa|o mesmo|a mesma|ele|ela")
+_SLOT_TIME = re.compile(r"(?<!\d)(\d{1,2})(?::|h)(\d{2})?")
+
+# --- names ------------------------------------------------------------------------------------------------------------
+
+_NAME_INTRO = re.compile(
+    r"(?<![a-z])(?:meu nome(?: completo)?(?: e| eh|:| e:)|me chamo|pode me chamar de|chamo-me|nome:"
+    r"|nome d[oa] paciente(?: e| eh|:)|(?:eu )?sou (?:o|a)|eu sou|aqui (?:e|eh)(?: (?:o|a))?"
+    r"|quem fala (?:e|eh)(?: (?:o|a))?|(?:o|a) paciente (?:e|eh|se chama))\s+"
+)
+_NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
+_NAME_PARTICLES = frozenset({"da", "de", "do", "dos", "das", "e", "di", "du", "van", "von"})
+# Words that are never part of a person's name in this conversation.
+_NOT_NAME_WORDS = frozenset(
+    """
+    oi ola alo opa bom boa dia tarde noite tudo bem sim nao ok isso pode claro obrigado obrigada valeu tchau
+    quero queria gostaria preciso marcar agendar cancelar remarcar consulta consultas exame exames medico medica
+    doutor doutora dr dra clinica convenio plano particular unimed amil bradesco sulamerica porto seguro saude
+    hemograma cardiologia dermatologia pediatria ortopedia ginecologia oftalmologia geral especialidade
+    hoje amanha ontem segunda terca quarta quinta sexta sabado domingo semana mes horario hora manha
+    atendente humano pessoa recepcao paciente eu voce voces ele ela esse essa este esta aqui ali la
+    primeiro primeira segundo segunda terceiro terceira ultimo ultima opcao numero com para pra por que
+    qual quais quanto onde como quando endereco telefone email preco valor jejum preparo duvida pergunta
+    ajuda help teste novo nova mais menos muito pouco ainda ja agora depois antes tambem so apenas mesmo
+    voltar reiniciar menu inicio fim certo beleza perfeito fechado show legal nada nenhum nenhuma alguem
+    filho filha mae pai esposa esposo marido crianca bebe meu minha seu sua nosso nossa um uma o a os as
+    de do da dos das em no na nos nas ao aos se me te lhe ta to tou estou sou tenho tem ter fazer
+    diabetico diabetica hipertenso hipertensa gravida alergico alergica novo paciente cliente
+    """.split()
+)
+_NAME_STOP = frozenset(
+    """
+    e quero queria gostaria preciso para pra com tenho moro sou estou e, amanha hoje agora marcar agendar
+    que porque mas pois por favor obrigado obrigada tel telefone cpf nasci idade anos
+    """.split()
+)
+_MAX_NAME_WORDS = 6
+
+
+def _title_case(words: list[str]) -> str:
+    return " ".join(w.lower() if w.lower() in _NAME_PARTICLES else w[:1].upper() + w[1:].lower() for w in words)
+
+
+def _name_words(text: str, *, start: int, stop_at_lowercase_after: bool = False) -> tuple[list[str], int]:
+    """Name-like words from `start`, up to a punctuation mark or a word that cannot belong to a name."""
+    words: list[str] = []
+    end = start
+    position = start
+    while len(words) < _MAX_NAME_WORDS:
+        match = _NAME_TOKEN.match(text, position)
+        if match is None:
+            break
+        word = match.group(0)
+        folded_word = fold(word)
+        if folded_word in _NAME_STOP and not (folded_word in _NAME_PARTICLES and words):
+            break
+        if folded_word in _NOT_NAME_WORDS and folded_word not in _NAME_PARTICLES:
+            break
+        if folded_word in _NAME_PARTICLES and not words:
+            break
+        if stop_at_lowercase_after and words and word[:1].islower() and folded_word not in _NAME_PARTICLES:
+            break
+        words.append(word)
+        end = match.end()
+        gap = re.match(r"[ \t]+", text[end:])
+        if gap is None:
+            break
+        position = end + gap.end()
+    while words and fold(words[-1]) in _NAME_PARTICLES:
+        words.pop()
+    return words, end
+
+
+def _plausible_name(words: list[str]) -> bool:
+    if not words or len(words) > _MAX_NAME_WORDS:
+        return False
+    core = [w for w in words if fold(w) not in _NAME_PARTICLES]
+    if not core or any(len(w) < 2 for w in core):
+        return False
+    if any(fold(w) in _NOT_NAME_WORDS for w in core):
+        return False
+    # Keyboard mashing ("asdkjhasd") has no vowels in long runs or too few vowels overall.
+    for word in core:
+        folded_word = fold(word)
+        vowels = sum(c in "aeiouy" for c in folded_word)
+        if vowels == 0 or (len(folded_word) >= 6 and vowels / len(folded_word) < 0.25):
+            return False
+        if re.search(r"[^aeiouy]{5,}", folded_word):
+            return False
+    return True
+
+
+def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
+    for intro in _NAME_INTRO.finditer(text.folded):
+        # "sou o ..." may also be "sou o primeiro"; the word check below rejects that.
+        words, end = _name_words(text.original, start=intro.end())
+        if words and _plausible_name(words):
+            return _title_case(words), (intro.start(), end)
+    return None, None
+
+
+def _bare_name(text: _Text) -> str | None:
+    """The whole message is a name (the bot just asked for it)."""
+    candidate = re.sub(r"^[\s,.!:;-]+|[\s,.!:;-]+$", "", text.original)
+    candidate = re.sub(r"^(?:(?:e|é)\s+)?", "", candidate)
+    if not candidate or re.search(r"[\d@#$%&*=+<>/\\|?]", candidate):
+        return None
+    words, end = _name_words(candidate, start=0)
+    if end < len(candidate.rstrip(" .!")) or len(words) > 5:
+        return None
+    return _title_case(words) if _plausible_name(words) else None
+
+
+# --- clinic names -----------------------------------------------------------------------------------------------------
+
+
+def _mentions(text: str) -> dict[str, list]:
+    if not text.strip():
+        return {}
+    try:
+        from rag_agent.selectors import mentions_find
+
+        return mentions_find(text) or {}
+    except Exception:  # noqa: BLE001 - without the catalogue the rules still read intents, dates and names
+        logger.exception("mentions_find failed; continuing without clinic names")
+        return {}
+
+
+def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    for start, end in spans:
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
+
+
+# --- options --------------------------------------------------------------------------------------------------------
+
+
+def _offered(session) -> tuple[str, list[dict]]:
+    options = getattr(session, "last_options", None) or {}
+    if not isinstance(options, dict):
+        return "", []
+    kind = str(options.get("kind") or "")
+    items = options.get("items") or []
+    if kind in _OPTION_KINDS_EXCLUDED or not isinstance(items, list):
+        return kind, []
+    return kind, [i for i in items if isinstance(i, dict)]
+
+
+def _item_moment(item: dict) -> tuple[date | None, str | None]:
+    """The date and "HH:MM" of an offered slot, from its id ("slot:<iso>") or, failing that, its title."""
+    ident = str(item.get("id", ""))
+    _, _, value = ident.partition(":")
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(CLINIC_TZ)
+        return moment.date(), moment.strftime("%H:%M")
+    except ValueError:
+        pass
+    match = _SLOT_TIME.search(str(item.get("title", "")))
+    if match:
+        return None, f"{int(match.group(1)):02d}:{int(match.group(2) or 0):02d}"
+    return None, None
+
+
+def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | None:
+    """Which offered item the patient described ("o das 10h", "a dra. Beatriz", "cardiologia"), if exactly one."""
+    hits: list[int] = []
+    if entities.get("hora") or entities.get("data"):
+        for index, item in enumerate(items, 1):
+            item_date, item_time = _item_moment(item)
+            if item_time is None:
+                continue
+            if entities.get("hora") and item_time != entities["hora"]:
+                continue
+            if entities.get("data") and item_date is not None and item_date.isoformat() != entities["data"]:
+                continue
+            hits.append(index)
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            return None
+    for key, prefix in (("medico_id", "doctor"), ("especialidade_id", "specialty")):
+        if entities.get(key) is not None:
+            for index, item in enumerate(items, 1):
+                if str(item.get("id", "")) == f"{prefix}:{entities[key]}":
+                    return index
+    # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
+    message_words = set(text.words)
+    for index, item in enumerate(items, 1):
+        title_words = {w for w in re.sub(r"[^a-z0-9 ]", " ", fold(str(item.get("title", "")))).split() if len(w) >= 4}
+        if title_words & message_words:
+            hits.append(index)
+    return hits[0] if len(set(hits)) == 1 else None
+
+
+def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[int | None, tuple[int, int] | None, bool]:
+    """(opcao, span in folded text, explicit) for "o primeiro", "opção 2", "a última", "2"."""
+    count = len(items)
+    for match in _ORDINAL_RE.finditer(text.folded):
+        article, stem, _gender, noun = match.groups()
+        before = text.folded[max(0, match.start() - 4) : match.start()]
+        if stem == "primeir" and before.endswith("dia "):
+            continue  # "dia primeiro" is a date
+        is_weekday = stem in {"segund", "quart", "quint", "sext"} and _gender == "a"
+        # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates.
+        if is_weekday and not noun and not (items and state != "choosing_date"):
+            continue
+        if not items and not noun and not article:
+            continue
+        if stem == "ultim":
+            value = count or None
+        elif stem == "penultim":
+            value = count - 1 if count >= 2 else None
+        else:
+            value = _ORDINALS[stem]
+        if value is not None and (not count or value <= count):
+            return value, match.span(), bool(noun or article)
+    for match in _NUMBERED_OPTION.finditer(text.folded):
+        raw = match.group(1)
+        value = _CARDINALS.get(raw) or (int(raw) if raw.isdigit() else None)
+        named = re.match(r"(?:opcao|alternativa|item|numero|n|no|num)\b", match.group(0)) is not None
+        # "opção 3" of 2 is still passed on, so the state machine can say which numbers exist.
+        if value and (named or 1 <= value <= count) and (items or named):
+            return value, match.span(), True
+    match = _BARE_NUMBER.match(text.folded)
+    if match and (items or state.startswith("selecting")):
+        value = int(match.group(1))
+        # In choosing_time a bare number is an hour ("10"), unless it can only be a row number ("2" of 5 rows).
+        if 1 <= value and (not count or value <= count) and (state != "choosing_time" or value < 7):
+            return value, match.span(), True
+    return None, None, False
+
+
+# --- the interpreter ------------------------------------------------------------------------------------------------
+
+
+def offline_interpret(
+    *, text: str, session: ConversationSession | None = None, now: datetime | None = None
+) -> NLUResult:
+    """Read one patient message without an LLM; never raises.
+
+    `session` (a ConversationSession) gives context: its `current_state` and the `last_options` offered.
+    """
+    started = _time.perf_counter()
+    try:
+        result = _interpret(text=text, session=session, now=now or timezone.now())
+    except Exception:  # noqa: BLE001 - a turn must always get an answer; the state machine asks again
+        logger.exception("offline NLU failed on a message of %d chars", len(text or ""))
+        result = NLUResult(intent=Intent.DESCONHECIDO, confidence=UNKNOWN, source=SOURCE)
+    elapsed_ms = (_time.perf_counter() - started) * 1000
+    logger.debug("offline NLU: %s %.2f in %.1f ms", result.intent, result.confidence, elapsed_ms)
+    return result
+
+
+def _result(intent: Intent, confidence: float, entities: dict) -> NLUResult:
+    return NLUResult(intent=intent, confidence=confidence, entities=entities, source=SOURCE)
+
+
+def _interpret(*, text: str, session: ConversationSession | None, now: datetime) -> NLUResult:
+    t = _prepare(text)
+    state = str(getattr(session, "current_state", "") or "idle")
+    flow = str(getattr(session, "flow", "") or "")
+    _kind, items = _offered(session)
+    entities: dict = {}
+
+    if not t.has_alnum:
+        if re.search("[\U0001f44d\U0001f44c\u2705\u2714\U0001f197\U0001f64c]", t.original):  # 👍 👌 ✅ ✔ 🆗 🙌
+            return _result(Intent.CONFIRMAR, CERTAIN, {})
+        if re.search("[\U0001f44e\u274c\u2716]", t.original):  # 👎 ❌ ✖
+            return _result(Intent.NEGAR, CERTAIN, {})
+        return _result(Intent.DESCONHECIDO, UNKNOWN, {})
+
+    norm = t.norm
+    word_count = len(t.words)
+    short = word_count <= SHORT_MESSAGE_WORDS
+
+    # 1. The patient's own name first, so "meu nome é Carlos" never becomes Dr. Carlos.
+    name, name_span = _name_introduced(t)
+    if name is None and state == "collecting_patient_info":
+        bare = _bare_name(t)
+        if bare is not None and not _looks_like_intent(norm):
+            name, name_span = bare, (0, len(t.original))
+    if name:
+        entities["nome"] = name
+
+    # 2. Option references ("o primeiro", "opção 2", "2"), kept out of the date parser ("a segunda opção").
+    option, option_span, _explicit = _option_from_text(t, state=state, items=items)
+    blanked = [s for s in (name_span, option_span) if s]
+    analysed = _blank_spans(t.original, blanked)
+
+    # 3. Dates and times.
+    hint = dates_extract(analysed, now=now, expect_time=state == "choosing_time" and option is None)
+    if hint.date:
+        entities["data"] = hint.date.isoformat()
+    if hint.time:
+        entities["hora"] = hint.time.strftime("%H:%M")
+    if hint.periodo:
+        entities["periodo"] = hint.periodo
+
+    # 4. Clinic names (specialties, doctors, plans, exams), never inside the name or date spans.
+    mention_text = _blank_spans(analysed, list(hint.spans))
+    if not (name_span and name_span == (0, len(t.original))):
+        for kind, matches in _mentions(mention_text).items():
+            if matches:
+                best = matches[0]
+                entities[kind] = best.name
+                entities[f"{kind}_id"] = best.id
+    if _has(norm, _PRIVATE):
+        entities["particular"] = True
+        entities.pop("convenio", None)
+        entities.pop("convenio_id", None)
+
+    # 5. References to what was offered.
+    if option is None and items:
+        described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
+        if described is not None:
+            option = described
+    if option is not None:
+        entities["opcao"] = option
+    referenced = _has(norm, _REFERENCE_STRONG) or (items and _has(norm, _REFERENCE_WEAK) and len(t.words) <= 5)
+    if referenced and not entities.get("medico_id"):
+        entities["referencia"] = True
+        if len(items) == 1 and "opcao" not in entities:
+            entities["opcao"] = 1
+
+    intent, confidence = _classify(t, state=state, flow=flow, entities=entities, items=items, short=short)
+    if entities.get("topico") is None:
+        entities.pop("topico", None)
+    if word_count > LONG_MESSAGE_WORDS:
+        confidence = min(confidence, WEAK_CLEAR)
+    return _result(intent, confidence, entities)
+
+
+def _describes_option(entities: dict, text: _Text) -> bool:
+    return any(k in entities for k in ("hora", "data", "medico_id", "especialidade_id")) or len(text.words) <= 4
+
+
+def _looks_like_intent(norm: str) -> bool:
+    return any(
+        _has(norm, pattern)
+        for pattern in (_GREETING, _THANKS, _BYE, _YES_STRONG, _YES_WEAK, _NO, _ATTENDANT, _RESTART, _BACK, _CANCEL)
+    )
+
+
+_SLOT_KEYS = (
+    "nome",
+    "especialidade_id",
+    "medico_id",
+    "convenio_id",
+    "particular",
+    "exame_id",
+    "data",
+    "hora",
+    "periodo",
+    "opcao",
+    "referencia",
+)
+
+
+def _only(norm: str, pattern: re.Pattern, *extra: re.Pattern) -> bool:
+    """The message is nothing but matches of these patterns (and filler)."""
+    rest = pattern.sub(" ", norm)
+    for other in extra:
+        rest = other.sub(" ", rest)
+    rest = re.sub(
+        r"(?<![a-z0-9])(?:por favor|entao|ai|ah|eh|hmm+|kk+|rs+|haha+|ne|tudo|bem|e|mesmo|muito|tambem|ta)(?![a-z0-9])",
+        " ",
+        rest,
+    )
+    return not rest.replace("?", " ").strip()
+
+
+def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, short: bool) -> tuple[Intent, float]:
+    norm = t.norm
+    has_slots = any(k in entities for k in _SLOT_KEYS)
+    confirming = state == "confirming"
+
+    # Requests that change the conversation itself come first: they are unambiguous and must never be missed.
+    if _has(norm, _ATTENDANT) and not _has(norm, _re(r"(?:nao|nem) (?:quero|precisa|preciso) (?:falar|de)")):
+        return Intent.ATENDENTE, CERTAIN if short else CLEAR
+    if _has(norm, _RESTART):
+        return Intent.REINICIAR, CERTAIN if short else CLEAR
+    if _has(norm, _BACK):
+        return Intent.VOLTAR, CERTAIN
+
+    negated_cancel = _has(norm, _CANCEL_NEGATED)
+    wants_cancel = _has(norm, _CANCEL) and not negated_cancel
+    topic = _topic(t, entities)
+    asks = t.has_question_mark or _has(norm, _re(r"^ ?(?:qual|quais|quanto|quantos|onde|como|quando|que horas|sera)"))
+
+    if wants_cancel and not (topic == "politicas" and asks and not _has(norm, _re(r"quero|queria|gostaria|preciso"))):
+        return Intent.CANCELAR, CERTAIN if short and not has_slots else CLEAR
+    if _has(norm, _DONT_WANT_ANYMORE) and (flow or _has(norm, _re(r"consulta|agendamento|horario|marcar"))):
+        return Intent.CANCELAR, CLEAR
+    if _has(norm, _RESCHEDULE_STRONG) and not (topic == "politicas" and asks):
+        return Intent.REMARCAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
+    if _has(norm, _RESCHEDULE_WEAK):
+        if flow == "agendar" and has_slots:
+            return Intent.INFORMAR, CLEAR  # a correction of the booking under way
+        return Intent.REMARCAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
+    if _has(norm, _MY_APPOINTMENTS) and not _has(norm, _BOOK_STRONG):
+        return Intent.MEUS_AGENDAMENTOS, CLEAR
+
+    # Yes / no, most often the answer to "Confirma?" or to a proposed option.
+    if negated_cancel:
+        return Intent.NEGAR, CLEAR
+    yes_no = _yes_no(t, confirming=confirming, has_slots=has_slots, short=short, entities=entities)
+    if yes_no is not None:
+        return yes_no
+
+    # Questions about the clinic. "quero marcar, aceita Unimed?" is a question (the flow resumes after the
+    # answer); "quero marcar pelo convênio" without a question mark is a booking.
+    if topic and (t.has_question_mark or not _has(norm, _BOOK_STRONG)):
+        entities["topico"] = topic
+        return Intent.PERGUNTA, CLEAR_WITH_ENTITIES if asks else WEAK_CLEAR
+    if _has(norm, _BOOK_STRONG) or (_has(norm, _BOOK_WEAK) and not (asks and not has_slots and topic)):
+        return Intent.AGENDAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
+    wants_someone = entities.get("especialidade_id") or entities.get("medico_id")
+    if wants_someone and _has(norm, _re(r"preciso|quero|queria|gostaria|procuro|estou procurando|necessito")):
+        return Intent.AGENDAR, CLEAR_WITH_ENTITIES  # "preciso de um cardiologista"
+
+    # Politeness.
+    if _only(norm, _THANKS, _BYE, _GREETING, _YES_WEAK):
+        if _has(norm, _BYE):
+            return Intent.DESPEDIDA, CERTAIN
+        if _has(norm, _THANKS):
+            return Intent.AGRADECIMENTO, CERTAIN
+        if _has(norm, _GREETING):
+            return Intent.SAUDACAO, CERTAIN
+
+    if has_slots:
+        certain = short and (
+            "opcao" in entities
+            or (state == "choosing_time" and "hora" in entities)
+            or (state == "collecting_patient_info" and set(entities) == {"nome"})
+        )
+        return Intent.INFORMAR, CERTAIN if certain else CLEAR
+    if any(k in entities for k in ("especialidade", "medico", "convenio", "exame")):
+        return Intent.INFORMAR, CLEAR
+    if _has(norm, _GREETING):
+        return Intent.SAUDACAO, WEAK_CLEAR
+    if _has(norm, _THANKS):
+        return Intent.AGRADECIMENTO, WEAK_CLEAR
+    if _has(norm, _BYE):
+        return Intent.DESPEDIDA, WEAK_CLEAR
+    if asks and _has(norm, _QUESTION_WORD):
+        return Intent.PERGUNTA, WEAK
+    return Intent.DESCONHECIDO, UNKNOWN
+
+
+def _topic(t: _Text, entities: dict) -> str | None:
+    norm = t.norm
+    for name, pattern in _TOPICS:
+        if not _has(norm, pattern):
+            continue
+        if name == "horario" and _has(norm, _BOOK_WEAK) and not _has(norm, _re(r"funcion\w*|abre|abrem|fecha|fecham")):
+            continue  # "tem horário amanhã?" asks for a slot, not the opening hours
+        if name == "convenio" and not (
+            entities.get("convenio_id")
+            or entities.get("particular")
+            or _has(norm, _re(r"convenio|convenios|plano|planos"))
+        ):
+            continue  # "aceita cartão?" / "atende criança?" are not about plans
+        if name == "politicas" and _has(norm, _CANCEL) and not (t.has_question_mark or _has(norm, _QUESTION_WORD)):
+            continue
+        if name == "preco" and entities.get("exame_id") is None and _has(norm, _re(r"quanto tempo|quantos dias")):
+            continue
+        return name
+    asks = t.has_question_mark or _has(norm, _re(r"voces tem|existe|fazem|oferecem"))
+    offers = _re(r"tem|tem algum|tem alguma|voces tem|existe|fazem|faz|oferecem|atende|atendem|trabalham com")
+    if asks and _has(norm, offers) and not _has(norm, _BOOK_WEAK):
+        if entities.get("exame_id"):
+            return "exames"
+        if entities.get("especialidade_id"):
+            return "especialidades"
+        if entities.get("medico_id"):
+            return "medicos"
+    if entities.get("exame_id") and _has(norm, _re(r"precisa|preciso|como|pode|posso")):
+        return "preparo"
+    return None
+
+
+def _yes_no(t: _Text, *, confirming: bool, has_slots: bool, short: bool, entities: dict) -> tuple[Intent, float] | None:
+    norm = t.norm
+    first = t.words[0] if t.words else ""
+    starts_no = first in {"nao", "n", "negativo", "nope"}
+    slot_values = any(k in entities for k in ("data", "hora", "periodo", "medico_id", "especialidade_id", "opcao"))
+
+    if starts_no or (_has(norm, _NO) and _only(norm, _NO, _THANKS)):
+        if slot_values or entities.get("particular"):
+            return Intent.INFORMAR, CLEAR  # "não, prefiro quinta" (a correction), "não tenho convênio"
+        if _has(norm, _DONT_KNOW):
+            return Intent.DESCONHECIDO, WEAK
+        if _only(norm, _NO, _THANKS):
+            return Intent.NEGAR, CERTAIN if short else CLEAR
+        if short:
+            return Intent.NEGAR, CLEAR
+        return None
+    if has_slots:
+        if confirming and _YES_STRONG.match(norm.strip()) and not slot_values:
+            return Intent.CONFIRMAR, CLEAR
+        return None
+    if _has(norm, _YES_STRONG) and _only(norm, _YES_STRONG, _YES_WEAK, _THANKS):
+        return Intent.CONFIRMAR, CERTAIN
+    if _has(norm, _YES_WEAK) and _only(norm, _YES_WEAK, _THANKS):
+        if confirming:
+            return Intent.CONFIRMAR, CERTAIN
+        if _has(norm, _THANKS):
+            return Intent.AGRADECIMENTO, CERTAIN if short else CLEAR
+        # "ok", "pode ser" outside a confirmation usually accept what the bot just proposed.
+        return Intent.CONFIRMAR, CLEAR
+    if confirming and (_YES_STRONG.match(norm.strip()) or first in {"ok", "isso", "pode", "certo"}):
+        return Intent.CONFIRMAR, CLEAR
+    return None

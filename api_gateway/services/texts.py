@@ -1,0 +1,124 @@
+"""What the bot says, in Brazilian Portuguese. Kept in one place so tests can assert on them and staff can
+review the tone without reading the flow."""
+
+import datetime as dt
+
+WEEKDAYS = ["segunda-feira", "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sábado", "domingo"]
+WEEKDAYS_SHORT = ["Seg", "Ter", "Qua", "Qui", "Sex", "Sáb", "Dom"]
+
+GREETING = (
+    "Olá{name}! 👋 Sou o assistente virtual da {clinic}. Posso marcar, remarcar ou cancelar consultas e tirar "
+    "dúvidas sobre médicos, especialidades, convênios, exames e preços. Como posso ajudar?"
+)
+GREETING_SHORT = "Olá! 👋 Sou o assistente virtual da {clinic}."
+MENU_AGAIN = "Posso ajudar a marcar uma consulta ou tirar alguma dúvida sobre a clínica."
+NOT_UNDERSTOOD = "Desculpe, não entendi. 🤔"
+ASK_NAME = "Para começar, qual é o seu nome completo?"
+ASK_NAME_AGAIN = "Não consegui identificar o nome. Pode me dizer o seu nome completo? (ex.: Maria da Silva)"
+CONFIRM_PROFILE_NAME = "Posso registrar a consulta no nome de *{name}*?"
+ASK_SPECIALTY = "Com qual especialidade você quer se consultar?"
+SPECIALTY_NOT_FOUND = "Não encontrei essa especialidade na clínica."
+ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}. Com quem você prefere?"
+ONLY_DOCTOR = "Em {specialty}{plan_note}, quem atende é {doctor}."
+NO_DOCTOR_FOR_PLAN = (
+    "Nenhum médico de {specialty} atende pelo convênio {plan}. Você pode se consultar como particular com um destes:"
+)
+PLAN_NOT_IN_SPECIALTY = "Nenhum médico de {specialty} atende pelo convênio {plan}."
+DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."
+NO_DOCTOR_FOR_SPECIALTY = "No momento não há médicos de {specialty} com agenda na clínica."
+ASK_DATE = "Estes são os próximos horários livres com {doctor}. Escolha um ou me diga a data que prefere."
+ASK_TIME = "Horários livres com {doctor} em {date}:"
+NO_SLOTS_ON_DATE = "{doctor} não tem horários livres em {date}."
+NEAREST_SLOTS = "Os horários livres mais próximos são:"
+SLOT_TAKEN = "Esse horário ({when}) não está disponível com {doctor}."
+NO_SLOTS_AT_ALL = (
+    "{doctor} não tem horários livres nos próximos dias. Quer escolher outro médico ou falar com um atendente?"
+)
+DATE_IN_PAST = "Essa data já passou. Pode escolher uma data a partir de hoje?"
+SUMMARY = (
+    "Confira os dados da consulta:\n\n"
+    "👤 Paciente: {patient}\n"
+    "🩺 {doctor} ({specialty})\n"
+    "📅 {date} às {time}\n"
+    "💳 {payment}\n\n"
+    "Posso confirmar?"
+)
+BOOKED = (
+    "✅ Consulta agendada!\n\n"
+    "👤 {patient}\n"
+    "🩺 {doctor} ({specialty})\n"
+    "📅 {date} às {time}\n"
+    "💳 {payment}\n"
+    "📍 {address}\n\n"
+    "{policies}"
+)
+WHAT_TO_CHANGE = (
+    "Sem problemas. O que você quer alterar: a data, o horário ou o médico? Ou diga 'cancelar' para desistir."
+)
+BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
+HANDOFF = (
+    "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"
+)
+HANDOFF_AFTER_FAILURES = (
+    "Desculpe, não estou conseguindo entender. Vou transferir a conversa para um atendente da recepção. 🙋"
+)
+RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
+THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
+GOODBYE = "Até logo! Cuide-se. 👋"
+MEDIA_NOT_SUPPORTED = "Por enquanto eu só consigo entender mensagens de texto. 🙂 Pode me escrever o que precisa?"
+LOCATION_RECEIVED = "Recebi sua localização, obrigado! Nosso endereço é: {address}."
+RESUME = "\n\nVoltando ao que estávamos fazendo: {prompt}"
+NO_APPOINTMENTS = "Não encontrei consultas marcadas para este número."
+CHOOSE_APPOINTMENT = "Encontrei estas consultas marcadas. Qual delas?"
+CONFIRM_CANCEL = "Quer mesmo cancelar a consulta de {when} com {doctor}?"
+CANCELLED = "Consulta de {when} com {doctor} cancelada. Se quiser marcar outra, é só me dizer. 🙂"
+KEEP_APPOINTMENT = "Tudo bem, a consulta continua marcada."
+RESCHEDULE_START = "Vamos remarcar a consulta de {when} com {doctor}."
+RESCHEDULED = "✅ Consulta remarcada para {date} às {time} com {doctor}.\n📍 {address}"
+MY_APPOINTMENTS = "Suas próximas consultas:\n{items}"
+UNKNOWN_ANSWER = "Não encontrei essa informação nos dados da clínica. Posso transferir para um atendente, se preferir."
+ASK_WHICH_EXAM = "Sobre qual exame? Temos: {items}."
+PLAN_ACCEPTED = "Sim, aceitamos {plan}. {doctors_note}"
+PLANS_LIST = "Os convênios aceitos são: {items}. Também atendemos particular."
+EXAM_PRICE = "{exam}: R$ {price}."
+EXAM_PREP = "Preparo para {exam}: {prep}"
+DOCTOR_PRICE = "A consulta particular com {doctor} custa R$ {price}."
+SPECIALTY_PRICE = "Consulta particular em {specialty}: {items}."
+DOCTORS_LIST = "Nossos médicos{where}: {items}."
+SPECIALTIES_LIST = "Nossas especialidades: {items}."
+EXAMS_LIST = "Exames realizados: {items}."
+
+BUTTON_CONFIRM = "Confirmar"
+BUTTON_CHANGE = "Alterar"
+BUTTON_GIVE_UP = "Desistir"
+BUTTON_YES = "Sim"
+BUTTON_NO = "Não"
+BUTTON_BOOK = "Marcar consulta"
+BUTTON_QUESTIONS = "Tirar dúvidas"
+BUTTON_HUMAN = "Falar c/ atendente"
+QUESTIONS_PROMPT = "Claro! Pode perguntar sobre endereço, horários, convênios, exames, preparo e preços."
+
+
+def money(value) -> str:
+    """'350.00' -> '350,00' (Brazilian decimal comma)."""
+    text = f"{float(value):,.2f}"
+    return text.replace(",", "X").replace(".", ",").replace("X", ".")
+
+
+def date_long(day: dt.date) -> str:
+    return f"{WEEKDAYS[day.weekday()]}, {day:%d/%m/%Y}"
+
+
+def date_short(day: dt.date) -> str:
+    return f"{WEEKDAYS_SHORT[day.weekday()]} {day:%d/%m}"
+
+
+def slot_title(when: dt.datetime) -> str:
+    return f"{date_short(when.date())} às {when:%H:%M}"
+
+
+def join_names(names: list[str]) -> str:
+    names = [n for n in names if n]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " e " + names[-1]

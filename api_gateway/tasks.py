@@ -1,0 +1,29 @@
+"""Celery tasks: thin wrappers that load by id and call a service (inline on the embedded default)."""
+
+import logging
+
+from celery import shared_task
+
+from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+)
+def process_inbound(message_id: int) -> None:
+    """Bounded retries; after the last one the row stays "received"/"processing" and the sweeper takes over."""
+    inbound_process(message_id=message_id)
+
+
+@shared_task(acks_late=True)
+def sweep_stuck() -> dict:
+    result = inbound_sweep()
+    return {"requeued": len(result.requeued), "failed": len(result.failed), "resent": len(result.resent)}

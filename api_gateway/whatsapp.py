@@ -1,0 +1,203 @@
+"""Typed records parsed from WhatsApp Cloud API webhook payloads, and the signature check.
+
+Pure functions, no I/O. Every entry[], changes[], messages[] and statuses[] of a POST is read (Meta batches up to
+1000 updates); one malformed item becomes a `ParseProblem` and never drops its neighbours.
+"""
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+
+SIGNATURE_PREFIX = "sha256="
+
+MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+# Recorded but never answered: a reaction is not a question, a system notice comes from WhatsApp itself.
+SILENT_TYPES = frozenset({"reaction", "system"})
+STATUS_VALUES = frozenset({"sent", "delivered", "read", "failed"})
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    wamid: str
+    # wa_id (digits), or the business-scoped user id when Meta withholds the number.
+    sender: str
+    kind: str  # WhatsApp message type: text, interactive, button, location, image, ..., reaction, system
+    timestamp: dt.datetime
+    text: str = ""  # body, caption, or the title of the chosen option
+    option_id: str | None = None  # list_reply / button_reply id, or a template button payload
+    media_id: str = ""
+    # User-controlled: a hint for the name question, never an identity.
+    profile_name: str = ""
+    user_id: str = ""
+    context_id: str = ""  # our message this one answers (interactive replies)
+    error_code: int | None = None  # for "unsupported"
+    business_number: str = ""  # metadata.display_phone_number of the number that received it
+
+    @property
+    def silent(self) -> bool:
+        return self.kind in SILENT_TYPES
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wamid: str
+    status: str  # sent | delivered | read | failed
+    timestamp: dt.datetime
+    recipient: str = ""
+    error_code: int | None = None
+    error_title: str = ""
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    where: str  # "entry[0].changes[1].messages[3]"
+    reason: str
+
+
+@dataclass
+class ParsedWebhook:
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    # value.errors[] Meta reports about the integration itself (no message attached).
+    errors: list[dict] = field(default_factory=list)
+    problems: list[ParseProblem] = field(default_factory=list)
+    # Changes with a field we do not handle ("account_update", "templates", ...).
+    ignored_fields: list[str] = field(default_factory=list)
+
+
+class PayloadError(ValueError):
+    """The body is JSON but not a WhatsApp webhook envelope."""
+
+
+def signature_is_valid(*, body: bytes, header: str, secret: str) -> bool:
+    """`X-Hub-Signature-256` is `sha256=` + hex HMAC-SHA256 of the raw body bytes keyed with the App Secret."""
+    if not header.startswith(SIGNATURE_PREFIX) or not secret:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[len(SIGNATURE_PREFIX) :].strip().lower())
+
+
+def signature_for(*, body: bytes, secret: str) -> str:
+    """The header value Meta would send (used by tests and the local simulator)."""
+    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_parse(payload: object) -> ParsedWebhook:
+    if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        raise PayloadError("not a WhatsApp webhook envelope (no entry[])")
+    parsed = ParsedWebhook()
+    for e, entry in enumerate(payload["entry"]):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            parsed.problems.append(ParseProblem(f"entry[{e}]", "no changes[]"))
+            continue
+        for c, change in enumerate(changes):
+            where = f"entry[{e}].changes[{c}]"
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                parsed.problems.append(ParseProblem(where, "no value"))
+                continue
+            if change.get("field", "messages") != "messages":
+                parsed.ignored_fields.append(str(change.get("field")))
+                continue
+            _parse_value(change["value"], where, parsed)
+    return parsed
+
+
+def _parse_value(value: dict, where: str, parsed: ParsedWebhook) -> None:
+    metadata = value.get("metadata") or {}
+    business_number = _digits(metadata.get("display_phone_number", ""))
+    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
+    for m, raw in enumerate(value.get("messages") or []):
+        try:
+            parsed.messages.append(_parse_message(raw, contacts, business_number))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            parsed.problems.append(ParseProblem(f"{where}.messages[{m}]", f"{type(exc).__name__}: {exc}"))
+    for s, raw in enumerate(value.get("statuses") or []):
+        try:
+            parsed.statuses.append(_parse_status(raw))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            parsed.problems.append(ParseProblem(f"{where}.statuses[{s}]", f"{type(exc).__name__}: {exc}"))
+    for error in value.get("errors") or []:
+        parsed.errors.append(error if isinstance(error, dict) else {"raw": error})
+
+
+def _parse_message(raw: dict, contacts: list[dict], business_number: str) -> InboundMessage:
+    wamid = raw["id"]
+    if not isinstance(wamid, str) or not wamid:
+        raise ValueError("empty message id")
+    kind = raw["type"]
+    contact = _contact_for(raw, contacts)
+    user_id = str(raw.get("from_user_id") or raw.get("user_id") or contact.get("user_id") or "")
+    sender = _digits(raw.get("from") or contact.get("wa_id") or "") or user_id
+    if not sender:
+        raise ValueError("no sender: neither wa_id nor user_id")
+    body = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
+    text, option_id, media_id, error_code = "", None, "", None
+    if kind == "text":
+        text = body["body"]
+    elif kind == "interactive":
+        reply = body.get(body.get("type", "")) or body.get("list_reply") or body.get("button_reply") or {}
+        option_id, text = reply.get("id"), reply.get("title", "")
+    elif kind == "button":
+        option_id, text = body.get("payload"), body.get("text", "")
+    elif kind in MEDIA_TYPES:
+        media_id, text = body.get("id", ""), body.get("caption", "")
+    elif kind == "location":
+        place = " - ".join(p for p in (body.get("name"), body.get("address")) if p)
+        text = f"{body.get('latitude')},{body.get('longitude')}" + (f" ({place})" if place else "")
+    elif kind == "reaction":
+        text = body.get("emoji", "")
+    elif kind == "system":
+        text = body.get("body", "")
+    elif kind == "unsupported":
+        errors = raw.get("errors") or []
+        error_code = errors[0].get("code") if errors and isinstance(errors[0], dict) else None
+    profile = contact.get("profile") or {}
+    return InboundMessage(
+        wamid=wamid,
+        sender=sender,
+        kind=kind,
+        timestamp=_timestamp(raw["timestamp"]),
+        text=str(text or ""),
+        option_id=str(option_id) if option_id else None,
+        media_id=str(media_id or ""),
+        profile_name=str(profile.get("name", "")) if isinstance(profile, dict) else "",
+        user_id=user_id,
+        context_id=str((raw.get("context") or {}).get("id", "")),
+        error_code=error_code,
+        business_number=business_number,
+    )
+
+
+def _parse_status(raw: dict) -> StatusUpdate:
+    status = raw["status"]
+    if status not in STATUS_VALUES:
+        raise ValueError(f"unknown status {status!r}")
+    errors = raw.get("errors") or []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    return StatusUpdate(
+        wamid=raw["id"],
+        status=status,
+        timestamp=_timestamp(raw["timestamp"]),
+        recipient=_digits(raw.get("recipient_id", "")) or str(raw.get("recipient_user_id", "")),
+        error_code=int(first["code"]) if "code" in first else None,
+        error_title=str(first.get("title") or first.get("message") or ""),
+    )
+
+
+def _contact_for(raw: dict, contacts: list[dict]) -> dict:
+    sender = _digits(raw.get("from", ""))
+    for contact in contacts:
+        if sender and _digits(contact.get("wa_id", "")) == sender:
+            return contact
+    return contacts[0] if len(contacts) == 1 else {}
+
+
+def _timestamp(value: object) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+
+
+def _digits(value: object) -> str:
+    return re.sub(r"\D", "", str(value or ""))

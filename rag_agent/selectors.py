@@ -1,0 +1,289 @@
+"""Reads of clinic data. The catalogue and doctor entries are cached; matching works on the cached catalogue."""
+
+import datetime as dt
+import threading
+import uuid
+
+from django.conf import settings
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+
+from core.metrics import cache_event
+from rag_agent.cache import CLINIC_DATA_KEY, clinic_cache, doctor_key
+from rag_agent.matching import Match, MatchIndex
+from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
+
+__all__ = [
+    "Match",
+    "appointments_upcoming_for_phone",
+    "clinic_catalog",
+    "convenio_find",
+    "doctor_detail",
+    "doctor_find",
+    "doctor_list",
+    "exam_find",
+    "match_index",
+    "mentions_find",
+    "slot_is_free",
+    "slot_list_free",
+    "slots_nearest",
+    "specialty_find",
+]
+
+OPEN_STATUSES = (Agendamento.Status.AGENDADO, Agendamento.Status.CONFIRMADO)
+
+
+def _cache_timeout() -> int:
+    from api_gateway.services.token_monitor import token_monitor
+
+    try:
+        return token_monitor.get_cache_timeout()
+    except Exception:  # noqa: BLE001 - a budget read failure must not stop answering; use the shortest timeout
+        return 15 * 60
+
+
+def _clinic_info_dict() -> dict:
+    info = ClinicaInfo.objects.order_by("pk").first()
+    fields = ("nome", "endereco", "telefone", "email", "horario_funcionamento", "politicas")
+    return {"id": info.pk, **{f: getattr(info, f) for f in fields}} if info else {f: "" for f in ("id", *fields)}
+
+
+def _catalog_from_database() -> dict:
+    active_specialties = Especialidade.objects.filter(ativa=True)
+    active_plans = Convenio.objects.filter(ativo=True)
+    doctors = (
+        Medico.objects.filter(ativo=True)
+        .prefetch_related(
+            Prefetch("especialidades", queryset=active_specialties.only("id")),
+            Prefetch("convenios", queryset=active_plans.only("id")),
+        )
+        .order_by("nome")
+    )
+    return {
+        # Changes whenever the catalogue is rebuilt, so derived data (the match index) can be memoized on it.
+        "versao": uuid.uuid4().hex,
+        "clinica": _clinic_info_dict(),
+        "especialidades": [
+            {"id": e.id, "nome": e.nome, "descricao": e.descricao} for e in active_specialties.order_by("nome")
+        ],
+        "convenios": [{"id": c.id, "nome": c.nome} for c in active_plans.order_by("nome")],
+        "medicos": [
+            {
+                "id": m.id,
+                "nome": m.nome,
+                "crm": m.crm,
+                "especialidade_ids": sorted(e.id for e in m.especialidades.all()),
+                "convenio_ids": sorted(c.id for c in m.convenios.all()),
+                "preco_consulta": str(m.preco_consulta),
+                "duracao_consulta_minutos": m.duracao_consulta_minutos,
+                "bio": m.bio,
+            }
+            for m in doctors
+        ],
+        "exames": [
+            {"id": x.id, "nome": x.nome, "descricao": x.descricao, "preco": str(x.preco), "preparo": x.preparo}
+            for x in Exame.objects.filter(ativo=True).order_by("nome")
+        ],
+    }
+
+
+def clinic_catalog() -> dict:
+    """Everything active the bot may talk about, as plain JSON-able data (cache-aside at `gemini_clinic_data`)."""
+    cache = clinic_cache()
+    catalog = cache.get(CLINIC_DATA_KEY)
+    if catalog is not None:
+        cache_event("clinic", "hit")
+        return catalog
+    cache_event("clinic", "miss")
+    catalog = _catalog_from_database()
+    cache.set(CLINIC_DATA_KEY, catalog, timeout=_cache_timeout())
+    return catalog
+
+
+def doctor_detail(doctor_id: int) -> dict | None:
+    """One doctor (active or not) with specialty and plan names and weekly hours (cached at `gemini_doctor_{id}`)."""
+    cache = clinic_cache()
+    key = doctor_key(doctor_id)
+    detail = cache.get(key)
+    if detail is not None:
+        cache_event("doctor", "hit")
+        return detail
+    cache_event("doctor", "miss")
+    medico = (
+        Medico.objects.filter(pk=doctor_id)
+        .prefetch_related(
+            Prefetch("especialidades", queryset=Especialidade.objects.order_by("nome")),
+            Prefetch("convenios", queryset=Convenio.objects.order_by("nome")),
+            Prefetch("horarios", queryset=HorarioTrabalho.objects.order_by("dia_semana", "hora_inicio")),
+        )
+        .first()
+    )
+    if medico is None:
+        return None
+    detail = {
+        "id": medico.id,
+        "nome": medico.nome,
+        "crm": medico.crm,
+        "ativo": medico.ativo,
+        "bio": medico.bio,
+        "preco_consulta": str(medico.preco_consulta),
+        "duracao_consulta_minutos": medico.duracao_consulta_minutos,
+        "especialidade_ids": [e.id for e in medico.especialidades.all() if e.ativa],
+        "especialidades": [e.nome for e in medico.especialidades.all() if e.ativa],
+        "convenio_ids": [c.id for c in medico.convenios.all() if c.ativo],
+        "convenios": [c.nome for c in medico.convenios.all() if c.ativo],
+        "horarios": [
+            {"dia_semana": h.dia_semana, "inicio": f"{h.hora_inicio:%H:%M}", "fim": f"{h.hora_fim:%H:%M}"}
+            for h in medico.horarios.all()
+        ],
+    }
+    cache.set(key, detail, timeout=_cache_timeout())
+    return detail
+
+
+# -- matching ---------------------------------------------------------------------------------------------------------
+
+_index_lock = threading.Lock()
+_index_memo: dict[str, MatchIndex] = {}
+
+
+def match_index(catalog: dict | None = None) -> MatchIndex:
+    """The normalized candidates for the current catalogue, built once per catalogue version in this process."""
+    catalog = catalog if catalog is not None else clinic_catalog()
+    version = catalog.get("versao", "")
+    index = _index_memo.get(version)
+    if index is None:
+        index = MatchIndex(catalog)
+        with _index_lock:
+            _index_memo.clear()  # only the current version is useful
+            _index_memo[version] = index
+    return index
+
+
+def specialty_find(query: str, *, limit: int = 3) -> list[Match]:
+    return match_index().find("especialidade", query, limit=limit)
+
+
+def doctor_find(query: str, *, especialidade_id: int | None = None, limit: int = 3) -> list[Match]:
+    catalog = clinic_catalog()
+    allowed = None
+    if especialidade_id is not None:
+        allowed = {m["id"] for m in catalog["medicos"] if especialidade_id in m["especialidade_ids"]}
+    return match_index(catalog).find("medico", query, limit=limit, allowed_ids=allowed)
+
+
+def convenio_find(query: str, *, limit: int = 3) -> list[Match]:
+    return match_index().find("convenio", query, limit=limit)
+
+
+def exam_find(query: str, *, limit: int = 3) -> list[Match]:
+    return match_index().find("exame", query, limit=limit)
+
+
+def mentions_find(text: str) -> dict[str, list[Match]]:
+    """Names mentioned inside a free sentence, by kind ("especialidade", "medico", "convenio", "exame").
+
+    The rules that keep ordinary sentences free of false positives are in rag_agent.matching's docstring.
+    """
+    return match_index().mentions(text)
+
+
+def doctor_list(*, especialidade_id: int | None = None, convenio_id: int | None = None) -> list[dict]:
+    return [
+        m
+        for m in clinic_catalog()["medicos"]
+        if (especialidade_id is None or especialidade_id in m["especialidade_ids"])
+        and (convenio_id is None or convenio_id in m["convenio_ids"])
+    ]
+
+
+# -- free slots -------------------------------------------------------------------------------------------------------
+
+
+def _clinic_tz():
+    return timezone.get_default_timezone()
+
+
+def _parse_hhmm(value: str) -> dt.time:
+    hours, minutes = value.split(":")
+    return dt.time(int(hours), int(minutes))
+
+
+def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
+    """Start times of a doctor's slots on a weekday: steps of the consultation length that end by the shift end."""
+    step = dt.timedelta(minutes=detail["duracao_consulta_minutos"])
+    times: list[dt.time] = []
+    for shift in detail["horarios"]:
+        if shift["dia_semana"] != day.weekday():
+            continue
+        cursor = dt.datetime.combine(day, _parse_hhmm(shift["inicio"]))
+        end = dt.datetime.combine(day, _parse_hhmm(shift["fim"]))
+        while cursor + step <= end:
+            times.append(cursor.time())
+            cursor += step
+    return sorted(set(times))
+
+
+def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | None = None) -> set[tuple]:
+    taken = Agendamento.objects.filter(medico_id=medico_id, data__gte=first, data__lte=last).exclude(
+        status=Agendamento.Status.CANCELADO
+    )
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    return set(taken.values_list("data", "hora"))
+
+
+def slot_list_free(
+    *,
+    medico_id: int,
+    start: dt.date,
+    days: int = 14,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+    exclude_agendamento_id: int | None = None,
+) -> list[dt.datetime]:
+    """Free slots (aware, America/Sao_Paulo) of an active doctor from `start` for `days` days, strictly after now."""
+    detail = doctor_detail(medico_id)
+    if detail is None or not detail["ativo"] or not detail["horarios"] or days <= 0:
+        return []
+    now = now or timezone.now()
+    tz = _clinic_tz()
+    last = start + dt.timedelta(days=days - 1)
+    booked = _booked(medico_id, start, last, exclude_id=exclude_agendamento_id)
+    free: list[dt.datetime] = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        for time in doctor_grid(detail, day):
+            when = dt.datetime.combine(day, time, tzinfo=tz)
+            if when > now and (day, time) not in booked:
+                free.append(when)
+                if limit is not None and len(free) >= limit:
+                    return free
+    return free
+
+
+def slot_is_free(*, medico_id: int, when: dt.datetime, now: dt.datetime | None = None) -> bool:
+    local = timezone.localtime(when, _clinic_tz()) if timezone.is_aware(when) else when.replace(tzinfo=_clinic_tz())
+    return local in slot_list_free(medico_id=medico_id, start=local.date(), days=1, now=now)
+
+
+def slots_nearest(
+    *, medico_id: int, wanted: dt.datetime, limit: int = 3, now: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """Free slots closest to `wanted`: that day's by distance in time first, then the following days in order."""
+    tz = _clinic_tz()
+    wanted = timezone.localtime(wanted, tz) if timezone.is_aware(wanted) else wanted.replace(tzinfo=tz)
+    free = slot_list_free(medico_id=medico_id, start=wanted.date(), days=settings.SLOT_SEARCH_DAYS, now=now)
+    same_day = sorted((s for s in free if s.date() == wanted.date()), key=lambda s: (abs(s - wanted), s))
+    later = [s for s in free if s.date() > wanted.date()]
+    return (same_day + later)[:limit]
+
+
+def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = None) -> list[Agendamento]:
+    local = timezone.localtime(now or timezone.now(), _clinic_tz())
+    return list(
+        Agendamento.objects.filter(paciente_telefone=phone, status__in=OPEN_STATUSES)
+        .filter(Q(data__gt=local.date()) | Q(data=local.date(), hora__gte=local.time().replace(microsecond=0)))
+        .select_related("medico", "especialidade", "convenio")
+        .order_by("data", "hora")
+    )

@@ -1,0 +1,215 @@
+"""Writes on appointments. Every check reads the database (not the cache): a booking must see the truth."""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from core.exceptions import ApplicationError, ConflictError, UnprocessableError
+from core.logging import mask_phone
+from core.metrics import BOOKINGS
+from rag_agent.models import Agendamento, Convenio, Medico
+from rag_agent.selectors import OPEN_STATUSES, appointments_upcoming_for_phone, doctor_grid
+
+logger = logging.getLogger(__name__)
+
+SLOT_UNAVAILABLE_MESSAGE = "Esse horário não está mais disponível. Por favor, escolha outro horário."
+PLAN_NOT_ACCEPTED_MESSAGE = "Esse convênio não é aceito por este médico. Você pode escolher outro médico ou particular."
+TOO_MANY_OPEN_MESSAGE = (
+    "Você já tem {limit} consultas agendadas. Para marcar outra, cancele ou aguarde uma das consultas atuais."
+)
+INVALID_DOCTOR_MESSAGE = "Não encontramos esse médico na especialidade escolhida."
+INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
+PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
+INVALID_PATIENT_MESSAGE = "Precisamos do nome e do telefone do paciente para agendar."
+APPOINTMENT_NOT_FOUND_MESSAGE = "Não encontramos esse agendamento entre as suas consultas ativas."
+
+ANONYMIZED_NAME = "Paciente removido (LGPD)"
+
+
+class SlotUnavailable(ConflictError):
+    code = "slot_unavailable"
+
+
+class PlanNotAccepted(UnprocessableError):
+    code = "plan_not_accepted"
+
+
+class TooManyOpenAppointments(UnprocessableError):
+    code = "too_many_open_appointments"
+
+
+class InvalidBooking(UnprocessableError):
+    code = "invalid_booking"
+
+
+class AppointmentNotFound(ApplicationError):
+    http_status = 404
+    code = "appointment_not_found"
+
+
+def _record(action: str, outcome: str) -> None:
+    BOOKINGS.labels(action, outcome).inc()
+
+
+def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: int | None = None) -> None:
+    """The slot lies on the doctor's grid, is in the future and (as far as we can see now) is free."""
+    detail = {
+        "duracao_consulta_minutos": medico.duracao_consulta_minutos,
+        "horarios": [
+            {"dia_semana": h.dia_semana, "inicio": f"{h.hora_inicio:%H:%M}", "fim": f"{h.hora_fim:%H:%M}"}
+            for h in medico.horarios.all()
+        ],
+    }
+    hora = hora.replace(second=0, microsecond=0)
+    if hora not in doctor_grid(detail, data):
+        raise InvalidBooking(INVALID_SLOT_MESSAGE)
+    if dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone()) <= timezone.now():
+        raise InvalidBooking(PAST_SLOT_MESSAGE)
+    taken = Agendamento.objects.filter(medico=medico, data=data, hora=hora).exclude(status=Agendamento.Status.CANCELADO)
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    if taken.exists():
+        raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
+
+
+def _validate_booking(
+    *, medico_id: int, especialidade_id: int, convenio_id: int | None, paciente_telefone: str
+) -> tuple[Medico, Convenio | None]:
+    medico = Medico.objects.filter(pk=medico_id, ativo=True).prefetch_related("horarios").first()
+    if medico is None or not medico.especialidades.filter(pk=especialidade_id, ativa=True).exists():
+        raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+    convenio = None
+    if convenio_id is not None:
+        convenio = Convenio.objects.filter(pk=convenio_id, ativo=True).first()
+        if convenio is None or not medico.convenios.filter(pk=convenio_id).exists():
+            raise PlanNotAccepted(PLAN_NOT_ACCEPTED_MESSAGE)
+    limit = settings.PATIENT_MAX_OPEN_APPOINTMENTS
+    if len(appointments_upcoming_for_phone(paciente_telefone)) >= limit:
+        raise TooManyOpenAppointments(TOO_MANY_OPEN_MESSAGE.format(limit=limit), extra={"limit": limit})
+    return medico, convenio
+
+
+def appointment_book(
+    *,
+    medico_id: int,
+    especialidade_id: int,
+    convenio_id: int | None,
+    paciente_nome: str,
+    paciente_telefone: str,
+    data: dt.date,
+    hora: dt.time,
+) -> Agendamento:
+    """Book one slot. Of two patients racing for the same slot exactly one wins; the other gets SlotUnavailable."""
+    try:
+        paciente_nome, paciente_telefone = (paciente_nome or "").strip(), (paciente_telefone or "").strip()
+        if not paciente_nome or not paciente_telefone:
+            raise InvalidBooking(INVALID_PATIENT_MESSAGE)
+        medico, convenio = _validate_booking(
+            medico_id=medico_id,
+            especialidade_id=especialidade_id,
+            convenio_id=convenio_id,
+            paciente_telefone=paciente_telefone,
+        )
+        hora = hora.replace(second=0, microsecond=0)
+        _validate_slot(medico=medico, data=data, hora=hora)
+        try:
+            with transaction.atomic():
+                agendamento = Agendamento.objects.create(
+                    medico=medico,
+                    especialidade_id=especialidade_id,
+                    convenio=convenio,
+                    paciente_nome=paciente_nome,
+                    paciente_telefone=paciente_telefone,
+                    data=data,
+                    hora=hora,
+                    status=Agendamento.Status.AGENDADO,
+                )
+        except IntegrityError as exc:
+            # The partial unique constraint is the last defence: someone took the slot since we checked.
+            raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
+    except ApplicationError as exc:
+        _record("book", exc.code)
+        logger.info("booking refused for %s: %s", mask_phone(paciente_telefone), exc.code)
+        raise
+    _record("book", "success")
+    logger.info(
+        "appointment %s booked for %s with doctor %s on %s %s",
+        agendamento.pk,
+        mask_phone(paciente_telefone),
+        medico_id,
+        data,
+        f"{hora:%H:%M}",
+    )
+    return agendamento
+
+
+def _own_open_appointment(*, agendamento_id: int, paciente_telefone: str, for_update: bool = False) -> Agendamento:
+    queryset = Agendamento.objects.filter(
+        pk=agendamento_id, paciente_telefone=paciente_telefone, status__in=OPEN_STATUSES
+    )
+    if for_update:
+        queryset = queryset.select_for_update()
+    agendamento = queryset.first()
+    if agendamento is None:
+        raise AppointmentNotFound(APPOINTMENT_NOT_FOUND_MESSAGE)
+    return agendamento
+
+
+def appointment_cancel(*, agendamento_id: int, paciente_telefone: str) -> Agendamento:
+    """Cancel one of this phone's own open appointments; the slot becomes free again."""
+    try:
+        with transaction.atomic():
+            agendamento = _own_open_appointment(
+                agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
+            )
+            agendamento.status = Agendamento.Status.CANCELADO
+            agendamento.save(update_fields=["status", "atualizado_em"])
+    except ApplicationError as exc:
+        _record("cancel", exc.code)
+        raise
+    _record("cancel", "success")
+    logger.info("appointment %s cancelled by %s", agendamento.pk, mask_phone(paciente_telefone))
+    return agendamento
+
+
+def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data: dt.date, hora: dt.time) -> Agendamento:
+    """Move one of this phone's own open appointments to another free slot of the same doctor."""
+    hora = hora.replace(second=0, microsecond=0)
+    try:
+        try:
+            with transaction.atomic():
+                agendamento = _own_open_appointment(
+                    agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
+                )
+                medico = (
+                    Medico.objects.filter(pk=agendamento.medico_id, ativo=True).prefetch_related("horarios").first()
+                )
+                if medico is None:
+                    raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+                _validate_slot(medico=medico, data=data, hora=hora, exclude_id=agendamento.pk)
+                agendamento.data, agendamento.hora = data, hora
+                agendamento.status = Agendamento.Status.AGENDADO
+                agendamento.save(update_fields=["data", "hora", "status", "atualizado_em"])
+        except IntegrityError as exc:
+            raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
+    except ApplicationError as exc:
+        _record("reschedule", exc.code)
+        raise
+    _record("reschedule", "success")
+    logger.info("appointment %s rescheduled by %s", agendamento.pk, mask_phone(paciente_telefone))
+    return agendamento
+
+
+def patient_forget_appointments(*, phone: str) -> int:
+    """Anonymise every appointment of a phone (LGPD); the rows stay so the clinic's agenda history is intact."""
+    with transaction.atomic():
+        count = Agendamento.objects.filter(paciente_telefone=phone).update(
+            paciente_nome=ANONYMIZED_NAME,
+            paciente_telefone=Concat(models.Value("anonimizado-"), Cast("id", output_field=models.CharField())),
+        )
+    logger.info("anonymised %d appointments of %s", count, mask_phone(phone))
+    return count

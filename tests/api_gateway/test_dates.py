@@ -1,0 +1,180 @@
+"""Portuguese dates and times, against the reference time of REFERENCE.md: Monday 2026-11-23 10:00 (São Paulo)."""
+
+import threading
+import time as clock
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from api_gateway.services.nlu import dates
+from api_gateway.services.nlu.dates import DateTimeHint, dates_extract
+
+SP = ZoneInfo("America/Sao_Paulo")
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SP)  # a Monday
+
+# (phrase, date, time, periodo). The first ten rows are the measured table of REFERENCE.md.
+TABLE = [
+    ("amanhã às 15h", date(2026, 11, 24), time(15, 0), None),
+    ("segunda que vem", date(2026, 11, 30), None, None),
+    ("próxima segunda", date(2026, 11, 30), None, None),
+    ("dia 15", date(2026, 12, 15), None, None),
+    ("15/12", date(2026, 12, 15), None, None),
+    ("14h30", None, time(14, 30), None),
+    ("depois de amanhã", date(2026, 11, 25), None, None),
+    ("na sexta às 10h", date(2026, 11, 27), time(10, 0), None),
+    ("pode ser às 2 da tarde", None, time(14, 0), None),
+    ("9h", None, time(9, 0), None),
+    ("dia 26/11 às 10h30", date(2026, 11, 26), time(10, 30), None),
+    # More phrases patients write.
+    ("quinta", date(2026, 11, 26), None, None),
+    ("sábado que vem", date(2026, 11, 28), None, None),
+    ("sabado que vem as 10h", date(2026, 11, 28), time(10, 0), None),
+    ("hoje", date(2026, 11, 23), None, None),
+    ("amanha", date(2026, 11, 24), None, None),
+    ("AMANHÃ ÀS 15H", date(2026, 11, 24), time(15, 0), None),
+    ("semana que vem", date(2026, 11, 30), None, None),
+    ("de manhã", None, None, "manha"),
+    ("à tarde", None, None, "tarde"),
+    ("hoje à noite", date(2026, 11, 23), None, "noite"),
+    ("quinta de manhã", date(2026, 11, 26), None, "manha"),
+    ("terca de manha", date(2026, 11, 24), None, "manha"),
+    ("às 2", None, time(14, 0), None),
+    ("às 6", None, time(18, 0), None),
+    ("hoje às 9h", date(2026, 11, 23), time(9, 0), None),
+    ("às 8 da noite", None, time(20, 0), None),
+    ("10hrs", None, time(10, 0), None),
+    ("meio dia", None, time(12, 0), None),
+    ("amanha as 10 e meia", date(2026, 11, 24), time(10, 30), None),
+    ("terça 9:30", date(2026, 11, 24), time(9, 30), None),
+    ("10/11", date(2027, 11, 10), None, None),  # already past this year: next year
+    ("1/1/2027", date(2027, 1, 1), None, None),
+    ("2026-12-01", date(2026, 12, 1), None, None),
+    ("daqui a 3 dias", date(2026, 11, 26), None, None),
+    ("dia primeiro", date(2026, 12, 1), None, None),
+    ("1º de dezembro", date(2026, 12, 1), None, None),
+    ("5 de dezembro", date(2026, 12, 5), None, None),
+    ("mês que vem", date(2026, 12, 1), None, None),
+    ("na verdade prefiro quinta", date(2026, 11, 26), None, None),
+    (
+        "quero marcar cardiologia com a dra. Ana amanhã às 14h, meu nome é João Silva",
+        date(2026, 11, 24),
+        time(14),
+        None,
+    ),
+    # Things that look like dates or times and are not.
+    ("boa tarde", None, None, None),
+    ("bom dia, tudo bem?", None, None, None),
+    ("pode ser a segunda opção", None, None, None),
+    ("consulta de 1 hora", None, None, None),
+    ("31/02", None, None, None),
+    ("R$ 200", None, None, None),
+    ("quero marcar uma consulta", None, None, None),
+]
+
+
+@pytest.mark.parametrize(("phrase", "expected_date", "expected_time", "expected_period"), TABLE)
+def test_phrase_resolves_to_clinic_local_date_time_and_period(phrase, expected_date, expected_time, expected_period):
+    hint = dates_extract(phrase, now=NOW)
+
+    assert (hint.date, hint.time, hint.periodo) == (expected_date, expected_time, expected_period)
+
+
+def test_a_week_or_a_month_says_so_in_the_grain():
+    assert dates_extract("semana que vem", now=NOW).grain == "week"
+    assert dates_extract("mês que vem", now=NOW).grain == "month"
+    assert dates_extract("quinta", now=NOW).grain == "day"
+
+
+@pytest.mark.parametrize("phrase", ["10/11", "dia 20/11", "01/01", "23/11"])
+def test_no_date_is_ever_in_the_past(phrase):
+    hint = dates_extract(phrase, now=NOW)
+
+    assert hint.date is not None
+    assert hint.date >= NOW.date()
+
+
+def test_today_by_number_is_today_not_next_year():
+    assert dates_extract("23/11", now=NOW).date == date(2026, 11, 23)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [("10", time(10, 0)), ("2", time(14, 0)), ("às 10", time(10, 0)), ("8 30", time(8, 30)), ("7", time(7, 0))],
+)
+def test_a_bare_number_is_a_clinic_hour_when_a_time_was_asked(phrase, expected):
+    assert dates_extract(phrase, now=NOW, expect_time=True).time == expected
+
+
+def test_a_bare_number_is_not_a_time_when_no_time_was_asked():
+    assert dates_extract("10", now=NOW).time is None
+
+
+def test_a_morning_hour_said_in_the_evening_is_still_the_morning_hour():
+    evening = datetime(2026, 11, 23, 20, 30, tzinfo=SP)
+
+    assert dates_extract("amanhã 9h", now=evening) == DateTimeHint(
+        date=date(2026, 11, 24), time=time(9, 0), grain="day", spans=dates_extract("amanhã 9h", now=evening).spans
+    )
+
+
+def test_reference_time_in_utc_is_read_in_clinic_local_time():
+    # 02:00 UTC on the 24th is still 23:00 on Monday the 23rd in São Paulo: "amanhã" is the 24th.
+    late_utc = datetime(2026, 11, 24, 2, 0, tzinfo=ZoneInfo("UTC"))
+
+    assert dates_extract("amanhã", now=late_utc).date == date(2026, 11, 24)
+
+
+def test_spans_point_at_the_date_words_of_the_original_text():
+    text = "😀 Quero às 15h do dia 26/11, obrigado"
+    hint = dates_extract(text, now=NOW)
+
+    covered = "".join(text[start:end] for start, end in hint.spans)
+    assert "15h" in covered
+    assert "26/11" in covered
+    assert "obrigado" not in covered
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "\x00\x01\x02", "😀" * 50, "a" * 5000, "amanhã às 15h " * 400, "??//::--", "99/99/9999", "dia 99"],
+)
+def test_odd_input_never_raises(text):
+    assert isinstance(dates_extract(text, now=NOW), DateTimeHint)
+
+
+def test_long_input_is_capped_before_parsing():
+    started = clock.perf_counter()
+    hint = dates_extract("blá " * 2000 + "amanhã", now=NOW)
+
+    assert hint.date is None  # the date lies past the analysed prefix
+    assert clock.perf_counter() - started < 1.0
+
+
+def test_duckling_is_initialised_once_even_from_concurrent_threads(monkeypatch):
+    monkeypatch.setattr(dates, "_duckling", None)
+    results, states = [], []
+
+    def work():
+        results.append(dates_extract("amanhã às 15h", now=NOW))
+        states.append(id(dates._duckling_state()))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(states)) == 1
+    assert {(r.date, r.time) for r in results} == {(date(2026, 11, 24), time(15, 0))}
+
+
+def test_a_phrase_takes_a_few_milliseconds_after_warm_up():
+    dates_extract("amanhã às 15h", now=NOW)
+    phrases = [row[0] for row in TABLE]
+    started = clock.perf_counter()
+    for phrase in phrases:
+        dates_extract(phrase, now=NOW)
+    per_phrase_ms = (clock.perf_counter() - started) * 1000 / len(phrases)
+
+    assert per_phrase_ms < 10

@@ -1,0 +1,99 @@
+import datetime as dt
+import time
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage
+from api_gateway.services.inbound import inbound_sweep, webhook_ingest
+from api_gateway.whatsapp import webhook_parse
+from core import metrics
+from tests.fakes import graph_server
+from tests.fakes.graph_server import load_payload
+
+fake_graph = graph_server.fake_graph
+celery_inline = graph_server.celery_inline
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_inline")]
+
+
+def _lost(wamid: str = "wamid.LOST", *, minutes_ago: int, attempts: int = 0) -> ConversationMessage:
+    """An accepted message whose task never ran (inside the test transaction on_commit does not fire)."""
+    payload = load_payload("text", now=time.time() - minutes_ago * 60)
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = wamid
+    webhook_ingest(parsed=webhook_parse(payload))
+    ConversationMessage.objects.filter(whatsapp_message_id=wamid).update(
+        created_at=timezone.now() - dt.timedelta(minutes=minutes_ago), attempts=attempts
+    )
+    return ConversationMessage.objects.get(whatsapp_message_id=wamid)
+
+
+def _sweeper(outcome: str) -> float:
+    return metrics.SWEEPER.labels(outcome)._value.get()
+
+
+def test_sweeper_recovers_a_message_whose_task_was_lost_and_answers_it_exactly_once(clinic, fake_graph, settings):
+    settings.SWEEP_AFTER_MINUTES = 5
+    message = _lost(minutes_ago=10)
+    assert message.processing_status == "received"
+
+    first = inbound_sweep()
+    second = inbound_sweep()
+
+    message.refresh_from_db()
+    assert first.requeued == [message.pk] and second.requeued == []
+    assert message.processing_status == "processed"
+    assert ConversationMessage.objects.filter(message_type="bot", reply_to=message).count() == 1
+    assert len(fake_graph.sends) == 1
+
+
+def test_sweeper_leaves_recent_messages_to_their_task(clinic, settings):
+    settings.SWEEP_AFTER_MINUTES = 5
+    message = _lost(minutes_ago=1)
+
+    result = inbound_sweep()
+
+    message.refresh_from_db()
+    assert result.requeued == [] and message.processing_status == "received"
+
+
+def test_sweeper_fails_a_message_after_the_maximum_attempts_with_a_reason(clinic, fake_graph, settings):
+    settings.SWEEP_MAX_ATTEMPTS = 3
+    message = _lost(minutes_ago=30, attempts=3)
+    failed_before = _sweeper("failed")
+
+    result = inbound_sweep()
+
+    message.refresh_from_db()
+    assert result.failed == [message.pk]
+    assert message.processing_status == "failed"
+    assert message.last_error.startswith("gave up after 3 attempts")
+    assert _sweeper("failed") - failed_before == 1
+    assert not ConversationMessage.objects.filter(message_type="bot").exists()
+    assert fake_graph.requests == []
+
+
+def test_sweeper_resends_a_reply_stuck_pending_without_a_second_turn(clinic, fake_graph, phone):
+    message = _lost(minutes_ago=10)
+    from api_gateway.services import conversation
+
+    conversation.turn_handle(phone=phone, text=message.content, inbound=message)  # the worker died before sending
+    ConversationMessage.objects.filter(message_type="bot").update(created_at=timezone.now() - dt.timedelta(minutes=10))
+
+    result = inbound_sweep()
+
+    bot = ConversationMessage.objects.get(message_type="bot")
+    assert result.resent == [bot.pk]
+    assert bot.delivery_status == "sent"
+    assert len(fake_graph.sends) == 1
+
+
+def test_sweep_messages_command_runs_the_sweeper(clinic, capsys):
+    message = _lost(minutes_ago=60)
+
+    call_command("sweep_messages")
+
+    message.refresh_from_db()
+    assert message.processing_status == "processed"
+    assert "re-enqueued 1, failed 0" in capsys.readouterr().out
