@@ -297,14 +297,14 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
     if intent == Intent.REINICIAR:
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return _menu(T.RESTARTED)
     if intent in {Intent.CANCELAR, Intent.REMARCAR} and not (
         intent == Intent.CANCELAR and s.current_state in BOOKING_STATES and s.flow == FLOW_BOOK
     ):
         return _start_manage(turn, FLOW_CANCEL if intent == Intent.CANCELAR else FLOW_RESCHEDULE)
     if intent == Intent.CANCELAR:  # "cancelar" while booking: give up this booking
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=T.BOOKING_ABANDONED)
     if intent == Intent.MEUS_AGENDAMENTOS:
         return _list_appointments(turn)
@@ -359,7 +359,7 @@ def _dispatch(turn: _Turn) -> Reply:
     return _menu(f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
 
 
-def session_manager_reset_in_memory(s: ConversationSession) -> None:
+def _flow_reset(s: ConversationSession) -> None:
     """Clear the flow's slots on this in-memory session (saved with the rest of the turn)."""
     for name in (
         "flow",
@@ -761,7 +761,7 @@ def _book(turn: _Turn) -> Reply:
         s.preferred_time = None
         return _with_prefix(turn, _offer_nearest(turn, doctor, when))
     except clinic_services.TooManyOpenAppointments as exc:
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=exc.message)
     except (clinic_services.PlanNotAccepted, clinic_services.InvalidBooking) as exc:
         turn.prefix.append(exc.message)
@@ -779,7 +779,7 @@ def _book(turn: _Turn) -> Reply:
         address=clinic["endereco"],
         policies=clinic.get("politicas", ""),
     ).strip()
-    session_manager_reset_in_memory(s)
+    _flow_reset(s)
     return Reply(text=text)
 
 
@@ -788,7 +788,7 @@ def _book(turn: _Turn) -> Reply:
 
 def _start_manage(turn: _Turn, flow: str) -> Reply:
     s = turn.session
-    session_manager_reset_in_memory(s)
+    _flow_reset(s)
     s.flow = flow
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
     if not appointments:
@@ -851,15 +851,15 @@ def _manage_step(turn: _Turn) -> Reply:
     # CONFIRMING a cancellation
     appointment = _own_appointment(s)
     if appointment is None:
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
     if nlu.intent == Intent.CONFIRMAR:
         when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
         clinic_services.appointment_cancel(agendamento_id=appointment.pk, paciente_telefone=s.phone_number)
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=T.CANCELLED.format(when=when, doctor=appointment.medico.nome))
     if nlu.intent == Intent.NEGAR:
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=T.KEEP_APPOINTMENT)
     turn.understood = False
     return _manage_selected(turn, appointment)
@@ -888,9 +888,9 @@ def _reschedule(turn: _Turn) -> Reply:
         s.preferred_time = None
         return _with_prefix(turn, _offer_nearest(turn, doctor, when))
     except clinic_services.AppointmentNotFound:
-        session_manager_reset_in_memory(s)
+        _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
-    session_manager_reset_in_memory(s)
+    _flow_reset(s)
     return Reply(
         text=T.RESCHEDULED.format(
             date=T.date_long(appointment.data),
@@ -914,9 +914,12 @@ def _list_appointments(turn: _Turn) -> Reply:
 
 def _answer_question(turn: _Turn) -> Reply:
     s = turn.session
-    answer = _answer_from_data(turn)
-    if answer is None:
-        answer = turn.nlu.answer or (T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER)
+    # Gemini read the whole question against the retrieved facts, so its grounded answer comes first; the
+    # templates answer (exactly, from the tables) whenever the model was not asked or gave no answer.
+    answer = (turn.nlu.answer or "").strip() if turn.nlu.source == "gemini" else ""
+    answer = answer or _answer_from_data(turn)
+    if not answer:
+        answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER
     if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}:
         resume_turn = _Turn(
             session=s,
