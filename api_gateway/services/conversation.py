@@ -12,6 +12,7 @@ with a version check). The engine never talks to WhatsApp.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ MAX_STORED_TEXT = 8000
 FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
 MAX_LIST_ROWS = 10
+BUTTON_KINDS = {"menu", "confirm", "name"}
 
 
 @dataclass
@@ -142,6 +144,13 @@ def _interpret(
     history = list(session.recent_messages or [])
     result = nlu_interpret(text=text, session=session, history=history, now=now)
     metrics.TURNS.labels(result.source or "none").inc()
+    # A typed number on the text fallback of buttons ("1" for "Confirmar") is the same as tapping the button.
+    offered = session.last_options or {}
+    index = result.entities.get("opcao")
+    if offered.get("kind") in BUTTON_KINDS and isinstance(index, int) and 1 <= index <= len(offered["items"]):
+        picked = _option_intent(offered["items"][index - 1]["id"])
+        if picked is not None:
+            return dataclasses.replace(picked, input_tokens=result.input_tokens, output_tokens=result.output_tokens)
     return result
 
 
@@ -298,7 +307,7 @@ def _dispatch(turn: _Turn) -> Reply:
         return _handoff(turn, T.HANDOFF)
     if intent == Intent.REINICIAR:
         _flow_reset(s)
-        return _menu(T.RESTARTED)
+        return _menu(s, T.RESTARTED)
     if intent in {Intent.CANCELAR, Intent.REMARCAR} and not (
         intent == Intent.CANCELAR and s.current_state in BOOKING_STATES and s.flow == FLOW_BOOK
     ):
@@ -326,7 +335,7 @@ def _dispatch(turn: _Turn) -> Reply:
     asked_name = s.current_state == S.COLLECTING_PATIENT_INFO and s.last_options.get("kind") == "name"
     if asked_name and not nlu.entities.get("nome"):
         if intent == Intent.CONFIRMAR:
-            s.patient_name, s.name_confirmed = s.last_options["items"][0]["title"], True
+            s.patient_name, s.name_confirmed = s.last_options["hint"], True
             s.last_options = {}
             return _advance(turn)
         if intent == Intent.NEGAR:
@@ -348,7 +357,7 @@ def _dispatch(turn: _Turn) -> Reply:
         return _advance(turn)
 
     if intent == Intent.SAUDACAO:
-        return _menu(T.GREETING.format(name=_first_name_suffix(turn), clinic=_clinic()["nome"]))
+        return _menu(s, T.GREETING.format(name=_first_name_suffix(turn), clinic=_clinic()["nome"]))
     if intent == Intent.AGRADECIMENTO:
         return Reply(text=T.THANKS)
     if intent == Intent.DESPEDIDA:
@@ -356,7 +365,7 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.PERGUNTA:
         return _answer_question(turn)
     turn.understood = False
-    return _menu(f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
+    return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
 
 
 def _flow_reset(s: ConversationSession) -> None:
@@ -384,16 +393,19 @@ def _handoff(turn: _Turn, text: str) -> Reply:
     return Reply(text=text)
 
 
-def _menu(text: str) -> Reply:
-    return Reply(
-        text=text,
-        kind="buttons",
-        options=[
-            Option("menu:agendar", T.BUTTON_BOOK),
-            Option("menu:duvidas", T.BUTTON_QUESTIONS),
-            Option("menu:atendente", T.BUTTON_HUMAN),
-        ],
-    )
+def _buttons(s: ConversationSession, kind: str, text: str, options: list[Option]) -> Reply:
+    """Reply buttons, remembered so a typed "1"/"2" on the numbered text fallback means the same."""
+    s.last_options = {"kind": kind, "items": [{"id": o.id, "title": o.title} for o in options]}
+    return Reply(text=text, kind="buttons", options=options)
+
+
+def _menu(s: ConversationSession, text: str) -> Reply:
+    options = [
+        Option("menu:agendar", T.BUTTON_BOOK),
+        Option("menu:duvidas", T.BUTTON_QUESTIONS),
+        Option("menu:atendente", T.BUTTON_HUMAN),
+    ]
+    return _buttons(s, "menu", text, options)
 
 
 def _first_name_suffix(turn: _Turn) -> str:
@@ -543,12 +555,10 @@ def _next_step(turn: _Turn) -> Reply:
         s.current_state = S.COLLECTING_PATIENT_INFO
         hint = turn.profile_name.strip()
         if hint and s.last_options.get("kind") != "name":
-            s.last_options = {"kind": "name", "items": [{"id": "name:yes", "title": hint}]}
-            return Reply(
-                text=T.CONFIRM_PROFILE_NAME.format(name=hint),
-                kind="buttons",
-                options=[Option("name:yes", T.BUTTON_YES), Option("name:no", T.BUTTON_NO)],
-            )
+            options = [Option("name:yes", T.BUTTON_YES), Option("name:no", T.BUTTON_NO)]
+            reply = _buttons(s, "name", T.CONFIRM_PROFILE_NAME.format(name=hint), options)
+            s.last_options["hint"] = hint
+            return reply
         if s.current_state == S.COLLECTING_PATIENT_INFO and turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO}:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
                 return Reply(text=T.ASK_NAME_AGAIN)
@@ -592,23 +602,20 @@ def _next_step(turn: _Turn) -> Reply:
         return _offer_times_on_date(turn, doctor, refused=when)
 
     s.current_state = S.CONFIRMING
-    s.last_options = {}
-    return Reply(
-        text=T.SUMMARY.format(
-            patient=s.patient_name,
-            doctor=doctor["nome"],
-            specialty=_specialty_name(s.selected_specialty_id),
-            date=T.date_long(s.preferred_date),
-            time=f"{s.preferred_time:%H:%M}",
-            payment=_payment(s, doctor),
-        ),
-        kind="buttons",
-        options=[
-            Option("confirm:yes", T.BUTTON_CONFIRM),
-            Option("confirm:no", T.BUTTON_CHANGE),
-            Option("confirm:stop", T.BUTTON_GIVE_UP),
-        ],
+    summary = T.SUMMARY.format(
+        patient=s.patient_name,
+        doctor=doctor["nome"],
+        specialty=_specialty_name(s.selected_specialty_id),
+        date=T.date_long(s.preferred_date),
+        time=f"{s.preferred_time:%H:%M}",
+        payment=_payment(s, doctor),
     )
+    options = [
+        Option("confirm:yes", T.BUTTON_CONFIRM),
+        Option("confirm:no", T.BUTTON_CHANGE),
+        Option("confirm:stop", T.BUTTON_GIVE_UP),
+    ]
+    return _buttons(s, "confirm", summary, options)
 
 
 def _offer_specialties(turn: _Turn) -> Reply:
@@ -818,12 +825,8 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
     if s.flow == FLOW_CANCEL:
         s.current_state = S.CONFIRMING
-        s.last_options = {}
-        return Reply(
-            text=T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome),
-            kind="buttons",
-            options=[Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)],
-        )
+        options = [Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)]
+        return _buttons(s, "confirm", T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome), options)
     # Reschedule: same doctor and specialty, new date and time.
     s.selected_doctor_id = appointment.medico_id
     s.selected_specialty_id = appointment.especialidade_id

@@ -354,6 +354,16 @@ def test_repeated_gibberish_hands_the_patient_to_a_human(patient):
     assert patient.text == T.HANDOFF_AFTER_FAILURES
 
 
+def test_typed_number_on_the_button_fallback_means_that_button(patient):
+    patient.says("oi")
+    patient.says("1")  # "1. Marcar consulta" in the numbered text fallback
+    assert patient.state == "collecting_patient_info"
+    patient.says("quero marcar cardiologia com a dra ana na quarta às 14h, meu nome é João Silva")
+    assert patient.state == "confirming"
+    patient.says("1")  # "1. Confirmar"
+    assert Agendamento.objects.get().data == WEDNESDAY
+
+
 def test_emoji_only_message_gets_a_polite_menu(patient):
     patient.says("😀😀")
     assert T.NOT_UNDERSTOOD in patient.text
