@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
+    "core.middleware_metrics.HttpDurationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -211,6 +212,7 @@ WHATSAPP_BUSINESS_NUMBER = env_str("WHATSAPP_BUSINESS_NUMBER")
 WHATSAPP_API_BASE_URL = env_str("WHATSAPP_API_BASE_URL", "https://graph.facebook.com")
 WHATSAPP_API_VERSION = env_str("WHATSAPP_API_VERSION", "v23.0")
 WHATSAPP_TIMEOUT_SECONDS = env_float("WHATSAPP_TIMEOUT_SECONDS", 10.0)
+WHATSAPP_RETRY_BASE_SECONDS = env_float("WHATSAPP_RETRY_BASE_SECONDS", 0.5)
 WHATSAPP_MAX_MESSAGE_AGE_HOURS = env_int("WHATSAPP_MAX_MESSAGE_AGE_HOURS", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:

@@ -204,7 +204,8 @@ def _run_and_persist(
                     entities={"reply": reply.to_dict()},
                     timestamp=now,
                     reply_to=user_message,
-                    delivery_status=ConversationMessage.Delivery.PENDING,
+                    # Only webhook turns are delivered through WhatsApp; REST and chat replies go back in-band.
+                    delivery_status=ConversationMessage.Delivery.PENDING if inbound is not None else "",
                 )
             session_manager.save(session=session)
     except Exception:
@@ -443,12 +444,14 @@ def _merge_entities(turn: _Turn) -> bool:
         if s.last_options.get("kind") == "name":
             s.last_options = {}
 
-    if e.get("convenio_id"):
+    if e.get("convenio_id") and _by_id(_catalog()["convenios"], e["convenio_id"]):
         s.selected_convenio_id = int(e["convenio_id"])
         s.insurance_type = e.get("convenio") or _plan_name(s.selected_convenio_id)
     elif e.get("particular"):
         s.selected_convenio_id, s.insurance_type = None, "particular"
 
+    if not _by_id(_catalog()["especialidades"], e.get("especialidade_id")):
+        e.pop("especialidade_id", None)
     if e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
         s.selected_specialty_id = int(e["especialidade_id"])
         doctor = _doctor(s.selected_doctor_id) if s.selected_doctor_id else None
@@ -507,9 +510,10 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
     if not option_id:
         return
     kind, _, value = option_id.partition(":")
-    if kind == "specialty" and value.isdigit():
+    # Ids come back from the patient's phone: trust only those that still name a row of the clinic's tables.
+    if kind == "specialty" and value.isdigit() and _by_id(_catalog()["especialidades"], value):
         e.setdefault("especialidade_id", int(value))
-    elif kind == "doctor" and value.isdigit():
+    elif kind == "doctor" and value.isdigit() and _doctor(int(value)):
         e.setdefault("medico_id", int(value))
     elif kind == "slot":
         try:
@@ -518,8 +522,9 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
             return
         e["data"], e["hora"] = when.date().isoformat(), when.strftime("%H:%M")
     elif kind == "appointment" and value.isdigit():
-        e["appointment_id"] = int(value)
-        s.target_appointment_id = int(value)
+        own = {a.pk for a in selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)}
+        if int(value) in own:
+            s.target_appointment_id = int(value)
 
 
 def _go_back(s: ConversationSession) -> None:

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from api_gateway.models import ConversationMessage
+from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services.idempotency import IdempotentResult, idempotency_key_derive, idempotent_run
 from api_gateway.services.sender import inbound_mark_read, reply_send
 from api_gateway.services.session_cache import SessionConflict, SessionLockTimeout, session_manager
@@ -81,12 +81,12 @@ def webhook_ingest(*, parsed: ParsedWebhook, now: dt.datetime | None = None) -> 
         metrics.WEBHOOK_MESSAGES.labels("field_" + fieldname[:20], "ignored").inc()
 
     records = [r for r in parsed.messages if not _from_own_number(r, summary)]
-    # Sessions are created outside the batch transaction: their cache entry must never name an uncommitted row.
+    # Sessions are resolved outside the batch transaction (a cache entry must never name an uncommitted row).
     sessions = {}
     for record in records:
         if record.sender not in sessions:
             try:
-                sessions[record.sender] = session_manager.get_or_start(phone=record.sender)
+                sessions[record.sender] = _session_for(record.sender)
             except (OperationalError, InterfaceError):
                 raise  # the database is unwell: the whole POST gets a 503 and Meta retries (dedupe makes it safe)
             except Exception:  # noqa: BLE001 - one bad item never drops the others
@@ -99,8 +99,7 @@ def webhook_ingest(*, parsed: ParsedWebhook, now: dt.datetime | None = None) -> 
                 metrics.WEBHOOK_MESSAGES.labels(record.kind, "error").inc()
                 continue
             try:
-                with transaction.atomic():
-                    message_record_inbound(record=record, session_id=session.pk, now=now, summary=summary)
+                message_record_inbound(record=record, session_id=session.pk, now=now, summary=summary)
             except (OperationalError, InterfaceError):
                 raise  # transient: refuse the whole batch rather than acknowledge an item we did not store
             except Exception:  # noqa: BLE001 - same: log it, count it, keep the rest of the batch
@@ -124,6 +123,16 @@ def webhook_ingest(*, parsed: ParsedWebhook, now: dt.datetime | None = None) -> 
     return summary
 
 
+def _session_for(phone: str) -> ConversationSession:
+    """From the database, the source of truth: only the id is needed here, and a cached copy of a row that no
+    longer exists (restored database, erased patient) would fail the whole batch on its foreign key."""
+    session = session_manager.get_from_database(phone=phone)
+    if session is None:
+        session_manager.invalidate(phone=phone)
+        session = session_manager.get_or_start(phone=phone)
+    return session
+
+
 def _from_own_number(record: InboundMessage, summary: IngestSummary) -> bool:
     own = {n for n in (settings.WHATSAPP_BUSINESS_NUMBER, record.business_number) if n}
     if record.sender in {"".join(ch for ch in n if ch.isdigit()) for n in own}:
@@ -137,10 +146,9 @@ def _from_own_number(record: InboundMessage, summary: IngestSummary) -> bool:
 def message_record_inbound(
     *, record: InboundMessage, session_id: int, now: dt.datetime, summary: IngestSummary | None = None
 ) -> ConversationMessage | None:
-    """Inserts the inbound message under its unique WhatsApp id. Returns None for a duplicate."""
+    """Inserts the inbound message under its unique WhatsApp id (in a savepoint: the unique constraint decides
+    duplicates, no read first). Returns None for a duplicate."""
     summary = summary if summary is not None else IngestSummary()
-    if ConversationMessage.objects.filter(whatsapp_message_id=record.wamid).exists():
-        return _duplicate(record, summary)
     status, reason = Processing.RECEIVED, ""
     if now - record.timestamp > dt.timedelta(hours=settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS):
         status, reason = Processing.IGNORED, REASON_TOO_OLD
@@ -218,12 +226,10 @@ def patient_rate_limited(*, phone: str, now: dt.datetime | None = None) -> bool:
     key = f"{RATE_KEY_PREFIX}{phone}:{now:%Y%m%d%H%M}"
     cache = caches["strict"]
     try:
-        cache.add(key, 0, timeout=120)
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=120)
-            count = 1
+            count = cache.incr(key)  # one round trip for every message but the first of the minute
+        except ValueError:  # no counter yet for this minute
+            count = 1 if cache.add(key, 1, timeout=120) else cache.incr(key)
     except Exception as exc:  # noqa: BLE001 - the limit is a courtesy; losing messages is not
         logger.warning("rate-limit counter unavailable (%s); allowing %s", type(exc).__name__, mask_phone(phone))
         return False

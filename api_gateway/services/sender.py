@@ -32,7 +32,7 @@ RATE_LIMIT_BACKOFF_FACTOR = 4
 
 
 def _retry_base_seconds() -> float:
-    return float(getattr(settings, "WHATSAPP_RETRY_BASE_SECONDS", 0.5))
+    return settings.WHATSAPP_RETRY_BASE_SECONDS
 
 
 def _retryable(exc: BaseException) -> bool:
