@@ -81,7 +81,7 @@ class WhatsAppWebhookView(View):
             logger.warning("DEBUG without WHATSAPP_APP_SECRET: accepting an unsigned webhook POST")
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             return _error(400, "malformed_json", "Malformed JSON.")
         try:
             parsed = webhook_parse(payload)

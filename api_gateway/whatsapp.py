@@ -105,21 +105,29 @@ def webhook_parse(payload: object) -> ParsedWebhook:
     return parsed
 
 
+def _list_field(value: dict, name: str, where: str, parsed: ParsedWebhook) -> list:
+    items = value.get(name) or []
+    if not isinstance(items, list):
+        parsed.problems.append(ParseProblem(f"{where}.{name}", f"not a list: {type(items).__name__}"))
+        return []
+    return items
+
+
 def _parse_value(value: dict, where: str, parsed: ParsedWebhook) -> None:
-    metadata = value.get("metadata") or {}
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     business_number = _digits(metadata.get("display_phone_number", ""))
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-    for m, raw in enumerate(value.get("messages") or []):
+    contacts = [c for c in _list_field(value, "contacts", where, parsed) if isinstance(c, dict)]
+    for m, raw in enumerate(_list_field(value, "messages", where, parsed)):
         try:
             parsed.messages.append(_parse_message(raw, contacts, business_number))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             parsed.problems.append(ParseProblem(f"{where}.messages[{m}]", f"{type(exc).__name__}: {exc}"))
-    for s, raw in enumerate(value.get("statuses") or []):
+    for s, raw in enumerate(_list_field(value, "statuses", where, parsed)):
         try:
             parsed.statuses.append(_parse_status(raw))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             parsed.problems.append(ParseProblem(f"{where}.statuses[{s}]", f"{type(exc).__name__}: {exc}"))
-    for error in value.get("errors") or []:
+    for error in _list_field(value, "errors", where, parsed):
         parsed.errors.append(error if isinstance(error, dict) else {"raw": error})
 
 
@@ -155,17 +163,18 @@ def _parse_message(raw: dict, contacts: list[dict], business_number: str) -> Inb
         errors = raw.get("errors") or []
         error_code = errors[0].get("code") if errors and isinstance(errors[0], dict) else None
     profile = contact.get("profile") or {}
+    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
     return InboundMessage(
-        wamid=wamid,
-        sender=sender,
+        wamid=_clean(wamid),
+        sender=_clean(sender),
         kind=kind,
         timestamp=_timestamp(raw["timestamp"]),
-        text=str(text or ""),
-        option_id=str(option_id) if option_id else None,
-        media_id=str(media_id or ""),
-        profile_name=str(profile.get("name", "")) if isinstance(profile, dict) else "",
-        user_id=user_id,
-        context_id=str((raw.get("context") or {}).get("id", "")),
+        text=_clean(text),
+        option_id=_clean(option_id) if option_id else None,
+        media_id=_clean(media_id),
+        profile_name=_clean(profile.get("name", "")) if isinstance(profile, dict) else "",
+        user_id=_clean(user_id),
+        context_id=_clean(context.get("id", "")),
         error_code=error_code,
         business_number=business_number,
     )
@@ -193,6 +202,11 @@ def _contact_for(raw: dict, contacts: list[dict]) -> dict:
         if sender and _digits(contact.get("wa_id", "")) == sender:
             return contact
     return contacts[0] if len(contacts) == 1 else {}
+
+
+def _clean(value: object) -> str:
+    """Text as we can store it: PostgreSQL refuses NUL characters, which would lose the whole message."""
+    return str(value or "").replace("\x00", "")
 
 
 def _timestamp(value: object) -> dt.datetime:

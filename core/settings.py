@@ -224,6 +224,8 @@ if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:
 # --- Conversation and abuse limits ------------------------------------------------------------------------
 PATIENT_MAX_MESSAGES_PER_MINUTE = env_int("PATIENT_MAX_MESSAGES_PER_MINUTE", 20)
 PATIENT_MAX_OPEN_APPOINTMENTS = env_int("PATIENT_MAX_OPEN_APPOINTMENTS", 3)
+# How long a turn may hold its phone's lock before Redis frees it (recovery time after a crashed worker).
+SESSION_LOCK_TIMEOUT_SECONDS = env_int("SESSION_LOCK_TIMEOUT_SECONDS", 60)
 HANDOFF_AFTER_FAILURES = env_int("HANDOFF_AFTER_FAILURES", 3)
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
 API_MAX_TEXT_LENGTH = env_int("API_MAX_TEXT_LENGTH", 4096)

@@ -4,7 +4,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -93,6 +93,14 @@ def _validate_booking(
     return medico, convenio
 
 
+def _serialise_bookings_of(phone: str) -> None:
+    """A transaction-scoped per-phone lock. PostgreSQL: an advisory lock; SQLite already runs one writer at a
+    time (transactions are IMMEDIATE, see settings)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"booking:{phone}"])
+
+
 def appointment_book(
     *,
     medico_id: int,
@@ -108,29 +116,32 @@ def appointment_book(
         paciente_nome, paciente_telefone = (paciente_nome or "").strip(), (paciente_telefone or "").strip()
         if not paciente_nome or not paciente_telefone:
             raise InvalidBooking(INVALID_PATIENT_MESSAGE)
-        medico, convenio = _validate_booking(
-            medico_id=medico_id,
-            especialidade_id=especialidade_id,
-            convenio_id=convenio_id,
-            paciente_telefone=paciente_telefone,
-        )
-        hora = hora.replace(second=0, microsecond=0)
-        _validate_slot(medico=medico, data=data, hora=hora)
-        try:
-            with transaction.atomic():
-                agendamento = Agendamento.objects.create(
-                    medico=medico,
-                    especialidade_id=especialidade_id,
-                    convenio=convenio,
-                    paciente_nome=paciente_nome,
-                    paciente_telefone=paciente_telefone,
-                    data=data,
-                    hora=hora,
-                    status=Agendamento.Status.AGENDADO,
-                )
-        except IntegrityError as exc:
-            # The partial unique constraint is the last defence: someone took the slot since we checked.
-            raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
+        with transaction.atomic():
+            # The open-appointment cap is a count followed by an insert: serialise them per phone.
+            _serialise_bookings_of(paciente_telefone)
+            medico, convenio = _validate_booking(
+                medico_id=medico_id,
+                especialidade_id=especialidade_id,
+                convenio_id=convenio_id,
+                paciente_telefone=paciente_telefone,
+            )
+            hora = hora.replace(second=0, microsecond=0)
+            _validate_slot(medico=medico, data=data, hora=hora)
+            try:
+                with transaction.atomic():
+                    agendamento = Agendamento.objects.create(
+                        medico=medico,
+                        especialidade_id=especialidade_id,
+                        convenio=convenio,
+                        paciente_nome=paciente_nome,
+                        paciente_telefone=paciente_telefone,
+                        data=data,
+                        hora=hora,
+                        status=Agendamento.Status.AGENDADO,
+                    )
+            except IntegrityError as exc:
+                # The partial unique constraint is the last defence: someone took the slot since we checked.
+                raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
     except ApplicationError as exc:
         _record("book", exc.code)
         logger.info("booking refused for %s: %s", mask_phone(paciente_telefone), exc.code)

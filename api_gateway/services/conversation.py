@@ -106,7 +106,7 @@ def turn_handle_unlocked(
 ) -> TurnResult:
     """One turn; the caller holds `session_manager.lock(phone)`."""
     now = now or timezone.now()
-    text = (text or "")[:MAX_STORED_TEXT]
+    text = (text or "").replace("\x00", "")[:MAX_STORED_TEXT]  # PostgreSQL refuses NUL characters
     session = session_manager.get_or_start(phone=phone)
     nlu = _interpret(session=session, text=text, option_id=option_id, channel_type=channel_type, now=now)
     for attempt in range(3):

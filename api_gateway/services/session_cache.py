@@ -12,13 +12,15 @@
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from api_gateway.models import ConversationSession, ConversationState
 from api_gateway.services.token_monitor import token_monitor
@@ -30,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 SESSION_KEY_PREFIX = "gemini_session_"
 LOCK_KEY_PREFIX = "lock:session:"
-LOCK_TIMEOUT_SECONDS = 60
 LOCK_WAIT_SECONDS = 30
+LOCK_BUSY_MESSAGE = "Outra mensagem deste paciente ainda está sendo processada."
 
 _FIELDS = ConversationSession._meta.concrete_fields
 _ATTNAMES = [f.attname for f in _FIELDS]
@@ -135,11 +137,21 @@ class SessionManager:
     @contextlib.contextmanager
     def _redis_lock(self, phone: str, wait_seconds: float) -> Iterator[None]:
         lock = caches["strict"].lock(
-            f"{LOCK_KEY_PREFIX}{phone}", timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=wait_seconds
+            f"{LOCK_KEY_PREFIX}{phone}", timeout=settings.SESSION_LOCK_TIMEOUT_SECONDS, blocking_timeout=wait_seconds
         )
-        # Errors reaching Redis propagate: without the lock we must not run the turn (the task retries).
-        if not lock.acquire(blocking=True):
-            raise SessionLockTimeout("Outra mensagem deste paciente ainda está sendo processada.")
+        try:
+            acquired = lock.acquire(blocking=True)
+        except (RedisError, OSError):
+            if not settings.IS_POSTGRES:
+                raise  # no shared fallback: the task retries later
+            logger.warning("Redis unavailable for the session lock of %s; using a database lock", mask_phone(phone))
+            acquired = None
+        if acquired is None:  # Redis is down: conversations go on, serialised by the database instead
+            with self._database_lock(phone, wait_seconds):
+                yield
+            return
+        if not acquired:
+            raise SessionLockTimeout(LOCK_BUSY_MESSAGE)
         try:
             yield
         finally:
@@ -149,11 +161,30 @@ class SessionManager:
                 logger.warning("session lock for %s was already released", mask_phone(phone))
 
     @contextlib.contextmanager
+    def _database_lock(self, phone: str, wait_seconds: float) -> Iterator[None]:
+        """A PostgreSQL session-level advisory lock: released by unlock, or by the server if this process dies."""
+        key = f"{LOCK_KEY_PREFIX}{phone}"
+        deadline = time.monotonic() + wait_seconds
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key])
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() > deadline:
+                    raise SessionLockTimeout(LOCK_BUSY_MESSAGE)
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+
+    @contextlib.contextmanager
     def _process_lock(self, phone: str, wait_seconds: float) -> Iterator[None]:
         with self._process_locks_guard:
             lock = self._process_locks.setdefault(phone, threading.Lock())
         if not lock.acquire(timeout=wait_seconds):
-            raise SessionLockTimeout("Outra mensagem deste paciente ainda está sendo processada.")
+            raise SessionLockTimeout(LOCK_BUSY_MESSAGE)
         try:
             yield
         finally:

@@ -121,3 +121,35 @@ def test_lock_serialises_turns_of_one_phone(phone):
         t.join()
     assert overlaps == []
     assert ConversationSession.objects.get(phone_number=phone).failed_attempts == 8
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_lock_falls_back_to_the_database_when_redis_is_down(phone, settings):
+    """Conversations go on during a Redis outage: turns of one phone are then serialised by PostgreSQL."""
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.REDIS_URL = dead
+    settings.CACHES = {
+        alias: {**conf, "BACKEND": "django_redis.cache.RedisCache", "LOCATION": dead,
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2,
+                            "IGNORE_EXCEPTIONS": alias == "default"}}
+        for alias, conf in settings.CACHES.items()
+    }  # fmt: skip
+    inside, overlaps, done = [], [], []
+
+    def turn():
+        with session_manager.lock(phone, wait_seconds=10):
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(1)
+            threading.Event().wait(0.05)
+            inside.pop()
+            done.append(1)
+        connection.close()
+
+    threads = [threading.Thread(target=turn) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == 5 and overlaps == []
