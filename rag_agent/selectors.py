@@ -1,8 +1,11 @@
 """Reads of clinic data. The catalogue and doctor entries are cached; matching works on the cached catalogue."""
 
+import contextlib
+import contextvars
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.db.models import Prefetch, Q
@@ -16,6 +19,7 @@ from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, 
 __all__ = [
     "Match",
     "appointments_upcoming_for_phone",
+    "catalog_snapshot",
     "clinic_catalog",
     "convenio_find",
     "doctor_detail",
@@ -87,8 +91,28 @@ def _catalog_from_database() -> dict:
     }
 
 
+_snapshot: contextvars.ContextVar[dict | None] = contextvars.ContextVar("clinic_catalog_snapshot", default=None)
+
+
+@contextlib.contextmanager
+def catalog_snapshot() -> Iterator[None]:
+    """Within the block, every clinic_catalog() call returns the same catalogue: one cache read (and one unpickle)
+    per conversation turn instead of one per lookup, and a turn that sees one consistent version of the clinic."""
+    if _snapshot.get() is not None:
+        yield
+        return
+    token = _snapshot.set(clinic_catalog())
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
+
+
 def clinic_catalog() -> dict:
     """Everything active the bot may talk about, as plain JSON-able data (cache-aside at `gemini_clinic_data`)."""
+    snapshot = _snapshot.get()
+    if snapshot is not None:
+        return snapshot
     cache = clinic_cache()
     catalog = cache.get(CLINIC_DATA_KEY)
     if catalog is not None:

@@ -105,6 +105,28 @@ def turn_handle_unlocked(
     now: dt.datetime | None = None,
 ) -> TurnResult:
     """One turn; the caller holds `session_manager.lock(phone)`."""
+    with selectors.catalog_snapshot():
+        return _turn(
+            phone=phone,
+            text=text,
+            inbound=inbound,
+            option_id=option_id,
+            channel_type=channel_type,
+            profile_name=profile_name,
+            now=now,
+        )
+
+
+def _turn(
+    *,
+    phone: str,
+    text: str,
+    inbound: ConversationMessage | None,
+    option_id: str | None,
+    channel_type: str,
+    profile_name: str,
+    now: dt.datetime | None,
+) -> TurnResult:
     now = now or timezone.now()
     text = (text or "").replace("\x00", "")[:MAX_STORED_TEXT]  # PostgreSQL refuses NUL characters
     session = session_manager.get_or_start(phone=phone)

@@ -7,6 +7,7 @@ from today's messages, so a cache loss never resets the budget.
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 TOKENS_KEY_PREFIX = "gemini_tokens_"
 MIN_CACHE_TIMEOUT = 15 * 60
 MAX_CACHE_TIMEOUT = 60 * 60
+TIMEOUT_MEMO_SECONDS = 30
 
 
 def tokens_key(day: dt.date) -> str:
@@ -58,6 +60,7 @@ class BudgetStatus:
 class TokenMonitor:
     def __init__(self, cache_alias: str = "strict"):
         self.cache_alias = cache_alias
+        self._timeout_memo: tuple[float, int] = (0.0, MIN_CACHE_TIMEOUT)
 
     @property
     def cache(self):
@@ -122,9 +125,20 @@ class TokenMonitor:
         """Cache timeout in seconds: 15 minutes at the start of the day, growing to 60 as the budget is used.
 
         The closer the clinic is to its budget, the longer sessions and clinic facts stay cached, so a busy day
-        rebuilds less.
+        rebuilds less. Without an explicit status the answer is reused for TIMEOUT_MEMO_SECONDS: it only picks an
+        expiry, and every session save asks for it, so it must not cost a cache round trip each time.
         """
-        status = status or self.status()
+        if status is None:
+            expires, value = self._timeout_memo
+            if time.monotonic() < expires:
+                return value
+        value = self._timeout_for(status or self.status())
+        if status is None:
+            self._timeout_memo = (time.monotonic() + TIMEOUT_MEMO_SECONDS, value)
+        return value
+
+    @staticmethod
+    def _timeout_for(status: BudgetStatus) -> int:
         share = min(1.0, status.ratio / max(settings.GEMINI_ECONOMY_THRESHOLD, 0.01))
         return int(MIN_CACHE_TIMEOUT + (MAX_CACHE_TIMEOUT - MIN_CACHE_TIMEOUT) * share)
 

@@ -72,3 +72,14 @@ def test_cost_estimate_uses_configured_prices(settings):
     settings.GEMINI_PRICE_INPUT_PER_MTOK = 1.0
     settings.GEMINI_PRICE_OUTPUT_PER_MTOK = 2.0
     assert TokenMonitor.estimate_cost(input_tokens=1_000_000, output_tokens=500_000) == pytest.approx(2.0)
+
+
+def test_cache_timeout_is_reused_briefly_instead_of_read_on_every_save(settings):
+    settings.GEMINI_DAILY_TOKEN_LIMIT = 1000
+    settings.GEMINI_ECONOMY_THRESHOLD = 0.8
+    monitor = TokenMonitor()
+    assert monitor.get_cache_timeout() == MIN_CACHE_TIMEOUT
+    monitor.record_usage(input_tokens=900, output_tokens=0)
+    assert monitor.get_cache_timeout() == MIN_CACHE_TIMEOUT  # memoised for a few seconds
+    monitor._timeout_memo = (0.0, 0)  # the memo expired
+    assert monitor.get_cache_timeout() == MAX_CACHE_TIMEOUT

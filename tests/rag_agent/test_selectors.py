@@ -222,3 +222,20 @@ def test_upcoming_appointments_for_a_phone_skip_past_and_cancelled_ones(demo, dj
         names = [a.medico.nome for a in upcoming]  # select_related: no extra queries
     assert [a.pk for a in upcoming] == [later_today.pk, next_week.pk]
     assert names == ["Dra. Ana Souza", "Dr. Carlos Mendes"]
+
+
+def test_catalog_snapshot_reads_the_cache_once_for_a_whole_turn(clinic, monkeypatch):
+    from rag_agent import selectors
+    from rag_agent.cache import clinic_cache
+
+    selectors.clinic_catalog()  # warm
+    reads = []
+    cache = clinic_cache()
+    original_get = cache.get
+    monkeypatch.setattr(cache, "get", lambda *a, **k: reads.append(a[0]) or original_get(*a, **k))
+    with selectors.catalog_snapshot():
+        first = selectors.clinic_catalog()
+        selectors.doctor_list(especialidade_id=first["especialidades"][0]["id"])
+        selectors.mentions_find("quero cardiologia com a dra ana pela unimed")
+        assert selectors.clinic_catalog() is first
+    assert reads == ["gemini_clinic_data"]
