@@ -776,6 +776,15 @@ def _offer_nearest(turn: _Turn, doctor: dict, wanted: dt.datetime) -> Reply:
     return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
 
 
+def _slot_lost(turn: _Turn, doctor: dict) -> Reply:
+    """Someone else took the slot between the summary and the patient's "sim": offer the nearest free ones."""
+    s = turn.session
+    when = _aware(s.preferred_date, s.preferred_time)
+    turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(when), doctor=doctor["nome"]))
+    s.preferred_time = None
+    return _with_prefix(turn, _offer_nearest(turn, doctor, when))
+
+
 def _book(turn: _Turn) -> Reply:
     s = turn.session
     doctor = _doctor(s.selected_doctor_id)
@@ -790,10 +799,7 @@ def _book(turn: _Turn) -> Reply:
             hora=s.preferred_time,
         )
     except clinic_services.SlotUnavailable:
-        when = _aware(s.preferred_date, s.preferred_time)
-        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(when), doctor=doctor["nome"]))
-        s.preferred_time = None
-        return _with_prefix(turn, _offer_nearest(turn, doctor, when))
+        return _slot_lost(turn, doctor)
     except clinic_services.TooManyOpenAppointments as exc:
         _flow_reset(s)
         return Reply(text=exc.message)
@@ -913,10 +919,7 @@ def _reschedule(turn: _Turn) -> Reply:
             hora=s.preferred_time,
         )
     except clinic_services.SlotUnavailable:
-        when = _aware(s.preferred_date, s.preferred_time)
-        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(when), doctor=doctor["nome"]))
-        s.preferred_time = None
-        return _with_prefix(turn, _offer_nearest(turn, doctor, when))
+        return _slot_lost(turn, doctor)
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import cache_inspect, idempotency
 from api_gateway.services.session_cache import session_key, session_manager
+from api_gateway.services.token_monitor import token_monitor
 from rag_agent.cache import CLINIC_DATA_KEY
 from rag_agent.models import Medico
 from rag_agent.selectors import clinic_catalog, doctor_detail
@@ -162,6 +163,7 @@ def seed_families(phone: str) -> dict[str, int]:
     for doctor_id in doctors:
         doctor_detail(doctor_id)
     idempotency.idempotent_run(key="k1", payload={"text": "oi"}, phone=phone, run=lambda: {"reply": "Olá"})
+    token_monitor.tokens_used_today()  # builds today's token counter
     return {"sessions": 1, "clinic": 1, "doctors": len(doctors), "tokens": 1, "idempotency": 1}
 
 

@@ -36,7 +36,8 @@ def run_cache_json(*args: str):
 
 def seed_every_family(phone: str) -> dict[str, int]:
     """One or more keys in each family, through the code that writes them in production."""
-    session_manager.get_or_start(phone=phone)  # also builds today's token counter
+    session_manager.get_or_start(phone=phone)
+    token_monitor.tokens_used_today()  # builds today's token counter
     session_manager.get_or_start(phone=OTHER_PHONE)
     doctors = [d["id"] for d in clinic_catalog()["medicos"][:3]]
     for doctor_id in doctors:

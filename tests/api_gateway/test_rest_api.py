@@ -3,6 +3,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connections
 from django.test import Client
 
@@ -133,6 +134,7 @@ def _wait_for_running_marker(key: str) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(django_settings.IS_POSTGRES, reason="on PostgreSQL the turn runs under a database lock instead")
 def test_a_redis_outage_during_the_turn_is_a_503_and_does_not_poison_the_key(client, clinic, settings):
     request = {"phone": PHONE, "text": "oi"}
     healthy_caches = settings.CACHES
@@ -147,6 +149,20 @@ def test_a_redis_outage_during_the_turn_is_a_503_and_does_not_poison_the_key(cli
     assert refused.json()["error"]["code"] == "unavailable"
     assert retry.status_code == 200
     assert "Idempotent-Replayed" not in retry
+    assert _bot_count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgres_a_redis_outage_during_the_turn_still_answers_under_a_database_lock(client, clinic, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the per-phone lock lives on Redis, which is down
+    settings.CACHES = {"default": {**BROKEN_REDIS, "OPTIONS": {**BROKEN_REDIS["OPTIONS"], "IGNORE_EXCEPTIONS": True}},
+                       "strict": BROKEN_REDIS}  # fmt: skip
+
+    answered = _post(client, {"phone": PHONE, "text": "quanto custa o hemograma?"}, HTTP_IDEMPOTENCY_KEY="k-db-lock")
+
+    assert answered.status_code == 200
+    assert "R$ 35,00" in answered.json()["reply"]
     assert _bot_count() == 1
 
 
