@@ -5,13 +5,16 @@ marks the inbound processed and stores the reply in one transaction; `reply_send
 sets the inbound's `replied_at`. A replayed task therefore neither re-runs a turn nor re-sends a reply.
 """
 
+import contextlib
 import datetime as dt
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -39,6 +42,7 @@ REASON_TOO_OLD = "too old"
 REASON_RATE_LIMITED = "rate limited"
 REASON_SILENT = "not answered: reaction or system notice"
 RATE_KEY_PREFIX = "rate:patient:"
+RATE_WINDOW_SECONDS = 120
 
 # Forward-only delivery order; "failed" is final and may follow anything but "read".
 _DELIVERY_RANK = {
@@ -64,9 +68,15 @@ class IngestSummary:
 
 # --- Webhook ingest ---------------------------------------------------------------------------------------
 def webhook_ingest(*, parsed: ParsedWebhook, now: dt.datetime | None = None) -> IngestSummary:
-    """Stores every message of a POST (one transaction, a savepoint per item so one bad item drops nothing
-    else), applies statuses, and enqueues processing after commit. A transient database error propagates: the
-    view answers 503 and Meta retries the whole POST, which the unique WhatsApp id makes safe."""
+    """Stores every message of a POST, applies statuses, and enqueues processing after commit.
+
+    The messages go in with one `INSERT ... ON CONFLICT (whatsapp_message_id) DO NOTHING RETURNING` that also
+    finds each sender's session (a join on the phone). In autocommit that one statement is the whole
+    transaction: an acknowledged message is durable, and only the unique column decides duplicates. Items are
+    validated in Python first; should the statement still fail for a non-transient reason, the items are
+    inserted one by one so one bad item never drops the others. A transient database error propagates: the view
+    answers 503 and Meta retries the whole POST, which the unique WhatsApp id makes safe (messages stored
+    before the error were already enqueued)."""
     now = now or timezone.now()
     summary = IngestSummary()
     for problem in parsed.problems:
@@ -81,56 +91,258 @@ def webhook_ingest(*, parsed: ParsedWebhook, now: dt.datetime | None = None) -> 
         metrics.WEBHOOK_MESSAGES.labels("field_" + fieldname[:20], "ignored").inc()
 
     records = [r for r in parsed.messages if not _from_own_number(r, summary)]
-    # Sessions are resolved outside the batch transaction (a cache entry must never name an uncommitted row).
-    sessions = {}
-    for record in records:
-        if record.sender not in sessions:
-            try:
-                sessions[record.sender] = _session_for(record.sender)
-            except (OperationalError, InterfaceError):
-                raise  # the database is unwell: the whole POST gets a 503 and Meta retries (dedupe makes it safe)
-            except Exception:  # noqa: BLE001 - one bad item never drops the others
-                logger.exception("could not open a session for %s", mask_phone(record.sender))
-    with transaction.atomic():
-        for record in records:
-            session = sessions.get(record.sender)
-            if session is None:
-                summary.errors += 1
-                metrics.WEBHOOK_MESSAGES.labels(record.kind, "error").inc()
-                continue
-            try:
-                message_record_inbound(record=record, session_id=session.pk, now=now, summary=summary)
-            except (OperationalError, InterfaceError):
-                raise  # transient: refuse the whole batch rather than acknowledge an item we did not store
-            except Exception:  # noqa: BLE001 - same: log it, count it, keep the rest of the batch
-                logger.exception("could not store inbound %s from %s", record.wamid, mask_phone(record.sender))
-                metrics.WEBHOOK_MESSAGES.labels(record.kind, "error").inc()
-                summary.errors += 1
-        for update in parsed.statuses:
-            try:
-                with transaction.atomic():
-                    applied = message_status_apply(update=update)
-            except (OperationalError, InterfaceError):
-                raise
-            except Exception:  # noqa: BLE001
-                logger.exception("could not apply status %s for %s", update.status, update.wamid)
-                summary.errors += 1
-                continue
-            if applied:
-                summary.statuses_applied += 1
-            else:
-                summary.statuses_stale += 1
+    if records:
+        inbound_batch_record(records=records, now=now, summary=summary)
+    for update in parsed.statuses:
+        try:
+            with _statement_savepoint():  # one UPDATE is atomic on its own
+                applied = message_status_apply(update=update)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:  # noqa: BLE001
+            logger.exception("could not apply status %s for %s", update.status, update.wamid)
+            summary.errors += 1
+            continue
+        if applied:
+            summary.statuses_applied += 1
+        else:
+            summary.statuses_stale += 1
     return summary
 
 
-def _session_for(phone: str) -> ConversationSession:
-    """From the database, the source of truth: only the id is needed here, and a cached copy of a row that no
-    longer exists (restored database, erased patient) would fail the whole batch on its foreign key."""
-    session = session_manager.get_from_database(phone=phone)
-    if session is None:
-        session_manager.invalidate(phone=phone)
-        session = session_manager.get_or_start(phone=phone)
-    return session
+@dataclass(eq=False)
+class _Row:
+    record: InboundMessage
+    message: ConversationMessage  # unsaved: its field values are what the INSERT writes
+    outcome: str = ""  # "inserted", "duplicate" or "error"
+
+
+def _statement_savepoint():
+    """Nothing in autocommit (the statement is its own transaction, without BEGIN/COMMIT round trips); a
+    savepoint inside a caller's transaction, so a failed statement does not abort the rest of it."""
+    return transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext()
+
+
+def inbound_batch_record(*, records: list[InboundMessage], now: dt.datetime, summary: IngestSummary) -> None:
+    """Inserts inbound messages under their unique WhatsApp ids (no read first), counting each in `summary`
+    and enqueueing the answerable ones after commit. Hot path (known senders): one SQL statement in all."""
+    rows: list[_Row] = []
+    for record, (status, reason) in zip(records, _inbound_triage(records=records, now=now), strict=True):
+        row = _Row(record=record, message=_inbound_message(record=record, status=status, reason=reason, now=now))
+        problem = _row_problem(row.message)
+        if problem:
+            logger.warning("inbound from %s cannot be stored: %s", mask_phone(record.sender), problem)
+            _item_error(row, summary)
+        rows.append(row)
+    pending = [row for row in rows if not row.outcome]
+    _rows_insert(pending, by_phone=True, summary=summary)
+    unresolved = [row for row in pending if not row.outcome]
+    if unresolved:
+        # Not inserted: either a duplicate, or the sender has no session yet. The unique column tells which.
+        stored = set(
+            ConversationMessage.objects.filter(
+                whatsapp_message_id__in={row.record.wamid for row in unresolved}
+            ).values_list("whatsapp_message_id", flat=True)
+        )
+        for row in unresolved:
+            if row.record.wamid in stored:
+                row.outcome = "duplicate"
+        new_senders = [row for row in unresolved if not row.outcome]
+        if new_senders:
+            _sessions_start(new_senders, summary)
+            with_session = [row for row in new_senders if not row.outcome]
+            _rows_insert(with_session, by_phone=False, summary=summary)
+            for row in with_session:
+                if not row.outcome:  # the session exists now: only a concurrent delivery can have won
+                    row.outcome = "duplicate"
+    for row in rows:
+        if row.outcome == "duplicate":
+            _duplicate(row.record, summary)
+
+
+def _inbound_triage(*, records: list[InboundMessage], now: dt.datetime) -> list[tuple[str, str]]:
+    limit_age = dt.timedelta(hours=settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS)
+    triage = []
+    for record in records:
+        if now - record.timestamp > limit_age:
+            triage.append((Processing.IGNORED, REASON_TOO_OLD))
+        elif record.silent:
+            triage.append((Processing.IGNORED, REASON_SILENT))
+        else:
+            triage.append((Processing.RECEIVED, ""))
+    answerable = [i for i, (status, _) in enumerate(triage) if status == Processing.RECEIVED]
+    limited = patients_rate_limited(phones=[records[i].sender for i in answerable], now=now)
+    for i, is_limited in zip(answerable, limited, strict=True):
+        if is_limited:
+            triage[i] = (Processing.IGNORED, REASON_RATE_LIMITED)
+    return triage
+
+
+def _inbound_message(*, record: InboundMessage, status: str, reason: str, now: dt.datetime) -> ConversationMessage:
+    return ConversationMessage(
+        message_type=MessageType.USER,
+        channel_type=record.kind,
+        content=record.text,
+        timestamp=record.timestamp,
+        whatsapp_message_id=record.wamid,
+        media_id=record.media_id[:128],
+        processing_status=status,
+        last_error=reason,
+        entities={"inbound": _inbound_extras(record)},
+        created_at=timezone.now(),  # the row's own insertion time, whatever `now` the caller decides by
+    )
+
+
+_MESSAGE_FIELDS = [f for f in ConversationMessage._meta.concrete_fields if not f.primary_key]
+_INSERT_FIELDS = [f for f in _MESSAGE_FIELDS if f.attname != "session_id"]
+_SESSION_FIELD = ConversationMessage._meta.get_field("session")
+_WAMID_FIELD = ConversationMessage._meta.get_field("whatsapp_message_id")
+_CHUNK = 200  # rows per statement: well under SQLite's bound-parameter limit
+
+
+def _row_problem(message: ConversationMessage) -> str:
+    """Why the database would refuse this row, checked here so that it cannot fail the whole statement."""
+    for f in _INSERT_FIELDS:
+        value = getattr(message, f.attname)
+        if isinstance(f, models.CharField | models.TextField):
+            if not isinstance(value, str):
+                return f"{f.name} is not text"
+            if "\x00" in value:
+                return f"{f.name} contains NUL"
+            if f.max_length and len(value) > f.max_length:
+                return f"{f.name} longer than {f.max_length}"
+        elif isinstance(f, models.JSONField):
+            try:
+                encoded = json.dumps(value, cls=f.encoder)
+            except (TypeError, ValueError) as exc:
+                return f"{f.name} not JSON: {exc}"
+            if "\\u0000" in encoded:
+                return f"{f.name} contains NUL"
+    return ""
+
+
+def _rows_insert(rows: list[_Row], *, by_phone: bool, summary: IngestSummary) -> None:
+    """Inserts, marks and records (enqueues) the rows. A row left unmarked is a duplicate or, by_phone, a sender
+    without a session."""
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        try:
+            with _statement_savepoint():
+                inserted = _insert_statement(chunk, by_phone=by_phone)
+        except (OperationalError, InterfaceError):
+            raise  # transient: refuse the whole POST rather than acknowledge an item we did not store
+        except Exception:  # noqa: BLE001 - something slipped past _row_problem: find the item, keep the rest
+            logger.warning("batch insert of %d inbound messages failed; inserting them one by one", len(chunk))
+            inserted = {}
+            for row in chunk:
+                try:
+                    with _statement_savepoint():
+                        inserted.update(_insert_statement([row], by_phone=by_phone))
+                except (OperationalError, InterfaceError):
+                    raise
+                except Exception:  # noqa: BLE001 - log it, count it, keep the rest of the batch
+                    logger.exception("could not store inbound from %s", mask_phone(row.record.sender))
+                    _item_error(row, summary)
+        for row in chunk:
+            message_id = inserted.pop(row.record.wamid, None)  # pop: a repeated id in one POST is a duplicate
+            if message_id is not None:
+                row.message.pk = message_id
+                row.outcome = "inserted"
+                # Enqueued now, not at the end of the POST: should a later statement fail (503), the rows already
+                # committed must not wait for the sweeper, as Meta's retry will only find them as duplicates.
+                _inbound_recorded(row, summary)
+
+
+def _insert_statement(rows: list[_Row], *, by_phone: bool) -> dict[str, int]:
+    """Runs `_insert_sql`; returns {wamid: id} for the rows inserted (RETURNING names only those)."""
+    connection = transaction.get_connection()
+    fields = _INSERT_FIELDS if by_phone else [_SESSION_FIELD, *_INSERT_FIELDS]
+    params: list = []
+    for row in rows:
+        if by_phone:
+            params.append(row.record.sender)
+        params.extend(f.get_db_prep_save(getattr(row.message, f.attname), connection) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor, by_phone, len(rows)), params)
+        return {wamid: pk for pk, wamid in cursor.fetchall()}
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(vendor: str, by_phone: bool, row_count: int) -> str:
+    """`INSERT ... SELECT ... FROM (VALUES ...) ON CONFLICT DO NOTHING RETURNING id, wamid`: the same text on
+    PostgreSQL and SQLite (>= 3.35). by_phone joins the session on its phone, so no session read comes first.
+    Cached: it depends only on its arguments, and building it costs about as much as sending it."""
+    connection = transaction.get_connection()
+    qn = connection.ops.quote_name
+    fields = _INSERT_FIELDS if by_phone else [_SESSION_FIELD, *_INSERT_FIELDS]
+    width = len(fields) + (1 if by_phone else 0)
+    values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * row_count)
+    offset = 2 if by_phone else 1  # VALUES columns are named column1, column2, ... on both databases
+    columns = [_value_expr(f, f"v.column{i + offset}", vendor, connection) for i, f in enumerate(fields)]
+    source = f"FROM (VALUES {values}) AS v"
+    if by_phone:
+        session_table = qn(ConversationSession._meta.db_table)
+        source += f" JOIN {session_table} AS s ON s.{qn('phone_number')} = v.column1"
+        columns.insert(0, f"s.{qn('id')}")
+        fields = [_SESSION_FIELD, *fields]
+    table = qn(ConversationMessage._meta.db_table)
+    wamid = qn(_WAMID_FIELD.column)
+    # "WHERE true": SQLite's parser needs it between INSERT ... SELECT and ON CONFLICT.
+    return (
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) SELECT {', '.join(columns)} {source} "
+        f"WHERE true ON CONFLICT ({wamid}) DO NOTHING RETURNING {qn('id')}, {wamid}"
+    )
+
+
+def _value_expr(field: models.Field, ref: str, vendor: str, connection) -> str:
+    # PostgreSQL types VALUES columns from their literals (a column of NULLs is text): name the non-text types.
+    # Never on SQLite, where CAST(... AS datetime) would turn the text into a number.
+    if vendor != "postgresql" or isinstance(field, models.CharField | models.TextField):
+        return ref
+    return f"CAST({ref} AS {field.cast_db_type(connection)})"
+
+
+def _sessions_start(rows: list[_Row], summary: IngestSummary) -> None:
+    """First message of a patient: create the session (committed before the cache may name it)."""
+    sessions: dict[str, int | None] = {}
+    for row in rows:
+        sender = row.record.sender
+        if sender not in sessions:
+            try:
+                session_manager.invalidate(phone=sender)  # a cached copy of a row the database no longer has
+                sessions[sender] = session_manager.get_or_start(phone=sender).pk
+            except (OperationalError, InterfaceError):
+                raise  # the database is unwell: the whole POST gets a 503 and Meta retries (dedupe makes it safe)
+            except Exception:  # noqa: BLE001 - one bad item never drops the others
+                logger.exception("could not open a session for %s", mask_phone(sender))
+                sessions[sender] = None
+        if sessions[sender] is None:
+            _item_error(row, summary)
+        else:
+            row.message.session_id = sessions[sender]
+
+
+def _item_error(row: _Row, summary: IngestSummary) -> None:
+    row.outcome = "error"
+    summary.errors += 1
+    metrics.WEBHOOK_MESSAGES.labels(row.record.kind if isinstance(row.record.kind, str) else "?", "error").inc()
+
+
+def _inbound_recorded(row: _Row, summary: IngestSummary) -> None:
+    record, message = row.record, row.message
+    summary.message_ids.append(message.pk)
+    if message.processing_status == Processing.RECEIVED:
+        summary.accepted += 1
+        metrics.WEBHOOK_MESSAGES.labels(record.kind, "accepted").inc()
+        message_id = message.pk
+        transaction.on_commit(lambda: inbound_enqueue(message_id=message_id))  # at once in autocommit
+        logger.info("inbound %s (%s) from %s [%s] accepted", message.pk, record.kind, mask_phone(record.sender),
+                    mask_name(record.profile_name))  # fmt: skip
+    else:
+        summary.ignored += 1
+        metrics.WEBHOOK_MESSAGES.labels(record.kind, "ignored").inc()
+        logger.info("inbound %s (%s) from %s recorded, not answered: %s", message.pk, record.kind,
+                    mask_phone(record.sender), message.last_error)  # fmt: skip
 
 
 def _from_own_number(record: InboundMessage, summary: IngestSummary) -> bool:
@@ -141,55 +353,6 @@ def _from_own_number(record: InboundMessage, summary: IngestSummary) -> bool:
         summary.ignored += 1
         return True
     return False
-
-
-def message_record_inbound(
-    *, record: InboundMessage, session_id: int, now: dt.datetime, summary: IngestSummary | None = None
-) -> ConversationMessage | None:
-    """Inserts the inbound message under its unique WhatsApp id (in a savepoint: the unique constraint decides
-    duplicates, no read first). Returns None for a duplicate."""
-    summary = summary if summary is not None else IngestSummary()
-    status, reason = Processing.RECEIVED, ""
-    if now - record.timestamp > dt.timedelta(hours=settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS):
-        status, reason = Processing.IGNORED, REASON_TOO_OLD
-    elif record.silent:
-        status, reason = Processing.IGNORED, REASON_SILENT
-    elif patient_rate_limited(phone=record.sender):
-        status, reason = Processing.IGNORED, REASON_RATE_LIMITED
-    try:
-        with transaction.atomic():
-            message = ConversationMessage.objects.create(
-                session_id=session_id,
-                message_type=MessageType.USER,
-                channel_type=record.kind,
-                content=record.text,
-                timestamp=record.timestamp,
-                whatsapp_message_id=record.wamid,
-                media_id=record.media_id[:128],
-                processing_status=status,
-                last_error=reason,
-                entities={"inbound": _inbound_extras(record)},
-            )
-    except IntegrityError:
-        return _duplicate(record, summary)  # a concurrent delivery of the same message won
-    summary.message_ids.append(message.pk)
-    if status == Processing.RECEIVED:
-        summary.accepted += 1
-        metrics.WEBHOOK_MESSAGES.labels(record.kind, "accepted").inc()
-        transaction.on_commit(lambda: inbound_enqueue(message_id=message.pk))
-        logger.info(
-            "inbound %s (%s) from %s [%s] accepted",
-            message.pk,
-            record.kind,
-            mask_phone(record.sender),
-            mask_name(record.profile_name),
-        )
-    else:
-        summary.ignored += 1
-        metrics.WEBHOOK_MESSAGES.labels(record.kind, "ignored").inc()
-        logger.info("inbound %s (%s) from %s recorded, not answered: %s", message.pk, record.kind,
-                    mask_phone(record.sender), reason)  # fmt: skip
-    return message
 
 
 def _inbound_extras(record: InboundMessage) -> dict:
@@ -222,18 +385,45 @@ def inbound_enqueue(*, message_id: int) -> None:
 
 def patient_rate_limited(*, phone: str, now: dt.datetime | None = None) -> bool:
     """More than PATIENT_MAX_MESSAGES_PER_MINUTE in this clock minute. A cache outage allows (never drops)."""
+    return patients_rate_limited(phones=[phone], now=now)[0]
+
+
+def patients_rate_limited(*, phones: list[str], now: dt.datetime | None = None) -> list[bool]:
+    """One verdict per message (a phone may repeat: each message counts). On Redis one pipelined round trip
+    for the whole POST (INCR + EXPIRE per message); a cache outage allows every message (never drops)."""
+    if not phones:
+        return []
     now = now or timezone.now()
-    key = f"{RATE_KEY_PREFIX}{phone}:{now:%Y%m%d%H%M}"
+    keys = [f"{RATE_KEY_PREFIX}{phone}:{now:%Y%m%d%H%M}" for phone in phones]
     cache = caches["strict"]
     try:
-        try:
-            count = cache.incr(key)  # one round trip for every message but the first of the minute
-        except ValueError:  # no counter yet for this minute
-            count = 1 if cache.add(key, 1, timeout=120) else cache.incr(key)
+        counts = _rate_counts_redis(cache, keys) if hasattr(cache, "client") else _rate_counts_generic(cache, keys)
     except Exception as exc:  # noqa: BLE001 - the limit is a courtesy; losing messages is not
-        logger.warning("rate-limit counter unavailable (%s); allowing %s", type(exc).__name__, mask_phone(phone))
-        return False
-    return count > settings.PATIENT_MAX_MESSAGES_PER_MINUTE
+        logger.warning("rate-limit counter unavailable (%s); allowing %s", type(exc).__name__,
+                       ", ".join(sorted({mask_phone(p) for p in phones})))  # fmt: skip
+        return [False] * len(phones)
+    return [count > settings.PATIENT_MAX_MESSAGES_PER_MINUTE for count in counts]
+
+
+def _rate_counts_redis(cache, keys: list[str]) -> list[int]:
+    # django-redis stores integers raw, so these counters stay readable by cache.get/incr.
+    pipe = cache.client.get_client(write=True).pipeline(transaction=False)
+    for key in keys:
+        full_key = cache.make_key(key)
+        pipe.incr(full_key)
+        pipe.expire(full_key, RATE_WINDOW_SECONDS)  # the minute's key outlives its minute by at most this
+    return pipe.execute()[::2]
+
+
+def _rate_counts_generic(cache, keys: list[str]) -> list[int]:
+    counts = []
+    for key in keys:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # no counter yet for this minute
+            count = 1 if cache.add(key, 1, timeout=RATE_WINDOW_SECONDS) else cache.incr(key)
+        counts.append(count)
+    return counts
 
 
 def message_status_apply(*, update: StatusUpdate) -> bool:

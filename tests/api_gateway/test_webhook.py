@@ -351,3 +351,68 @@ def test_request_id_is_echoed_on_webhook_responses(client):
     )
 
     assert response["X-Request-ID"] == "abc-123"
+
+
+# --- One-statement ingest edge cases ----------------------------------------------------------------------
+def _text_envelope(*messages: tuple[str, str, str], now: float) -> dict:
+    """One POST carrying (wamid, phone, text) messages, as Meta batches them."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "5511900000000", "phone_number_id": "100200300"},
+                            "contacts": [{"profile": {"name": "Paciente"}, "wa_id": p} for _, p, _ in messages],
+                            "messages": [
+                                {
+                                    "from": p,
+                                    "id": w,
+                                    "timestamp": str(int(now) + i),
+                                    "type": "text",
+                                    "text": {"body": t},
+                                }
+                                for i, (w, p, t) in enumerate(messages)
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_the_same_id_twice_in_one_post_is_stored_and_answered_once(client, clinic, fake_graph):
+    now = time.time()
+    payload = _text_envelope(("wamid.TWICE", "5511977770001", "oi"), ("wamid.TWICE", "5511977770001", "oi"), now=now)
+
+    response = post_webhook(client, payload)
+
+    assert response.status_code == 200
+    assert _inbound().filter(whatsapp_message_id="wamid.TWICE").count() == 1
+    assert _bots().count() == 1
+    assert len(fake_graph.sends) == 1
+
+
+def test_a_first_time_sender_and_a_known_duplicate_in_one_post_are_both_handled(client, clinic, fake_graph):
+    now = time.time()
+    post_webhook(client, _text_envelope(("wamid.KNOWN", "5511977770002", "oi"), now=now))
+    assert len(fake_graph.sends) == 1
+
+    payload = _text_envelope(
+        ("wamid.KNOWN", "5511977770002", "oi"),  # a retry of what is already stored
+        ("wamid.NEWCOMER", "5511977770003", "qual o endereço?"),  # a phone never seen before
+        now=now + 5,
+    )
+    response = post_webhook(client, payload)
+
+    assert response.status_code == 200
+    assert response.json()["duplicates"] == 1 and response.json()["accepted"] == 1
+    newcomer = ConversationSession.objects.get(phone_number="5511977770003")
+    assert newcomer.messages.filter(message_type="user", whatsapp_message_id="wamid.NEWCOMER").count() == 1
+    assert _inbound().filter(whatsapp_message_id="wamid.KNOWN").count() == 1
+    assert len(fake_graph.sends) == 2
