@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 SECRET = "test-app-secret"  # set by tests/conftest.py for this process
-FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
 def _unhandled(lines: list[str]) -> list[str]:
@@ -185,7 +185,7 @@ def test_rest_api_fuzzed_from_its_openapi_schema_never_answers_5xx(clinic, in_pr
         operation = result.ok()
         operations += 1
 
-        @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
         def call(case):
             response = case.call()
