@@ -284,11 +284,14 @@ def post_webhook(
 def celery_inline() -> Iterator[None]:
     """Tasks run inline (Celery's eager mode, the embedded default) on every stack: with REDIS_URL set the app would
     otherwise publish to a broker no test worker consumes."""
+    from core import broker
     from core.celery import app
 
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
+    broker.reset()
     try:
         yield
     finally:
         app.conf.task_always_eager = previous
+        broker.reset()
