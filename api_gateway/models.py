@@ -118,8 +118,9 @@ class ConversationMessage(models.Model):
         READ = "read", "lida"
         FAILED = "failed", "falhou"
 
+    # No index of its own: message_session_newest (session, -timestamp) serves every lookup by session.
     session = models.ForeignKey(
-        ConversationSession, on_delete=models.CASCADE, related_name="messages", verbose_name="sessão"
+        ConversationSession, on_delete=models.CASCADE, related_name="messages", verbose_name="sessão", db_index=False
     )
     message_type = models.CharField("tipo", max_length=8, choices=MessageType.choices)
     # WhatsApp message type ("text", "interactive", "image", ...) or "api" for REST turns.
@@ -130,14 +131,13 @@ class ConversationMessage(models.Model):
     entities = models.JSONField("entidades", default=dict, blank=True)
     nlu_source = models.CharField("NLU", max_length=16, blank=True, help_text="gemini, offline ou vazio")
     timestamp = models.DateTimeField("horário", default=timezone.now)
-    whatsapp_message_id = models.CharField("id WhatsApp", max_length=128, unique=True, null=True, blank=True)
+    # Unique through Meta.constraints (a field-level unique=True would add a second, LIKE-pattern index on PostgreSQL).
+    whatsapp_message_id = models.CharField("id WhatsApp", max_length=128, null=True, blank=True)
     media_id = models.CharField("id da mídia", max_length=128, blank=True)
     input_tokens = models.PositiveIntegerField("tokens de entrada", default=0)
     output_tokens = models.PositiveIntegerField("tokens de saída", default=0)
     # Inbound processing (user messages).
-    processing_status = models.CharField(
-        "processamento", max_length=12, choices=Processing.choices, blank=True, db_index=True
-    )
+    processing_status = models.CharField("processamento", max_length=12, choices=Processing.choices, blank=True)
     attempts = models.PositiveSmallIntegerField("tentativas", default=0)
     last_error = models.TextField("último erro", blank=True)
     processed_at = models.DateTimeField("processada em", null=True, blank=True)
@@ -154,10 +154,15 @@ class ConversationMessage(models.Model):
         verbose_name = "mensagem"
         verbose_name_plural = "mensagens"
         ordering = ["timestamp", "id"]
+        # Every index is paid on each webhook INSERT: keep only those a query needs (docs/storage.md).
         indexes = [
             models.Index(fields=["session", "-timestamp"], name="message_session_newest"),
             models.Index(fields=["processing_status", "created_at"], name="message_processing_age"),
             models.Index(fields=["timestamp"], name="message_timestamp"),
+        ]
+        constraints = [
+            # The dedupe of WhatsApp deliveries (ON CONFLICT on this column); NULL for REST turns and replies not sent.
+            models.UniqueConstraint(fields=["whatsapp_message_id"], name="message_whatsapp_id_unique"),
         ]
 
     def __str__(self) -> str:
