@@ -18,6 +18,11 @@ SILENT_TYPES = frozenset({"reaction", "system"})
 STATUS_VALUES = frozenset({"sent", "delivered", "read", "failed"})
 
 
+# An E.164 number has at most 15 digits and a business-scoped user id is short: anything longer is not a WhatsApp
+# sender (and would not fit ConversationSession.phone_number, so its session could not be opened).
+SENDER_MAX_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     wamid: str
@@ -141,6 +146,8 @@ def _parse_message(raw: dict, contacts: list[dict], business_number: str) -> Inb
     sender = _digits(raw.get("from") or contact.get("wa_id") or "") or user_id
     if not sender:
         raise ValueError("no sender: neither wa_id nor user_id")
+    if len(sender) > SENDER_MAX_LENGTH:
+        raise ValueError(f"sender id longer than {SENDER_MAX_LENGTH} characters")
     body = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
     text, option_id, media_id, error_code = "", None, "", None
     if kind == "text":
@@ -210,7 +217,10 @@ def _clean(value: object) -> str:
 
 
 def _timestamp(value: object) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+    except (OverflowError, OSError) as exc:  # beyond what the platform's time_t (or datetime) can hold
+        raise ValueError(f"timestamp out of range: {str(value)[:20]}") from exc
 
 
 def _digits(value: object) -> str:

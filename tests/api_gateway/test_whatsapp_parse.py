@@ -98,6 +98,36 @@ def test_batch_reads_every_entry_change_message_and_status_and_reports_the_bad_i
     assert {m.sender for m in parsed.messages} == {PATIENT, "5511988880002"}
 
 
+def test_a_sender_id_too_long_to_be_whatsapps_is_a_reported_problem_and_the_other_messages_stay():
+    payload = load_payload("batch")
+    messages = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages[0]["from"] = "5" * 65
+
+    parsed = webhook_parse(payload)
+
+    assert [p.where for p in parsed.problems] == ["entry[0].changes[0].messages[0]", "entry[0].changes[0].messages[2]"]
+    assert "longer than 64" in parsed.problems[0].reason
+    assert [m.wamid for m in parsed.messages] == [
+        "wamid.BATCH0002",
+        "wamid.BATCH0003",
+        "wamid.BATCH0004",
+        "wamid.BATCH0005",
+    ]
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 30, str(2**63), "-" + "9" * 20])
+def test_a_timestamp_out_of_range_is_a_reported_problem_not_a_crash(timestamp):
+    payload = load_payload("batch")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = timestamp
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = timestamp
+
+    parsed = webhook_parse(payload)
+
+    assert "entry[0].changes[0].messages[0]" in [p.where for p in parsed.problems]
+    assert any("out of range" in p.reason for p in parsed.problems)
+    assert len(parsed.messages) == 4 and len(parsed.statuses) == 1
+
+
 def test_errors_only_value_is_reported_without_messages():
     parsed = webhook_parse(load_payload("errors_only"))
 
