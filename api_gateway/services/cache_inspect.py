@@ -390,23 +390,23 @@ def cache_show_idempotency(*, key: str) -> dict:
 
 
 # --- clear / warm ---------------------------------------------------------------------------------------------
-def _idempotency_keys_for(phones: set[str]) -> list[str]:
-    """Idempotency entries are keyed by a hash, so the only way to find a phone's entries is to read the values."""
-    keys = []
-    for name in _iter_names(FAMILIES["idempotency"].pattern):
-        value = _cache_get(name)
-        if isinstance(value, dict) and phone_normalize(str(value.get("phone", ""))) in phones:
-            keys.append(name)
-    return keys
-
-
-def cache_keys_for_phones(*, phones: set[str], families: tuple[str, ...] = ("sessions", "idempotency")) -> list[str]:
+def cache_clear_phones(
+    *, phones: set[str], families: tuple[str, ...] = ("sessions", "idempotency"), dry_run: bool = False
+) -> list[str]:
+    """Finds, and unless `dry_run` removes, these phones' session keys and REST idempotency results; returns the
+    keys. Idempotency results go through `idempotency.idempotency_clear`, which also clears this process's
+    in-process fallback (and only this process's: see there)."""
     phones = {phone_normalize(p) for p in phones if phone_normalize(p)}
     keys: list[str] = []
     if "sessions" in families:
         keys += [session_key(p) for p in sorted(phones) if _cache_get(session_key(p)) is not None]
+        if not dry_run:
+            cache_delete_keys(keys=keys)
     if "idempotency" in families:
-        keys += _idempotency_keys_for(phones)
+        try:
+            keys += idempotency.idempotency_clear(phones=phones, dry_run=dry_run)
+        except Exception as exc:  # noqa: BLE001 - the cache could not be listed or written
+            raise ServiceUnavailable(REDIS_UNAVAILABLE_MESSAGE) from exc
     return keys
 
 
@@ -426,13 +426,15 @@ def cache_clear(*, family: str | None = None, phone: str | None = None, dry_run:
         raise ValidationFailed(CLEAR_NEEDS_TARGET_MESSAGE)
     names = list(FAMILIES) if family == "all" else [family_resolve(name=family).name] if family else []
     if phone:
-        keys = cache_keys_for_phones(phones={phone}, families=tuple(names) or ("sessions", "idempotency"))
+        families = tuple(names) or ("sessions", "idempotency")
+        keys = cache_clear_phones(phones={phone}, families=families, dry_run=dry_run)
     else:
         keys = [k.name for name in names for k in cache_key_list(family=name, limit=None)]
-    result = ClearResult(keys=keys, dry_run=dry_run, families=names)
+        if not dry_run:
+            cache_delete_keys(keys=keys)
+    result = ClearResult(keys=keys, dry_run=dry_run, removed=0 if dry_run else len(keys), families=names)
     if dry_run:
         return result
-    result.removed = cache_delete_keys(keys=keys)
     logger.info(
         "[CACHE CLEARED] families=%s phone=%s keys=%d",
         ",".join(names) or "sessions,idempotency",

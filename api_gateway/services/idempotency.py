@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -177,32 +177,40 @@ def _run_and_save(ckey: str, running: dict, run: Callable[[], dict]) -> dict:
     return body
 
 
-def idempotency_clear(*, phone: str | None = None) -> int:
-    """Deletes stored results (all, or one patient's for `forget_patient`). Returns how many were removed."""
-    removed = 0
-    for key in _cache_keys():
-        entry = caches["default"].get(key)
-        if entry is None or (phone is not None and entry.get("phone") != phone):
-            continue
-        caches["default"].delete(key)
-        removed += 1
+def idempotency_clear(*, phones: Collection[str] | None = None, dry_run: bool = False) -> list[str]:
+    """The one place that finds, and unless `dry_run` removes, stored results: all of them, or those whose `phone`
+    is one of `phones` (digits, as the REST API stores it). Returns their cache keys.
+
+    It looks in the cache and in the in-process fallback dictionary. That dictionary lives inside each process:
+    called from a management command (`forget_patient`, `cache clear --phone`), it reaches only the command's own,
+    empty one, never the web processes' results kept during a Redis outage (those expire after CACHE_TTL_HOURS,
+    or with a restart). The dictionary is cleared first, so it is cleared even when the cache then cannot be
+    listed: that error propagates, since an erasure must not report a success it did not achieve.
+    """
+    wanted = None if phones is None else set(phones)
+
+    def matches(entry: object) -> bool:
+        return isinstance(entry, dict) and (wanted is None or entry.get("phone") in wanted)
+
     with _memory_guard:
-        for key in [k for k, (_, e) in _memory.items() if phone is None or e.get("phone") == phone]:
-            del _memory[key]
-            removed += 1
-    logger.info("[CACHE CLEARED] idempotency keys=%d scope=%s", removed, "patient" if phone else "all")
-    return removed
+        keys = {key for key, (_, entry) in _memory.items() if matches(entry)}
+        if not dry_run:
+            for key in keys:
+                del _memory[key]
+    cache = caches["strict"]
+    found = [key for key in _cache_keys(cache) if matches(cache.get(key))]
+    keys.update(found)
+    if not dry_run:
+        if found:
+            cache.delete_many(found)
+        logger.info("[CACHE CLEARED] idempotency keys=%d scope=%s", len(keys), "all" if wanted is None else "patient")
+    return sorted(keys)
 
 
-def _cache_keys() -> list[str]:
-    cache = caches["default"]
-    if hasattr(cache, "iter_keys"):  # django-redis (SCAN); IGNORE_EXCEPTIONS does not cover it
-        try:
-            return list(cache.iter_keys(f"{KEY_PREFIX}*"))
-        except Exception as exc:  # noqa: BLE001 - nothing to clear in a cache we cannot reach
-            logger.warning("idempotency keys not listed: cache unreachable (%s)", type(exc).__name__)
-            return []
-    # LocMem: its private dict holds full keys "prefix:version:key".
-    store = getattr(cache, "_cache", {})
+def _cache_keys(cache) -> list[str]:
+    """The idempotency keys in the cache: SCAN on django-redis (never KEYS); on LocMem, its private dict, whose
+    full keys are "prefix:version:key"."""
+    if hasattr(cache, "iter_keys"):
+        return list(cache.iter_keys(f"{KEY_PREFIX}*", itersize=500))
     marker = f":{KEY_PREFIX}"
-    return [k.split(":", 2)[2] for k in list(store) if marker in k]
+    return [k.split(":", 2)[2] for k in list(getattr(cache, "_cache", {})) if marker in k]

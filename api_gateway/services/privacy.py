@@ -122,7 +122,7 @@ def patient_forget(*, phone: str, dry_run: bool = False) -> ForgetResult:
         result.sessions = sessions.count()
         result.messages = ConversationMessage.objects.filter(session__in=sessions).count()
         result.appointments = Agendamento.objects.filter(paciente_telefone__in=phones).count()
-        result.cache_keys = cache_inspect.cache_keys_for_phones(phones=set(phones))
+        result.cache_keys = cache_inspect.cache_clear_phones(phones=set(phones), dry_run=True)
         return result
     # Hold the patient's turn lock, so a message arriving meanwhile cannot recreate the session mid-erasure.
     with session_manager.lock(phones[0], wait_seconds=10):
@@ -130,8 +130,7 @@ def patient_forget(*, phone: str, dry_run: bool = False) -> ForgetResult:
             result.messages = _delete_in_batches(ConversationMessage.objects.filter(session__in=sessions))
             result.sessions = sessions.delete()[1].get(ConversationSession._meta.label, 0)
             result.appointments = sum(patient_forget_appointments(phone=p) for p in phones)
-        result.cache_keys = cache_inspect.cache_keys_for_phones(phones=set(phones))
-        cache_inspect.cache_delete_keys(keys=result.cache_keys)
+        result.cache_keys = cache_inspect.cache_clear_phones(phones=set(phones))
         for p in phones:  # even when the key was not seen above, e.g. written by a turn that just finished
             session_manager.invalidate(phone=p)
     logger.info(

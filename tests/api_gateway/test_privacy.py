@@ -7,10 +7,11 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.forms.models import model_to_dict
+from django.test import override_settings
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
-from api_gateway.services import cache_inspect, idempotency
+from api_gateway.services import cache_inspect, idempotency, privacy
 from api_gateway.services.privacy import phone_variants
 from api_gateway.services.session_cache import session_key, session_manager
 from rag_agent.models import Agendamento, Medico
@@ -19,6 +20,16 @@ pytestmark = pytest.mark.django_db
 
 OTHER_PHONE = "5521977776666"
 PATIENT_NAME = "Maria Souza"
+# Nothing listens on port 1: connection refused at once, as when Redis is down.
+REDIS_DOWN = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+              "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.1, "SOCKET_TIMEOUT": 0.1}}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _forget_in_process_results():
+    """The in-process idempotency fallback outlives a test's cache flush."""
+    yield
+    idempotency.idempotency_clear()
 
 
 def run(command: str, *args: str) -> str:
@@ -114,7 +125,7 @@ def test_forget_erases_sessions_messages_and_cache_keys_and_anonymises_appointme
     assert caches["default"].get(session_key(phone)) is None
     leftover = [k.name for k in cache_inspect.cache_key_list(limit=None) if phone in k.name]
     assert leftover == []
-    assert cache_inspect.cache_keys_for_phones(phones={phone}) == []
+    assert cache_inspect.cache_clear_phones(phones={phone}, dry_run=True) == []
     anonymised = Agendamento.objects.get(pk=mine.pk)  # the row stays, the person is gone
     assert anonymised.paciente_nome != PATIENT_NAME and phone not in anonymised.paciente_telefone
     assert not Agendamento.objects.filter(paciente_telefone=phone).exists()
@@ -122,7 +133,35 @@ def test_forget_erases_sessions_messages_and_cache_keys_and_anonymises_appointme
     assert ConversationSession.objects.get(phone_number=OTHER_PHONE).messages.count() == 2
     assert Agendamento.objects.get(pk=theirs.pk).paciente_nome == "João Lima"
     assert caches["default"].get(session_key(OTHER_PHONE)) is not None
-    assert cache_inspect.cache_keys_for_phones(phones={OTHER_PHONE}, families=("idempotency",)) != []
+    assert cache_inspect.cache_clear_phones(phones={OTHER_PHONE}, families=("idempotency",), dry_run=True) != []
+
+
+@pytest.mark.parametrize(
+    "erase",
+    [
+        lambda phone: privacy.patient_forget(phone=phone).cache_keys,  # forget_patient
+        lambda phone: cache_inspect.cache_clear(phone=phone).keys,  # cache clear --phone, /admin/cache/
+    ],
+    ids=["forget_patient", "cache_clear_phone"],
+)
+def test_erasing_a_phone_also_erases_its_results_kept_in_process_memory_during_a_redis_outage(
+    erase, clinic, phone, caplog
+):
+    def answer(p: str, reply: str) -> idempotency.IdempotentResult:
+        return idempotency.idempotent_run(key=f"k-{p}", payload={"text": "oi"}, phone=p, run=lambda: {"reply": reply})
+
+    lenient = {**REDIS_DOWN, "OPTIONS": {**REDIS_DOWN["OPTIONS"], "IGNORE_EXCEPTIONS": True}}
+    with override_settings(CACHES={"default": lenient, "strict": REDIS_DOWN}):
+        answer(phone, "Olá")
+        answer(OTHER_PHONE, "Olá")
+    assert "in-process memory" in caplog.text  # both results live only in this process's fallback
+
+    erased = erase(phone)  # once Redis is back
+
+    assert idempotency.cache_key(f"k-{phone}") in erased
+    assert answer(phone, "de novo").body == {"reply": "de novo"}  # nothing left to replay
+    theirs = answer(OTHER_PHONE, "de novo")
+    assert theirs.replayed and theirs.body == {"reply": "Olá"}
 
 
 def test_forget_finds_a_patient_stored_without_the_ninth_digit(clinic):
