@@ -7,6 +7,8 @@ from django.core.cache import caches
 logger = logging.getLogger(__name__)
 
 CLINIC_DATA_KEY = "gemini_clinic_data"
+CLINIC_VERSION_KEY = "gemini_clinic_version"  # the `versao` of the cached catalogue (see selectors.clinic_catalog)
+CLINIC_KEYS_PATTERN = "gemini_clinic_*"
 DOCTOR_KEY_PREFIX = "gemini_doctor_"
 
 
@@ -20,7 +22,7 @@ def doctor_key(doctor_id: int) -> str:
 
 def clinic_cache_invalidate(*, doctor_ids: list[int] | None = None, all_doctors: bool = False) -> None:
     cache = clinic_cache()
-    keys = [CLINIC_DATA_KEY, *(doctor_key(i) for i in doctor_ids or [])]
+    keys = [CLINIC_DATA_KEY, CLINIC_VERSION_KEY, *(doctor_key(i) for i in doctor_ids or [])]
     cache.delete_many(keys)
     if all_doctors:
         _delete_family(cache, f"{DOCTOR_KEY_PREFIX}*")

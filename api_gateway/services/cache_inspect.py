@@ -37,7 +37,7 @@ from api_gateway.services.token_monitor import (
 from core import metrics
 from core.exceptions import ServiceUnavailable, ValidationFailed
 from core.logging import mask_phone
-from rag_agent.cache import CLINIC_DATA_KEY, DOCTOR_KEY_PREFIX
+from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_KEYS_PATTERN, DOCTOR_KEY_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("sessions", f"{SESSION_KEY_PREFIX}*", "Sessões de conversa", "session"),
-        Family("clinic", CLINIC_DATA_KEY, "Catálogo da clínica", "clinic"),
+        Family("clinic", CLINIC_KEYS_PATTERN, "Catálogo da clínica", "clinic"),
         Family("doctors", f"{DOCTOR_KEY_PREFIX}*", "Médicos", "doctor"),
         Family("tokens", f"{TOKENS_KEY_PREFIX}*", "Contador de tokens", "tokens"),
         Family("idempotency", f"{IDEMPOTENCY_KEY_PREFIX}*", "Idempotência (API REST)", "idempotency"),

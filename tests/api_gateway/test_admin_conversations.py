@@ -164,7 +164,8 @@ def seed_families(phone: str) -> dict[str, int]:
         doctor_detail(doctor_id)
     idempotency.idempotent_run(key="k1", payload={"text": "oi"}, phone=phone, run=lambda: {"reply": "Olá"})
     token_monitor.tokens_used_today()  # builds today's token counter
-    return {"sessions": 1, "clinic": 1, "doctors": len(doctors), "tokens": 1, "idempotency": 1}
+    # clinic: the catalogue and its version key
+    return {"sessions": 1, "clinic": 2, "doctors": len(doctors), "tokens": 1, "idempotency": 1}
 
 
 def test_cache_page_shows_the_same_figures_as_cache_stats_and_tokens(admin_client, clinic, phone):

@@ -43,7 +43,8 @@ def seed_every_family(phone: str) -> dict[str, int]:
     for doctor_id in doctors:
         doctor_detail(doctor_id)
     idempotency.idempotent_run(key="client-key-1", payload={"text": "oi"}, phone=phone, run=lambda: {"reply": "Olá"})
-    return {"sessions": 2, "clinic": 1, "doctors": len(doctors), "tokens": 1, "idempotency": 1}
+    # clinic: the catalogue and its version key
+    return {"sessions": 2, "clinic": 2, "doctors": len(doctors), "tokens": 1, "idempotency": 1}
 
 
 def family_counts() -> dict[str, int]:
@@ -250,6 +251,6 @@ def test_clear_without_a_valid_target_is_a_usage_error(args, clinic, phone):
 def test_warm_preloads_the_catalogue_and_every_active_doctor(clinic):
     result = run_cache_json("warm")
     active = Medico.objects.filter(ativo=True).count()
-    assert result == {"clinic": 1, "doctors": active}
+    assert result == {"clinic": 2, "doctors": active}  # the catalogue and its version key
     assert caches["default"].get(CLINIC_DATA_KEY) is not None
     assert family_counts()["doctors"] == active

@@ -5,7 +5,7 @@ from django.core.cache import caches
 
 from api_gateway.services.token_monitor import token_monitor
 from core.metrics import cache_tally
-from rag_agent.cache import CLINIC_DATA_KEY, doctor_key
+from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache_invalidate, doctor_key
 from rag_agent.models import Agendamento, Especialidade, Medico
 from rag_agent.selectors import (
     appointments_upcoming_for_phone,
@@ -63,7 +63,7 @@ def test_catalogue_holds_only_active_rows_as_plain_data(demo):
 def test_catalogue_leaves_out_inactive_doctors_and_inactive_specialties(demo):
     Medico.objects.filter(pk=demo.carlos.pk).update(ativo=False)
     Especialidade.objects.filter(pk=demo.clinica_geral.pk).update(ativa=False)
-    caches["default"].delete(CLINIC_DATA_KEY)  # .update() sends no signals
+    clinic_cache_invalidate()  # .update() sends no signals
     catalog = clinic_catalog()
     assert demo.carlos.id not in {m["id"] for m in catalog["medicos"]}
     igor = next(m for m in catalog["medicos"] if m["id"] == demo.igor.id)
@@ -82,6 +82,33 @@ def test_cold_catalogue_costs_a_fixed_number_of_queries_and_warm_costs_none(clin
     assert warm == cold
     assert cache_tally()[("clinic", "hit")] == hits_before + 1
     assert caches["default"].get(CLINIC_DATA_KEY) == cold
+
+
+def test_a_warm_catalogue_is_reused_from_this_process_while_the_version_key_names_it(clinic):
+    cold = clinic_catalog()
+    assert caches["default"].get(CLINIC_VERSION_KEY) == cold["versao"]
+    # Another value under the data key with the same version: only a fetch of the data key would return it.
+    caches["default"].set(CLINIC_DATA_KEY, {**cold, "clinica": {**cold["clinica"], "nome": "fetched again"}})
+
+    assert clinic_catalog()["clinica"]["nome"] == cold["clinica"]["nome"]
+
+    caches["default"].delete(CLINIC_VERSION_KEY)  # evicted: the memo is no longer trusted
+    assert clinic_catalog()["clinica"]["nome"] == "fetched again"
+
+
+def test_every_invalidation_path_makes_the_next_read_see_the_database(demo):
+    from api_gateway.services.cache_inspect import cache_clear
+
+    clinic_catalog()
+    Medico.objects.filter(pk=demo.carlos.pk).update(ativo=False)  # no signal: the memo and the cache are stale
+    assert demo.carlos.id in {m["id"] for m in clinic_catalog()["medicos"]}
+
+    cache_clear(family="clinic")  # what an operator runs after changing data behind Django's back
+    assert demo.carlos.id not in {m["id"] for m in clinic_catalog()["medicos"]}
+
+    demo.carlos.ativo = True
+    demo.carlos.save()  # the admin path: signals invalidate
+    assert demo.carlos.id in {m["id"] for m in clinic_catalog()["medicos"]}
 
 
 def test_doctor_detail_has_names_and_weekly_hours_and_is_cached(demo, django_assert_num_queries):
@@ -238,4 +265,4 @@ def test_catalog_snapshot_reads_the_cache_once_for_a_whole_turn(clinic, monkeypa
         selectors.doctor_list(especialidade_id=first["especialidades"][0]["id"])
         selectors.mentions_find("quero cardiologia com a dra ana pela unimed")
         assert selectors.clinic_catalog() is first
-    assert reads == ["gemini_clinic_data"]
+    assert reads == [CLINIC_VERSION_KEY]  # warm: only the small version key, never the whole catalogue
