@@ -56,12 +56,18 @@ def cache_variant(variant: str):
     from django.core.cache import caches
     from django.core.cache.backends.dummy import DummyCache
 
+    from rag_agent import selectors
+
     original = caches["default"]
+    # Without a cache every catalogue read rebuilds it, replacing this process's catalogue copy; keep the cached
+    # variants' copy aside, as if no_cache ran in another process, so round-robin cells do not thrash it.
+    memo = selectors._catalog_memo
     caches["default"] = DummyCache("bench", {})
     try:
         yield
     finally:
         caches["default"] = original
+        selectors._catalog_memo = memo
 
 
 class Scenario:
