@@ -4,12 +4,15 @@
 message (`app.amqp.as_task_v2`, its own protocol), and this module only wraps it in kombu's Redis envelope and
 LPUSHes it onto the queue's list, one round trip on a pooled connection. Through Celery's producer the same publish
 costs 0.6-1.4 ms of CPU per call (kombu builds a Redis client object per publish, Celery reprs the arguments,
-resolves routes and retry policies); here it is about 0.15 ms, which on the webhook is most of the difference
-between a quarter and half of a trivial view's throughput (bench/README.md, docs/decisions.md).
+resolves routes and retry policies); here it is about 0.15 ms. In-process, a webhook request went from ~2.6 to
+~1.7 ms of CPU with this and the one-call rate limit (bench/README.md, docs/decisions.md).
 
 Only the plain case takes the short path: a `redis://` / `rediss://` / `unix://` broker, tasks not eager, the
 default queue, no key prefix and no priorities in the transport options, positional arguments only. Anything else
 goes through `apply_async`, so a change of broker or routing never silently bypasses Celery.
+
+A task published this way from inside another task (the sweeper) starts a new lineage (root_id = its own id):
+nothing here reads Celery's parent/root ids (no result backend).
 
 A publish is one attempt with short socket timeouts (Celery's producer would retry for seconds while the webhook
 waits). When it fails the exception propagates: the caller's row is already durable and the sweeper re-enqueues it.
@@ -27,7 +30,8 @@ from celery.utils.nodenames import anon_nodename
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from core.celery import app
+from core.celery import REQUEST_ID_HEADER, app
+from core.logging import request_id_var
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Transport options that do not change where or how kombu's Redis transport stores a message.
@@ -72,10 +76,13 @@ def short_path_available() -> bool:
 
 
 def task_publish(task: Task, *args) -> None:
-    """Enqueue `task(*args)` (positional, JSON-serialisable arguments). Raises when the broker cannot be reached."""
+    """Enqueue `task(*args)` (positional, JSON-serialisable arguments), with the current request id as a header so
+    the worker's log lines for it carry the same id (core.celery). Raises when the broker cannot be reached."""
+    request_id = request_id_var.get()
+    headers = {REQUEST_ID_HEADER: request_id} if request_id != "-" else {}
     path = _short_path()
     if path is None:
-        task.apply_async(args)
+        task.apply_async(args, headers=headers)
         return
     task_id = str(uuid.uuid4())
     message = app.amqp.as_task_v2(
@@ -85,7 +92,7 @@ def task_publish(task: Task, *args) -> None:
         "body": base64.b64encode(json.dumps(message.body).encode()).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": message.headers,
+        "headers": {**message.headers, **headers},  # custom headers sit beside Celery's, as apply_async puts them
         "properties": {
             **message.properties,
             "delivery_mode": 2,  # persistent

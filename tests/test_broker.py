@@ -16,6 +16,7 @@ from api_gateway.models import ConversationMessage
 from api_gateway.tasks import process_inbound
 from core import broker
 from core.celery import app
+from core.logging import request_id_var
 from tests.fakes.graph_server import load_payload, post_webhook
 
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="the short path exists only on a Redis broker")
@@ -115,3 +116,34 @@ def test_an_unreachable_broker_still_acknowledges_and_keeps_the_message_for_the_
     stored = ConversationMessage.objects.get(message_type="user")
     assert stored.processing_status == ConversationMessage.Processing.RECEIVED  # the sweeper's to re-enqueue
     assert elapsed < broker.PUBLISH_SOCKET_TIMEOUT_SECONDS * 3
+
+
+@needs_redis
+def test_the_request_id_of_the_enqueueing_request_travels_in_the_message(published_for_real):
+    token = request_id_var.set("req-webhook-1")
+    try:
+        broker.task_publish(process_inbound, 5)
+    finally:
+        request_id_var.reset(token)
+    message = _pop_newest(redis.Redis.from_url(app.conf.broker_url), app.conf.task_default_queue)
+    assert message["headers"]["request_id"] == "req-webhook-1"
+
+
+@app.task(name="tests.current_request_id")
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+def test_a_task_logs_under_the_request_id_it_was_enqueued_with_or_its_own_id():
+    assert request_id_var.get() == "-"  # as in a worker process between tasks
+
+    assert current_request_id.apply(headers={"request_id": "req-webhook-2"}).result == "req-webhook-2"
+    assert request_id_var.get() == "-"  # restored after the task
+    untagged = current_request_id.apply(task_id="task-from-beat")
+    assert untagged.result == "task-from-beat"
+
+    token = request_id_var.set("req-inline")  # eager mode: the task runs inside the request
+    try:
+        assert current_request_id.apply(headers={"request_id": "other"}).result == "req-inline"
+    finally:
+        request_id_var.reset(token)

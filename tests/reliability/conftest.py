@@ -282,18 +282,13 @@ class Stack:
         return "\n".join(path.read_text(errors="replace") for _, _, path in self.procs if path.exists())
 
     # --- webhook traffic ----------------------------------------------------------------------------------------
-    def post_webhook(self, body: bytes, *, timeout: float = 30.0) -> tuple[int, float]:
+    def post_webhook(self, body: bytes, *, timeout: float = 30.0, request_id: str = "") -> tuple[int, float]:
         started = time.perf_counter()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_header(body, APP_SECRET)}
+        if request_id:
+            headers["X-Request-ID"] = request_id
         try:
-            response = httpx.post(
-                f"{self.base_url}/webhook/whatsapp/",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": signature_header(body, APP_SECRET),
-                },  # fmt: skip
-                timeout=timeout,
-            )
+            response = httpx.post(f"{self.base_url}/webhook/whatsapp/", content=body, headers=headers, timeout=timeout)
             status = response.status_code
         except httpx.HTTPError:
             status = 0

@@ -65,6 +65,29 @@ def test_worker_killed_mid_turn_the_message_is_processed_again_and_answered_exac
     assert stack.graph.sends[0].body["to"] == phone
 
 
+def test_the_workers_log_lines_for_a_message_carry_its_webhooks_request_id_and_mask_the_phone(stack, clinic):
+    stack.env_overrides["CELERY_TASK_ALWAYS_EAGER"] = "0"
+    worker = stack.start_worker()
+    stack.start_web()
+    phone = patient_phone(41)
+
+    status, _ = stack.post_webhook(
+        text_message(phone=phone, wamid="wamid.RID0001", text="qual o endereço?", timestamp=time.time()),
+        request_id="rid-e2e-0001",
+    )
+    assert status == 200
+    wait_for(lambda: len(stack.graph.sends) >= 1, timeout=30, what="the reply")
+
+    log_path = next(path for _, proc, path in stack.procs if proc is worker)
+
+    def task_done_under_the_request_id() -> bool:
+        lines = log_path.read_text(errors="replace").splitlines()
+        return any("[rid-e2e-0001]" in line and "process_inbound" in line and "succeeded" in line for line in lines)
+
+    wait_for(task_done_under_the_request_id, timeout=10, what="the task's log line with the request id")
+    assert phone not in log_path.read_text(errors="replace")  # the worker logs through the masking filter too
+
+
 def _terminate_server_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
