@@ -106,14 +106,6 @@ def task_publish(task: Task, *args) -> None:
     path.client.lpush(path.queue, json.dumps(envelope))
 
 
-def broker_queue_length() -> int:
-    """Tasks waiting on the Redis broker's default queue (tests and benchmarks); short path only."""
-    path = _short_path()
-    if path is None:
-        raise RuntimeError("the broker is not a plain Redis broker")
-    return path.client.llen(path.queue)
-
-
 def reset() -> None:
     """Forget the decision: after changing Celery's configuration at run time (tests toggling eager mode)."""
     _short_path.cache_clear()
