@@ -32,6 +32,7 @@ from django.dispatch import receiver
 
 from core.celery import REQUEST_ID_HEADER, app
 from core.logging import request_id_var
+from core.redis_breaker import connection_class_for
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Transport options that do not change where or how kombu's Redis transport stores a message.
@@ -67,6 +68,7 @@ def _short_path() -> _ShortPath | None:
         socket_timeout=PUBLISH_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=PUBLISH_SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
+        connection_class=connection_class_for(url),  # a hung Redis: timeouts once per process, not per webhook
     )
     return _ShortPath(client=client, queue=conf.task_default_queue, origin=anon_nodename())
 

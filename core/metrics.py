@@ -17,6 +17,7 @@ BOOKINGS = Counter("bookings_total", "Appointments by action and outcome", ["act
 HANDOFFS = Counter("handoffs_total", "Sessions handed to a human")
 TURNS = Counter("turns_total", "Conversation turns by NLU source", ["nlu"])
 OUTBOUND = Counter("whatsapp_outbound_total", "Outbound WhatsApp sends by outcome", ["outcome"])
+REDIS_BREAKER_TRIPS = Counter("redis_breaker_trips_total", "Times a Redis breaker opened", ["server"])
 SWEEPER = Counter("sweeper_messages_total", "Messages the sweeper re-enqueued or failed", ["outcome"])
 
 # Process-local hit/miss tallies, for `cache stats` and the admin cache page (Prometheus has the same).

@@ -136,6 +136,8 @@ REDIS_URL = env_str("REDIS_URL")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "clinicbot")
 CACHE_TTL_HOURS = env_int("CACHE_TTL_HOURS", 24)
 REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 0.5)
+# After two Redis calls in a row time out, calls to that server fail fast in this process for this long (0: never).
+REDIS_BREAKER_SECONDS = env_float("REDIS_BREAKER_SECONDS", 5.0)
 
 
 def _redis_cache(ignore_exceptions: bool) -> dict:
@@ -146,6 +148,7 @@ def _redis_cache(ignore_exceptions: bool) -> dict:
         "TIMEOUT": 3600,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "CONNECTION_FACTORY": "core.redis_breaker.BreakerConnectionFactory",
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT_SECONDS,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_SECONDS,
             "IGNORE_EXCEPTIONS": ignore_exceptions,

@@ -4,6 +4,8 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
+from core import redis_breaker
+
 # Fixtures of the local fake servers (fake_gemini, ...), usable in any test without an import.
 pytest_plugins = ["tests.fakes.gemini_server"]
 
@@ -23,7 +25,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _clean_caches():
-    """Each test starts with empty caches (on Redis this flushes the test database number)."""
+    """Each test starts with empty caches (on Redis this flushes the test database number) and closed Redis
+    breakers (a test that made Redis time out must not leave the next one failing fast)."""
+    redis_breaker.breaker_reset()
     for alias in ("default", "strict"):
         caches[alias].clear()
     yield

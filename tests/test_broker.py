@@ -98,14 +98,14 @@ def test_eager_mode_goes_through_celery():
 
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_broker_still_acknowledges_and_keeps_the_message_for_the_sweeper(
-    client, clinic, published_for_real
+    client, clinic, published_for_real, caplog
 ):
     previous = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused at once
     broker.reset()
     try:
         started = time.monotonic()
-        response = post_webhook(client, load_payload("text", now=time.time()))
+        response = post_webhook(client, load_payload("text", now=time.time()))  # autocommit: published at once
         elapsed = time.monotonic() - started
     finally:
         app.conf.broker_url = previous
@@ -113,6 +113,9 @@ def test_an_unreachable_broker_still_acknowledges_and_keeps_the_message_for_the_
 
     assert response.status_code == 200
     assert response.json()["accepted"] == 1
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [
+        f"could not enqueue inbound {ConversationMessage.objects.get().pk}; the sweeper will pick it up"
+    ]
     stored = ConversationMessage.objects.get(message_type="user")
     assert stored.processing_status == ConversationMessage.Processing.RECEIVED  # the sweeper's to re-enqueue
     assert elapsed < broker.PUBLISH_SOCKET_TIMEOUT_SECONDS * 3

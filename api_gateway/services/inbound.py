@@ -28,6 +28,7 @@ from api_gateway.whatsapp import InboundMessage, ParsedWebhook, StatusUpdate
 from core import broker, metrics
 from core.exceptions import ServiceUnavailable
 from core.logging import mask_name, mask_phone
+from core.redis_breaker import CircuitOpen
 
 logger = logging.getLogger(__name__)
 
@@ -380,6 +381,8 @@ def inbound_enqueue(*, message_id: int) -> None:
 
     try:
         broker.task_publish(process_inbound, message_id)
+    except CircuitOpen:  # Redis hung moments ago (core.redis_breaker): expected for a while, no traceback each time
+        logger.warning("could not enqueue inbound %s (Redis breaker open); the sweeper will pick it up", message_id)
     except Exception:  # noqa: BLE001 - broker down: the row is durable and the sweeper re-enqueues it
         logger.exception("could not enqueue inbound %s; the sweeper will pick it up", message_id)
 

@@ -102,30 +102,42 @@ def test_redis_killed_mid_conversation_loses_nothing_and_the_conversation_resume
     assert _session_keys(stack.redis), "the cache refilled after Redis returned"
 
 
-def test_a_hung_redis_delays_webhooks_by_bounded_socket_timeouts_and_never_drops_them(stack, clinic, figures):
-    stack.start_web()
+def test_a_hung_redis_costs_each_web_process_one_timeout_then_fails_fast_and_drops_nothing(stack, clinic, figures):
+    """The first webhook a web process serves during the hang waits for socket timeouts (0.5 s each) until one
+    opens its Redis breaker (core.redis_breaker); the following ones skip Redis and are acknowledged at database
+    speed. Every message is stored and answered once Redis is back."""
+    workers = 2
+    stack.env_overrides["REDIS_BREAKER_SECONDS"] = "60"  # longer than the test: no breaker reopens mid-way
+    stack.start_web(workers=workers)
     patient = Conversation(stack, patient_phone(20))
     assert patient.says("oi")[0] == 200
+    texts = ["qual o endereço?", "aceita Unimed?", "tem cardiologista?", "qual o horário?", "obrigado", "até logo"]
 
     stack.redis.pause()  # connections open, nothing answers: only socket timeouts bound the wait
     try:
-        during = [patient.says("qual o endereço?"), patient.says("aceita Unimed?")]
+        during = [patient.says(text) for text in texts]
     finally:
         stack.redis.resume()
     stack.manage("sweep_messages")
-    wait_for(lambda: patient.replies() == 3, timeout=40, what="replies after Redis woke up")
+    wait_for(lambda: patient.replies() == 1 + len(texts), timeout=60, what="replies after Redis woke up")
 
     stored = ConversationMessage.objects.filter(message_type="user")
+    latencies = [latency for _, latency in during]
+    socket_timeout = 0.5  # REDIS_SOCKET_TIMEOUT_SECONDS: a request that waited for Redis took at least this
     figures["redis_hung_sigstop"] = {
         "posted_during_hang": len(during),
         "accepted": sum(status == 200 for status, _ in during),
-        "max_webhook_latency_s": round(max(latency for _, latency in during), 3),
+        "webhook_latencies_s": [round(latency, 3) for latency in latencies],
+        "waited_for_redis": sum(latency >= socket_timeout for latency in latencies),
+        "max_webhook_latency_s": round(max(latencies), 3),
         "processed_after": stored.filter(processing_status="processed").count(),
         "replies_total": patient.replies(),
     }
-    assert [status for status, _ in during] == [200, 200]
-    assert max(latency for _, latency in during) < 15.0  # well inside Meta's ~20 s patience
-    assert stored.count() == 3
+    assert [status for status, _ in during] == [200] * len(texts)
+    assert max(latencies) < 15.0  # well inside Meta's ~20 s patience
+    # Without the breaker every one of them waited for Redis; with it, at most the first in each web process.
+    assert sum(latency >= socket_timeout for latency in latencies) <= workers
+    assert stored.count() == 1 + len(texts)
     assert stored.exclude(processing_status="processed").count() == 0
 
 
