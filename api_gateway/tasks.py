@@ -26,4 +26,9 @@ def process_inbound(message_id: int) -> None:
 @shared_task(acks_late=True)
 def sweep_stuck() -> dict:
     result = inbound_sweep()
-    return {"requeued": len(result.requeued), "failed": len(result.failed), "resent": len(result.resent)}
+    return {
+        "requeued": len(result.requeued),
+        "failed": len(result.failed),
+        "resent": len(result.resent),
+        "expired": len(result.expired),
+    }

@@ -162,11 +162,28 @@ def inbound_batch_record(*, records: list[InboundMessage], now: dt.datetime, sum
             _duplicate(row.record, summary)
 
 
+def message_too_old(timestamp: dt.datetime, *, now: dt.datetime) -> bool:
+    """Older than WHATSAPP_MAX_MESSAGE_AGE_HOURS (24 h: WhatsApp's customer-service window, outside which only
+    templates may be sent). Such a message is not answered, whether it arrives late or waited in our queue."""
+    return now - timestamp > dt.timedelta(hours=settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS)
+
+
+def _inbound_expire(message_id: int) -> bool:
+    """An accepted message that was not processed in time: recorded as ignored ("too old"), never turned."""
+    expired = ConversationMessage.objects.filter(
+        pk=message_id, processing_status__in=[Processing.RECEIVED, Processing.PROCESSING]
+    ).update(processing_status=Processing.IGNORED, last_error=REASON_TOO_OLD)
+    if expired:
+        metrics.SWEEPER.labels("expired").inc()
+        logger.warning("inbound %s waited more than %d h: not answered (too old)", message_id,
+                       settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS)  # fmt: skip
+    return bool(expired)
+
+
 def _inbound_triage(*, records: list[InboundMessage], now: dt.datetime) -> list[tuple[str, str]]:
-    limit_age = dt.timedelta(hours=settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS)
     triage = []
     for record in records:
-        if now - record.timestamp > limit_age:
+        if message_too_old(record.timestamp, now=now):
             triage.append((Processing.IGNORED, REASON_TOO_OLD))
         elif record.silent:
             triage.append((Processing.IGNORED, REASON_SILENT))
@@ -487,6 +504,11 @@ def inbound_process(*, message_id: int) -> None:
             .order_by("timestamp", "pk")
         )
         for inbound in due:
+            # Waited past WhatsApp's window (a long broker or worker outage): a turn now would act on a stale
+            # request (a booking the patient confirmed days ago) and its reply could not be delivered.
+            if message_too_old(inbound.timestamp, now=timezone.now()):
+                _inbound_expire(inbound.pk)
+                continue
             _process_one(inbound, phone=phone)
 
 
@@ -547,11 +569,14 @@ class SweepResult:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
 
 
 def inbound_sweep(*, now: dt.datetime | None = None) -> SweepResult:
     """Re-enqueues inbound messages accepted but not processed after SWEEP_AFTER_MINUTES, fails them after
-    SWEEP_MAX_ATTEMPTS, and re-sends replies stuck in "pending" (never a second turn)."""
+    SWEEP_MAX_ATTEMPTS, expires those older than WHATSAPP_MAX_MESSAGE_AGE_HOURS (so a broker that stays down does
+    not mean re-enqueueing forever, nor answering days-old messages when it returns), and re-sends replies stuck
+    in "pending" (never a second turn)."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(minutes=settings.SWEEP_AFTER_MINUTES)
     result = SweepResult()
@@ -561,8 +586,11 @@ def inbound_sweep(*, now: dt.datetime | None = None) -> SweepResult:
         processing_status__in=[Processing.RECEIVED, Processing.PROCESSING],
         created_at__lt=cutoff,
     ).order_by("timestamp", "pk")
-    for message_id, attempts, last_error in stuck.values_list("pk", "attempts", "last_error"):
-        if attempts >= settings.SWEEP_MAX_ATTEMPTS:
+    for message_id, attempts, last_error, timestamp in stuck.values_list("pk", "attempts", "last_error", "timestamp"):
+        if message_too_old(timestamp, now=now):
+            if _inbound_expire(message_id):
+                result.expired.append(message_id)
+        elif attempts >= settings.SWEEP_MAX_ATTEMPTS:
             reason = f"gave up after {attempts} attempts" + (f": {last_error}" if last_error else "")
             ConversationMessage.objects.filter(
                 pk=message_id, processing_status__in=[Processing.RECEIVED, Processing.PROCESSING]

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage
-from api_gateway.services.inbound import inbound_sweep, webhook_ingest
+from api_gateway.services.inbound import inbound_process, inbound_sweep, webhook_ingest
 from api_gateway.whatsapp import webhook_parse
 from core import metrics
 from tests.fakes import graph_server
@@ -27,6 +27,14 @@ def _lost(wamid: str = "wamid.LOST", *, minutes_ago: int, attempts: int = 0) -> 
         created_at=timezone.now() - dt.timedelta(minutes=minutes_ago), attempts=attempts
     )
     return ConversationMessage.objects.get(whatsapp_message_id=wamid)
+
+
+def _waited(message: ConversationMessage, *, hours: float) -> ConversationMessage:
+    """The message was sent `hours` ago and accepted then, and nothing has processed it since (an outage)."""
+    then = timezone.now() - dt.timedelta(hours=hours)
+    ConversationMessage.objects.filter(pk=message.pk).update(timestamp=then, created_at=then)
+    message.refresh_from_db()
+    return message
 
 
 def _sweeper(outcome: str) -> float:
@@ -96,4 +104,47 @@ def test_sweep_messages_command_runs_the_sweeper(clinic, capsys):
 
     message.refresh_from_db()
     assert message.processing_status == "processed"
-    assert "re-enqueued 1, failed 0" in capsys.readouterr().out
+    assert "re-enqueued 1, failed 0, replies re-sent 0, expired 0" in capsys.readouterr().out
+
+
+def test_sweeper_expires_a_message_that_waited_past_whatsapps_window_instead_of_answering_it(
+    clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 24
+    message = _waited(_lost(minutes_ago=10), hours=25)
+    recent = _waited(_lost("wamid.RECENT", minutes_ago=10), hours=23)
+    expired_before = _sweeper("expired")
+
+    first = inbound_sweep()
+    second = inbound_sweep()
+
+    message.refresh_from_db()
+    recent.refresh_from_db()
+    assert first.expired == [message.pk] and first.requeued == [recent.pk]
+    assert (message.processing_status, message.last_error) == ("ignored", "too old")
+    assert recent.processing_status == "processed"  # still inside the window: answered
+    assert second.expired == [] and second.requeued == []  # a dead broker no longer means re-enqueueing forever
+    assert _sweeper("expired") - expired_before == 1
+    assert list(ConversationMessage.objects.filter(message_type="bot").values_list("reply_to", flat=True)) == [
+        recent.pk
+    ]
+    assert len(fake_graph.sends) == 1
+
+
+def test_a_task_skips_messages_that_waited_past_the_window_and_answers_the_patients_newer_one(
+    clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 24
+    stale = _waited(_lost("wamid.STALE", minutes_ago=10), hours=30)
+    fresh = _lost("wamid.FRESH", minutes_ago=1)
+    assert stale.session_id == fresh.session_id
+
+    inbound_process(message_id=fresh.pk)  # processes every due message of the session up to this one, in order
+
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.processing_status, stale.last_error) == ("ignored", "too old")
+    assert fresh.processing_status == "processed"
+    assert list(ConversationMessage.objects.filter(message_type="bot").values_list("reply_to", flat=True)) == [
+        fresh.pk
+    ]
