@@ -2,18 +2,28 @@
 
 The bot message row is the outbox: the turn stores it with delivery_status "pending"; `reply_send` sends it and
 records sent / failed / not_sent, the outbound WhatsApp id, and the inbound's `replied_at` mark. A message that is
-no longer pending is never sent again, so replaying a task cannot answer twice. (A crash between Meta accepting
-the message and our UPDATE can still repeat one send: the Graph API has no idempotency key.)
+no longer pending is never sent again, so replaying a task cannot answer twice. Once Meta has accepted a message,
+recording it is retried through database errors for a few seconds (`RECORD_MAX_ATTEMPTS`): a row left "pending"
+would be sent again by the task's retry or the sweeper. (A crash in that window can still repeat one send: the
+Graph API has no idempotency key.)
 """
 
 import logging
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
-from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from api_gateway.clients import graph
 from api_gateway.models import ConversationMessage
@@ -27,6 +37,7 @@ Delivery = ConversationMessage.Delivery
 
 SEND_MAX_ATTEMPTS = 4
 SEND_MAX_SECONDS = 30.0
+RECORD_MAX_ATTEMPTS = 6  # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 s of waits: rides out a lock or a reconnect
 # Multiplied on rate limits (130429 throughput, 131056 same recipient): Meta asks to slow down, not to hammer.
 RATE_LIMIT_BACKOFF_FACTOR = 4
 
@@ -101,7 +112,7 @@ def reply_send(*, bot_message_id: int) -> None:
     except httpx.TransportError as exc:
         _record_failure(bot, phone=phone, code=None, reason=f"{type(exc).__name__}: {exc}", retryable=True)
         return
-    _record(bot, status=Delivery.SENT, wamid=wamid)
+    _record_sent(bot, wamid=wamid)
     metrics.OUTBOUND.labels("sent").inc()
     logger.info("reply %s sent to %s as %s (%s)", bot.pk, mask_phone(phone), wamid, payload.get("type"))
 
@@ -116,6 +127,25 @@ def _record(bot: ConversationMessage, *, status: str, wamid: str | None = None) 
         ConversationMessage.objects.filter(pk=bot.pk, delivery_status__in=[Delivery.PENDING, ""]).update(**fields)
         if bot.reply_to_id:
             ConversationMessage.objects.filter(pk=bot.reply_to_id, replied_at__isnull=True).update(replied_at=now)
+
+
+def _record_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning("reply sent, but recording it failed (%s); retrying so it is not sent twice", type(exc).__name__)
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()  # a dropped connection is replaced on the next query
+
+
+@retry(
+    retry=retry_if_exception_type((OperationalError, InterfaceError)),
+    wait=wait_exponential(multiplier=0.05, max=1.0),
+    stop=stop_after_attempt(RECORD_MAX_ATTEMPTS),
+    before_sleep=_record_retry,
+    reraise=True,
+)
+def _record_sent(bot: ConversationMessage, *, wamid: str) -> None:
+    _record(bot, status=Delivery.SENT, wamid=wamid)
 
 
 def _record_failure(bot: ConversationMessage, *, phone: str, code: int | None, reason: str, retryable: bool) -> None:

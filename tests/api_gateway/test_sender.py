@@ -1,11 +1,12 @@
 import time
 
 import pytest
+from django.db import OperationalError, connection
 
 from api_gateway.clients import graph
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services.replies import Option, Reply
-from api_gateway.services.sender import inbound_mark_read, reply_send
+from api_gateway.services.sender import RECORD_MAX_ATTEMPTS, inbound_mark_read, reply_send
 from core import metrics
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error, graph_ok
@@ -263,3 +264,82 @@ def test_mark_read_failure_is_swallowed_and_not_retried(fake_graph, stored_reply
     inbound_mark_read(message=inbound)  # must not raise: the reply matters more than the blue ticks
 
     assert len(fake_graph.reads) == 1
+
+
+class _FailingUpdates:
+    """A database fault at the driver boundary: the next `times` UPDATEs that record a delivery fail as a locked
+    or dropped database would (Django's execute_wrapper hook, before the statement reaches the database)."""
+
+    def __init__(self, times: int):
+        self.times, self.failed = times, 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and "delivery_status" in sql and self.failed < self.times:
+            self.failed += 1
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+
+def test_a_database_error_right_after_meta_accepted_the_reply_is_retried_so_it_is_never_sent_twice(
+    fake_graph, stored_reply, caplog
+):
+    bot = stored_reply()
+    fault = _FailingUpdates(times=2)
+
+    with connection.execute_wrapper(fault):
+        reply_send(bot_message_id=bot.pk)
+    reply_send(bot_message_id=bot.pk)  # what a task retry or the sweeper would do next
+
+    bot.refresh_from_db()
+    assert fault.failed == 2
+    assert len(fake_graph.sends) == 1
+    assert bot.delivery_status == Delivery.SENT
+    assert bot.whatsapp_message_id == fake_graph.sends[0].wamid
+    assert bot.reply_to.replied_at is not None
+    assert sum("recording it failed (OperationalError)" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_database_that_stays_down_after_the_send_propagates_and_leaves_the_reply_pending(fake_graph, stored_reply):
+    bot = stored_reply()
+    fault = _FailingUpdates(times=RECORD_MAX_ATTEMPTS)
+
+    with connection.execute_wrapper(fault), pytest.raises(OperationalError):
+        reply_send(bot_message_id=bot.pk)
+
+    bot.refresh_from_db()
+    assert fault.failed == RECORD_MAX_ATTEMPTS  # bounded
+    assert len(fake_graph.sends) == 1
+    assert bot.delivery_status == Delivery.PENDING  # the documented limit: a retry of the task would send it again
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgres_dropping_our_connection_right_after_the_send_is_ridden_out_and_the_reply_sent_once(
+    fake_graph, stored_reply
+):
+    """A real fault: while Meta is answering the send, PostgreSQL terminates this process's database session (a
+    failover, an administrator). The UPDATE that records the send fails; the retry reconnects and records it."""
+    bot = stored_reply()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+
+    def terminate_then_accept(request):
+        from django.db import connections
+
+        with connections["default"].cursor() as cursor:  # this thread's own connection
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+        connections["default"].close()
+        return fake_graph.default
+
+    fake_graph.responder = terminate_then_accept
+    reply_send(bot_message_id=bot.pk)
+    fake_graph.responder = None
+    reply_send(bot_message_id=bot.pk)  # what a task retry or the sweeper would do next
+
+    bot.refresh_from_db()
+    assert len(fake_graph.sends) == 1
+    assert bot.delivery_status == Delivery.SENT
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != backend  # it did reconnect
