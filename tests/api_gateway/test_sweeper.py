@@ -145,6 +145,4 @@ def test_a_task_skips_messages_that_waited_past_the_window_and_answers_the_patie
     fresh.refresh_from_db()
     assert (stale.processing_status, stale.last_error) == ("ignored", "too old")
     assert fresh.processing_status == "processed"
-    assert list(ConversationMessage.objects.filter(message_type="bot").values_list("reply_to", flat=True)) == [
-        fresh.pk
-    ]
+    assert list(ConversationMessage.objects.filter(message_type="bot").values_list("reply_to", flat=True)) == [fresh.pk]
