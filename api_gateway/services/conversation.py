@@ -43,6 +43,7 @@ FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
 MAX_LIST_ROWS = 10
 BUTTON_KINDS = {"menu", "confirm", "name"}
+RESUME_SOURCE = "resume"  # the step's prompt repeated after a question mid-flow: not an answer to it
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _turn(
     now = now or timezone.now()
     text = (text or "").replace("\x00", "")[:MAX_STORED_TEXT]  # PostgreSQL refuses NUL characters
     session = session_manager.get_or_start(phone=phone)
+    _resume_after_question(session)  # the NLU reads this message in the step it answers, not "answering_question"
     nlu = _interpret(session=session, text=text, option_id=option_id, channel_type=channel_type, now=now)
     for attempt in range(3):
         try:
@@ -166,13 +168,23 @@ def _interpret(
     history = list(session.recent_messages or [])
     result = nlu_interpret(text=text, session=session, history=history, now=now)
     metrics.TURNS.labels(result.source or "none").inc()
-    # A typed number on the text fallback of buttons ("1" for "Confirmar") is the same as tapping the button.
+    # A typed number on the text fallback of buttons ("1" for "Confirmar") is the same as tapping the button, and so
+    # is a text that names a button. After the menu, what else it says is kept ("quero marcar com dermatologista"
+    # books Dermatologia); on confirm/name buttons the answer is the button alone, as it always was.
     offered = session.last_options or {}
     index = result.entities.get("opcao")
     if offered.get("kind") in BUTTON_KINDS and isinstance(index, int) and 1 <= index <= len(offered["items"]):
         picked = _option_intent(offered["items"][index - 1]["id"])
         if picked is not None:
-            return dataclasses.replace(picked, input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+            said = {}
+            if offered["kind"] == "menu":
+                said = {k: v for k, v in result.entities.items() if k not in {"opcao", "referencia"}}
+            return dataclasses.replace(
+                picked,
+                entities={**said, **picked.entities},
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+            )
     return result
 
 
@@ -301,9 +313,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
         return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
     if channel_type in MEDIA_TYPES:
         return Reply(text=T.MEDIA_NOT_SUPPORTED)
-    if s.current_state == S.ANSWERING_QUESTION:
-        s.current_state = s.previous_state or S.IDLE
-        s.previous_state = ""
+    _resume_after_question(s)
 
     greeting = ""
     if not s.has_greeted:
@@ -321,6 +331,13 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     if greeting and reply.send:
         reply.text = f"{greeting}\n\n{reply.text}"
     return reply
+
+
+def _resume_after_question(s: ConversationSession) -> None:
+    """A question mid-flow was answered last turn: this message belongs to the step that was interrupted."""
+    if s.current_state == S.ANSWERING_QUESTION:
+        s.current_state = s.previous_state or S.IDLE
+        s.previous_state = ""
 
 
 def _dispatch(turn: _Turn) -> Reply:
@@ -586,7 +603,8 @@ def _next_step(turn: _Turn) -> Reply:
             reply = _buttons(s, "name", T.CONFIRM_PROFILE_NAME.format(name=hint), options)
             s.last_options["hint"] = hint
             return reply
-        if s.current_state == S.COLLECTING_PATIENT_INFO and turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO}:
+        answered = turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO} and turn.nlu.source != RESUME_SOURCE
+        if s.current_state == S.COLLECTING_PATIENT_INFO and answered:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
                 return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
@@ -956,7 +974,7 @@ def _answer_question(turn: _Turn) -> Reply:
     if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}:
         resume_turn = _Turn(
             session=s,
-            nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0),
+            nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0, source=RESUME_SOURCE),
             now=turn.now,
             option_id=None,
             profile_name=turn.profile_name,
@@ -1017,15 +1035,19 @@ def _answer_from_data(turn: _Turn) -> str | None:
             note = f"Atendem por ele: {names}." if names else ""
             return T.PLAN_ACCEPTED.format(plan=_plan_name(plan_id), doctors_note=note).strip()
         return T.PLANS_LIST.format(items=T.join_names([p["nome"] for p in catalog["convenios"]]))
-    if topic == "medicos":
+    named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered
+    if topic == "medicos" or (topic == "especialidades" and named_specialty):
         doctors = selectors.doctor_list(especialidade_id=specialty_id) if specialty_id else catalog["medicos"]
-        where = f" de {_specialty_name(specialty_id)}" if specialty_id else ""
         # Remembered as offered options, so "quero com ele" / "o primeiro" can refer to them next.
         turn.session.last_options = {
             "kind": "doctor",
             "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
         }
-        return T.DOCTORS_LIST.format(where=where, items=T.join_names([d["nome"] for d in doctors[:10]]))
+        names = T.join_names([d["nome"] for d in doctors[:10]])
+        if topic == "especialidades":
+            return T.SPECIALTY_AVAILABLE.format(specialty=_specialty_name(specialty_id), items=names)
+        where = f" de {_specialty_name(specialty_id)}" if specialty_id else ""
+        return T.DOCTORS_LIST.format(where=where, items=names)
     if topic == "especialidades":
         return T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in catalog["especialidades"][:15]]))
     if topic == "exames":

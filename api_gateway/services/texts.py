@@ -85,6 +85,7 @@ EXAM_PREP = "Preparo para {exam}: {prep}"
 DOCTOR_PRICE = "A consulta particular com {doctor} custa R$ {price}."
 SPECIALTY_PRICE = "Consulta particular em {specialty}: {items}."
 DOCTORS_LIST = "Nossos médicos{where}: {items}."
+SPECIALTY_AVAILABLE = "Sim, temos {specialty}. Quem atende: {items}."
 SPECIALTIES_LIST = "Nossas especialidades: {items}."
 EXAMS_LIST = "Exames realizados: {items}."
 

@@ -114,6 +114,15 @@ def test_question_about_address_and_opening_hours(patient):
     assert "Av. Paulista, 1000" in patient.text
     patient.says("qual o horário de funcionamento?")
     assert "Segunda a sexta" in patient.text
+    patient.says("qual o horário?")
+    assert "Segunda a sexta" in patient.text
+
+
+def test_asking_for_a_specialty_says_who_attends_and_remembers_them_as_options(patient):
+    patient.says("tem ortopedista?")
+    assert "Sim, temos Ortopedia. Quem atende: Dr. Gustavo Pereira." in patient.text
+    patient.says("quero marcar com ele, meu nome é Paulo Reis")
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
 
 
 # --- booking -----------------------------------------------------------------------------------------------------
@@ -189,6 +198,16 @@ def test_question_mid_flow_is_answered_and_the_flow_resumes(patient):
     assert patient.session.previous_state == "selecting_specialty"
     patient.says("pediatria")
     assert patient.state == "selecting_doctor"
+
+
+def test_a_bare_name_right_after_a_question_is_taken_as_the_answer_to_the_interrupted_step(patient):
+    patient.says("quero marcar ortopedia")
+    assert patient.state == "collecting_patient_info"
+    patient.says("qual o endereço?")
+    assert "Voltando ao que estávamos fazendo: Para começar, qual é o seu nome completo?" in patient.text
+    patient.says("João Pedro Silva")  # read in the name step, not as a reply to "answering a question"
+    assert patient.session.patient_name == "João Pedro Silva"
+    assert patient.state == "choosing_date"  # Ortopedia has one doctor: straight to his free slots
 
 
 def test_pronoun_reference_resolves_against_the_offered_doctors(patient):
@@ -362,6 +381,16 @@ def test_typed_number_on_the_button_fallback_means_that_button(patient):
     assert patient.state == "confirming"
     patient.says("1")  # "1. Confirmar"
     assert Agendamento.objects.get().data == WEDNESDAY
+
+
+def test_a_booking_request_after_the_menu_keeps_the_specialty_it_names(patient):
+    patient.says("oi")  # the menu: "Marcar consulta" is a button
+    patient.says("quero marcar com dermatologista")  # names the button and says more
+    assert patient.state == "collecting_patient_info"
+    patient.says("Maria Souza")
+    assert patient.state == "selecting_doctor", patient.text
+    assert "médicos de Dermatologia" in patient.text
+    assert patient.session.selected_specialty_id == Especialidade.objects.get(nome="Dermatologia").pk
 
 
 def test_emoji_only_message_gets_a_polite_menu(patient):

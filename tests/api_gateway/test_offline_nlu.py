@@ -97,6 +97,8 @@ WITHOUT_CONTEXT = [
     ("o hemograma precisa de jejum?", Intent.PERGUNTA, {"topico": "preparo", "exame": "Hemograma completo"}, 0.8),
     ("que horas abre?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("abre sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
+    ("qual o horário?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
+    ("qual é o horário de vocês?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o telefone?", Intent.PERGUNTA, {"topico": "telefone"}, 0.8),
     ("qual o email de vocês?", Intent.PERGUNTA, {"topico": "email"}, 0.8),
     ("qual a política de cancelamento?", Intent.PERGUNTA, {"topico": "politicas"}, 0.8),

@@ -313,6 +313,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horario de atendimento"
             r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
             r"|funciona (?:no|aos|de|sabado|domingo|feriado)|funcionam|estao abertos|esta aberta|aberto"
+            r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
         ),
     ),
     ("telefone", _re(r"telefone|fone|numero de contato|numero para contato|contato|ligar|whatsapp da clinica|celular")),
