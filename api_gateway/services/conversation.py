@@ -391,7 +391,8 @@ def _dispatch(turn: _Turn) -> Reply:
         if not changed:
             if intent == Intent.NEGAR:
                 return Reply(text=T.WHAT_TO_CHANGE)
-            if intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}:  # nothing usable for this step
+            nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}
+            if nothing_usable and not _repeats_selection(nlu, s):  # "a dra. Ana" when she is already chosen
                 turn.understood = False
                 turn.prefix.append(_not_understood_for_state(s))
         return _advance(turn)
@@ -460,6 +461,17 @@ _SLOT_KEYS = _SCHEDULING_KEYS | {"especialidade_id", "medico_id", "convenio_id",
 def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
     """A question naming a doctor or specialty is still a question; one naming a date or time is a booking."""
     return bool(keys & {k for k, v in nlu.entities.items() if v not in (None, "", False)})
+
+
+def _repeats_selection(nlu: NLUResult, s: ConversationSession) -> bool:
+    """The message names what is already chosen: understood, nothing to change."""
+    e = nlu.entities
+    chosen = {
+        "medico_id": s.selected_doctor_id,
+        "especialidade_id": s.selected_specialty_id,
+        "convenio_id": s.selected_convenio_id,
+    }
+    return any(e.get(key) is not None and str(e[key]) == str(value) for key, value in chosen.items() if value)
 
 
 def _not_understood_for_state(s: ConversationSession) -> str:

@@ -125,6 +125,17 @@ def test_asking_for_a_specialty_says_who_attends_and_remembers_them_as_options(p
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
 
 
+def test_a_follow_up_about_another_plan_or_exam_is_answered_and_starts_no_booking(patient):
+    patient.says("aceita Unimed?")
+    patient.says("e Bradesco?")
+    assert "Sim, aceitamos Bradesco Saúde" in patient.text
+    assert (patient.state, patient.session.flow) == ("idle", "")
+    patient.says("quero marcar uma consulta")
+    patient.says("e o hemograma?")  # mid-flow: answered, then the flow's question again
+    assert "Hemograma completo: R$ 35,00." in patient.text
+    assert "Voltando ao que estávamos fazendo: Para começar, qual é o seu nome completo?" in patient.text
+
+
 # --- booking -----------------------------------------------------------------------------------------------------
 
 
@@ -208,6 +219,15 @@ def test_a_bare_name_right_after_a_question_is_taken_as_the_answer_to_the_interr
     patient.says("João Pedro Silva")  # read in the name step, not as a reply to "answering a question"
     assert patient.session.patient_name == "João Pedro Silva"
     assert patient.state == "choosing_date"  # Ortopedia has one doctor: straight to his free slots
+
+
+def test_naming_the_doctor_already_chosen_is_not_met_with_not_understood(patient):
+    patient.says("quero marcar ortopedia, meu nome é Rita Souza")  # one doctor: chosen for her
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
+    patient.says("com o dr gustavo")
+    assert T.NOT_UNDERSTOOD not in patient.text
+    assert patient.state == "choosing_date"
+    assert patient.session.failed_attempts == 0
 
 
 def test_pronoun_reference_resolves_against_the_offered_doctors(patient):

@@ -98,6 +98,8 @@ WITHOUT_CONTEXT = [
     ("que horas abre?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("abre sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o horário?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
+    ("e Bradesco?", Intent.PERGUNTA, {"convenio": "Bradesco Saúde"}, 0.8),
+    ("e o hemograma?", Intent.PERGUNTA, {"exame": "Hemograma completo"}, 0.8),
     ("qual é o horário de vocês?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o telefone?", Intent.PERGUNTA, {"topico": "telefone"}, 0.8),
     ("qual o email de vocês?", Intent.PERGUNTA, {"topico": "email"}, 0.8),
@@ -178,6 +180,9 @@ IN_CONTEXT = [
     ("choosing_time", SLOT_OPTIONS, "pode ser o das 10h", Intent.INFORMAR, {"hora": "10:00", "opcao": 2}, 0.8),
     ("choosing_time", SLOT_OPTIONS, "o de quarta", Intent.INFORMAR, {"opcao": 3}, 0.6),
     ("choosing_time", SLOT_OPTIONS, "2", Intent.INFORMAR, {"opcao": 2}, 0.95),
+    ("choosing_date", SLOT_OPTIONS, "o mais cedo possível", Intent.INFORMAR, {"opcao": 1}, 0.8),
+    ("choosing_date", SLOT_OPTIONS, "qualquer um, o quanto antes", Intent.INFORMAR, {"opcao": 1}, 0.8),
+    ("choosing_time", SLOT_OPTIONS, "o primeiro horário disponível", Intent.AGENDAR, {"opcao": 1}, 0.8),
     ("selecting_specialty", None, "2", Intent.INFORMAR, {"opcao": 2}, 0.95),
     ("choosing_date", None, "a segunda", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
     ("managing_appointment", None, "cancelar", Intent.CANCELAR, {}, 0.95),
@@ -207,6 +212,35 @@ def test_message_is_read_in_the_context_of_the_conversation(
     assert result.intent == intent
     assert expected.items() <= result.entities.items()
     assert result.confidence >= min_confidence
+
+
+CONFIRM_OPTIONS = {
+    "kind": "confirm",
+    "items": [
+        {"id": "confirm:yes", "title": "Confirmar"},
+        {"id": "confirm:no", "title": "Alterar"},
+        {"id": "confirm:stop", "title": "Desistir"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "options", "text", "expected"),
+    [
+        ("confirming", "confirm", "segunda às 10h", {"hora": "10:00"}),  # was: the 2nd button, "Alterar"
+        ("confirming", "confirm", "segunda-feira às 10h", {"hora": "10:00"}),
+        ("confirming", "confirm", "prefiro segunda", {}),
+        ("selecting_doctor", "ana+carlos", "segunda-feira", {}),  # was: the second doctor
+        ("selecting_doctor", "ana+carlos", "segunda às 9h", {"hora": "09:00"}),
+    ],
+)
+def test_a_weekday_that_is_also_an_ordinal_is_a_day_when_said_as_one(clinic, phone, state, options, text, expected):
+    options = CONFIRM_OPTIONS if options == "confirm" else _doctor_options("Dra. Ana Souza", "Dr. Carlos Mendes")
+    result = offline_interpret(text=text, session=_session(phone, state, options=options), now=NOW)
+
+    assert "opcao" not in result.entities
+    assert datetime.fromisoformat(result.entities["data"]).weekday() == 0  # a Monday
+    assert expected.items() <= result.entities.items()
 
 
 def test_giving_up_in_the_middle_of_a_booking_is_a_cancellation(clinic, phone):

@@ -558,6 +558,16 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     return hits[0] if len(set(hits)) == 1 else None
 
 
+_SCHEDULING_ENTITIES = ("data", "hora", "periodo", "medico_id", "especialidade_id", "nome", "opcao")
+_NOT_A_PRICE = _re(r"quanto tempo|quantos dias|o quanto antes|quanto antes")
+_EARLIEST = _re(
+    r"(?:o )?mais cedo possivel|o quanto antes|quanto antes|o mais rapido possivel|o mais breve possivel"
+    r"|o mais proximo|(?:o )?primeiro (?:horario )?(?:disponivel|livre|que tiver)|o que tiver primeiro"
+    r"|(?:o )?mais cedo|qualquer (?:um|horario)|tanto faz"
+)
+_HOUR_MENTION = re.compile(r"(?<![a-z0-9])(?:\d{1,2}\s*(?:h|hs|hrs?|horas?)(?![a-z])|\d{1,2}:\d{2}|as \d{1,2})")
+
+
 def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[int | None, tuple[int, int] | None, bool]:
     """(opcao, span in folded text, explicit) for "o primeiro", "opção 2", "a última", "2"."""
     count = len(items)
@@ -567,9 +577,17 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
         if stem == "primeir" and before.endswith("dia "):
             continue  # "dia primeiro" is a date
         is_weekday = stem in {"segund", "quart", "quint", "sext"} and _gender == "a"
-        # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates.
-        if is_weekday and not noun and not (items and state != "choosing_date"):
-            continue
+        # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates; and it
+        # is a weekday anyway when "feira" or an hour goes with it ("segunda às 10h"), or at the confirmation,
+        # whose buttons nobody calls "a segunda".
+        if is_weekday and not noun:
+            said_as_day = (
+                text.folded[match.end() :].lstrip(" -").startswith("feira")
+                or _HOUR_MENTION.search(text.folded) is not None
+                or state == "confirming"
+            )
+            if said_as_day or not (items and state != "choosing_date"):
+                continue
         if not items and not noun and not article:
             continue
         if stem == "ultim":
@@ -625,7 +643,7 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     t = _prepare(text)
     state = str(getattr(session, "current_state", "") or "idle")
     flow = str(getattr(session, "flow", "") or "")
-    _kind, items = _offered(session)
+    offered_kind, items = _offered(session)
     entities: dict = {}
 
     if not t.has_alnum:
@@ -675,7 +693,9 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities.pop("convenio", None)
         entities.pop("convenio_id", None)
 
-    # 5. References to what was offered.
+    # 5. References to what was offered. Slots are offered earliest first: "o mais cedo possível" is the first.
+    if option is None and offered_kind == "slot" and items and _has(norm, _EARLIEST) and not (hint.date or hint.time):
+        option = 1
     if option is None and items:
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
@@ -778,6 +798,12 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if topic and (t.has_question_mark or not _has(norm, _BOOK_STRONG)):
         entities["topico"] = topic
         return Intent.PERGUNTA, CLEAR_WITH_ENTITIES if asks else WEAK_CLEAR
+    # "e Bradesco?" / "e o hemograma?": the same question as before about another plan or exam (the answer reads
+    # the plan or exam named), not the start of a booking nor a slot of one.
+    names_plan_or_exam = bool({"convenio_id", "exame_id"} & set(entities))
+    scheduling = any(k in entities for k in _SCHEDULING_ENTITIES)
+    if names_plan_or_exam and not scheduling and t.has_question_mark and not _has(norm, _BOOK_STRONG):
+        return Intent.PERGUNTA, CLEAR
     if _has(norm, _BOOK_STRONG) or (_has(norm, _BOOK_WEAK) and not (asks and not has_slots and topic)):
         return Intent.AGENDAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
     wants_someone = entities.get("especialidade_id") or entities.get("medico_id")
@@ -828,8 +854,8 @@ def _topic(t: _Text, entities: dict) -> str | None:
             continue  # "aceita cartão?" / "atende criança?" are not about plans
         if name == "politicas" and _has(norm, _CANCEL) and not (t.has_question_mark or _has(norm, _QUESTION_WORD)):
             continue
-        if name == "preco" and entities.get("exame_id") is None and _has(norm, _re(r"quanto tempo|quantos dias")):
-            continue
+        if name == "preco" and entities.get("exame_id") is None and _has(norm, _NOT_A_PRICE):
+            continue  # "quanto tempo demora", "o quanto antes"
         return name
     asks = t.has_question_mark or _has(norm, _re(r"voces tem|existe|fazem|oferecem"))
     offers = _re(r"tem|tem algum|tem alguma|voces tem|existe|fazem|faz|oferecem|atende|atendem|trabalham com")
