@@ -357,7 +357,9 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.BOOKING_ABANDONED)
     if intent == Intent.MEUS_AGENDAMENTOS:
         return _list_appointments(turn)
-    if intent == Intent.PERGUNTA and not _has_booking_entities(nlu, _SCHEDULING_KEYS):
+    # A question that carries a date is a booking ("tem vaga sábado?"), unless it asks when the clinic is open.
+    opening_hours = nlu.entities.get("topico") == "horario"
+    if intent == Intent.PERGUNTA and (opening_hours or not _has_booking_entities(nlu, _SCHEDULING_KEYS)):
         return _answer_question(turn)
     if intent == Intent.VOLTAR:
         _go_back(s)

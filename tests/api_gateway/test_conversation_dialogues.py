@@ -116,6 +116,10 @@ def test_question_about_address_and_opening_hours(patient):
     assert "Segunda a sexta" in patient.text
     patient.says("qual o horário?")
     assert "Segunda a sexta" in patient.text
+    for question in ("vocês abrem no sábado?", "atende sábado?"):
+        patient.says(question)  # a date in a question about opening hours does not start a booking
+        assert "sábado, das 8h às 12h" in patient.text
+        assert (patient.state, patient.session.flow) == ("idle", "")
 
 
 def test_asking_for_a_specialty_says_who_attends_and_remembers_them_as_options(patient):

@@ -98,6 +98,8 @@ WITHOUT_CONTEXT = [
     ("que horas abre?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("abre sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o horário?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
+    ("atende sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
+    ("vocês atendem aos domingos?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("e Bradesco?", Intent.PERGUNTA, {"convenio": "Bradesco Saúde"}, 0.8),
     ("e o hemograma?", Intent.PERGUNTA, {"exame": "Hemograma completo"}, 0.8),
     ("qual é o horário de vocês?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),

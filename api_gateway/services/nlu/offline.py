@@ -314,6 +314,8 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
             r"|funciona (?:no|aos|de|sabado|domingo|feriado)|funcionam|estao abertos|esta aberta|aberto"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
+            r"|atende (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
+            r"|atendem (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
         ),
     ),
     ("telefone", _re(r"telefone|fone|numero de contato|numero para contato|contato|ligar|whatsapp da clinica|celular")),
