@@ -99,6 +99,11 @@ def test_question_about_health_plan_is_answered_from_the_tables(patient):
     assert "Dra. Ana Souza" in patient.text
 
 
+def test_a_plan_the_clinic_does_not_know_gets_the_list_of_plans_it_accepts(patient):
+    patient.says("vocês aceitam Hapvida?")
+    assert "Os convênios aceitos são: Amil, Bradesco Saúde, Porto Seguro Saúde, SulAmérica e Unimed." in patient.text
+
+
 def test_question_about_an_exam_price(patient):
     patient.says("quanto custa o hemograma?")
     assert "R$ 35,00" in patient.text

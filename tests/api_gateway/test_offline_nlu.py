@@ -101,6 +101,8 @@ WITHOUT_CONTEXT = [
     ("atende sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("vocês atendem aos domingos?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("e Bradesco?", Intent.PERGUNTA, {"convenio": "Bradesco Saúde"}, 0.8),
+    ("vocês aceitam Hapvida?", Intent.PERGUNTA, {"topico": "convenio"}, 0.8),  # a plan the clinic does not know
+    ("trabalham com notredame?", Intent.PERGUNTA, {"topico": "convenio"}, 0.8),
     ("e o hemograma?", Intent.PERGUNTA, {"exame": "Hemograma completo"}, 0.8),
     ("qual é o horário de vocês?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o telefone?", Intent.PERGUNTA, {"topico": "telefone"}, 0.8),
@@ -243,6 +245,12 @@ def test_a_weekday_that_is_also_an_ordinal_is_a_day_when_said_as_one(clinic, pho
     assert "opcao" not in result.entities
     assert datetime.fromisoformat(result.entities["data"]).weekday() == 0  # a Monday
     assert expected.items() <= result.entities.items()
+
+
+@pytest.mark.parametrize("text", ["aceita cartão?", "atende criança?", "aceita pix?", "vcs atendem pelo sus?"])
+def test_accepting_a_payment_or_a_kind_of_patient_is_not_a_question_about_plans(clinic, phone, text):
+    result = offline_interpret(text=text, session=_session(phone), now=NOW)
+    assert result.entities.get("topico") != "convenio"
 
 
 def test_giving_up_in_the_middle_of_a_booking_is_a_cancellation(clinic, phone):

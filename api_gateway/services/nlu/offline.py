@@ -560,6 +560,16 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     return hits[0] if len(set(hits)) == 1 else None
 
 
+_ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham com|pega|pegam")
+_NOT_ABOUT_A_PLAN = _re(
+    r"qual|quais|quanto|quantos|onde|como|quando|quem|que|medic\w*|doutor\w*|dr|dra|especialista\w*"
+)
+_NOT_A_PLAN = _re(
+    r"cartao|cartoes|credito|debito|pix|dinheiro|boleto|cheque|transferencia|parcel\w*|a vista|particular"
+    r"|crianca|criancas|bebe|bebes|recem nascido|idoso|idosos|adolescente|adolescentes|gestante|gestantes|adulto"
+    r"|adultos|homem|homens|mulher|mulheres|encaixe|urgencia|emergencia|retorno|domicilio|online|teleconsulta"
+    r"|sabado|sabados|domingo|domingos|feriado|feriados|hoje|amanha|agora|manha|tarde|noite|sus"
+)
 _SCHEDULING_ENTITIES = ("data", "hora", "periodo", "medico_id", "especialidade_id", "nome", "opcao")
 _NOT_A_PRICE = _re(r"quanto tempo|quantos dias|o quanto antes|quanto antes")
 _EARLIEST = _re(
@@ -841,6 +851,18 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     return Intent.DESCONHECIDO, UNKNOWN
 
 
+def _asks_for_an_unknown_plan(t: _Text) -> bool:
+    """ "aceita Hapvida?": a short question whose object is no plan we know, nor a payment or a kind of patient
+    (the answer then lists the plans accepted). Called only when no known plan was found in the message."""
+    if not t.has_question_mark or len(t.words) > 5 or not _has(t.norm, _ACCEPTS_SOMETHING):
+        return False
+    if _has(t.norm, _NOT_ABOUT_A_PLAN):
+        return False  # "quais médicos atendem?", "quem atende?"
+    rest = _ACCEPTS_SOMETHING.sub(" ", t.norm)
+    rest = _re(r"voces|voce|vcs|vc|a clinica|clinica|o|a|os|as|pelo|pela|com|de|do|da|e|tambem|ai").sub(" ", rest)
+    return bool(rest.strip()) and not _has(t.norm, _NOT_A_PLAN)
+
+
 def _topic(t: _Text, entities: dict) -> str | None:
     norm = t.norm
     for name, pattern in _TOPICS:
@@ -852,6 +874,7 @@ def _topic(t: _Text, entities: dict) -> str | None:
             entities.get("convenio_id")
             or entities.get("particular")
             or _has(norm, _re(r"convenio|convenios|plano|planos"))
+            or _asks_for_an_unknown_plan(t)
         ):
             continue  # "aceita cartão?" / "atende criança?" are not about plans
         if name == "politicas" and _has(norm, _CANCEL) and not (t.has_question_mark or _has(norm, _QUESTION_WORD)):
