@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.models import ConversationState as S
 from api_gateway.services import texts as T
+from api_gateway.services.nlu.dates import fold
 from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
@@ -40,6 +42,9 @@ HISTORY_SIZE = 4
 HISTORY_CHARS = 300
 MAX_STORED_TEXT = 8000
 FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
+_EXISTING_APPOINTMENT = re.compile(
+    r"(?<![a-z])(?:minhas?|meus?) (?:consultas?|agendamentos?|marcac\w+|horario)|consultas? (?:marcada|agendada|de )"
+)
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
 MAX_LIST_ROWS = 10
 BUTTON_KINDS = {"menu", "confirm", "name"}
@@ -67,6 +72,7 @@ class _Turn:
     profile_name: str
     prefix: list[str] = field(default_factory=list)
     understood: bool = True
+    text: str = ""  # the patient's message as received
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -219,7 +225,9 @@ def _run_and_persist(
     profile_name: str,
     now: dt.datetime,
 ) -> TurnResult:
-    turn = _Turn(session=session, nlu=nlu, now=now, option_id=option_id, profile_name=(profile_name or "")[:80])
+    turn = _Turn(
+        session=session, nlu=nlu, now=now, option_id=option_id, profile_name=(profile_name or "")[:80], text=text
+    )
     reply = _decide(turn, text=text, channel_type=channel_type)
     session.last_activity = now
     if reply.send:
@@ -348,11 +356,12 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
-    if intent in {Intent.CANCELAR, Intent.REMARCAR} and not (
-        intent == Intent.CANCELAR and s.current_state in BOOKING_STATES and s.flow == FLOW_BOOK
-    ):
+    # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
+    booking_now = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
+    abandon = intent == Intent.CANCELAR and booking_now and not _EXISTING_APPOINTMENT.search(fold(turn.text))
+    if intent in {Intent.CANCELAR, Intent.REMARCAR} and not abandon:
         return _start_manage(turn, FLOW_CANCEL if intent == Intent.CANCELAR else FLOW_RESCHEDULE)
-    if intent == Intent.CANCELAR:  # "cancelar" while booking: give up this booking
+    if intent == Intent.CANCELAR:
         _flow_reset(s)
         return Reply(text=T.BOOKING_ABANDONED)
     if intent == Intent.MEUS_AGENDAMENTOS:
@@ -363,7 +372,7 @@ def _dispatch(turn: _Turn) -> Reply:
         return _answer_question(turn)
     if intent == Intent.VOLTAR:
         _go_back(s)
-        return _advance(turn) if s.flow else _menu(T.MENU_AGAIN)
+        return _advance(turn) if s.flow else _menu(s, T.MENU_AGAIN)
 
     if s.current_state == S.MANAGING_APPOINTMENT or (s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING):
         return _manage_step(turn)
@@ -390,6 +399,12 @@ def _dispatch(turn: _Turn) -> Reply:
             s.flow = FLOW_BOOK
         return _advance(turn)
     if s.flow:
+        if not changed and intent == Intent.DESPEDIDA:  # "tchau" mid-flow: let the patient go, nothing booked
+            _flow_reset(s)
+            return Reply(text=T.BOOKING_ABANDONED)
+        if not changed and intent == Intent.AGRADECIMENTO:  # "obrigada" is no failed answer to the step
+            turn.prefix.append(T.YOU_ARE_WELCOME)
+            return _advance(turn)
         if not changed:
             if intent == Intent.NEGAR:
                 return Reply(text=T.WHAT_TO_CHANGE)

@@ -64,6 +64,7 @@ HANDOFF_AFTER_FAILURES = (
 )
 RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
 THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
+YOU_ARE_WELCOME = "Por nada! 🙂"
 GOODBYE = "Até logo! Cuide-se. 👋"
 MEDIA_NOT_SUPPORTED = "Por enquanto eu só consigo entender mensagens de texto. 🙂 Pode me escrever o que precisa?"
 LOCATION_RECEIVED = "Recebi sua localização, obrigado! Nosso endereço é: {address}."

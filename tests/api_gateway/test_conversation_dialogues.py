@@ -422,6 +422,38 @@ def test_a_booking_request_after_the_menu_keeps_the_specialty_it_names(patient):
     assert patient.session.selected_specialty_id == Especialidade.objects.get(nome="Dermatologia").pk
 
 
+def test_voltar_with_nothing_in_progress_offers_the_menu(patient):
+    patient.says("voltar")  # raised TypeError before (the whole turn failed)
+    assert [o.id for o in patient.last.reply.options] == ["menu:agendar", "menu:duvidas", "menu:atendente"]
+
+
+@pytest.mark.parametrize("goodbye", ["tchau", "deixa pra depois, obrigada", "cancelar"])
+def test_leaving_at_the_name_step_ends_the_booking_politely(patient, goodbye):
+    patient.says("quero marcar uma consulta")
+    assert patient.state == "collecting_patient_info"
+    patient.says(goodbye)
+    assert patient.text == T.BOOKING_ABANDONED
+    assert patient.session.flow == ""
+
+
+def test_thanks_mid_flow_is_not_a_failed_answer(patient):
+    patient.says("quero marcar cardiologia, meu nome é Rita Lima")
+    patient.says("obrigada")
+    assert patient.text.startswith(T.YOU_ARE_WELCOME)
+    assert "médicos de Cardiologia" in patient.text
+    assert patient.session.failed_attempts == 0
+
+
+def test_cancelling_a_booked_appointment_in_the_middle_of_a_new_booking_cancels_that_one(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("sim")
+    patient.says("quero marcar mais uma com o dr lucas")
+    patient.says("na verdade quero cancelar minha consulta de quarta")
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
+    patient.says("sim")
+    assert Agendamento.objects.get().status == Agendamento.Status.CANCELADO
+
+
 def test_emoji_only_message_gets_a_polite_menu(patient):
     patient.says("😀😀")
     assert T.NOT_UNDERSTOOD in patient.text

@@ -101,6 +101,8 @@ WITHOUT_CONTEXT = [
     ("atende sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("vocês atendem aos domingos?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("e Bradesco?", Intent.PERGUNTA, {"convenio": "Bradesco Saúde"}, 0.8),
+    ("meus agendamentos", Intent.MEUS_AGENDAMENTOS, {}, 0.8),  # the plural was "corrected" to a booking word
+    ("quais consultas eu tenho?", Intent.MEUS_AGENDAMENTOS, {}, 0.8),
     ("vocês aceitam Hapvida?", Intent.PERGUNTA, {"topico": "convenio"}, 0.8),  # a plan the clinic does not know
     ("trabalham com notredame?", Intent.PERGUNTA, {"topico": "convenio"}, 0.8),
     ("e o hemograma?", Intent.PERGUNTA, {"exame": "Hemograma completo"}, 0.8),
@@ -189,6 +191,7 @@ IN_CONTEXT = [
     ("choosing_time", SLOT_OPTIONS, "o primeiro horário disponível", Intent.AGENDAR, {"opcao": 1}, 0.8),
     ("selecting_specialty", None, "2", Intent.INFORMAR, {"opcao": 2}, 0.95),
     ("choosing_date", None, "a segunda", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
+    ("choosing_date", SLOT_OPTIONS, "dia 2", Intent.INFORMAR, {"data": "2026-12-02"}, 0.6),  # not the 2nd row
     ("managing_appointment", None, "cancelar", Intent.CANCELAR, {}, 0.95),
     ("selecting_doctor", "ana+carlos", "o primeiro", Intent.INFORMAR, {"opcao": 1}, 0.95),
     ("selecting_doctor", "ana+carlos", "pode ser a segunda opção", Intent.INFORMAR, {"opcao": 2}, 0.95),

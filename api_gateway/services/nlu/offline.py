@@ -94,6 +94,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _FUZZY_VOCABULARY = (
     "agendar",
     "agendamento",
+    "agendamentos",
     "marcar",
     "marcacao",
     "consulta",
@@ -247,7 +248,11 @@ _CANCEL_NEGATED = _re(
     r"(?:nao|nem)\s+(?:quero|precisa|vou|preciso|e pra|e para|pode|quis|queria|desejo)\s+(?:mais\s+)?"
     r"(?:cancel\w*|desmarc\w*|desist\w*)"
 )
-_DONT_WANT_ANYMORE = _re(r"nao quero mais|nao vou mais|nao preciso mais|nao vou poder ir|nao vou conseguir ir")
+_DONT_WANT_ANYMORE = _re(
+    r"nao quero mais|nao vou mais|nao preciso mais|nao vou poder ir|nao vou conseguir ir"
+    r"|deixa (?:pra|para) depois|deixa quieto|depois eu vejo|depois eu marco|outra hora"
+    r"|vou ver e (?:te )?(?:falo|aviso)"
+)
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
 _RESCHEDULE_WEAK = _re(
     r"(?:mudar|muda|trocar|troca|alterar|altera)\s+(?:o|a|de|minha|meu)?\s*(?:horario|hora|data|dia|consulta|agendamento)"
@@ -256,6 +261,7 @@ _MY_APPOINTMENTS = _re(
     r"minhas consultas|meus agendamentos|minha consulta|meu agendamento|minhas marcacoes|minha marcacao"
     r"|tenho (?:alguma |uma )?consulta|consultas marcadas|consulta marcada|consulta agendada|consultas agendadas"
     r"|quando e (?:a )?minha consulta|ver (?:meus|minhas)|o que eu marquei|que eu marquei|estou marcad[oa]"
+    r"|consultas (?:que )?eu tenho|consultas tenho|que consultas tenho|tenho (?:alguma )?consulta marcada"
 )
 _BOOK_STRONG = _re(
     r"marcar|marca|agendar|agenda|agendamento|marcacao|reservar|quero (?:uma )?consulta|gostaria de (?:uma )?consulta"
@@ -352,9 +358,11 @@ _ORDINAL_RE = re.compile(
     r"(primeir|segund|terceir|quart|quint|sext|setim|oitav|non|decim|ultim|penultim)([oa])(?![a-z0-9])"
     rf"(\s+{_OPTION_NOUN}(?![a-z0-9]))?"
 )
+# "dia 2" is the 2nd of the month, never the second row: the numbered form leaves "dia" out.
+_NUMBERED_NOUN = _OPTION_NOUN.replace("|dia|", "|")
 _NUMBERED_OPTION = re.compile(
-    rf"(?<![a-z0-9])(?:{_OPTION_NOUN}|o|a|escolho|escolho a|escolho o|quero a|quero o|fico com a|fico com o|pode ser a"
-    r"|pode ser o)\s*(\d{1,2}|um|uma|dois|duas|tres|quatro|cinco|seis|sete)(?![a-z0-9:/h])"
+    rf"(?<![a-z0-9])(?:{_NUMBERED_NOUN}|o|a|escolho|escolho a|escolho o|quero a|quero o|fico com a|fico com o"
+    r"|pode ser a|pode ser o)\s*(\d{1,2}|um|uma|dois|duas|tres|quatro|cinco|seis|sete)(?![a-z0-9:/h])"
 )
 _BARE_NUMBER = re.compile(r"^\s*(?:n|no|numero|opcao)?\s*(\d{1,2})\s*[.)!]?\s*$")
 # A pronoun pointing at what was just offered. The bare pronouns ("esse", "ele") count only when options are on
