@@ -356,6 +356,11 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
+    # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
+    changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
+    if changing and not _has_booking_entities(nlu):
+        _reopen(s, changing)
+        return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
     booking_now = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
     abandon = intent == Intent.CANCELAR and booking_now and not _EXISTING_APPOINTMENT.search(fold(turn.text))
@@ -478,6 +483,33 @@ _SLOT_KEYS = _SCHEDULING_KEYS | {"especialidade_id", "medico_id", "convenio_id",
 def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
     """A question naming a doctor or specialty is still a question; one naming a date or time is a booking."""
     return bool(keys & {k for k, v in nlu.entities.items() if v not in (None, "", False)})
+
+
+_FIELDS_TO_CHANGE = (
+    ("doctor", re.compile(r"(?<![a-z])(?:o|a|outr[oa]|de) (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")),
+    ("date", re.compile(r"(?<![a-z])(?:a|outra|de) data(?![a-z])|(?<![a-z])(?:o|outro|de) dia(?![a-z])")),
+    ("time", re.compile(r"(?<![a-z])(?:o|outro|de) horario(?![a-z])|(?<![a-z])(?:a|outra|de) hora(?![a-z])")),
+)
+
+
+def _field_to_change(turn: _Turn) -> str | None:
+    """Which part of the summary the patient wants to change ("doctor", "date", "time"), at the confirmation."""
+    s = turn.session
+    if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
+        return None
+    text = fold(turn.text)
+    for name, pattern in _FIELDS_TO_CHANGE:
+        if pattern.search(text) and not (name == "doctor" and s.flow == FLOW_RESCHEDULE):
+            return name
+    return None
+
+
+def _reopen(s: ConversationSession, field_name: str) -> None:
+    if field_name == "doctor":
+        s.selected_doctor_id = None
+    if field_name in {"doctor", "date"}:
+        s.preferred_date = None
+    s.preferred_time = None
 
 
 def _repeats_selection(nlu: NLUResult, s: ConversationSession) -> bool:

@@ -319,6 +319,26 @@ def test_negative_answer_at_confirmation_asks_what_to_change(patient):
     assert Agendamento.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("answer", "state", "prompt"),
+    [
+        ("a data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),
+        ("quero mudar a data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),  # not a reschedule
+        ("o horário", "choosing_time", "Horários livres com Dra. Ana Souza em quarta-feira"),
+        ("não, outro médico", "selecting_doctor", "médicos de Cardiologia"),
+    ],
+)
+def test_naming_what_to_change_at_the_summary_reopens_that_step_and_keeps_the_rest(patient, answer, state, prompt):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("não")
+    patient.says(answer)
+    assert patient.state == state, patient.text
+    assert prompt in patient.text
+    kept = patient.session
+    assert (kept.flow, kept.patient_name, kept.selected_specialty.nome) == ("agendar", "João Silva", "Cardiologia")
+    assert Agendamento.objects.count() == 0
+
+
 def test_restart_clears_the_flow(patient):
     patient.says("quero marcar cardiologia, meu nome é Bia Lopes")
     patient.says("quero recomeçar")
