@@ -371,9 +371,11 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.BOOKING_ABANDONED)
     if intent == Intent.MEUS_AGENDAMENTOS:
         return _list_appointments(turn)
-    # A question that carries a date is a booking ("tem vaga sábado?"), unless it asks when the clinic is open.
-    opening_hours = nlu.entities.get("topico") == "horario"
-    if intent == Intent.PERGUNTA and (opening_hours or not _has_booking_entities(nlu, _SCHEDULING_KEYS)):
+    # A question that carries a date is a booking ("tem vaga sábado?"), unless it asks when the clinic is open. A
+    # question on a topic that names an offered row ("quanto custa com o dr. Gustavo?" after a list) is a question.
+    topic = nlu.entities.get("topico")
+    scheduling = _has_booking_entities(nlu, _SCHEDULING_KEYS - {"opcao"} if topic else _SCHEDULING_KEYS)
+    if intent == Intent.PERGUNTA and (topic == "horario" or not scheduling):
         return _answer_question(turn)
     if intent == Intent.VOLTAR:
         _go_back(s)
@@ -566,19 +568,26 @@ def _merge_entities(turn: _Turn) -> bool:
             if s.selected_specialty_id not in doctor["especialidade_ids"]:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
 
-    if e.get("data"):
-        try:
-            s.preferred_date = dt.date.fromisoformat(str(e["data"]))
-        except ValueError:
-            pass
-    if e.get("hora"):
-        try:
-            s.preferred_time = dt.time.fromisoformat(str(e["hora"]))
-        except ValueError:
-            pass
+    wanted_date, wanted_time = _wanted_moment(e)
+    s.preferred_date = wanted_date or s.preferred_date
+    s.preferred_time = wanted_time or s.preferred_time
     if e.get("periodo") in {"manha", "tarde", "noite"}:
         s.preferred_period = e["periodo"]
     return _slots(s) != before
+
+
+def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
+    """The date and time the NLU read in this message, when they are valid."""
+    wanted_date = wanted_time = None
+    try:
+        wanted_date = dt.date.fromisoformat(str(e["data"])) if e.get("data") else None
+    except ValueError:
+        pass
+    try:
+        wanted_time = dt.time.fromisoformat(str(e["hora"])) if e.get("hora") else None
+    except ValueError:
+        pass
+    return wanted_date, wanted_time
 
 
 def _slots(s: ConversationSession) -> tuple:
@@ -944,7 +953,11 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     s.selected_specialty_id = appointment.especialidade_id
     s.selected_convenio_id = appointment.convenio_id
     s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
-    s.preferred_date = s.preferred_time = None
+    # "remarcar pra quarta às 9": the new moment, unless the message only described the appointment being moved.
+    wanted_date, wanted_time = _wanted_moment(turn.nlu.entities)
+    if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
+        wanted_date = wanted_time = None
+    s.preferred_date, s.preferred_time = wanted_date, wanted_time
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
     if not s.patient_name:
         s.patient_name = appointment.paciente_nome
@@ -1051,6 +1064,14 @@ def _answer_question(turn: _Turn) -> Reply:
     return Reply(text=answer)
 
 
+def _remember_doctors(s: ConversationSession, doctors: list[dict]) -> None:
+    """Doctors named in an answer become the offered options, so "quero com ele" / "o primeiro" can follow."""
+    s.last_options = {
+        "kind": "doctor",
+        "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
+    }
+
+
 def _answer_from_data(turn: _Turn) -> str | None:
     """Templated answers straight from the clinic's tables: exact, free, and never invented."""
     e, catalog = turn.nlu.entities, _catalog()
@@ -1080,6 +1101,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
         if exam:
             return T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
         if doctor:
+            _remember_doctors(turn.session, [doctor])  # so "quero marcar com ele" can follow
             return T.DOCTOR_PRICE.format(doctor=doctor["nome"], price=T.money(doctor["preco_consulta"]))
         if specialty_id:
             doctors = selectors.doctor_list(especialidade_id=specialty_id)[:5]
@@ -1099,11 +1121,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
     named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered
     if topic == "medicos" or (topic == "especialidades" and named_specialty):
         doctors = selectors.doctor_list(especialidade_id=specialty_id) if specialty_id else catalog["medicos"]
-        # Remembered as offered options, so "quero com ele" / "o primeiro" can refer to them next.
-        turn.session.last_options = {
-            "kind": "doctor",
-            "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
-        }
+        _remember_doctors(turn.session, doctors)
         names = T.join_names([d["nome"] for d in doctors[:10]])
         if topic == "especialidades":
             return T.SPECIALTY_AVAILABLE.format(specialty=_specialty_name(specialty_id), items=names)

@@ -99,6 +99,15 @@ def test_question_about_health_plan_is_answered_from_the_tables(patient):
     assert "Dra. Ana Souza" in patient.text
 
 
+def test_the_price_of_a_doctor_just_listed_is_answered_and_the_doctor_can_then_be_booked(patient):
+    patient.says("tem ortopedista?")  # lists Dr. Gustavo Pereira as an option
+    patient.says("quanto custa consulta com o dr gustavo")  # used to start a booking (the row matched)
+    assert "A consulta particular com Dr. Gustavo Pereira custa R$" in patient.text
+    assert patient.session.flow == ""
+    patient.says("quero marcar com ele, meu nome é Paulo Reis")
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
+
+
 def test_a_plan_the_clinic_does_not_know_gets_the_list_of_plans_it_accepts(patient):
     patient.says("vocês aceitam Hapvida?")
     assert "Os convênios aceitos são: Amil, Bradesco Saúde, Porto Seguro Saúde, SulAmérica e Unimed." in patient.text
@@ -388,6 +397,23 @@ def test_reschedule_moves_the_appointment_to_a_new_free_slot(patient):
     assert chosen.id == f"slot:{appointment.data.isoformat()}T{appointment.hora:%H:%M}"
     assert (appointment.data, appointment.hora) != (WEDNESDAY, dt.time(9, 0))
     assert Agendamento.objects.count() == 1
+
+
+def test_a_reschedule_request_that_names_the_new_moment_goes_straight_to_the_summary(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar pra sexta às 10h")
+    assert patient.state == "confirming", patient.text
+    assert "Vamos remarcar a consulta de quarta-feira" in patient.text
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert (appointment.data, appointment.hora) == (FRIDAY, dt.time(10, 0))
+
+
+def test_a_reschedule_request_that_only_describes_the_appointment_asks_for_the_new_moment(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar minha consulta de quarta")
+    assert patient.state == "choosing_date"
+    assert patient.session.preferred_date is None
 
 
 def test_list_my_appointments(patient):
