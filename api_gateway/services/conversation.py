@@ -573,6 +573,10 @@ def _merge_entities(turn: _Turn) -> bool:
     s.preferred_time = wanted_time or s.preferred_time
     if e.get("periodo") in {"manha", "tarde", "noite"}:
         s.preferred_period = e["periodo"]
+        # "de tarde" at the summary of a 09:00 slot: a time in that period is wanted instead.
+        if s.preferred_time and not wanted_time and s.preferred_date:
+            if not _in_period(_aware(s.preferred_date, s.preferred_time), s.preferred_period):
+                s.preferred_time = None
     return _slots(s) != before
 
 
@@ -812,13 +816,24 @@ def _in_period(when: dt.datetime, period: str) -> bool:
     return {"manha": hour < 12, "tarde": 12 <= hour < 18, "noite": hour >= 18}.get(period, True)
 
 
+def _in_preferred_period(turn: _Turn, doctor: dict, free: list[dt.datetime], where: str) -> list[dt.datetime]:
+    """The free slots in the period the patient asked for; all of them, saying so, when that period has none."""
+    period = turn.session.preferred_period
+    if not period or not free:
+        return free
+    in_period = [w for w in free if _in_period(w, period)]
+    if not in_period:
+        label = T.PERIOD_LABELS[period]
+        turn.prefix.append(T.NO_SLOTS_IN_PERIOD.format(doctor=doctor["nome"], period=label, where=where))
+    return in_period or free
+
+
 def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
     s = turn.session
     s.current_state = S.CHOOSING_DATE
     today = timezone.localtime(turn.now).date()
     free = selectors.slot_list_free(medico_id=doctor["id"], start=today, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
-    if s.preferred_period:
-        free = [w for w in free if _in_period(w, s.preferred_period)] or free
+    free = _in_preferred_period(turn, doctor, free, "nos próximos dias")
     if s.preferred_time:  # "às 15h" without a date: the next days at that time first
         at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]
         free = at_time or free
@@ -839,8 +854,7 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
     """The free times on the chosen day; when there are none, the nearest ones on other days."""
     s = turn.session
     free = selectors.slot_list_free(medico_id=doctor["id"], start=s.preferred_date, days=1, now=turn.now)
-    if s.preferred_period:
-        free = [w for w in free if _in_period(w, s.preferred_period)] or free
+    free = _in_preferred_period(turn, doctor, free, "nesse dia")
     if free and refused is not None:
         turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))
         s.current_state = S.CHOOSING_TIME
@@ -1116,6 +1130,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
                 return T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=_plan_name(plan_id))
             names = T.join_names([d["nome"] for d in doctors[:5]])
             note = f"Atendem por ele: {names}." if names else ""
+            s = turn.session
+            if doctors and s.selected_convenio_id is None:  # the patient's plan, most likely: shown in the summary
+                s.selected_convenio_id, s.insurance_type = plan_id, _plan_name(plan_id)
             return T.PLAN_ACCEPTED.format(plan=_plan_name(plan_id), doctors_note=note).strip()
         return T.PLANS_LIST.format(items=T.join_names([p["nome"] for p in catalog["convenios"]]))
     named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered

@@ -348,6 +348,30 @@ def test_naming_what_to_change_at_the_summary_reopens_that_step_and_keeps_the_re
     assert Agendamento.objects.count() == 0
 
 
+def test_a_period_at_the_summary_replaces_a_time_outside_it(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # 14:00
+    patient.says("de manhã")
+    assert patient.state == "choosing_time", patient.text
+    assert patient.session.preferred_time is None
+    assert all(o.title.endswith(("08:00", "08:30", "09:00", "09:30", "10:00", "10:30", "11:00", "11:30"))
+               for o in patient.last.reply.options)  # fmt: skip
+
+
+def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
+    patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
+    assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text
+    assert patient.last.reply.options
+
+
+def test_a_plan_asked_about_at_the_summary_is_the_one_the_appointment_is_booked_with(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # no plan said: particular
+    patient.says("aceita sulamerica?")
+    assert "Sim, aceitamos SulAmérica" in patient.text
+    assert "Convênio SulAmérica" in patient.text  # the summary shown again
+    patient.says("ok")
+    assert Agendamento.objects.get().convenio.nome == "SulAmérica"
+
+
 def test_restart_clears_the_flow(patient):
     patient.says("quero marcar cardiologia, meu nome é Bia Lopes")
     patient.says("quero recomeçar")
