@@ -941,7 +941,15 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         return _manage_selected(turn, appointments[0])
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
-    items = [{"id": f"appointment:{a.pk}", "title": _appointment_title(a)} for a in rows]
+    items = [
+        {
+            "id": f"appointment:{a.pk}",
+            "title": _appointment_title(a),
+            "when": _aware(a.data, a.hora).isoformat(),  # so "a de amanhã" / "a das 10h" can name one
+            "doctor_id": a.medico_id,  # so "a do dr. Igor" can
+        }
+        for a in rows
+    ]
     s.last_options = {"kind": "appointment", "items": items}
     return Reply(
         text=T.CHOOSE_APPOINTMENT,

@@ -440,6 +440,18 @@ def test_a_reschedule_request_that_only_describes_the_appointment_asks_for_the_n
     assert patient.session.preferred_date is None
 
 
+@pytest.mark.parametrize(
+    ("answer", "doctor"), [("a de amanhã", "Dr. Carlos Mendes"), ("a da dra ana", "Dra. Ana Souza")]
+)
+def test_the_appointment_to_cancel_can_be_named_by_its_day_or_its_doctor(patient, answer, doctor):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar uma consulta")
+    assert patient.state == "managing_appointment"
+    patient.says(answer)  # was asked again: neither the day nor the doctor identified a row
+    assert "Quer mesmo cancelar a consulta de" in patient.text and doctor in patient.text
+
+
 def test_list_my_appointments(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quais são minhas consultas?")

@@ -521,9 +521,11 @@ def _offered(session) -> tuple[str, list[dict]]:
 
 
 def _item_moment(item: dict) -> tuple[date | None, str | None]:
-    """The date and "HH:MM" of an offered slot, from its id ("slot:<iso>") or, failing that, its title."""
+    """The date and "HH:MM" of an offered slot or appointment, from its id ("slot:<iso>"), its "when" (an
+    appointment's moment) or, failing those, its title."""
     ident = str(item.get("id", ""))
     _, _, value = ident.partition(":")
+    value = str(item.get("when") or value)
     try:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is not None:
@@ -559,6 +561,10 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
             for index, item in enumerate(items, 1):
                 if str(item.get("id", "")) == f"{prefix}:{entities[key]}":
                     return index
+    if entities.get("medico_id") is not None:  # "a do dr. Igor" among appointments: only if one is his
+        his = [i for i, item in enumerate(items, 1) if str(item.get("doctor_id")) == str(entities["medico_id"])]
+        if len(his) == 1:
+            return his[0]
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
     for index, item in enumerate(items, 1):
