@@ -476,7 +476,7 @@ def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
 def _bare_name(text: _Text) -> str | None:
     """The whole message is a name (the bot just asked for it)."""
     candidate = re.sub(r"^[\s,.!:;-]+|[\s,.!:;-]+$", "", text.original)
-    candidate = re.sub(r"^(?:(?:e|é)\s+)?", "", candidate)
+    candidate = re.sub(r"^(?:(?:e|é|sou)\s+)?", "", candidate, flags=re.IGNORECASE)  # "sou Pedro Lima"
     if not candidate or re.search(r"[\d@#$%&*=+<>/\\|?]", candidate):
         return None
     words, end = _name_words(candidate, start=0)
@@ -585,6 +585,9 @@ _NOT_A_PLAN = _re(
     r"|sabado|sabados|domingo|domingos|feriado|feriados|hoje|amanha|agora|manha|tarde|noite|sus"
 )
 _SCHEDULING_ENTITIES = ("data", "hora", "periodo", "medico_id", "especialidade_id", "nome", "opcao")
+_ANY_ONE = _re(
+    r"qualquer um|qualquer uma|tanto faz|qualquer medic[oa]|pode ser qualquer|quem tiver|o que tiver|a que tiver"
+)
 _NOT_A_PRICE = _re(r"quanto tempo|quantos dias|o quanto antes|quanto antes")
 _EARLIEST = _re(
     r"(?:o )?mais cedo possivel|o quanto antes|quanto antes|o mais rapido possivel|o mais breve possivel"
@@ -722,6 +725,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     # 5. References to what was offered. Slots are offered earliest first: "o mais cedo possível" is the first.
     if option is None and offered_kind == "slot" and items and _has(norm, _EARLIEST) and not (hint.date or hint.time):
         option = 1
+    if option is None and offered_kind == "doctor" and items and _has(norm, _ANY_ONE):
+        option = 1  # "tanto faz": the first one offered
     if option is None and items:
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
