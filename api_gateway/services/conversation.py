@@ -73,6 +73,7 @@ class _Turn:
     prefix: list[str] = field(default_factory=list)
     understood: bool = True
     text: str = ""  # the patient's message as received
+    new_booking: bool = False  # this message started a booking
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -398,12 +399,14 @@ def _dispatch(turn: _Turn) -> Reply:
             return _advance(turn)
         if intent == Intent.NEGAR:
             s.last_options = {}
+            s.patient_name, s.name_confirmed = "", False
             return Reply(text=T.ASK_NAME)
 
     changed = _merge_entities(turn)
     if intent == Intent.AGENDAR or (changed and s.flow == ""):
         if s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
             s.flow = FLOW_BOOK
+            turn.new_booking = True
         return _advance(turn)
     if s.flow:
         if not changed and intent == Intent.DESPEDIDA:  # "tchau" mid-flow: let the patient go, nothing booked
@@ -488,6 +491,7 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
 
 
 _FIELDS_TO_CHANGE = (
+    ("name", re.compile(r"(?<![a-z])(?:o|outro|de|meu) nome(?![a-z])|nome (?:errado|do paciente)")),
     ("doctor", re.compile(r"(?<![a-z])(?:o|a|outr[oa]|de) (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")),
     ("date", re.compile(r"(?<![a-z])(?:a|outra|de) data(?![a-z])|(?<![a-z])(?:o|outro|de) dia(?![a-z])")),
     ("time", re.compile(r"(?<![a-z])(?:o|outro|de) horario(?![a-z])|(?<![a-z])(?:a|outra|de) hora(?![a-z])")),
@@ -507,6 +511,9 @@ def _field_to_change(turn: _Turn) -> str | None:
 
 
 def _reopen(s: ConversationSession, field_name: str) -> None:
+    if field_name == "name":
+        s.patient_name, s.name_confirmed = "", False
+        return
     if field_name == "doctor":
         s.selected_doctor_id = None
     if field_name in {"doctor", "date"}:
@@ -669,6 +676,13 @@ def _with_prefix(turn: _Turn, reply: Reply) -> Reply:
 
 def _next_step(turn: _Turn) -> Reply:
     s = turn.session
+    if s.patient_name and turn.new_booking and not turn.nlu.entities.get("nome"):
+        # A new booking by a number we know: the last appointment may have been a relative's.
+        s.current_state = S.COLLECTING_PATIENT_INFO
+        options = [Option("name:yes", T.BUTTON_YES), Option("name:no", T.BUTTON_NO)]
+        reply = _buttons(s, "name", T.CONFIRM_PROFILE_NAME.format(name=s.patient_name), options)
+        s.last_options["hint"] = s.patient_name
+        return reply
     if not s.patient_name:
         s.current_state = S.COLLECTING_PATIENT_INFO
         hint = turn.profile_name.strip()
@@ -1129,6 +1143,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
             doctors = selectors.doctor_list(especialidade_id=specialty_id)[:5]
             items = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in doctors])
             return T.SPECIALTY_PRICE.format(specialty=_specialty_name(specialty_id), items=items)
+        prices = [d["preco_consulta"] for d in catalog["medicos"] if d.get("preco_consulta") is not None]
+        if prices:  # "quanto custa a consulta?": the range, and what would narrow it
+            return T.CONSULTATION_PRICE_RANGE.format(low=T.money(min(prices)), high=T.money(max(prices)))
         return None
     if topic == "convenio" or (topic is None and e.get("convenio_id") and turn.nlu.intent == Intent.PERGUNTA):
         if e.get("convenio_id"):

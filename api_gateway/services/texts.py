@@ -28,6 +28,10 @@ DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."
 NO_DOCTOR_FOR_SPECIALTY = "No momento não há médicos de {specialty} com agenda na clínica."
 ASK_DATE = "Estes são os próximos horários livres com {doctor}. Escolha um ou me diga a data que prefere."
 ASK_TIME = "Horários livres com {doctor} em {date}:"
+CONSULTATION_PRICE_RANGE = (
+    "A consulta particular custa de R$ {low} a R$ {high}, conforme o médico (pergunte, por exemplo, \"quanto custa "
+    "cardiologia?\"). Pelo convênio, segue as regras do seu plano."
+)
 NO_SLOTS_ON_DATE = "{doctor} não tem horários livres em {date}."
 NO_SLOTS_IN_PERIOD = "{doctor} não tem horários livres {period} {where}. Estes são os horários livres:"
 PERIOD_LABELS = {"manha": "de manhã", "tarde": "à tarde", "noite": "à noite"}
@@ -55,7 +59,7 @@ BOOKED = (
     "{policies}"
 )
 WHAT_TO_CHANGE = (
-    "Sem problemas. O que você quer alterar: a data, o horário ou o médico? Ou diga 'cancelar' para desistir."
+    "Sem problemas. O que você quer alterar: o nome, a data, o horário ou o médico? Ou diga 'cancelar' para desistir."
 )
 BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
 HANDOFF = (

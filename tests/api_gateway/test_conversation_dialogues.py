@@ -108,6 +108,13 @@ def test_the_price_of_a_doctor_just_listed_is_answered_and_the_doctor_can_then_b
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
 
 
+def test_a_price_question_after_the_menu_is_answered_not_taken_for_the_booking_button(patient):
+    patient.says("oi")  # the menu's "Marcar consulta" shares the word "consulta"
+    patient.says("quanto custa a consulta?")
+    assert "A consulta particular custa de R$ 200,00 a R$ 350,00" in patient.text
+    assert patient.session.flow == ""
+
+
 def test_a_plan_the_clinic_does_not_know_gets_the_list_of_plans_it_accepts(patient):
     patient.says("vocês aceitam Hapvida?")
     assert "Os convênios aceitos são: Amil, Bradesco Saúde, Porto Seguro Saúde, SulAmérica e Unimed." in patient.text
@@ -370,6 +377,34 @@ def test_a_plan_asked_about_at_the_summary_is_the_one_the_appointment_is_booked_
     assert "Convênio SulAmérica" in patient.text  # the summary shown again
     patient.says("ok")
     assert Agendamento.objects.get().convenio.nome == "SulAmérica"
+
+
+def test_a_second_booking_asks_whether_it_is_for_the_same_person(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # João Silva
+    patient.says("sim")
+    patient.says("agora quero marcar uma pra minha mãe, pediatria não, ortopedia")
+    assert "Posso registrar a consulta no nome de *João Silva*?" in patient.text
+    patient.says("não")
+    assert patient.text == T.ASK_NAME
+    patient.says("Maria José Silva")
+    assert patient.session.patient_name == "Maria José Silva"
+    assert patient.session.selected_specialty.nome == "Ortopedia"
+
+
+def test_not_particular_but_a_plan_at_the_summary_switches_to_the_plan(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("não é particular, é unimed")  # "particular" was read as a choice of paying privately
+    assert "Convênio Unimed" in patient.text
+
+
+def test_the_name_can_be_changed_at_the_summary(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("alterar")
+    assert "o nome, a data, o horário ou o médico" in patient.text
+    patient.says("o nome")
+    patient.says("João Pedro Silva")
+    assert patient.state == "confirming"
+    assert "Paciente: João Pedro Silva" in patient.text
 
 
 def test_restart_clears_the_flow(patient):

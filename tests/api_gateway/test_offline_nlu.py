@@ -193,6 +193,15 @@ IN_CONTEXT = [
     ("selecting_specialty", None, "2", Intent.INFORMAR, {"opcao": 2}, 0.95),
     ("choosing_date", None, "a segunda", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
     ("choosing_date", SLOT_OPTIONS, "dia 2", Intent.INFORMAR, {"data": "2026-12-02"}, 0.6),  # not the 2nd row
+    ("choosing_date", SLOT_OPTIONS, "segunda dia 30", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
+    (
+        "choosing_date",
+        SLOT_OPTIONS,
+        "dia 30 às 10 e meia",
+        Intent.INFORMAR,
+        {"data": "2026-11-30", "hora": "10:30"},
+        0.6,
+    ),
     ("managing_appointment", None, "cancelar", Intent.CANCELAR, {}, 0.95),
     ("selecting_doctor", "ana+carlos", "o primeiro", Intent.INFORMAR, {"opcao": 1}, 0.95),
     ("selecting_doctor", "ana+carlos", "pode ser a segunda opção", Intent.INFORMAR, {"opcao": 2}, 0.95),

@@ -185,9 +185,9 @@ _WEEKDAY_NEXT = re.compile(
     r"\b(?:(?:n[oa]\s+)?(?:proxim[oa]|outr[oa])\s+(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
     r"|(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s+que\s+vem)\b"
 )
-_OTHER_DATE_WORDS = re.compile(r"\b(?:semana|mes|dia\s+\d|\d+\s+de\s+[a-z]+|depois|ontem|outr[oa])\b")
+_OTHER_DATE_WORDS = re.compile(r"\b(?:semana|mes|dia\s+\d{1,2}|\d+\s+de\s+[a-z]+|depois|ontem|outr[oa])\b")
 _DATE_WORDS = re.compile(
-    r"\b(?:hoje|amanha|depois\s+de\s+amanha|segunda|terca|quarta|quinta|sexta|sabado|domingo|semana|mes|dia\s+\d"
+    r"\b(?:hoje|amanha|depois\s+de\s+amanha|segunda|terca|quarta|quinta|sexta|sabado|domingo|semana|mes|dia\s+\d{1,2}"
     r"|\d{1,2}\s*(?:º|o)?\s+de\s+(?:" + "|".join(_MONTHS) + r")|" + "|".join(_MONTHS) + r"|proxim[oa]|que\s+vem)\b"
 )
 _PERIODS = (

@@ -568,12 +568,16 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
     for index, item in enumerate(items, 1):
-        title_words = {w for w in re.sub(r"[^a-z0-9 ]", " ", fold(str(item.get("title", "")))).split() if len(w) >= 4}
+        title = re.sub(r"[^a-z0-9 ]", " ", fold(str(item.get("title", ""))))
+        title_words = {w for w in title.split() if len(w) >= 4 and w not in _GENERIC_TITLE_WORDS}
         if title_words & message_words:
             hits.append(index)
     return hits[0] if len(set(hits)) == 1 else None
 
 
+# Words of offered titles that say nothing about which row ("quanto custa a consulta?" is not "Marcar consulta").
+_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios"})
+_NOT_PRIVATE = _re(r"nao (?:e |eh |vai ser |sera |quero |seria )?(?:pelo |no )?particular|sem ser particular")
 _ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham com|pega|pegam")
 _NOT_ABOUT_A_PLAN = _re(
     r"qual|quais|quanto|quantos|onde|como|quando|quem|que|medic\w*|doutor\w*|dr|dra|especialista\w*"
@@ -609,6 +613,8 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
         # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates; and it
         # is a weekday anyway when "feira" or an hour goes with it ("segunda às 10h"), or at the confirmation,
         # whose buttons nobody calls "a segunda".
+        if is_weekday and noun and noun.strip() == "dia" and re.match(r"\s*\d", text.folded[match.end() :]):
+            continue  # "segunda dia 30": a weekday and its date, not "the second day" of a list
         if is_weekday and not noun:
             said_as_day = (
                 text.folded[match.end() :].lstrip(" -").startswith("feira")
@@ -717,7 +723,7 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
                 best = matches[0]
                 entities[kind] = best.name
                 entities[f"{kind}_id"] = best.id
-    if _has(norm, _PRIVATE):
+    if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
         entities.pop("convenio_id", None)
