@@ -405,6 +405,10 @@ def _dispatch(turn: _Turn) -> Reply:
     changed = _merge_entities(turn)
     if intent == Intent.AGENDAR or (changed and s.flow == ""):
         if s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
+            limit = settings.PATIENT_MAX_OPEN_APPOINTMENTS
+            if len(selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)) >= limit:
+                _flow_reset(s)  # said now, not after the whole flow and a "sim" (the booking would refuse it)
+                return Reply(text=clinic_services.TOO_MANY_OPEN_MESSAGE.format(limit=limit))
             s.flow = FLOW_BOOK
             turn.new_booking = True
         return _advance(turn)

@@ -18,6 +18,7 @@ from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import turn_handle
 from rag_agent.models import Agendamento, Convenio, Especialidade, Medico
+from rag_agent.services import TOO_MANY_OPEN_MESSAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -496,8 +497,19 @@ def test_list_my_appointments(patient):
 def test_open_appointment_cap_stops_one_number_from_filling_the_agenda(patient, settings):
     settings.PATIENT_MAX_OPEN_APPOINTMENTS = 1
     _book_directly("Dr. Carlos Mendes", TUESDAY, "09:00", phone=patient.phone)
-    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é João Silva")
+    assert patient.text.endswith(TOO_MANY_OPEN_MESSAGE.format(limit=1))  # said at once, not after the whole flow
+    assert patient.session.flow == ""
     patient.says("sim")
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
+def test_the_cap_is_still_enforced_at_booking_time(patient, settings):
+    settings.PATIENT_MAX_OPEN_APPOINTMENTS = 1
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "09:00", phone=patient.phone)  # booked meanwhile elsewhere
+    patient.says("sim")
+    assert patient.text == TOO_MANY_OPEN_MESSAGE.format(limit=1)
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
 

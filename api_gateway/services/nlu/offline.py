@@ -218,6 +218,7 @@ _BYE = _re(
 _YES_STRONG = _re(
     r"sim|s|confirmo|confirmado|confirmar|confirma|pode confirmar|pode marcar|pode agendar|com certeza|claro"
     r"|isso mesmo|exatamente|exato|correto|positivo|afirmativo|certamente|quero sim|sim senhor|sim senhora|yes"
+    r"|ss|sim+|essa mesmo|esse mesmo|essa mesma|esse ai|essa ai|pode ser esse|pode ser essa"
 )
 _YES_WEAK = _re(
     r"ok|isso|pode|pode ser|certo|beleza|perfeito|fechado|combinado|show|otimo|joia|tranquilo|pode sim|bora|vamos"
@@ -290,6 +291,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         _re(
             r"politica|politicas|cancelamento|regras|documento|documentos|atraso|atrasar|atrasado|tolerancia"
             r"|o que (?:eu )?(?:preciso )?levar|levar o que|carteirinha|antecedencia|multa|remarcacao"
+            r"|(?:preciso|precisa|tenho que|devo) levar|levar (?:alguma coisa|algo|algum documento)"
         ),
     ),
     (
@@ -321,6 +323,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|funciona (?:no|aos|de|sabado|domingo|feriado)|funcionam|estao abertos|esta aberta|aberto"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
             r"|atende (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
+            r"|horarios? (?:de |do |no |aos |nos )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
             r"|atendem (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
         ),
     ),
@@ -380,7 +383,9 @@ _SLOT_TIME = re.compile(r"(?<!\d)(\d{1,2})(?::|h)(\d{2})?")
 _NAME_INTRO = re.compile(
     r"(?<![a-z])(?:meu nome(?: completo)?(?: e| eh|:| e:)|me chamo|pode me chamar de|chamo-me|nome:"
     r"|nome d[oa] paciente(?: e| eh|:)|(?:eu )?sou (?:o|a)|eu sou|aqui (?:e|eh)(?: (?:o|a))?"
-    r"|quem fala (?:e|eh)(?: (?:o|a))?|(?:o|a) paciente (?:e|eh|se chama))\s+"
+    r"|quem fala (?:e|eh)(?: (?:o|a))?|(?:o|a) paciente (?:e|eh|se chama)|(?:o )?nome d(?:ele|ela)(?: e| eh|:)"
+    r"|(?:e )?(?:pro|pra|para o|para a|para) (?:meu|minha) (?:filh[oa]|pai|mae|espos[oa]|marido|av[oa]|irma|irmao"
+    r"|sobrinh[oa]|net[oa]|enteado|enteada),?)\s+"
 )
 _NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
 _NAME_PARTICLES = frozenset({"da", "de", "do", "dos", "das", "e", "di", "du", "van", "von"})
@@ -569,14 +574,15 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     message_words = set(text.words)
     for index, item in enumerate(items, 1):
         title = re.sub(r"[^a-z0-9 ]", " ", fold(str(item.get("title", ""))))
-        title_words = {w for w in title.split() if len(w) >= 4 and w not in _GENERIC_TITLE_WORDS}
+        shortest = 3 if str(item.get("id", "")).startswith("doctor:") else 4  # "a Ana"
+        title_words = {w for w in title.split() if len(w) >= shortest and w not in _GENERIC_TITLE_WORDS}
         if title_words & message_words:
             hits.append(index)
     return hits[0] if len(set(hits)) == 1 else None
 
 
 # Words of offered titles that say nothing about which row ("quanto custa a consulta?" is not "Marcar consulta").
-_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios"})
+_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios", "dra", "doutor", "doutora"})
 _NOT_PRIVATE = _re(r"nao (?:e |eh |vai ser |sera |quero |seria )?(?:pelo |no )?particular|sem ser particular")
 _ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham com|pega|pegam")
 _NOT_ABOUT_A_PLAN = _re(
