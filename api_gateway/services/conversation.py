@@ -1130,6 +1130,15 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return f"Nosso e-mail é {clinic['email']}."
     if topic == "politicas":
         return clinic.get("politicas") or None
+    if topic == "duracao":
+        if doctor:
+            return T.DOCTOR_DURATION.format(doctor=doctor["nome"], minutes=doctor["duracao_consulta_minutos"])
+        minutes = sorted({d["duracao_consulta_minutos"] for d in catalog["medicos"]})
+        if minutes:
+            if len(minutes) == 1:
+                return T.DURATION_SINGLE.format(minutes=minutes[0])
+            return T.DURATION_RANGE.format(low=minutes[0], high=minutes[-1])
+        return None
     if topic == "preparo":
         if exam:
             return T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")

@@ -28,9 +28,12 @@ DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."
 NO_DOCTOR_FOR_SPECIALTY = "No momento não há médicos de {specialty} com agenda na clínica."
 ASK_DATE = "Estes são os próximos horários livres com {doctor}. Escolha um ou me diga a data que prefere."
 ASK_TIME = "Horários livres com {doctor} em {date}:"
+DOCTOR_DURATION = "A consulta com {doctor} dura {minutes} minutos."
+DURATION_SINGLE = "As consultas duram {minutes} minutos."
+DURATION_RANGE = "As consultas duram de {low} a {high} minutos, conforme o médico."
 CONSULTATION_PRICE_RANGE = (
-    "A consulta particular custa de R$ {low} a R$ {high}, conforme o médico (pergunte, por exemplo, \"quanto custa "
-    "cardiologia?\"). Pelo convênio, segue as regras do seu plano."
+    'A consulta particular custa de R$ {low} a R$ {high}, conforme o médico (pergunte, por exemplo, "quanto custa '
+    'cardiologia?"). Pelo convênio, segue as regras do seu plano.'
 )
 NO_SLOTS_ON_DATE = "{doctor} não tem horários livres em {date}."
 NO_SLOTS_IN_PERIOD = "{doctor} não tem horários livres {period} {where}. Estes são os horários livres:"

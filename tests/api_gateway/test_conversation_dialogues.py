@@ -121,6 +121,14 @@ def test_a_plan_the_clinic_does_not_know_gets_the_list_of_plans_it_accepts(patie
     assert "Os convênios aceitos são: Amil, Bradesco Saúde, Porto Seguro Saúde, SulAmérica e Unimed." in patient.text
 
 
+def test_how_long_a_consultation_lasts_comes_from_the_doctors_durations(patient):
+    patient.says("quanto tempo dura a consulta?")
+    durations = sorted({m.duracao_consulta_minutos for m in Medico.objects.filter(ativo=True)})
+    assert f"As consultas duram de {durations[0]} a {durations[-1]} minutos" in patient.text
+    patient.says("e com o dr igor, quanto tempo demora?")
+    assert f"dura {_doctor('Dr. Igor Santos').duracao_consulta_minutos} minutos" in patient.text
+
+
 def test_question_about_an_exam_price(patient):
     patient.says("quanto custa o hemograma?")
     assert "R$ 35,00" in patient.text

@@ -101,6 +101,7 @@ WITHOUT_CONTEXT = [
     ("atende sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("qual o horário de sábado?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("preciso levar alguma coisa?", Intent.PERGUNTA, {"topico": "politicas"}, 0.8),
+    ("quanto tempo dura a consulta?", Intent.PERGUNTA, {"topico": "duracao"}, 0.8),  # was a booking ("consulta")
     ("vocês atendem aos domingos?", Intent.PERGUNTA, {"topico": "horario"}, 0.8),
     ("e Bradesco?", Intent.PERGUNTA, {"convenio": "Bradesco Saúde"}, 0.8),
     ("meus agendamentos", Intent.MEUS_AGENDAMENTOS, {}, 0.8),  # the plural was "corrected" to a booking word

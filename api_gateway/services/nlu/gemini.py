@@ -33,6 +33,7 @@ TOPICS = (
     "convenio",
     "preparo",
     "politicas",
+    "duracao",
     "medicos",
     "especialidades",
     "exames",

@@ -285,6 +285,13 @@ _PRIVATE = _re(
 
 # Topics of questions, in priority order (the first that matches wins).
 _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
+    (
+        "duracao",
+        _re(
+            r"quanto tempo (?:dura|demora|leva)|dura quanto tempo|demora quanto tempo|duracao da consulta"
+            r"|tempo (?:da|de) consulta|quantos minutos"
+        ),
+    ),
     ("preparo", _re(r"jejum|preparo|preparacao|preparar|como me preparo|precisa de algum preparo|cuidados antes")),
     (
         "politicas",

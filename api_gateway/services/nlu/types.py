@@ -33,7 +33,7 @@ class Intent(StrEnum):
 #   periodo: "manha" | "tarde" | "noite"
 #   opcao: int                    1-based reference to the last offered options ("o primeiro", "segunda opção")
 #   referencia: bool              a pronoun reference to the single last offered item ("com ele", "essa")
-#   topico: "endereco" | "horario" | "telefone" | "email" | "preco" | "convenio" | "preparo" | "politicas"
+#   topico: "endereco" | "horario" | "telefone" | "email" | "preco" | "convenio" | "preparo" | "politicas" | "duracao"
 #           | "medicos" | "especialidades" | "exames"
 ENTITY_KEYS = (
     "nome",
