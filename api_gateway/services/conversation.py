@@ -503,7 +503,7 @@ _FIELDS_TO_CHANGE = (
 
 
 def _field_to_change(turn: _Turn) -> str | None:
-    """Which part of the summary the patient wants to change ("doctor", "date", "time"), at the confirmation."""
+    """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any."""
     s = turn.session
     if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
         return None
