@@ -595,6 +595,7 @@ _ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham 
 _NOT_ABOUT_A_PLAN = _re(
     r"qual|quais|quanto|quantos|onde|como|quando|quem|que|medic\w*|doutor\w*|dr|dra|especialista\w*"
 )
+_PLAN_QUESTION_FILLER = _re(r"voces|voce|vcs|vc|a clinica|clinica|o|a|os|as|pelo|pela|com|de|do|da|e|tambem|ai")
 _NOT_A_PLAN = _re(
     r"cartao|cartoes|credito|debito|pix|dinheiro|boleto|cheque|transferencia|parcel\w*|a vista|particular"
     r"|crianca|criancas|bebe|bebes|recem nascido|idoso|idosos|adolescente|adolescentes|gestante|gestantes|adulto"
@@ -897,7 +898,7 @@ def _asks_for_an_unknown_plan(t: _Text) -> bool:
     if _has(t.norm, _NOT_ABOUT_A_PLAN):
         return False  # "quais médicos atendem?", "quem atende?"
     rest = _ACCEPTS_SOMETHING.sub(" ", t.norm)
-    rest = _re(r"voces|voce|vcs|vc|a clinica|clinica|o|a|os|as|pelo|pela|com|de|do|da|e|tambem|ai").sub(" ", rest)
+    rest = _PLAN_QUESTION_FILLER.sub(" ", rest)
     return bool(rest.strip()) and not _has(t.norm, _NOT_A_PLAN)
 
 
