@@ -954,9 +954,10 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if not appointments:
         s.flow = ""
         return Reply(text=T.NO_APPOINTMENTS)
-    if len(appointments) == 1:
-        s.target_appointment_id = appointments[0].pk
-        return _manage_selected(turn, appointments[0])
+    named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
+    if named is not None:
+        s.target_appointment_id = named.pk
+        return _manage_selected(turn, named)
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
     items = [
@@ -975,6 +976,19 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         button_label="Consultas",
         options=[Option(i["id"], i["title"][:24], a.medico.nome) for i, a in zip(items, rows, strict=True)],
     )
+
+
+def _appointment_named(turn: _Turn, appointments: list):
+    """The one appointment the request names by its doctor or its day ("remarcar a da dra. Ana pra sexta",
+    "cancelar a de amanhã"), if exactly one fits."""
+    e = turn.nlu.entities
+    if e.get("medico_id") is not None:
+        fits = [a for a in appointments if str(a.medico_id) == str(e["medico_id"])]
+        if len(fits) == 1:
+            return fits[0]
+    wanted_date, _ = _wanted_moment(e)
+    fits = [a for a in appointments if a.data == wanted_date]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _appointment_title(a) -> str:

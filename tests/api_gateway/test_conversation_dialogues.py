@@ -496,6 +496,18 @@ def test_the_appointment_to_cancel_can_be_named_by_its_day_or_its_doctor(patient
     assert "Quer mesmo cancelar a consulta de" in patient.text and doctor in patient.text
 
 
+def test_a_request_that_names_one_of_several_appointments_goes_straight_to_it(patient):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    moved = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar a da dra ana pra sexta às 10h")  # was: "Qual delas?", then the new moment lost
+    assert patient.state == "confirming", patient.text
+    patient.says("sim")
+    moved.refresh_from_db()
+    assert (moved.data, moved.hora) == (FRIDAY, dt.time(10, 0))
+    patient.says("quero cancelar a de amanhã")
+    assert "Quer mesmo cancelar a consulta de terça-feira" in patient.text
+
+
 def test_list_my_appointments(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quais são minhas consultas?")
