@@ -30,6 +30,7 @@ from rapidfuzz import fuzz, process
 
 from api_gateway.services.nlu.dates import CLINIC_TZ, MAX_TEXT_LENGTH, dates_extract, fold
 from api_gateway.services.nlu.types import Intent, NLUResult
+from rag_agent.matching import TITLES
 
 if TYPE_CHECKING:
     from api_gateway.models import ConversationSession
@@ -589,7 +590,7 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
 
 
 # Words of offered titles that say nothing about which row ("quanto custa a consulta?" is not "Marcar consulta").
-_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios", "dra", "doutor", "doutora"})
+_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios"}) | TITLES  # "dra", "doutor"...
 _NOT_PRIVATE = _re(r"nao (?:e |eh |vai ser |sera |quero |seria )?(?:pelo |no )?particular|sem ser particular")
 _ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham com|pega|pegam")
 _NOT_ABOUT_A_PLAN = _re(
