@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.models import ConversationState as S
+from api_gateway.services import safety
 from api_gateway.services import texts as T
 from api_gateway.services.nlu.dates import fold
 from api_gateway.services.nlu.types import Intent, NLUResult
@@ -316,6 +317,9 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     s = turn.session
     if channel_type in SILENT_TYPES:
         return Reply(text="", send=False)
+    warning = _emergency_warning(turn) if channel_type not in MEDIA_TYPES else ""
+    if warning and (s.current_state == S.HUMAN_HANDOFF or not _acts_beside_emergency(turn)):
+        return Reply(text=warning)  # nothing else: the flow stays where it was, and staff keep the conversation
     if s.current_state == S.HUMAN_HANDOFF:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
     if channel_type == "location":
@@ -339,7 +343,32 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
             return _handoff(turn, T.HANDOFF_AFTER_FAILURES)
     if greeting and reply.send:
         reply.text = f"{greeting}\n\n{reply.text}"
+    if warning and reply.send:
+        reply.text = f"{warning}\n\n{reply.text}"
     return reply
+
+
+_ACTIONS = frozenset(
+    {Intent.AGENDAR, Intent.REMARCAR, Intent.CANCELAR, Intent.MEUS_AGENDAMENTOS, Intent.ATENDENTE, Intent.REINICIAR}
+)
+
+
+def _emergency_warning(turn: _Turn) -> str:
+    """The emergency numbers when the message describes a warning sign (see `safety`), else ""."""
+    kind = safety.emergency_kind(turn.text)
+    if kind is None:
+        return ""
+    metrics.EMERGENCY_WARNINGS.labels(kind).inc()
+    logger.warning("emergency warning (%s) sent to %s", kind, mask_phone(turn.session.phone_number))
+    return T.EMERGENCY_SELF_HARM if kind == safety.SELF_HARM else T.EMERGENCY_MEDICAL
+
+
+def _acts_beside_emergency(turn: _Turn) -> bool:
+    """Whether the message also asks for something we act on ("quero marcar cardiologista, estou com dor no
+    peito"): then the warning comes first and the request is still served. A message that only describes the
+    emergency gets the warning alone, not a "não entendi" or an unrelated answer after it."""
+    nlu = turn.nlu
+    return nlu.intent in _ACTIONS or (bool(turn.session.flow) and _has_booking_entities(nlu))
 
 
 def _resume_after_question(s: ConversationSession) -> None:
@@ -1096,6 +1125,8 @@ def _answer_question(turn: _Turn) -> Reply:
     # Gemini read the whole question against the retrieved facts, so its grounded answer comes first; the
     # templates answer (exactly, from the tables) whenever the model was not asked or gave no answer.
     answer = (turn.nlu.answer or "").strip() if turn.nlu.source == "gemini" else ""
+    if turn.nlu.entities.get("topico") == "urgencia":
+        answer = T.NO_EMERGENCY_CARE  # a fixed safety answer, never the model's wording
     answer = answer or _answer_from_data(turn)
     if not answer:
         answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER

@@ -78,6 +78,20 @@ GOODBYE = "Até logo! Cuide-se. 👋"
 MEDIA_NOT_SUPPORTED = "Por enquanto eu só consigo entender mensagens de texto. 🙂 Pode me escrever o que precisa?"
 LOCATION_RECEIVED = "Recebi sua localização, obrigado! Nosso endereço é: {address}."
 RESUME = "\n\nVoltando ao que estávamos fazendo: {prompt}"
+# Warning signs of an emergency (api_gateway.services.safety): said before anything else, in every state.
+EMERGENCY_MEDICAL = (
+    "⚠️ Pelo que você descreveu, pode ser uma emergência. Ligue agora para o SAMU (192) ou vá ao pronto-socorro "
+    "mais próximo. Este canal é para agendamentos e dúvidas e não atende urgências."
+)
+EMERGENCY_SELF_HARM = (
+    "💛 Sinto muito que você esteja passando por isso. Você não está sozinho(a): o CVV atende 24 horas, de graça, "
+    "pelo telefone 188 ou pelo chat em cvv.org.br. Se você estiver em perigo agora, ligue 192 (SAMU) ou vá ao "
+    "pronto-socorro mais próximo."
+)
+NO_EMERGENCY_CARE = (
+    "Este canal não atende urgências. Em caso de emergência, ligue para o SAMU (192) ou vá ao pronto-socorro mais "
+    "próximo. Para uma consulta, posso procurar o horário livre mais próximo: é só dizer a especialidade."
+)
 NO_APPOINTMENTS = "Não encontrei consultas marcadas para este número."
 CHOOSE_APPOINTMENT = "Encontrei estas consultas marcadas. Qual delas?"
 CONFIRM_CANCEL = "Quer mesmo cancelar a consulta de {when} com {doctor}?"

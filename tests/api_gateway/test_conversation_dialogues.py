@@ -533,6 +533,60 @@ def test_the_cap_is_still_enforced_at_booking_time(patient, settings):
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
 
+# --- emergencies ------------------------------------------------------------------------------------------------
+
+
+def test_a_warning_sign_gets_the_emergency_numbers_and_nothing_else(patient):
+    patient.says("estou com uma dor forte no peito e falta de ar")
+    assert patient.text == T.EMERGENCY_MEDICAL
+    assert "192" in patient.text
+    assert patient.state == "idle" and patient.session.failed_attempts == 0
+    patient.says("oi")  # the greeting and the menu were not skipped for good
+    assert "assistente virtual" in patient.text
+
+
+def test_thoughts_of_self_harm_get_the_cvv_and_samu(patient):
+    patient.says("não aguento mais, quero me matar")
+    assert patient.text == T.EMERGENCY_SELF_HARM
+    assert "188" in patient.text and "192" in patient.text
+
+
+def test_a_warning_sign_with_a_booking_request_warns_first_and_still_books(patient):
+    patient.says("quero marcar cardiologista, estou com dor no peito agora, meu nome é João Silva")
+    assert patient.text.startswith(T.EMERGENCY_MEDICAL + "\n\n")
+    assert patient.session.flow == "agendar"
+    assert patient.session.selected_specialty.nome == "Cardiologia"
+
+
+def test_a_warning_sign_mid_booking_keeps_the_booking_where_it_was(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("minha mãe desmaiou aqui do lado")
+    assert patient.text == T.EMERGENCY_MEDICAL
+    assert patient.state == "confirming" and patient.session.failed_attempts == 0
+    patient.says("sim")
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
+def test_a_warning_sign_reaches_the_patient_even_while_staff_hold_the_conversation(patient):
+    patient.says("quero falar com um atendente")
+    result = patient.says("ela está convulsionando, o que eu faço?")
+    assert result.reply.send is True and patient.text == T.EMERGENCY_MEDICAL
+    assert patient.state == "human_handoff"
+    assert patient.says("alô?").reply.send is False  # otherwise the staff still answer
+
+
+def test_a_past_event_is_a_history_not_an_emergency(patient):
+    patient.says("tive um infarto em 2019 e quero marcar retorno com cardiologista")
+    assert T.EMERGENCY_MEDICAL not in patient.text
+    assert patient.session.flow == "agendar"
+
+
+def test_asking_whether_the_clinic_takes_emergencies_is_answered(patient):
+    patient.says("vocês atendem urgência?")
+    assert patient.text.endswith(T.NO_EMERGENCY_CARE)
+    assert patient.session.flow == ""
+
+
 # --- handoff, bad input ------------------------------------------------------------------------------------------
 
 

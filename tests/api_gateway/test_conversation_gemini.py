@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import caches
 
 from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.services import texts as T
 from api_gateway.services.conversation import turn_handle
 from api_gateway.services.session_cache import session_key
 from api_gateway.services.token_monitor import token_monitor
@@ -64,6 +65,33 @@ def test_question_answer_from_gemini_is_used_when_the_tables_have_no_template(cl
     )
     result = turn_handle(phone=phone, text="vocês têm estacionamento por perto? preciso saber antes de ir")
     assert "estacionamento conveniado" in result.reply.text
+
+
+def test_an_emergency_gets_the_fixed_warning_whatever_gemini_answers(clinic, phone, fake_gemini):
+    text = "minha mãe está com falta de ar e uma dor forte no peito, o que faço? ela tá muito mal"
+    fake_gemini.enqueue(
+        answer_json({"intent": "pergunta", "confidence": 0.9, "entities": {}, "answer": "Tome um chá e descanse."})
+    )
+    result = turn_handle(phone=phone, text=text)
+    assert result.reply.text == T.EMERGENCY_MEDICAL
+    assert "chá" not in result.reply.text
+
+
+def test_gemini_cannot_word_the_answer_about_emergency_care(clinic, phone, fake_gemini):
+    fake_gemini.enqueue(
+        answer_json(
+            {
+                "intent": "pergunta",
+                "confidence": 0.9,
+                "entities": {"topico": "urgencia"},
+                "answer": "Sim, atendemos urgências a qualquer hora.",
+            }
+        )
+    )
+    result = turn_handle(phone=phone, text="se eu passar mal de madrugada, dá pra ir aí na clínica ser atendido?")
+    assert len(fake_gemini.generate_requests) == 1
+    assert result.reply.text.endswith(T.NO_EMERGENCY_CARE)
+    assert "qualquer hora" not in result.reply.text
 
 
 def test_invented_doctor_from_gemini_is_never_offered(clinic, phone, fake_gemini):

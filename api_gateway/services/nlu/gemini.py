@@ -34,6 +34,7 @@ TOPICS = (
     "preparo",
     "politicas",
     "duracao",
+    "urgencia",
     "medicos",
     "especialidades",
     "exames",

@@ -310,6 +310,10 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         ),
     ),
     (
+        "urgencia",
+        _re(r"urgencia|urgencias|emergencia|emergencias|pronto socorro|pronto atendimento|plantao"),
+    ),
+    (
         "convenio",
         _re(
             r"aceita|aceitam|aceito|atende|atendem|cobre|pega|pelo plano|pelo convenio"
