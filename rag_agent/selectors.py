@@ -15,12 +15,15 @@ from core.metrics import cache_event
 from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache, doctor_key
 from rag_agent.matching import Match, MatchIndex
 from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
+from rag_agent.symptoms import Complaint, complaint_find, missing_specialty_find
 
 __all__ = [
+    "Complaint",
     "Match",
     "appointments_upcoming_for_phone",
     "catalog_snapshot",
     "clinic_catalog",
+    "complaint_specialty_find",
     "convenio_find",
     "doctor_detail",
     "doctor_find",
@@ -30,6 +33,7 @@ __all__ = [
     "mentions_find",
     "slot_is_free",
     "slot_list_free",
+    "specialty_missing_find",
     "slots_nearest",
     "specialty_find",
 ]
@@ -228,6 +232,16 @@ def mentions_find(text: str) -> dict[str, list[Match]]:
     The rules that keep ordinary sentences free of false positives are in rag_agent.matching's docstring.
     """
     return match_index().mentions(text)
+
+
+def complaint_specialty_find(text: str) -> Complaint | None:
+    """A common complaint in a free sentence ("dor nas costas") and the clinic's specialty that sees it."""
+    return complaint_find(text, clinic_catalog()["especialidades"])
+
+
+def specialty_missing_find(text: str) -> str | None:
+    """A specialty named in a free sentence that the clinic does not have ("neurologista" -> "Neurologia")."""
+    return missing_specialty_find(text, clinic_catalog()["especialidades"])
 
 
 def doctor_list(*, especialidade_id: int | None = None, convenio_id: int | None = None) -> list[dict]:

@@ -401,6 +401,8 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.BOOKING_ABANDONED)
     if intent == Intent.MEUS_AGENDAMENTOS:
         return _list_appointments(turn)
+    if not s.flow and intent not in _ACTIONS - {Intent.AGENDAR} and _tells_a_need(nlu):
+        return _answer_need(turn)  # "estou com dor nas costas", "vocês têm neurologista?"
     # A question that carries a date is a booking ("tem vaga sábado?"), unless it asks when the clinic is open. A
     # question on a topic that names an offered row ("quanto custa com o dr. Gustavo?" after a list) is a question.
     topic = nlu.entities.get("topico")
@@ -431,6 +433,11 @@ def _dispatch(turn: _Turn) -> Reply:
             s.patient_name, s.name_confirmed = "", False
             return Reply(text=T.ASK_NAME)
 
+    if not s.flow and s.last_options.get("offer") == "book" and intent in {Intent.CONFIRMAR, Intent.NEGAR}:
+        if intent == Intent.NEGAR:
+            s.last_options = {}
+            return Reply(text=T.BOOKING_ABANDONED)
+        intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
     changed = _merge_entities(turn)
     if intent == Intent.AGENDAR or (changed and s.flow == ""):
         if s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
@@ -452,7 +459,9 @@ def _dispatch(turn: _Turn) -> Reply:
             if intent == Intent.NEGAR:
                 return Reply(text=T.WHAT_TO_CHANGE)
             nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}
-            if nothing_usable and not _repeats_selection(nlu, s):  # "a dra. Ana" when she is already chosen
+            # "a dra. Ana" when she is already chosen; "neurologista", which the clinic lacks (said in the prefix)
+            answered = _repeats_selection(nlu, s) or _missing_specialty(nlu.entities)
+            if nothing_usable and not answered:
                 turn.understood = False
                 turn.prefix.append(_not_understood_for_state(s))
         return _advance(turn)
@@ -594,8 +603,12 @@ def _merge_entities(turn: _Turn) -> bool:
 
     if not _by_id(_catalog()["especialidades"], e.get("especialidade_id")):
         e.pop("especialidade_id", None)
+    if _missing_specialty(e):  # mid-flow "quero neurologista": the step's question (and list) follows
+        turn.prefix.append(T.SPECIALTY_MISSING.format(specialty=e["especialidade"]))
     if e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
         s.selected_specialty_id = int(e["especialidade_id"])
+        if e.get("sintoma"):
+            turn.prefix.append(T.COMPLAINT_SPECIALTY.format(complaint=e["sintoma"], specialty=e["especialidade"]))
         doctor = _doctor(s.selected_doctor_id) if s.selected_doctor_id else None
         if doctor and s.selected_specialty_id not in doctor["especialidade_ids"] and not e.get("medico_id"):
             s.selected_doctor_id = None
@@ -1147,6 +1160,58 @@ def _answer_question(turn: _Turn) -> Reply:
             button_label=resume.button_label,
         )
     return Reply(text=answer)
+
+
+def _tells_a_need(nlu: NLUResult) -> bool:
+    """A complaint or a specialty the clinic lacks, said without asking to book, nor asking a question the
+    tables answer otherwise ("quanto custa consulta para dor no joelho?" is a price question)."""
+    e = nlu.entities
+    missing = _missing_specialty(e)
+    if not (e.get("sintoma") or missing):
+        return False
+    if e.get("medico_id") or _has_booking_entities(nlu, _SCHEDULING_KEYS):
+        return False
+    if nlu.intent == Intent.AGENDAR:
+        return missing  # "quero marcar com psiquiatra": say what there is before asking for anything
+    if nlu.intent == Intent.PERGUNTA:
+        return e.get("topico") in {None, "medicos", "especialidades"}
+    return nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO}
+
+
+def _missing_specialty(e: dict) -> bool:
+    """A specialty named that the clinic does not have (a name without an id, and no doctor named)."""
+    return bool(e.get("especialidade") and not e.get("especialidade_id") and not e.get("medico_id"))
+
+
+def _need_text(e: dict, *, offer: bool) -> str:
+    """What the clinic offers for a complaint or a named specialty: the specialty and its doctors, or "not here"
+    with the specialties it has."""
+    specialties = _catalog()["especialidades"]
+    missing = T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in specialties[:15]]))
+    complaint, specialty_id = e.get("sintoma"), e.get("especialidade_id")
+    if not specialty_id:
+        said = T.COMPLAINT_NOT_SEEN if complaint else T.SPECIALTY_MISSING
+        return f"{said.format(complaint=complaint, specialty=e['especialidade'])} {missing}"
+    names = T.join_names([d["nome"] for d in selectors.doctor_list(especialidade_id=specialty_id)[:10]])
+    parts = [T.COMPLAINT_SPECIALTY.format(complaint=complaint, specialty=_specialty_name(specialty_id))]
+    if names:
+        parts.append(T.DOCTORS_LIST.format(where=f" de {_specialty_name(specialty_id)}", items=names))
+    if offer:
+        parts.append(T.OFFER_BOOKING)
+    return " ".join(parts)
+
+
+def _answer_need(turn: _Turn) -> Reply:
+    """A complaint gets the specialty that sees it, its doctors and an offer to book (a "sim" books it); a
+    specialty the clinic lacks gets the ones it has."""
+    s, e = turn.session, turn.nlu.entities
+    specialty_id = e.get("especialidade_id")
+    if specialty_id and _by_id(_catalog()["especialidades"], specialty_id):
+        s.selected_specialty_id = int(specialty_id)  # so "sim", "quanto custa?" or "quero marcar" follow on
+        _remember_doctors(s, selectors.doctor_list(especialidade_id=specialty_id))
+        s.last_options["offer"] = "book"
+        return Reply(text=_need_text(e, offer=True))
+    return Reply(text=_need_text(e, offer=False))
 
 
 def _remember_doctors(s: ConversationSession, doctors: list[dict]) -> None:

@@ -533,6 +533,64 @@ def test_the_cap_is_still_enforced_at_booking_time(patient, settings):
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
 
+# --- complaints and specialties the clinic lacks ---------------------------------------------------------------
+
+
+def test_a_complaint_gets_the_specialty_that_sees_it_and_a_yes_books_it(patient):
+    patient.says("estou com dor nas costas")
+    assert "Para dor nas costas, a especialidade que costuma atender é *Ortopedia*" in patient.text
+    assert "Dr. Gustavo Pereira" in patient.text and patient.text.endswith(T.OFFER_BOOKING)
+    assert patient.session.flow == ""  # nothing started before the patient says so
+    patient.says("sim")
+    assert patient.session.flow == "agendar"
+    patient.says("Paulo Reis")
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
+    assert patient.state == "choosing_date"
+
+
+def test_a_no_to_the_offer_lets_the_patient_go(patient):
+    patient.says("tenho tido muita azia")
+    assert "*Clínica Geral*" in patient.text  # no Gastroenterologia in the demo clinic
+    patient.says("não, obrigado")
+    assert patient.text == T.BOOKING_ABANDONED and patient.session.flow == ""
+
+
+def test_a_childs_fever_goes_to_pediatrics_and_its_price_can_follow(patient):
+    patient.says("meu filho está com febre, qual médico procuro?")
+    assert "*Pediatria*" in patient.text and "Dra. Fernanda Alves" in patient.text
+    patient.says("quanto custa?")
+    assert "Consulta particular em Pediatria" in patient.text
+
+
+def test_a_complaint_with_a_booking_request_books_that_specialty_and_says_why(patient):
+    patient.says("quero marcar consulta, estou com manchas na pele, meu nome é Lia Prado")
+    assert "\n\nPara manchas na pele, a especialidade que costuma atender é *Dermatologia*.\n\n" in patient.text
+    assert patient.session.selected_specialty.nome == "Dermatologia"
+
+
+def test_a_complaint_at_the_specialty_step_chooses_it(patient):
+    patient.says("quero marcar uma consulta, meu nome é Rui Matos")
+    assert patient.state == "selecting_specialty"
+    patient.says("é pra uma dor no joelho")
+    assert patient.text.startswith("Para dor no joelho, a especialidade que costuma atender é *Ortopedia*.")
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
+
+
+def test_a_specialty_the_clinic_lacks_gets_the_ones_it_has(patient):
+    patient.says("vocês têm neurologista?")
+    assert "A clínica não atende Neurologia." in patient.text
+    assert "Nossas especialidades: Cardiologia, Clínica Geral" in patient.text
+    patient.says("quero marcar com um dentista")  # a request to book it starts nothing: there is nothing to book
+    assert "A clínica não atende Odontologia." in patient.text and patient.session.flow == ""
+
+
+def test_a_specialty_the_clinic_lacks_at_the_specialty_step_is_said_once(patient):
+    patient.says("quero marcar uma consulta, meu nome é Rui Matos")
+    patient.says("psiquiatra")
+    assert patient.text.startswith("A clínica não atende Psiquiatria.\n\n" + T.ASK_SPECIALTY)
+    assert T.SPECIALTY_NOT_FOUND not in patient.text and patient.session.failed_attempts == 0
+
+
 # --- emergencies ------------------------------------------------------------------------------------------------
 
 

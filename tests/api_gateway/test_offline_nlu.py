@@ -412,3 +412,28 @@ def test_typical_message_takes_a_few_milliseconds_after_warm_up(clinic, phone):
         durations.append((clock.perf_counter() - started) * 1000)
 
     assert statistics.median(durations) < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "entities"),
+    [
+        ("estou com dor nas costas", Intent.INFORMAR, {"sintoma": "dor nas costas", "especialidade": "Ortopedia"}),
+        ("meu filho está com febre, qual médico procuro?", Intent.INFORMAR, {"especialidade": "Pediatria"}),
+        ("quero marcar, tô com manchas na pele", Intent.AGENDAR, {"especialidade": "Dermatologia"}),
+    ],
+)
+def test_a_complaint_names_the_specialty_that_sees_it(clinic, text, intent, entities):
+    result = offline_interpret(text=text, session=None, now=NOW)
+    assert result.intent == intent
+    assert _names_to_ids(entities).items() <= result.entities.items()
+
+
+def test_a_specialty_named_beats_the_one_a_complaint_would_give(clinic):
+    result = offline_interpret(text="quero um ortopedista pra dor de cabeça", session=None, now=NOW)
+    assert result.entities["especialidade"] == "Ortopedia" and "sintoma" not in result.entities
+
+
+def test_a_specialty_the_clinic_lacks_is_a_name_without_an_id(clinic):
+    result = offline_interpret(text="vocês têm neurologista?", session=None, now=NOW)
+    assert result.entities.get("especialidade") == "Neurologia"
+    assert "especialidade_id" not in result.entities

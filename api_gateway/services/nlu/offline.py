@@ -517,6 +517,29 @@ def _mentions(text: str) -> dict[str, list]:
         return {}
 
 
+def _specialty_from_need(text: str) -> dict:
+    """When no specialty or doctor was named: a specialty the clinic lacks ("neurologista": especialidade without
+    an id), or the one that sees a complaint ("dor nas costas": especialidade, especialidade_id and sintoma)."""
+    if not text.strip():
+        return {}
+    try:
+        from rag_agent.selectors import complaint_specialty_find, specialty_missing_find
+
+        missing = specialty_missing_find(text)
+        if missing:
+            return {"especialidade": missing}
+        complaint = complaint_specialty_find(text)
+    except Exception:  # noqa: BLE001 - as for the names: the rest of the reading still counts
+        logger.exception("complaint lookup failed; continuing without it")
+        return {}
+    if complaint is None:
+        return {}
+    found = {"sintoma": complaint.text, "especialidade": complaint.specialty}
+    if complaint.specialty_id is not None:
+        found["especialidade_id"] = complaint.specialty_id
+    return found
+
+
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -742,6 +765,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
                 best = matches[0]
                 entities[kind] = best.name
                 entities[f"{kind}_id"] = best.id
+    if not (entities.get("especialidade_id") or entities.get("medico_id")):
+        entities.update(_specialty_from_need(mention_text))
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
@@ -863,6 +888,8 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if _has(norm, _BOOK_STRONG) or (_has(norm, _BOOK_WEAK) and not (asks and not has_slots and topic)):
         return Intent.AGENDAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
     wants_someone = entities.get("especialidade_id") or entities.get("medico_id")
+    if entities.get("sintoma") and asks and not entities.get("medico_id"):
+        wants_someone = None  # "meu filho está com febre, qual médico procuro?" asks who, not for a booking
     if wants_someone and _has(norm, _re(r"preciso|quero|queria|gostaria|procuro|estou procurando|necessito")):
         return Intent.AGENDAR, CLEAR_WITH_ENTITIES  # "preciso de um cardiologista"
 

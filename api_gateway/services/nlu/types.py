@@ -24,7 +24,8 @@ class Intent(StrEnum):
 
 # Entity keys (all optional). Ids are set only when the name matched a row of the clinic's tables.
 #   nome: str                     patient's name ("meu nome é João Silva")
-#   especialidade: str, especialidade_id: int
+#   especialidade: str, especialidade_id: int   (a name without an id: a specialty the clinic does not have)
+#   sintoma: str                  a complaint the specialty was chosen for ("dor nas costas"; offline NLU only)
 #   medico: str, medico_id: int
 #   convenio: str, convenio_id: int, particular: bool (no plan / private)
 #   exame: str, exame_id: int
@@ -39,6 +40,7 @@ ENTITY_KEYS = (
     "nome",
     "especialidade",
     "especialidade_id",
+    "sintoma",
     "medico",
     "medico_id",
     "convenio",
