@@ -41,7 +41,8 @@ _MEDICAL = _words(
     r"|crise convulsiva"
     # bleeding, poisoning, injuries
     r"|hemorragia|sangramento (?:forte|intenso|muito forte|que nao para)|sangrando muito|sangue que nao para"
-    r"|vomit\w* sangue|tossindo sangue|tosse com sangue|overdose|envenenad\w*|envenenamento|intoxicad\w*|intoxicacao|tomei veneno"
+    r"|vomit\w* sangue|tossindo sangue|tosse com sangue|overdose|envenenad\w*|envenenamento|intoxicad\w*"
+    r"|intoxicacao|tomei veneno"
     r"|bebeu (?:agua sanitaria|veneno|produto de limpeza)|picad\w* de (?:cobra|escorpiao|aranha)"
     r"|mordid\w* de cobra|fratura exposta|queimadura grave|atropelad\w*|baleado|esfaquead\w*"
     r"|bateu a cabeca e (?:desmaiou|esta vomitando)|febre (?:muito alta|de 40|de 41)|emergencia medica"

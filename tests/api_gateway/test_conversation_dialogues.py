@@ -373,6 +373,15 @@ def test_a_period_at_the_summary_replaces_a_time_outside_it(patient):
                for o in patient.last.reply.options)  # fmt: skip
 
 
+def test_early_on_a_day_offers_that_mornings_times_and_an_approximate_hour_is_that_hour(patient):
+    patient.says("quero marcar com a dra ana quarta cedo, meu nome é João Silva")
+    assert patient.state == "choosing_time", patient.text
+    assert patient.last.reply.options and all(int(o.title[-5:-3]) < 12 for o in patient.last.reply.options)
+    patient.says("lá pelas 10")
+    assert patient.state == "confirming", patient.text
+    assert patient.session.preferred_time == dt.time(10, 0)
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

@@ -62,7 +62,19 @@ TABLE = [
         time(14),
         None,
     ),
+    # Approximate hours and parts of the day.
+    ("amanhã cedo", date(2026, 11, 24), None, "manha"),
+    ("quinta bem cedinho", date(2026, 11, 26), None, "manha"),
+    ("no final da manhã", None, None, "manha"),
+    ("no comecinho da tarde", None, None, "tarde"),
+    ("depois do almoço", None, None, "tarde"),
+    ("lá pelas 10", None, time(10, 0), None),
+    ("quinta lá pras 4 da tarde", date(2026, 11, 26), time(16, 0), None),
+    ("umas 15h", None, time(15, 0), None),
+    ("tipo 9:30", None, time(9, 30), None),
     # Things that look like dates or times and are not.
+    ("o mais cedo possível", None, None, None),  # the earliest slot, not the morning
+    ("umas 3 consultas", None, None, None),
     ("boa tarde", None, None, None),
     ("bom dia, tudo bem?", None, None, None),
     ("pode ser a segunda opção", None, None, None),

@@ -192,11 +192,18 @@ _DATE_WORDS = re.compile(
 )
 _PERIODS = (
     (
-        re.compile(r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da)\s+manha\b|^\s*manha\s*$|\bmanhazinha\b"),
+        re.compile(
+            r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|fim\s+da|final\s+da|inicio\s+da"
+            r"|comeco\s+da|comecinho\s+da)\s+manha\b|^\s*manha\s*$|\bmanhazinha\b"
+            r"|(?<!mais )(?<!mais bem )\b(?:bem\s+)?(?:cedo|cedinho)\b"  # "amanhã cedo"; "o mais cedo" is the earliest
+        ),
         "manha",
     ),
     (
-        re.compile(r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|fim\s+da)\s+tarde\b|^\s*tarde\s*$"),
+        re.compile(
+            r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|fim\s+da|final\s+da|finalzinho\s+da"
+            r"|inicio\s+da|comeco\s+da|comecinho\s+da)\s+tarde\b|^\s*tarde\s*$|\b(?:depois|apos)\s+do\s+almoco\b"
+        ),
         "tarde",
     ),
     (
@@ -205,6 +212,12 @@ _PERIODS = (
     ),
 )
 _PERIOD_WORD = re.compile(r"manha|tarde|noite|madrugada|meio")
+# "lá pelas 10", "umas 10h", "tipo 15h": an approximate hour is the hour (rewritten to "as 10", same length).
+_ABOUT_HOUR = re.compile(
+    r"\b(?:la\s+pel[ao]s|la\s+pr[ao]s|perto\s+d[ao]s)\s+(?=\d{1,2}\b|\d{1,2}\s*h)"
+    # "umas"/"tipo" only before something that is clearly an hour ("umas 3 consultas" is no time)
+    r"|\b(?:umas|tipo)\s+(?=\d{1,2}(?:\s*(?:h|hs|horas?)\b|:\d{2}|\s*$|\s*[,.!?]|\s+d[ae]\s+(?:manha|tarde|noite)))"
+)
 _HOURS_SUFFIX = re.compile(r"(?<=\d)\s?(?:hrs|hr|hs)\b")
 _BARE_HOUR = re.compile(r"^\D{0,12}?\b(\d{1,2})(?:\s*[:h\s]\s*(\d{2}))?\s*(?:h|hs|hrs?|horas?)?\s*[.!]?$")
 _SMALL_NUMBERS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3}
@@ -292,6 +305,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     for match in _NOT_DATES.finditer(work):
         work = _blank(work, match.start(), match.end())
 
+    work = _ABOUT_HOUR.sub(lambda m: " " * (len(m.group(0)) - 3) + "as ", work)
     # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
     work = _HOURS_SUFFIX.sub(lambda m: "h" + " " * (len(m.group(0)) - 1), work)
 
