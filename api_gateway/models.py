@@ -59,6 +59,12 @@ class ConversationSession(models.Model):
     preferred_date = models.DateField("data preferida", null=True, blank=True)
     preferred_time = models.TimeField("horário preferido", null=True, blank=True)
     preferred_period = models.CharField("período preferido", max_length=8, blank=True, help_text="manha, tarde, noite")
+    preferred_from = models.DateField(
+        "a partir de",
+        null=True,
+        blank=True,
+        help_text="Primeiro dia desejado quando o paciente pediu uma semana (“semana que vem”).",
+    )
     target_appointment = models.ForeignKey(
         "rag_agent.Agendamento",
         on_delete=models.SET_NULL,

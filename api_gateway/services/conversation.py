@@ -488,7 +488,7 @@ def _flow_reset(s: ConversationSession) -> None:
     ):
         setattr(s, name, "")
     s.selected_specialty_id = s.selected_doctor_id = s.selected_convenio_id = s.target_appointment_id = None
-    s.preferred_date = s.preferred_time = None
+    s.preferred_date = s.preferred_time = s.preferred_from = None
     s.last_options = {}
     s.current_state = S.IDLE
 
@@ -622,6 +622,12 @@ def _merge_entities(turn: _Turn) -> bool:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
 
     wanted_date, wanted_time = _wanted_moment(e)
+    wanted_from = _wanted_from(e)
+    if wanted_from:  # "semana que vem": any day from then on; a day named later narrows it
+        s.preferred_from, s.preferred_date = wanted_from, None
+        wanted_date = wanted_date if wanted_date != wanted_from else None  # Gemini may call it a day
+    if wanted_date and s.preferred_from and 0 < (s.preferred_from - wanted_date).days < 7:
+        wanted_date += dt.timedelta(days=7)  # "quarta" after "semana que vem" is that week's Wednesday
     s.preferred_date = wanted_date or s.preferred_date
     s.preferred_time = wanted_time or s.preferred_time
     if e.get("periodo") in {"manha", "tarde", "noite"}:
@@ -647,6 +653,13 @@ def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
     return wanted_date, wanted_time
 
 
+def _wanted_from(e: dict) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(e["a_partir_de"])) if e.get("a_partir_de") else None
+    except ValueError:
+        return None
+
+
 def _slots(s: ConversationSession) -> tuple:
     return (
         s.patient_name,
@@ -657,6 +670,7 @@ def _slots(s: ConversationSession) -> tuple:
         s.preferred_date,
         s.preferred_time,
         s.preferred_period,
+        s.preferred_from,
         s.target_appointment_id,
     )
 
@@ -892,7 +906,11 @@ def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
     s = turn.session
     s.current_state = S.CHOOSING_DATE
     today = timezone.localtime(turn.now).date()
-    free = selectors.slot_list_free(medico_id=doctor["id"], start=today, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
+    start = today
+    if s.preferred_from and s.preferred_from > today:  # "semana que vem"
+        start = s.preferred_from
+        text = T.ASK_DATE_FROM.format(doctor=doctor["nome"], date=T.date_long(start))
+    free = selectors.slot_list_free(medico_id=doctor["id"], start=start, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
     free = _in_preferred_period(turn, doctor, free, "nos próximos dias")
     if s.preferred_time:  # "às 15h" without a date: the next days at that time first
         at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]

@@ -37,6 +37,7 @@ LOCK_BUSY_MESSAGE = "Outra mensagem deste paciente ainda está sendo processada.
 
 _FIELDS = ConversationSession._meta.concrete_fields
 _ATTNAMES = [f.attname for f in _FIELDS]
+_ATTNAME_SET = frozenset(_ATTNAMES)
 _WRITABLE = [f.attname for f in _FIELDS if f.attname not in {"id", "created_at", "version"}]
 
 
@@ -63,6 +64,8 @@ class SessionManager:
     # --- reads ------------------------------------------------------------------------------------------
     def get_or_start(self, *, phone: str) -> ConversationSession:
         cached = self.cache.get(session_key(phone))
+        if cached is not None and not (isinstance(cached, dict) and _ATTNAME_SET <= cached.keys()):
+            cached = None  # written before a field was added (a deploy): read the row instead of failing
         if cached is not None:
             metrics.cache_event("session", "hit")
             return ConversationSession.from_db("default", _ATTNAMES, [cached[name] for name in _ATTNAMES])

@@ -31,6 +31,9 @@ PLAN_NOT_IN_SPECIALTY = "Nenhum médico de {specialty} atende pelo convênio {pl
 DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."
 NO_DOCTOR_FOR_SPECIALTY = "No momento não há médicos de {specialty} com agenda na clínica."
 ASK_DATE = "Estes são os próximos horários livres com {doctor}. Escolha um ou me diga a data que prefere."
+ASK_DATE_FROM = (
+    "Estes são os horários livres com {doctor} a partir de {date}. Escolha um ou me diga a data que prefere."
+)
 ASK_TIME = "Horários livres com {doctor} em {date}:"
 DOCTOR_DURATION = "A consulta com {doctor} dura {minutes} minutos."
 DURATION_SINGLE = "As consultas duram {minutes} minutos."

@@ -382,6 +382,18 @@ def test_early_on_a_day_offers_that_mornings_times_and_an_approximate_hour_is_th
     assert patient.session.preferred_time == dt.time(10, 0)
 
 
+def test_next_week_offers_the_times_of_that_week_and_a_weekday_then_is_that_weeks(patient):
+    next_monday = REF.date() + dt.timedelta(days=7)
+    patient.says("quero marcar com a dra ana semana que vem de tarde, meu nome é Lia Reis")
+    assert patient.state == "choosing_date", patient.text
+    assert f"a partir de {T.date_long(next_monday)}" in patient.text
+    days = {dt.date.fromisoformat(o.id[5:15]) for o in patient.last.reply.options}
+    assert len(days) > 1 and min(days) == next_monday  # not the whole list on one Monday
+    assert all(o.title.endswith(("14:00", "14:30")) for o in patient.last.reply.options)  # "de tarde" kept
+    patient.says("quarta")
+    assert patient.session.preferred_date == next_monday + dt.timedelta(days=2), patient.text
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

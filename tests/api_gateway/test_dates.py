@@ -95,6 +95,8 @@ def test_phrase_resolves_to_clinic_local_date_time_and_period(phrase, expected_d
 def test_a_week_or_a_month_says_so_in_the_grain():
     assert dates_extract("semana que vem", now=NOW).grain == "week"
     assert dates_extract("mês que vem", now=NOW).grain == "month"
+    assert dates_extract("semana que vem de tarde", now=NOW).grain == "week"  # an interval for Duckling
+    assert dates_extract("segunda de tarde", now=NOW).grain == "day"
     assert dates_extract("quinta", now=NOW).grain == "day"
 
 

@@ -35,6 +35,20 @@ def test_cache_miss_reloads_session_from_database_with_one_query(phone, django_a
     assert session.patient_name == "Maria"
 
 
+@pytest.mark.parametrize("cached", ["not a dict", {"id": 1, "phone_number": "x"}])
+def test_a_cached_copy_missing_fields_is_read_from_the_database_instead(phone, cached):
+    """A copy cached before a deploy added a field (or garbage) must not fail the turn: it is a miss."""
+    created = session_manager.get_or_start(phone=phone)
+    created.patient_name = "Maria"
+    session_manager.save(session=created)
+    if isinstance(cached, dict):
+        cached = {k: v for k, v in caches["default"].get(session_key(phone)).items() if k != "preferred_from"}
+    caches["default"].set(session_key(phone), cached)
+    session = session_manager.get_or_start(phone=phone)
+    assert session.patient_name == "Maria" and session.preferred_from is None
+    assert "preferred_from" in caches["default"].get(session_key(phone))  # rewritten whole
+
+
 def test_save_is_one_update_and_writes_through_to_the_cache(phone, django_assert_num_queries):
     session = session_manager.get_or_start(phone=phone)
     session_manager.get_or_start(phone=phone)  # warm the token counter used for the timeout

@@ -261,6 +261,18 @@ def _time_in_clinic_hours(moment: time, span_text: str) -> time:
     return _clinic_hour([moment, other], moment)
 
 
+_DAY_IN_SPAN = re.compile(r"\b(?:hoje|amanha|segunda|terca|quarta|quinta|sexta|sabado|domingo|dia)\b|\d")
+
+
+def _interval_grain(span_text: str) -> str:
+    """ "semana que vem de tarde" is still a week (Duckling gives an interval); "segunda de tarde" is a day."""
+    if _DAY_IN_SPAN.search(span_text):
+        return "day"
+    if re.search(r"\bsemana\b", span_text):
+        return "week"
+    return "month" if re.search(r"\bmes\b", span_text) else "day"
+
+
 def _period_of_hour(hour: int) -> str:
     if hour < 12:
         return "manha"
@@ -380,7 +392,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if anchor is None:
                 continue
             if _DATE_WORDS.search(span_text) and found_date is None:
-                found_date, grain = max(anchor.date(), today), "day"
+                found_date, grain = max(anchor.date(), today), _interval_grain(span_text)
             if periodo is None and start_dt is not None:
                 periodo = _period_of_hour(start_dt.hour)
             continue

@@ -30,6 +30,7 @@ class Intent(StrEnum):
 #   convenio: str, convenio_id: int, particular: bool (no plan / private)
 #   exame: str, exame_id: int
 #   data: "YYYY-MM-DD"            clinic-local date
+#   a_partir_de: "YYYY-MM-DD"     the Monday of a week asked for ("semana que vem"; offline NLU only)
 #   hora: "HH:MM"                 clinic-local time
 #   periodo: "manha" | "tarde" | "noite"
 #   opcao: int                    1-based reference to the last offered options ("o primeiro", "segunda opção")
@@ -49,6 +50,7 @@ ENTITY_KEYS = (
     "exame",
     "exame_id",
     "data",
+    "a_partir_de",
     "hora",
     "periodo",
     "opcao",
