@@ -319,6 +319,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
         return Reply(text="", send=False)
     warning = _emergency_warning(turn) if channel_type not in MEDIA_TYPES else ""
     if warning and (s.current_state == S.HUMAN_HANDOFF or not _acts_beside_emergency(turn)):
+        s.has_greeted = True
         return Reply(text=warning)  # nothing else: the flow stays where it was, and staff keep the conversation
     if s.current_state == S.HUMAN_HANDOFF:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
@@ -331,7 +332,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     greeting = ""
     if not s.has_greeted:
         s.has_greeted = True
-        if turn.nlu.intent not in {Intent.SAUDACAO}:
+        if turn.nlu.intent not in {Intent.SAUDACAO} and not warning:  # the warning is the first thing said
             greeting = T.GREETING_SHORT.format(clinic=_clinic()["nome"])
 
     reply = _dispatch(turn)
@@ -365,10 +366,16 @@ def _emergency_warning(turn: _Turn) -> str:
 
 def _acts_beside_emergency(turn: _Turn) -> bool:
     """Whether the message also asks for something we act on ("quero marcar cardiologista, estou com dor no
-    peito"): then the warning comes first and the request is still served. A message that only describes the
-    emergency gets the warning alone, not a "não entendi" or an unrelated answer after it."""
-    nlu = turn.nlu
-    return nlu.intent in _ACTIONS or (bool(turn.session.flow) and _has_booking_entities(nlu))
+    peito", "tô com dor no peito, vocês aceitam Bradesco?"): then the warning comes first and the request is still
+    served. A message that only describes the emergency gets the warning alone, not a "não entendi" or the
+    specialty for its complaint after it."""
+    nlu, e = turn.nlu, turn.nlu.entities
+    if nlu.intent in _ACTIONS or (nlu.intent == Intent.PERGUNTA and e.get("topico")):
+        return True
+    named = {"medico_id", "convenio_id", "exame_id", "data", "hora", "nome", "opcao", "option_id"}
+    if not e.get("sintoma"):
+        named.add("especialidade_id")
+    return any(e.get(key) for key in named)
 
 
 def _resume_after_question(s: ConversationSession) -> None:

@@ -620,8 +620,8 @@ def test_a_warning_sign_gets_the_emergency_numbers_and_nothing_else(patient):
     assert patient.text == T.EMERGENCY_MEDICAL
     assert "192" in patient.text
     assert patient.state == "idle" and patient.session.failed_attempts == 0
-    patient.says("oi")  # the greeting and the menu were not skipped for good
-    assert "assistente virtual" in patient.text
+    patient.says("oi")  # the menu was not skipped for good
+    assert [o.id for o in patient.last.reply.options] == ["menu:agendar", "menu:duvidas", "menu:atendente"]
 
 
 def test_thoughts_of_self_harm_get_the_cvv_and_samu(patient):
@@ -635,6 +635,39 @@ def test_a_warning_sign_with_a_booking_request_warns_first_and_still_books(patie
     assert patient.text.startswith(T.EMERGENCY_MEDICAL + "\n\n")
     assert patient.session.flow == "agendar"
     assert patient.session.selected_specialty.nome == "Cardiologia"
+
+
+def test_a_warning_sign_beside_a_question_warns_first_then_answers_it(patient):
+    patient.says("to com dor no peito, vcs aceitam bradesco saude?")
+    assert patient.text.startswith(T.EMERGENCY_MEDICAL + "\n\nSim, aceitamos Bradesco Saúde")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "meu peito ta doendo mt desde cedo e ta indo pro braco esquerdo",
+        "minha vo ta falando enrolado e nao consegue mexer o braco direito",
+        "meu filho tomou agua sanitaria sem querer",
+        "nao aguento mais, queria morrer",
+    ],
+)
+def test_warning_signs_written_as_patients_write_them_are_not_missed(patient, text):
+    patient.says(text)
+    assert patient.text in (T.EMERGENCY_MEDICAL, T.EMERGENCY_SELF_HARM)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "quase tive um infarto qdo vi o preco kkk quanto ta?",
+        "meu pai teve um avc em março e precisa de um clínico geral",
+        "teve convulsão semana passada, quero marcar retorno",
+        "quero morrer de vergonha kkk, posso remarcar?",
+    ],
+)
+def test_jokes_and_histories_get_no_warning(patient, text):
+    patient.says(text)
+    assert "192" not in patient.text and "188" not in patient.text
 
 
 def test_a_warning_sign_mid_booking_keeps_the_booking_where_it_was(patient):

@@ -437,3 +437,8 @@ def test_a_specialty_the_clinic_lacks_is_a_name_without_an_id(clinic):
     result = offline_interpret(text="vocês têm neurologista?", session=None, now=NOW)
     assert result.entities.get("especialidade") == "Neurologia"
     assert "especialidade_id" not in result.entities
+
+
+@pytest.mark.parametrize("text", ["queria começar o pré-natal", "posso começar pelo clínico geral?", "comecei a tomar"])
+def test_the_verb_comecar_is_not_taken_for_recomecar(clinic, text):
+    assert offline_interpret(text=text, session=None, now=NOW).intent != Intent.REINICIAR

@@ -21,6 +21,12 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "tive um infarto em 2019 e estou com dor no peito agora",  # a history, but it is happening now
         "DOR NO PEITO",
         "to sem ar",
+        "to sentindo uma pontada no lado esquerdo do peito",
+        "nao to conseguindo respirar direito, ta faltando ar",
+        "meu filho de 2 anos ta se tremendo todo e babando, nao responde",
+        "me cortei e ta sangrando mt, nao para",
+        "tomei um monte de remedio de uma vez",
+        "socorro",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -35,6 +41,7 @@ def test_warning_signs_are_medical_emergencies(text):
         "ando pensando em suicídio",
         "vontade de morrer",
         "vou acabar com a minha vida",
+        "to pensando em sumir, ninguem ia sentir falta",
     ],
 )
 def test_thoughts_of_self_harm(text):
@@ -53,6 +60,14 @@ def test_thoughts_of_self_harm(text):
         "",
         "   ",
         "dor nas costas",
+        "tomo remedio desde o infarto",
+        "tive infarto em 2019, quero cardiologista pra hoje",
+        "fiquei sem ar de tanto rir",
+        "derrame no olho",
+        "check up pra prevenir infarto",
+        "sangramento forte todo mes, quero gineco",
+        "quero me cortar a franja",
+        "to morrendo de saudade",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):

@@ -172,7 +172,9 @@ def _prepare(text: str) -> _Text:
     )
 
 
-_KNOWN_WORDS = frozenset(_FUZZY_VOCABULARY)
+# Real words one or two letters away from a keyword: "começar o pré-natal" is not "recomeçar" (a restart).
+_NOT_TYPOS = frozenset({"comecar", "comeca", "comecou", "comecei", "comecam"})
+_KNOWN_WORDS = frozenset(_FUZZY_VOCABULARY) | _NOT_TYPOS
 
 
 def _correct(word: str) -> str:
