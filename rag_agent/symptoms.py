@@ -22,44 +22,48 @@ from rag_agent.matching import normalize
 GENERAL = ("clinica geral", "clinica medica")
 
 # Complaint pattern (on normalized text) -> specialties that see it, most specific first (normalized names).
+_BODY_PART = r"(?:joelhos?|ombros?|quadril|tornozelos?|pes?|punhos?|cotovelos?|costas?|coluna|lombar|juntas|pescoco)"
+_SKIN = r"(?:pele|rosto|corpo|bracos?|pernas?|costas|barriga|maos?|couro cabeludo)"
 _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        r"dor (?:nas|na|de|no) (?:costas|coluna|lombar)|dor (?:no|nos|na|nas) (?:joelhos?|ombros?|quadril|tornozelos?"
-        r"|pes?|punhos?|cotovelos?|juntas|articulacoes)|torci o \w+|torcao|entorse|tendinite|hernia de disco"
-        r"|bico de papagaio|lombalgia|bursite|artrose|osteoporose",
-        ("ortopedia", "reumatologia", *GENERAL),
-    ),
-    (
-        r"manchas? (?:na|no|de) (?:pele|rosto|corpo)|acne|espinhas?|coceira|alergia na pele|queda de cabelo"
-        r"|cabelo caindo|unha encravada|micose|verrugas?|pintas?|dermatite|psoriase|caspa|urticaria|vitiligo"
-        r"|rosacea|melasma",
-        ("dermatologia", *GENERAL),
-    ),
-    (
-        r"dor no peito|palpitac\w*|coracao (?:acelerado|disparado|disparando)|pressao alta|hipertens\w*|arritmia"
-        r"|sopro no coracao|colesterol alto|check up do coracao|risco cirurgico",
-        ("cardiologia", *GENERAL),
+        r"corrimento|coceira (?:la embaixo|intima|na vagina|vaginal)|colicas? menstrua\w*|menstrua\w* atrasad\w*"
+        r"|atraso menstrual|preventivo|papanicolau|pre natal|gravidez|gravida|anticoncepcional|menopausa|mioma"
+        r"|ovario policistico",
+        ("ginecologia", "obstetricia", *GENERAL),
     ),
     (
         r"(?:vista|visao|olhos?) (?:(?:esta|ta|estao|tao|anda|fica|ficou|meio) )?(?:embacad[oa]s?|turv[oa]s?)"
-        r"|enxergando mal|(?:nao|mal) enxergo|enxergar (?:mal|pouco)"
-        r"|dor (?:no|nos) olhos?|olhos? vermelhos?|olhos? (?:ardendo|cocando)|conjuntivite|grau (?:dos|do) oculos"
-        r"|trocar (?:os )?oculos|oculos novos?|catarata|glaucoma|vista cansada|tercol",
+        r"|enxergando mal|(?:nao|mal) enxergo|enxergar (?:mal|pouco)|dor (?:no|nos) olhos?|coceira nos olhos?"
+        r"|olhos? (?:\w+ ){0,3}(?:vermelhos?|ardendo|cocando|lacrimejando|inchados?)|conjuntivite"
+        r"|grau (?:dos|do) oculos|trocar (?:os )?oculos|oculos novos?|catarata|glaucoma|vista cansada|tercol",
         ("oftalmologia", *GENERAL),
     ),
     (
-        r"colicas? menstrua\w*|menstrua\w* atrasad\w*|atraso menstrual|corrimento|preventivo|papanicolau|pre natal"
-        r"|gravidez|gravida|anticoncepcional|menopausa|mioma|ovario policistico",
-        ("ginecologia", "obstetricia", *GENERAL),
+        rf"dor(?:es)? (?:\w+ )?(?:nas|na|de|no|nos) {_BODY_PART}|{_BODY_PART} (?:\w+ ){{0,2}}doendo"
+        r"|torci o \w+|torcao|entorse|tendinite|hernia de disco|bico de papagaio|lombalgia|bursite|artrose"
+        r"|osteoporose",
+        ("ortopedia", "reumatologia", *GENERAL),
+    ),
+    (
+        rf"manchas? (?:\w+ )?(?:na|no|nas|nos|pelo) {_SKIN}|coceira (?:na|no|nas|nos|pelo) {_SKIN}|acne"
+        r"|espinhas?(?! de peixe)|alergia na pele|queda de cabelo|cabelo caindo|unha encravada|micose|verrugas?"
+        r"|pintas? (?:na|no) \w+|dermatite|psoriase|caspa|urticaria|vitiligo|rosacea|melasma|coceira no corpo",
+        ("dermatologia", *GENERAL),
+    ),
+    (
+        r"dor no peito|palpitac\w*|coracao (?:\w+ )?(?:acelerado|disparado|disparando)|pressao alta|hipertens\w*"
+        r"|arritmia|sopro no coracao|colesterol alto|check up do coracao|risco cirurgico",
+        ("cardiologia", *GENERAL),
     ),
     (r"puericultura|teste do pezinho|consulta do (?:bebe|nenem)", ("pediatria",)),
     (
-        r"dor de cabeca|enxaqueca|tonturas?|labirintite|formigamentos?|tremores?|perda de memoria|esquecimento",
+        r"dor de cabeca|enxaqueca|tonturas?|tont[oa]|labirintite|formigamentos?|tremores?|perda de memoria"
+        r"|esquecimento",
         ("neurologia", *GENERAL),
     ),
     (
         r"dor de garganta|dor de ouvido|ouvido (?:doendo|entupido)|sinusite|rinite|nariz entupido|zumbido"
-        r"|amigdalite|ronco|roncar",
+        r"|amigdalite|ronco|roncar|espinha de peixe",
         ("otorrinolaringologia", *GENERAL),
     ),
     (
@@ -67,10 +71,11 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("psiquiatria", *GENERAL),
     ),
     (
-        r"dor (?:de|na) barriga|dor no estomago|azia|gastrite|refluxo|prisao de ventre|intestino preso|diarreia"
-        r"|hemorroidas?",
+        r"dor (?:de|na|no) (?:barriga|estomago)|estomago (?:\w+ )?doendo|azia|gastrite|refluxo|prisao de ventre"
+        r"|intestino preso|diarreia|vomit\w*|enjoo|nausea",
         ("gastroenterologia", *GENERAL),
     ),
+    (r"hemorroidas?|fissura anal", ("coloproctologia", "gastroenterologia", *GENERAL)),
     (r"diabetes|diabetic[oa]|tireoide|hipotireoidismo|hipertireoidismo|obesidade", ("endocrinologia", *GENERAL)),
     (
         r"dor (?:pra|para|ao) urinar|ardencia (?:pra|para|ao) urinar|infeccao urinaria|prostata|pedra nos? rins?"
@@ -78,20 +83,25 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("urologia", *GENERAL),
     ),
     (
-        r"febre|gripe|gripad[oa]|resfriad[oa]|resfriado|tosse|mal estar|cansaco|check up|exames de rotina"
-        r"|consulta de rotina|dor no corpo",
+        r"febre|gripe|gripad[oa]|resfriad[oa]|tosse|mal estar|cansaco|check up|exames de rotina|consulta de rotina"
+        r"|dor no corpo",
         GENERAL,
     ),
     (
-        r"dor de dente|dente (?:doendo|quebrado)|canal do dente|limpeza (?:dos|de) dentes|aparelho (?:nos|dos) dentes",
+        r"dor de dente|dente (?:\w+ )?(?:doendo|quebrado)|canal do dente|limpeza (?:dos|de) dentes"
+        r"|aparelho (?:nos|dos) dentes",
         ("odontologia",),
     ),
 )
-# A child's ordinary complaint goes to Pediatria when the clinic has it ("meu filho está com febre").
+# How a matched word is said back ("Para gravidez, ..." rather than "Para gravida, ...").
+_SAID = {"gravida": "gravidez", "gripado": "gripe", "gripada": "gripe", "tonto": "tontura", "tonta": "tontura"}
+# A child's ordinary complaint goes to Pediatria when the clinic has it ("meu filho está com febre"); an adult
+# son ("meu filho de 30 anos") is no child.
 _CHILD = re.compile(
     r"(?<![a-z0-9])(?:meu filho|minha filha|meus filhos|minhas filhas|meu bebe|minha bebe|o bebe|a bebe|nenem"
-    r"|crianca|criancas|meu menino|minha menina|filho de \d+ anos|filha de \d+ anos)(?![a-z0-9])"
+    r"|crianca|criancas|meu menino|minha menina)(?![a-z0-9])"
 )
+_ADULT_AGE = re.compile(r"(?<![a-z0-9])(?:1[89]|[2-9]\d|1\d\d) anos(?![a-z0-9])")
 _COMPILED = tuple(
     (re.compile(rf"(?<![a-z0-9])(?:{pattern})(?![a-z0-9])"), specialties) for pattern, specialties in _COMPLAINTS
 )
@@ -124,6 +134,9 @@ KNOWN_SPECIALTIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "acupuntura": ("Acupuntura", ("acupunturista", "acupuntura")),
     "hematologia": ("Hematologia", ("hematologista", "hematologia")),
     "cirurgia plastica": ("Cirurgia Plástica", ("cirurgiao plastico", "cirurgia plastica")),
+    "coloproctologia": ("Coloproctologia", ("proctologista", "proctologia", "coloproctologista", "coloproctologia")),
+    "cirurgia geral": ("Cirurgia Geral", ("cirurgiao geral", "cirurgia geral")),
+    "medicina do trabalho": ("Medicina do Trabalho", ("medico do trabalho", "medicina do trabalho")),
 }
 _SPECIALTY_WORDS = {word: key for key, (_, words) in KNOWN_SPECIALTIES.items() for word in words}
 _SPECIALTY_PATTERN = re.compile(
@@ -160,9 +173,11 @@ def complaint_find(text: str, specialties: list[dict]) -> Complaint | None:
         if found is None:
             continue
         first_offered = next((name for name in wanted if name in offered), None)
-        if _CHILD.search(plain) and "pediatria" in offered and first_offered in (None, *GENERAL):
+        child = _CHILD.search(plain) and not _ADULT_AGE.search(plain)
+        if child and "pediatria" in offered and first_offered in GENERAL:
             wanted = ("pediatria",)
         said = " ".join(str(text)[found.start() : found.end()].lower().split())
+        said = _SAID.get(found.group(0), said)
         for name in wanted:
             if name in offered:
                 return Complaint(said, offered[name]["id"], offered[name]["nome"])

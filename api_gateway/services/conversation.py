@@ -466,8 +466,9 @@ def _dispatch(turn: _Turn) -> Reply:
             if intent == Intent.NEGAR:
                 return Reply(text=T.WHAT_TO_CHANGE)
             nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}
-            # "a dra. Ana" when she is already chosen; "neurologista", which the clinic lacks (said in the prefix)
-            answered = _repeats_selection(nlu, s) or _missing_specialty(nlu.entities)
+            # "a dra. Ana" when she is already chosen; "neurologista", which the clinic lacks, or another complaint
+            # (both said in the prefix)
+            answered = _repeats_selection(nlu, s) or _missing_specialty(nlu.entities) or nlu.entities.get("sintoma")
             if nothing_usable and not answered:
                 turn.understood = False
                 turn.prefix.append(_not_understood_for_state(s))
@@ -539,6 +540,7 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
     return bool(keys & {k for k, v in nlu.entities.items() if v not in (None, "", False)})
 
 
+_ALSO = re.compile(r"(?<![a-z])(?:tambem|tb|tbm|alem disso|e ainda)(?![a-z])")
 _FIELDS_TO_CHANGE = (
     ("name", re.compile(r"(?<![a-z])(?:o|outro|de|meu) nome(?![a-z])|nome (?:errado|do paciente)")),
     ("doctor", re.compile(r"(?<![a-z])(?:o|a|outr[oa]|de) (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")),
@@ -612,6 +614,11 @@ def _merge_entities(turn: _Turn) -> bool:
         e.pop("especialidade_id", None)
     if _missing_specialty(e):  # mid-flow "quero neurologista": the step's question (and list) follows
         turn.prefix.append(T.SPECIALTY_MISSING.format(specialty=e["especialidade"]))
+    also = e.get("sintoma") and s.flow and s.selected_specialty_id and _ALSO.search(fold(turn.text))
+    if also and e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
+        # "também tô com dor de cabeça" at the summary of an Ortopedia booking: another need, not a new choice
+        turn.prefix.append(T.COMPLAINT_ALSO.format(complaint=e["sintoma"], specialty=e["especialidade"]))
+        e.pop("especialidade_id")
     if e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
         s.selected_specialty_id = int(e["especialidade_id"])
         if e.get("sintoma"):

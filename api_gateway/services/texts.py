@@ -22,6 +22,10 @@ SPECIALTY_MISSING = "A clínica não atende {specialty}."
 COMPLAINT_SPECIALTY = "Para {complaint}, a especialidade que costuma atender é *{specialty}*."
 COMPLAINT_NOT_SEEN = "Para {complaint}, o indicado é {specialty}, que a clínica não atende."
 OFFER_BOOKING = "Quer marcar uma consulta?"
+COMPLAINT_ALSO = (
+    "Para {complaint}, a especialidade que costuma atender é *{specialty}*. Vamos terminar esta marcação; depois, "
+    "se quiser, marco outra consulta."
+)
 ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}. Com quem você prefere?"
 ONLY_DOCTOR = "Em {specialty}{plan_note}, quem atende é {doctor}."
 NO_DOCTOR_FOR_PLAN = (

@@ -597,6 +597,32 @@ def test_a_complaint_at_the_specialty_step_chooses_it(patient):
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
 
 
+def test_a_complaint_that_switches_specialty_is_no_pick_from_the_old_list(patient):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    assert patient.state == "selecting_doctor"
+    patient.says("na vdd acho q é melhor ver a dor nas costas primeiro")  # "primeiro" is not Dr. Carlos (row 1)
+    assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
+
+
+def test_another_complaint_at_the_summary_keeps_the_booking(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("tbm to com dor de cabeça direto")
+    assert patient.state == "confirming" and patient.session.selected_specialty.nome == "Cardiologia"
+    assert "*Clínica Geral*" in patient.text and "depois, se quiser, marco outra consulta" in patient.text
+    assert patient.session.failed_attempts == 0
+
+
+def test_since_when_it_hurts_is_not_when_to_come(patient):
+    patient.says("to com dor nas costas faz uma semana")
+    assert patient.text.endswith(T.OFFER_BOOKING) and patient.session.flow == ""
+
+
+def test_a_follow_up_about_another_specialty_is_answered(patient):
+    patient.says("tem dentista aí?")
+    patient.says("e oculista?")
+    assert "Sim, temos Oftalmologia" in patient.text and patient.session.flow == ""
+
+
 def test_a_specialty_the_clinic_lacks_gets_the_ones_it_has(patient):
     patient.says("vocês têm neurologista?")
     assert "A clínica não atende Neurologia." in patient.text

@@ -75,6 +75,9 @@ TABLE = [
     # Things that look like dates or times and are not.
     ("o mais cedo possível", None, None, None),  # the earliest slot, not the morning
     ("umas 3 consultas", None, None, None),
+    ("dor nas costas faz uma semana", None, None, None),  # since when it hurts, not when to come
+    ("febre desde ontem", None, None, None),
+    ("dor de estômago desde cedo", None, None, None),
     ("boa tarde", None, None, None),
     ("bom dia, tudo bem?", None, None, None),
     ("pode ser a segunda opção", None, None, None),

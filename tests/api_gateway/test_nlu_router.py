@@ -29,7 +29,7 @@ from tests.fakes.gemini_server import (
 fake_gemini = gemini_server.fake_gemini
 
 NOW = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)  # Monday 10:00 in São Paulo
-VAGUE = "meu coração anda acelerado, quem poderia me ver?"  # the rules cannot read it (confidence 0.2)
+VAGUE = "ando me sentindo meio estranho, quem poderia me ver?"  # the rules cannot read it (confidence 0.2)
 BOOK_ANA = "quero marcar com a dra ana souza"  # the rules read it (agendar 0.85, doctor resolved)
 HISTORY = [
     {"role": "user", "text": "oi, primeira mensagem"},

@@ -26,10 +26,21 @@ DEMO = [
         ("preciso fazer o preventivo", "preventivo", "Ginecologia"),
         # no Neurologia here: the general practitioner is the first stop
         ("muita dor de cabeça", "dor de cabeça", "Clínica Geral"),
-        ("estou gripado", "gripado", "Clínica Geral"),
+        ("estou gripado", "gripe", "Clínica Geral"),  # said back as a noun
         # a child's ordinary complaint goes to the paediatrician; a specific one does not
         ("meu filho está com febre", "febre", "Pediatria"),
         ("minha filha precisa trocar os óculos", "trocar os óculos", "Oftalmologia"),
+        ("meu filho de 30 anos ta com febre", "febre", "Clínica Geral"),  # no child
+        # as patients write them (found by a probe)
+        ("meu joelho ta doendo mt", "joelho ta doendo", "Ortopedia"),
+        ("dor nas costa", "dor nas costa", "Ortopedia"),
+        ("manchas vermelhas no corpo", "manchas vermelhas no corpo", "Dermatologia"),
+        ("coceira nos olhos", "coceira nos olhos", "Oftalmologia"),
+        ("meu olho ta mt vermelho e coçando", "olho ta mt vermelho", "Oftalmologia"),
+        ("corrimento e coceira lá embaixo", "corrimento", "Ginecologia"),
+        ("engoli uma espinha de peixe", "espinha de peixe", "Clínica Geral"),
+        ("meu coracao ta disparado desde cedo", "coracao ta disparado", "Cardiologia"),
+        ("estou grávida de 2 meses", "gravidez", "Ginecologia"),
     ],
 )
 def test_a_complaint_goes_to_the_clinics_specialty_that_sees_it(text, complaint, specialty):
@@ -44,6 +55,8 @@ def test_the_most_specific_specialty_wins_when_the_clinic_has_it():
 
 def test_a_complaint_no_specialty_of_the_clinic_sees_is_named_with_the_one_that_would():
     assert complaint_find("estou com dor de dente", DEMO) == Complaint("dor de dente", None, "Odontologia")
+    # not the paediatrician either: a child's tooth is still a dentist's
+    assert complaint_find("minha filha de 6 anos ta com dor de dente", DEMO).specialty == "Odontologia"
     no_general = [sp for sp in DEMO if sp["nome"] != "Clínica Geral"]
     assert complaint_find("dor de cabeça", no_general) == Complaint("dor de cabeça", None, "Neurologia")
 
@@ -60,6 +73,7 @@ def test_ordinary_sentences_name_no_complaint(text):
         ("preciso de um dentista", "Odontologia"),
         ("quero marcar com o psicólogo", "Psicologia"),
         ("tem otorrino?", "Otorrinolaringologia"),
+        ("preciso de um proctologista", "Coloproctologia"),
     ],
 )
 def test_a_specialty_the_clinic_lacks_is_named(text, missing):

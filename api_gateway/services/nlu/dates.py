@@ -171,6 +171,11 @@ _NOT_DATES = re.compile(
     r"|\b(?:bom\s+dia|boa\s+tarde|boa\s+noite|bom\s+final\s+de\s+semana|bom\s+fim\s+de\s+semana|boa\s+semana)\b"
     r"|\b(?:de|por|durante|ha|faz)\s+\d{1,2}\s*(?:horas?|hrs?|h)\b(?!\s*\d)"
     r"|r\$\s*\d[\d.,]*"
+    # Since when a complaint started ("dor nas costas faz uma semana", "febre desde ontem") is no wanted date.
+    r"|(?<!daqui )\b(?:faz|ha)\s+(?:uma?|\d+|dois|duas|tres|alguns|algumas|uns|umas|mais\s+de\s+uma?)\s+"
+    r"(?:dias?|semanas?|meses|mes|anos?)(?:\s+(?:ja|atras))?\b"
+    r"|\bdesde\s+(?:ontem|anteontem|cedo|hoje|o\s+fim\s+de\s+semana|a\s+semana\s+passada|semana\s+passada"
+    r"|o\s+mes\s+passado|segunda|terca|quarta|quinta|sexta|sabado|domingo)\b"
 )
 _ISO_DATE = re.compile(r"(?<![\d/-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d/-])")
 _NUMERIC_DATE = re.compile(r"(?<![\d/-])(\d{1,2})\s*[/-]\s*(\d{1,2})(?:\s*[/-]\s*(\d{4}|\d{2}))?(?![\d/])")

@@ -785,6 +785,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
             option = described
+    if entities.get("sintoma"):
+        option = None  # "ver a dor nas costas primeiro" names a complaint, not the first row on screen
     if option is not None:
         entities["opcao"] = option
     referenced = _has(norm, _REFERENCE_STRONG) or (items and _has(norm, _REFERENCE_WEAK) and len(t.words) <= 5)
@@ -959,12 +961,13 @@ def _topic(t: _Text, entities: dict) -> str | None:
         return name
     asks = t.has_question_mark or _has(norm, _re(r"voces tem|existe|fazem|oferecem"))
     offers = _re(r"tem|tem algum|tem alguma|voces tem|existe|fazem|faz|oferecem|atende|atendem|trabalham com")
-    if asks and _has(norm, offers) and not _has(norm, _BOOK_WEAK):
-        if entities.get("exame_id"):
+    follow_up = t.has_question_mark and t.words[:1] == ["e"] and len(t.words) <= 4  # "e oculista?" after "tem X?"
+    if asks and (_has(norm, offers) or follow_up) and not _has(norm, _BOOK_WEAK):
+        if entities.get("exame_id") and _has(norm, offers):  # "e o hemograma?" asks its price (no topic)
             return "exames"
-        if entities.get("especialidade_id"):
+        if entities.get("especialidade_id") and not entities.get("medico_id"):
             return "especialidades"
-        if entities.get("medico_id"):
+        if entities.get("medico_id") and _has(norm, offers):  # "e o dr. Lucas?" stays what it was
             return "medicos"
     if entities.get("exame_id") and _has(norm, _re(r"precisa|preciso|como|pode|posso")):
         return "preparo"
