@@ -540,6 +540,7 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
     return bool(keys & {k for k, v in nlu.entities.items() if v not in (None, "", False)})
 
 
+_OTHER_DOCTOR = re.compile(r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")
 _ALSO = re.compile(r"(?<![a-z])(?:tambem|tb|tbm|alem disso|e ainda)(?![a-z])")
 _FIELDS_TO_CHANGE = (
     ("name", re.compile(r"(?<![a-z])(?:o|outro|de|meu) nome(?![a-z])|nome (?:errado|do paciente)")),
@@ -550,11 +551,15 @@ _FIELDS_TO_CHANGE = (
 
 
 def _field_to_change(turn: _Turn) -> str | None:
-    """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any."""
+    """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any; also
+    "doctor" when another doctor is asked for while this one's times are offered."""
     s = turn.session
+    text = fold(turn.text)
+    picking = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.flow == FLOW_BOOK
+    if picking and _OTHER_DOCTOR.search(text):
+        return "doctor"  # "prefiro outro médico" while the times of this one are on screen
     if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
         return None
-    text = fold(turn.text)
     for name, pattern in _FIELDS_TO_CHANGE:
         if pattern.search(text) and not (name == "doctor" and s.flow == FLOW_RESCHEDULE):
             return name
@@ -1294,6 +1299,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
         if doctor:
             _remember_doctors(turn.session, [doctor])  # so "quero marcar com ele" can follow
             return T.DOCTOR_PRICE.format(doctor=doctor["nome"], price=T.money(doctor["preco_consulta"]))
+        chosen = _doctor(turn.session.selected_doctor_id) if turn.session.flow else None
+        if chosen and not e.get("especialidade_id"):  # "quanto é se for particular?" with a doctor chosen
+            return T.DOCTOR_PRICE.format(doctor=chosen["nome"], price=T.money(chosen["preco_consulta"]))
         if specialty_id:
             doctors = selectors.doctor_list(especialidade_id=specialty_id)[:5]
             items = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in doctors])

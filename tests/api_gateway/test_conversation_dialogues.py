@@ -394,6 +394,29 @@ def test_next_week_offers_the_times_of_that_week_and_a_weekday_then_is_that_week
     assert patient.session.preferred_date == next_monday + dt.timedelta(days=2), patient.text
 
 
+def test_a_greeting_question_does_not_turn_a_booking_into_a_question(patient):
+    patient.says("oii tudo bem? queria marcar pra minha mae com o clinico geral, ela tem bradesco")
+    session = patient.session
+    assert session.flow == "agendar" and session.selected_specialty.nome == "Clínica Geral"
+    assert session.selected_convenio.nome == "Bradesco Saúde"
+
+
+def test_asking_the_private_price_at_the_summary_answers_it_and_keeps_the_plan(patient):
+    patient.says("quero marcar com a dra ana quarta às 14h, tenho unimed, meu nome é Rui Lima")
+    assert patient.state == "confirming" and "Convênio Unimed" in patient.text
+    patient.says("nao pera, nao confirma ainda, quanto é se for particular?")
+    assert "A consulta particular com Dra. Ana Souza custa R$ 350,00" in patient.text
+    assert patient.session.selected_convenio.nome == "Unimed" and "Convênio Unimed" in patient.text
+
+
+def test_the_last_time_is_no_pick_of_the_last_row(patient):
+    patient.says("quero marcar com a dra ana quarta, meu nome é Rui Lima")
+    assert patient.state == "choosing_time"
+    patient.says("nao, prefiro outro medico, nao gostei dela da ultima vez")
+    assert patient.state == "selecting_doctor", patient.text
+    assert patient.session.preferred_time is None
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

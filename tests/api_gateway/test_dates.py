@@ -72,6 +72,10 @@ TABLE = [
     ("quinta lá pras 4 da tarde", date(2026, 11, 26), time(16, 0), None),
     ("umas 15h", None, time(15, 0), None),
     ("tipo 9:30", None, time(9, 30), None),
+    # A weekday beside a day of the month: the day is the date (Duckling looked for a Friday the 4th: in 2027).
+    ("sexta dia 4 de manhã", date(2026, 12, 4), None, "manha"),
+    ("quinta, dia 4", date(2026, 12, 4), None, None),
+    ("sexta 10h", date(2026, 11, 27), time(10, 0), None),
     # Things that look like dates or times and are not.
     ("o mais cedo possível", None, None, None),  # the earliest slot, not the morning
     ("umas 3 consultas", None, None, None),

@@ -186,6 +186,11 @@ _DIA_PRIMEIRO = re.compile(r"\bdia\s+(?:primeiro|1o|1º|1°)\b")
 _RELATIVE_DAYS = re.compile(
     r"\b(?:daqui\s+a|daqui|em|dentro\s+de)\s+(\d{1,2}|um|uma|dois|duas|tres)\s+(dias?|semanas?)\b"
 )
+# "sexta dia 10": the day of the month is what the patient looks at; Duckling looks for a Friday the 10th (months
+# away, or next year).
+_WEEKDAY_AND_DAY = re.compile(
+    r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
+)
 _WEEKDAY_NEXT = re.compile(
     r"\b(?:(?:n[oa]\s+)?(?:proxim[oa]|outr[oa])\s+(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
     r"|(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s+que\s+vem)\b"
@@ -243,6 +248,20 @@ def _next_occurrence(day: int, month: int, today: date, year: int | None = None)
             continue
         if candidate >= today:
             return candidate
+    return None
+
+
+def _next_day_of_month(day: int, today: date) -> date | None:
+    """The next (today or later) date with that day of the month, within three months ("dia 31" skips short ones)."""
+    year, month = today.year, today.month
+    for _ in range(3):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            candidate = None
+        if candidate is not None and candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return None
 
 
@@ -354,6 +373,16 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                     start = prefix.start()
                 spans.append((start, match.end()))
                 work = _blank(work, start, match.end())
+
+    match = _WEEKDAY_AND_DAY.search(work)
+    if match:
+        day = int(match.group(1))
+        candidate = _next_day_of_month(day, today)
+        if candidate and found_date is None:
+            found_date, grain = candidate, "day"
+        if candidate:
+            spans.append(match.span())
+            work = _blank(work, *match.span())
 
     match = _DIA_PRIMEIRO.search(work)
     if match:

@@ -146,6 +146,12 @@ class _Text:
     has_alnum: bool
 
 
+_GREETING_QUESTION = re.compile(
+    r"(?<![a-z])(?:tudo bem|td bem|tudo bom|td bom|tudo certo|tudo joia|como vai(?: voce)?|como voce esta|blz|beleza)"
+    r"\s*\?+"
+)
+
+
 def _prepare(text: str) -> _Text:
     text = _CONTROL.sub(" ", (text or "")[:MAX_TEXT_LENGTH])
     text = re.sub(r"\s+", " ", text).strip()
@@ -167,7 +173,7 @@ def _prepare(text: str) -> _Text:
         folded=folded,
         norm=f" {norm} ",
         words=corrected,
-        has_question_mark="?" in text,
+        has_question_mark="?" in _GREETING_QUESTION.sub(" ", folded),  # "oi, tudo bem? quero marcar" asks nothing
         has_alnum=any(c.isalnum() for c in text),
     )
 
@@ -653,6 +659,8 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
         before = text.folded[max(0, match.start() - 4) : match.start()]
         if stem == "primeir" and before.endswith("dia "):
             continue  # "dia primeiro" is a date
+        if re.match(r"\s+vez(?![a-z])", text.folded[match.end() :]):
+            continue  # "não gostei dela da última vez", "a primeira vez que venho": no row
         is_weekday = stem in {"segund", "quart", "quint", "sext"} and _gender == "a"
         # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates; and it
         # is a weekday anyway when "feira" or an hour goes with it ("segunda às 10h"), or at the confirmation,
@@ -877,8 +885,8 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if negated_cancel:
         return Intent.NEGAR, CLEAR
     yes_no = _yes_no(t, confirming=confirming, has_slots=has_slots, short=short, entities=entities)
-    if yes_no is not None:
-        return yes_no
+    if yes_no is not None and not (topic and t.has_question_mark and yes_no[0] == Intent.INFORMAR):
+        return yes_no  # "não, pera: quanto é se for particular?" asks; it does not switch to particular
 
     # Questions about the clinic. "quero marcar, aceita Unimed?" is a question (the flow resumes after the
     # answer); "quero marcar pelo convênio" without a question mark is a booking.
@@ -962,7 +970,8 @@ def _topic(t: _Text, entities: dict) -> str | None:
     asks = t.has_question_mark or _has(norm, _re(r"voces tem|existe|fazem|oferecem"))
     offers = _re(r"tem|tem algum|tem alguma|voces tem|existe|fazem|faz|oferecem|atende|atendem|trabalham com")
     follow_up = t.has_question_mark and t.words[:1] == ["e"] and len(t.words) <= 4  # "e oculista?" after "tem X?"
-    if asks and (_has(norm, offers) or follow_up) and not _has(norm, _BOOK_WEAK):
+    booking = _has(norm, _BOOK_WEAK) or _has(norm, _BOOK_STRONG)  # "queria marcar ..., ela tem bradesco"
+    if asks and (_has(norm, offers) or follow_up) and not booking:
         if entities.get("exame_id") and _has(norm, offers):  # "e o hemograma?" asks its price (no topic)
             return "exames"
         if entities.get("especialidade_id") and not entities.get("medico_id"):
