@@ -20,6 +20,7 @@ from rag_agent.symptoms import Complaint, complaint_find, missing_specialty_find
 __all__ = [
     "Complaint",
     "Match",
+    "appointment_overlapping_for_patient",
     "appointments_upcoming_for_phone",
     "catalog_snapshot",
     "clinic_catalog",
@@ -333,6 +334,30 @@ def slots_nearest(
     same_day = sorted((s for s in free if s.date() == wanted.date()), key=lambda s: (abs(s - wanted), s))
     later = [s for s in free if s.date() > wanted.date()]
     return (same_day + later)[:limit]
+
+
+def appointment_overlapping_for_patient(
+    *, phone: str, name: str, data: dt.date, hora: dt.time, minutes: int, exclude_id: int | None = None
+) -> Agendamento | None:
+    """An open appointment of the same person (phone and name) that overlaps [hora, hora + minutes) on that day.
+
+    One person cannot sit in two consultations at once; a parent booking two children at the same time (same
+    phone, other names) is allowed."""
+    start = dt.datetime.combine(data, hora)
+    end = start + dt.timedelta(minutes=minutes)
+    wanted = " ".join((name or "").casefold().split())
+    same_day = (
+        Agendamento.objects.filter(paciente_telefone=phone, data=data, status__in=OPEN_STATUSES)
+        .exclude(pk=exclude_id)
+        .select_related("medico")
+    )
+    for other in same_day:
+        if " ".join(other.paciente_nome.casefold().split()) != wanted:
+            continue
+        other_start = dt.datetime.combine(data, other.hora)
+        if other_start < end and start < other_start + dt.timedelta(minutes=other.medico.duracao_consulta_minutos):
+            return other
+    return None
 
 
 def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = None) -> list[Agendamento]:

@@ -12,7 +12,12 @@ from core.exceptions import ApplicationError, ConflictError, UnprocessableError
 from core.logging import mask_phone
 from core.metrics import BOOKINGS
 from rag_agent.models import Agendamento, Convenio, Medico
-from rag_agent.selectors import OPEN_STATUSES, appointments_upcoming_for_phone, doctor_grid
+from rag_agent.selectors import (
+    OPEN_STATUSES,
+    appointment_overlapping_for_patient,
+    appointments_upcoming_for_phone,
+    doctor_grid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +31,17 @@ INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
 PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
 INVALID_PATIENT_MESSAGE = "Precisamos do nome e do telefone do paciente para agendar."
 APPOINTMENT_NOT_FOUND_MESSAGE = "Não encontramos esse agendamento entre as suas consultas ativas."
+PATIENT_BUSY_MESSAGE = "{patient} já tem uma consulta nesse horário ({doctor}, às {time}). Escolha outro horário."
 
 ANONYMIZED_NAME = "Paciente removido (LGPD)"
 
 
 class SlotUnavailable(ConflictError):
     code = "slot_unavailable"
+
+
+class PatientBusy(ConflictError):
+    code = "patient_busy"
 
 
 class PlanNotAccepted(UnprocessableError):
@@ -74,6 +84,25 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         taken = taken.exclude(pk=exclude_id)
     if taken.exists():
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
+
+
+def _validate_patient_free(
+    *, paciente_telefone: str, paciente_nome: str, medico: Medico, data: dt.date, hora: dt.time, exclude_id=None
+) -> None:
+    other = appointment_overlapping_for_patient(
+        phone=paciente_telefone,
+        name=paciente_nome,
+        data=data,
+        hora=hora,
+        minutes=medico.duracao_consulta_minutos,
+        exclude_id=exclude_id,
+    )
+    if other is not None:
+        raise PatientBusy(
+            PATIENT_BUSY_MESSAGE.format(
+                patient=other.paciente_nome, doctor=other.medico.nome, time=f"{other.hora:%H:%M}"
+            )
+        )
 
 
 def _validate_booking(
@@ -127,6 +156,9 @@ def appointment_book(
             )
             hora = hora.replace(second=0, microsecond=0)
             _validate_slot(medico=medico, data=data, hora=hora)
+            _validate_patient_free(
+                paciente_telefone=paciente_telefone, paciente_nome=paciente_nome, medico=medico, data=data, hora=hora
+            )
             try:
                 with transaction.atomic():
                     agendamento = Agendamento.objects.create(
@@ -202,6 +234,14 @@ def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data:
                 if medico is None:
                     raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
                 _validate_slot(medico=medico, data=data, hora=hora, exclude_id=agendamento.pk)
+                _validate_patient_free(
+                    paciente_telefone=paciente_telefone,
+                    paciente_nome=agendamento.paciente_nome,
+                    medico=medico,
+                    data=data,
+                    hora=hora,
+                    exclude_id=agendamento.pk,
+                )
                 agendamento.data, agendamento.hora = data, hora
                 agendamento.status = Agendamento.Status.AGENDADO
                 agendamento.save(update_fields=["data", "hora", "status", "atualizado_em"])

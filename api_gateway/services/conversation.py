@@ -812,6 +812,8 @@ def _next_step(turn: _Turn) -> Reply:
     if not selectors.slot_is_free(medico_id=doctor["id"], when=when, now=turn.now):
         s.preferred_time = None
         return _offer_times_on_date(turn, doctor, refused=when)
+    if s.flow == FLOW_BOOK and _patient_busy(turn, doctor):
+        return _offer_times_on_date(turn, doctor)
 
     s.current_state = S.CONFIRMING
     summary = T.SUMMARY.format(
@@ -828,6 +830,28 @@ def _next_step(turn: _Turn) -> Reply:
         Option("confirm:stop", T.BUTTON_GIVE_UP),
     ]
     return _buttons(s, "confirm", summary, options)
+
+
+def _patient_busy(turn: _Turn, doctor: dict) -> bool:
+    """The patient already has a consultation at that time ("também um clínico geral no mesmo dia às 15h"): say
+    so and drop the time, before a summary is shown for a booking that would be refused."""
+    s = turn.session
+    other = selectors.appointment_overlapping_for_patient(
+        phone=s.phone_number,
+        name=s.patient_name,
+        data=s.preferred_date,
+        hora=s.preferred_time,
+        minutes=doctor["duracao_consulta_minutos"],
+    )
+    if other is None:
+        return False
+    turn.prefix.append(
+        clinic_services.PATIENT_BUSY_MESSAGE.format(
+            patient=other.paciente_nome, doctor=other.medico.nome, time=f"{other.hora:%H:%M}"
+        )
+    )
+    s.preferred_time = None
+    return True
 
 
 def _offer_specialties(turn: _Turn) -> Reply:
@@ -999,6 +1023,10 @@ def _book(turn: _Turn) -> Reply:
         )
     except clinic_services.SlotUnavailable:
         return _slot_lost(turn, doctor)
+    except clinic_services.PatientBusy as exc:  # booked by another channel since the summary
+        turn.prefix.append(exc.message)
+        s.preferred_time = None
+        return _with_prefix(turn, _offer_times_on_date(turn, doctor))
     except clinic_services.TooManyOpenAppointments as exc:
         _flow_reset(s)
         return Reply(text=exc.message)
@@ -1145,6 +1173,10 @@ def _reschedule(turn: _Turn) -> Reply:
         )
     except clinic_services.SlotUnavailable:
         return _slot_lost(turn, doctor)
+    except clinic_services.PatientBusy as exc:  # another of the patient's appointments is at that time
+        turn.prefix.append(exc.message)
+        s.preferred_time = None
+        return _with_prefix(turn, _offer_times_on_date(turn, doctor))
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)

@@ -417,6 +417,16 @@ def test_the_last_time_is_no_pick_of_the_last_row(patient):
     assert patient.session.preferred_time is None
 
 
+def test_a_second_booking_at_the_same_time_is_refused_before_the_summary(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # 14:00
+    patient.says("sim")
+    patient.says("quero marcar tb uma dermatologista com a dra juliana na quarta às 14h")
+    patient.says("sim")  # the same patient
+    assert "João Silva já tem uma consulta nesse horário (Dra. Ana Souza, às 14:00)" in patient.text, patient.text
+    assert patient.state == "choosing_time"
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

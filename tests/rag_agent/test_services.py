@@ -14,6 +14,7 @@ from rag_agent.services import (
     SLOT_UNAVAILABLE_MESSAGE,
     AppointmentNotFound,
     InvalidBooking,
+    PatientBusy,
     PlanNotAccepted,
     SlotUnavailable,
     TooManyOpenAppointments,
@@ -135,6 +136,35 @@ def test_a_phone_cannot_hold_more_open_appointments_than_the_limit(demo, phone, 
     assert "2" in excinfo.value.message
     appointment_cancel(agendamento_id=first.pk, paciente_telefone=phone)
     assert _book_ana(demo, phone, hhmm="09:00").status == Agendamento.Status.AGENDADO
+
+
+def _book_igor(demo, phone, hhmm, nome="Maria Oliveira"):
+    return appointment_book(
+        medico_id=demo.igor.id,
+        especialidade_id=demo.clinica_geral.id,
+        convenio_id=None,
+        paciente_nome=nome,
+        paciente_telefone=phone,
+        data=MONDAY,
+        hora=dt.time.fromisoformat(hhmm),
+    )
+
+
+def test_one_person_cannot_be_booked_into_two_overlapping_consultations(demo, phone):
+    _book_ana(demo, phone, hhmm="09:00")  # 30 minutes: until 09:30
+    with pytest.raises(PatientBusy, match="Maria Oliveira já tem uma consulta nesse horário"):
+        _book_igor(demo, phone, "09:20", nome="  maria  OLIVEIRA ")
+    assert _book_igor(demo, phone, "09:40").pk  # after the first ends
+    assert _book_igor(demo, phone, "09:20", nome="Joana Oliveira").pk  # a child of the same phone
+
+
+def test_rescheduling_onto_another_own_appointment_is_refused(demo, phone):
+    first = _book_ana(demo, phone, hhmm="09:00")
+    _book_igor(demo, phone, "10:00")
+    with pytest.raises(PatientBusy):
+        appointment_reschedule(agendamento_id=first.pk, paciente_telefone=phone, data=MONDAY, hora=dt.time(10, 0))
+    moved = appointment_reschedule(agendamento_id=first.pk, paciente_telefone=phone, data=MONDAY, hora=dt.time(9, 30))
+    assert moved.hora == dt.time(9, 30)  # overlapping its own old time is fine
 
 
 def test_cancel_only_works_on_the_phones_own_open_appointment(demo, phone):
