@@ -233,6 +233,20 @@ PATIENT_MAX_OPEN_APPOINTMENTS = env_int("PATIENT_MAX_OPEN_APPOINTMENTS", 3)
 SESSION_LOCK_TIMEOUT_SECONDS = env_int("SESSION_LOCK_TIMEOUT_SECONDS", 60)
 HANDOFF_AFTER_FAILURES = env_int("HANDOFF_AFTER_FAILURES", 3)
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
+# Public holidays the clinic is closed on (rag_agent/closures.py): a country ("BR"), a country and a state
+# ("BR-SP"), or "" for a clinic that opens on holidays.
+CLINIC_HOLIDAYS = env_str("CLINIC_HOLIDAYS", "BR").strip().upper()
+if CLINIC_HOLIDAYS:
+    import holidays
+
+    _country, _, _subdivision = CLINIC_HOLIDAYS.partition("-")
+    try:
+        holidays.country_holidays(_country, subdiv=_subdivision or None)
+    except NotImplementedError as exc:
+        raise ImproperlyConfigured(
+            f"CLINIC_HOLIDAYS={CLINIC_HOLIDAYS!r} is not a known calendar ({exc}). Use a country code such as BR, "
+            "a country and a state such as BR-SP, or an empty value for a clinic that opens on holidays."
+        ) from exc
 API_MAX_TEXT_LENGTH = env_int("API_MAX_TEXT_LENGTH", 4096)
 
 # --- HTTP, REST API ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.metrics import cache_event
 from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache, doctor_key
+from rag_agent.closures import holiday_name
 from rag_agent.matching import Match, MatchIndex
 from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
 from rag_agent.symptoms import Complaint, complaint_find, missing_specialty_find
@@ -267,7 +268,10 @@ def _parse_hhmm(value: str) -> dt.time:
 
 
 def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
-    """Start times of a doctor's slots on a weekday: steps of the consultation length that end by the shift end."""
+    """Start times of a doctor's slots on a day: steps of the consultation length that end by the shift end; none
+    on a holiday the clinic is closed (rag_agent.closures)."""
+    if holiday_name(day):
+        return []
     step = dt.timedelta(minutes=detail["duracao_consulta_minutos"])
     times: list[dt.time] = []
     for shift in detail["horarios"]:

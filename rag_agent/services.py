@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.exceptions import ApplicationError, ConflictError, UnprocessableError
 from core.logging import mask_phone
 from core.metrics import BOOKINGS
+from rag_agent.closures import holiday_name
 from rag_agent.models import Agendamento, Convenio, Medico
 from rag_agent.selectors import (
     OPEN_STATUSES,
@@ -28,6 +29,7 @@ TOO_MANY_OPEN_MESSAGE = (
 )
 INVALID_DOCTOR_MESSAGE = "Não encontramos esse médico na especialidade escolhida."
 INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
+HOLIDAY_MESSAGE = "{date} é feriado ({holiday}): a clínica não abre."
 PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
 INVALID_PATIENT_MESSAGE = "Precisamos do nome e do telefone do paciente para agendar."
 APPOINTMENT_NOT_FOUND_MESSAGE = "Não encontramos esse agendamento entre as suas consultas ativas."
@@ -75,6 +77,9 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         ],
     }
     hora = hora.replace(second=0, microsecond=0)
+    holiday = holiday_name(data)
+    if holiday:
+        raise InvalidBooking(HOLIDAY_MESSAGE.format(date=f"{data:%d/%m}", holiday=holiday))
     if hora not in doctor_grid(detail, data):
         raise InvalidBooking(INVALID_SLOT_MESSAGE)
     if dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone()) <= timezone.now():

@@ -34,6 +34,7 @@ from core import metrics
 from core.logging import mask_phone
 from rag_agent import selectors
 from rag_agent import services as clinic_services
+from rag_agent.closures import holiday_name
 
 logger = logging.getLogger(__name__)
 
@@ -981,7 +982,12 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
         s.current_state = S.CHOOSING_TIME
         return _slot_reply(s, T.NEAREST_SLOTS, sorted(free, key=lambda w: abs((w - refused).total_seconds())))
     if not free:
-        turn.prefix.append(T.NO_SLOTS_ON_DATE.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)))
+        holiday = holiday_name(s.preferred_date)
+        if holiday:  # "dia 25": Christmas, not a doctor without times
+            closed = clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(s.preferred_date), holiday=holiday)
+            turn.prefix.append(closed[0].upper() + closed[1:])
+        else:
+            turn.prefix.append(T.NO_SLOTS_ON_DATE.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)))
         wanted = _aware(s.preferred_date, dt.time(9, 0))
         s.preferred_date = None
         return _offer_nearest(turn, doctor, wanted)

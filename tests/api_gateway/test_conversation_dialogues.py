@@ -427,6 +427,17 @@ def test_a_second_booking_at_the_same_time_is_refused_before_the_summary(patient
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
 
+def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, settings):
+    settings.CLINIC_HOLIDAYS = "BR-SP"
+    year = REF.year if dt.date(REF.year, 12, 25) > REF.date() else REF.year + 1
+    while dt.date(year, 12, 25).weekday() > 4:  # a weekday, when Dr. Igor would otherwise work
+        year += 1
+    patient.says(f"quero marcar com o dr igor dia 25/12/{year}, meu nome é Ana Lima")
+    assert f"25/12/{year} é feriado (Natal): a clínica não abre." in patient.text, patient.text
+    offered = [o.id for o in patient.last.reply.options]
+    assert offered and not any(f"{year}-12-25" in o for o in offered)
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

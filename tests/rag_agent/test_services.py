@@ -3,6 +3,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from core.metrics import BOOKINGS
 from rag_agent.models import Agendamento
@@ -10,6 +11,7 @@ from rag_agent.selectors import slot_list_free
 from rag_agent.services import (
     ANONYMIZED_NAME,
     APPOINTMENT_NOT_FOUND_MESSAGE,
+    HOLIDAY_MESSAGE,
     PLAN_NOT_ACCEPTED_MESSAGE,
     SLOT_UNAVAILABLE_MESSAGE,
     AppointmentNotFound,
@@ -138,14 +140,14 @@ def test_a_phone_cannot_hold_more_open_appointments_than_the_limit(demo, phone, 
     assert _book_ana(demo, phone, hhmm="09:00").status == Agendamento.Status.AGENDADO
 
 
-def _book_igor(demo, phone, hhmm, nome="Maria Oliveira"):
+def _book_igor(demo, phone, hhmm, nome="Maria Oliveira", day=MONDAY):
     return appointment_book(
         medico_id=demo.igor.id,
         especialidade_id=demo.clinica_geral.id,
         convenio_id=None,
         paciente_nome=nome,
         paciente_telefone=phone,
-        data=MONDAY,
+        data=day,
         hora=dt.time.fromisoformat(hhmm),
     )
 
@@ -165,6 +167,26 @@ def test_rescheduling_onto_another_own_appointment_is_refused(demo, phone):
         appointment_reschedule(agendamento_id=first.pk, paciente_telefone=phone, data=MONDAY, hora=dt.time(10, 0))
     moved = appointment_reschedule(agendamento_id=first.pk, paciente_telefone=phone, data=MONDAY, hora=dt.time(9, 30))
     assert moved.hora == dt.time(9, 30)  # overlapping its own old time is fine
+
+
+def _next_weekday_christmas() -> dt.date:
+    today = timezone.localdate()
+    year = today.year if dt.date(today.year, 12, 25) > today else today.year + 1
+    while dt.date(year, 12, 25).weekday() > 4:
+        year += 1
+    return dt.date(year, 12, 25)
+
+
+def test_a_holiday_has_no_free_slots_and_cannot_be_booked(demo, phone, settings):
+    settings.CLINIC_HOLIDAYS = "BR"
+    christmas = _next_weekday_christmas()
+    assert slot_list_free(medico_id=demo.igor.id, start=christmas, days=1) == []
+    with pytest.raises(InvalidBooking) as refused:
+        _book_igor(demo, phone, "09:00", day=christmas)
+    assert refused.value.message == HOLIDAY_MESSAGE.format(date=f"{christmas:%d/%m}", holiday="Natal")
+    settings.CLINIC_HOLIDAYS = ""  # a clinic that opens on holidays
+    assert slot_list_free(medico_id=demo.igor.id, start=christmas, days=1)
+    assert _book_igor(demo, phone, "09:00", day=christmas).pk
 
 
 def test_cancel_only_works_on_the_phones_own_open_appointment(demo, phone):
