@@ -442,3 +442,38 @@ def test_a_specialty_the_clinic_lacks_is_a_name_without_an_id(clinic):
 @pytest.mark.parametrize("text", ["queria começar o pré-natal", "posso começar pelo clínico geral?", "comecei a tomar"])
 def test_the_verb_comecar_is_not_taken_for_recomecar(clinic, text):
     assert offline_interpret(text=text, session=None, now=NOW).intent != Intent.REINICIAR
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("oi, sou Luana Ribeiro, quero marcar dermatologista", "Luana Ribeiro"),
+        ("Sou Bruno Dias", "Bruno Dias"),
+        ("a consulta é pra Sofia Martins Rocha, não pra mim", "Sofia Martins Rocha"),
+    ],
+)
+def test_names_said_without_meu_nome_e(clinic, text, name):
+    assert offline_interpret(text=text, session=None, now=NOW).entities.get("nome") == name
+
+
+@pytest.mark.parametrize("text", ["sou casada", "sou Diabética", "Estou Bem Cansada"])
+def test_sou_with_a_state_is_no_name(clinic, text):
+    assert "nome" not in offline_interpret(text=text, session=None, now=NOW).entities
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [
+        ("dá pra mudar pra sexta depois do almoço?", FRIDAY),
+        ("não, quero MUDAR a de amanhã", TOMORROW),
+        ("dá pra passar minha consulta pra outra semana?", None),
+    ],
+)
+def test_moving_an_appointment_said_plainly_is_a_reschedule(clinic, text, data):
+    result = offline_interpret(text=text, session=None, now=NOW)
+    assert result.intent == Intent.REMARCAR
+    assert result.entities.get("data") == data
+
+
+def test_another_doctor_is_no_reschedule(clinic):
+    assert offline_interpret(text="quero mudar pra outro médico", session=None, now=NOW).intent != Intent.REMARCAR

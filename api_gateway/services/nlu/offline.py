@@ -264,8 +264,13 @@ _DONT_WANT_ANYMORE = _re(
     r"|vou ver e (?:te )?(?:falo|aviso)"
 )
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
+_MOVE_TARGET_DAY = r"(?:sexta|segunda|terca|quarta|quinta|sabado|domingo|amanha|hoje|semana que vem|\d+)"
 _RESCHEDULE_WEAK = _re(
     r"(?:mudar|muda|trocar|troca|alterar|altera)\s+(?:o|a|de|minha|meu)?\s*(?:horario|hora|data|dia|consulta|agendamento)"
+    # "dá pra mudar pra sexta?", "passar minha consulta pra outra semana", "mudar a de amanhã"
+    r"|(?:mudar|muda|passar|passa|jogar|joga)\s+(?:(?:a|minha) consulta\s+|ela\s+)?(?:pra|para)\s+"
+    r"(?:o dia|dia|a semana|semana|outr[oa] (?:dia|semana|data|horario|hora|mes)|depois|mais tarde|mais cedo"
+    rf"|{_MOVE_TARGET_DAY})|(?:mudar|muda|trocar|troca|alterar|altera)\s+a\s+(?:de|do|da)\s+{_MOVE_TARGET_DAY}"
 )
 _MY_APPOINTMENTS = _re(
     r"minhas consultas|meus agendamentos|minha consulta|meu agendamento|minhas marcacoes|minha marcacao"
@@ -405,8 +410,12 @@ _NAME_INTRO = re.compile(
     r"|nome d[oa] paciente(?: e| eh|:)|(?:eu )?sou (?:o|a)|eu sou|aqui (?:e|eh)(?: (?:o|a))?"
     r"|quem fala (?:e|eh)(?: (?:o|a))?|(?:o|a) paciente (?:e|eh|se chama)|(?:o )?nome d(?:ele|ela)(?: e| eh|:)"
     r"|(?:e )?(?:pro|pra|para o|para a|para) (?:meu|minha) (?:filh[oa]|pai|mae|espos[oa]|marido|av[oa]|irma|irmao"
-    r"|sobrinh[oa]|net[oa]|enteado|enteada),?)\s+"
+    r"|sobrinh[oa]|net[oa]|enteado|enteada),?"
+    r"|(?:a consulta|o agendamento|a marcacao|o horario) (?:e|eh|vai ser|sera) (?:pra|para)(?: o| a)?)\s+"
 )
+# "sou Luana Ribeiro": without an article "sou" is a name only as two or more words, the first capitalised
+# ("sou casada", "sou nova aqui" are not names).
+_NAME_INTRO_BARE = re.compile(r"(?<![a-zA-Z])(?i:(?:eu )?sou)\s+(?=[A-ZÀ-Ý])")
 _NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
 _NAME_PARTICLES = frozenset({"da", "de", "do", "dos", "das", "e", "di", "du", "van", "von"})
 # Words that are never part of a person's name in this conversation.
@@ -494,6 +503,12 @@ def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
         # "sou o ..." may also be "sou o primeiro"; the word check below rejects that.
         words, end = _name_words(text.original, start=intro.end())
         if words and _plausible_name(words):
+            return _title_case(words), (intro.start(), end)
+    for intro in _NAME_INTRO_BARE.finditer(text.original):
+        if re.search(r"[a-z]", text.folded[max(0, intro.start() - 1) : intro.start()]):
+            continue  # inside a word ("vou", "estou")
+        words, end = _name_words(text.original, start=intro.end())
+        if len(words) >= 2 and _plausible_name(words):
             return _title_case(words), (intro.start(), end)
     return None, None
 
