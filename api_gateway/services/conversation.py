@@ -1125,6 +1125,8 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
         wanted_date = wanted_time = None
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
+    if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
+        s.preferred_period = turn.nlu.entities["periodo"]
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
     if not s.patient_name:
         s.patient_name = appointment.paciente_nome

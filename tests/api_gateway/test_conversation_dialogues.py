@@ -542,6 +542,16 @@ def test_a_reschedule_request_that_names_the_new_moment_goes_straight_to_the_sum
     assert (appointment.data, appointment.hora) == (FRIDAY, dt.time(10, 0))
 
 
+def test_moving_an_appointment_in_plain_words_keeps_the_part_of_the_day(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("dá pra mudar pra sexta depois do almoço?")
+    assert "Vamos remarcar a consulta de quarta-feira" in patient.text, patient.text
+    times = [o.title[-5:] for o in patient.last.reply.options]
+    assert times and all(t >= "12:00" for t in times)
+    appointment.refresh_from_db()
+    assert appointment.data == WEDNESDAY  # nothing moved before a "sim"
+
+
 def test_a_reschedule_request_that_only_describes_the_appointment_asks_for_the_new_moment(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quero remarcar minha consulta de quarta")
