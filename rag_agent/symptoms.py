@@ -22,11 +22,15 @@ from rag_agent.matching import normalize
 GENERAL = ("clinica geral", "clinica medica")
 
 # Complaint pattern (on normalized text) -> specialties that see it, most specific first (normalized names).
-_BODY_PART = r"(?:joelhos?|ombros?|quadril|tornozelos?|pes?|punhos?|cotovelos?|costas?|coluna|lombar|juntas|pescoco)"
+_BODY_PART = (
+    r"(?:joelhos?|ombros?|quadril|tornozelos?|pes?|punhos?|cotovelos?|costas?|coluna|lombar|juntas|pescoco|maos?"
+    r"|bracos?|pernas?|calcanhar|sola do pe|coccix|nuca|dedos?(?: do pe| da mao)?)"
+)
 _SKIN = r"(?:pele|rosto|corpo|bracos?|pernas?|costas|barriga|maos?|couro cabeludo)"
 _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        r"corrimento|coceira (?:la embaixo|intima|na vagina|vaginal)|colicas? menstrua\w*|menstrua\w* atrasad\w*"
+        r"corrimento|coceira (?:la embaixo|intima|na vagina|vaginal)|colicas? menstrua\w*"
+        r"|menstrua\w* (?:\w+ ){0,2}atrasad\w*|diu|dor na relacao|caroco (?:no|na) (?:seio|mama)|nodulo na mama"
         r"|atraso menstrual|preventivo|papanicolau|pre natal|gravidez|gravida|anticoncepcional|menopausa|mioma"
         r"|ovario policistico",
         ("ginecologia", "obstetricia", *GENERAL),
@@ -34,6 +38,7 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         r"(?:vista|visao|olhos?) (?:(?:esta|ta|estao|tao|anda|fica|ficou|meio) )?(?:embacad[oa]s?|turv[oa]s?)"
         r"|enxergando mal|(?:nao|mal) enxergo|enxergar (?:mal|pouco)|dor (?:no|nos) olhos?|coceira nos olhos?"
+        r"|exame de vista|olhos? (?:\w+ ){0,2}ardem"
         r"|olhos? (?:\w+ ){0,3}(?:vermelhos?|ardendo|cocando|lacrimejando|inchados?)|conjuntivite"
         r"|grau (?:dos|do) oculos|trocar (?:os )?oculos|oculos novos?|catarata|glaucoma|vista cansada|tercol",
         ("oftalmologia", *GENERAL),
@@ -46,8 +51,9 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         rf"manchas? (?:\w+ )?(?:na|no|nas|nos|pelo) {_SKIN}|coceira (?:na|no|nas|nos|pelo) {_SKIN}|acne"
-        r"|espinhas?(?! de peixe)|alergia na pele|queda de cabelo|cabelo caindo|unha encravada|micose|verrugas?"
-        r"|pintas? (?:na|no) \w+|dermatite|psoriase|caspa|urticaria|vitiligo|rosacea|melasma|coceira no corpo",
+        r"|espinhas?(?! de peixe)|alergia na pele|queda de cabelo|cabelo (?:\w+ ){0,2}caindo|unha encravada|micose"
+        r"|verrugas?|pintas? (?:na|no|nova) \w*|dermatite|psoriase|caspa|urticaria|vitiligo|rosacea|melasma"
+        r"|coceira no corpo",
         ("dermatologia", *GENERAL),
     ),
     (
@@ -63,7 +69,7 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         r"dor de garganta|dor de ouvido|ouvido (?:doendo|entupido)|sinusite|rinite|nariz entupido|zumbido"
-        r"|amigdalite|ronco|roncar|espinha de peixe",
+        r"|amigdalite|ronco|roncar|espinha de peixe|garganta inflamada",
         ("otorrinolaringologia", *GENERAL),
     ),
     (
@@ -79,12 +85,12 @@ _COMPLAINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"diabetes|diabetic[oa]|tireoide|hipotireoidismo|hipertireoidismo|obesidade", ("endocrinologia", *GENERAL)),
     (
         r"dor (?:pra|para|ao) urinar|ardencia (?:pra|para|ao) urinar|infeccao urinaria|prostata|pedra nos? rins?"
-        r"|calculo renal",
+        r"|calculo renal|sangue na urina|dor (?:pra|para|ao) fazer xixi|ardendo (?:pra|para|ao) fazer xixi",
         ("urologia", *GENERAL),
     ),
     (
         r"febre|gripe|gripad[oa]|resfriad[oa]|tosse|mal estar|cansaco|check up|exames de rotina|consulta de rotina"
-        r"|dor no corpo",
+        r"|dor no corpo|inchaco nas pernas|pernas inchadas|varizes",
         GENERAL,
     ),
     (
@@ -102,8 +108,10 @@ _CHILD = re.compile(
     r"|crianca|criancas|meu menino|minha menina)(?![a-z0-9])"
 )
 _ADULT_AGE = re.compile(r"(?<![a-z0-9])(?:1[89]|[2-9]\d|1\d\d) anos(?![a-z0-9])")
+# Written with single spaces; matched across any run of them ("meu joelho, tá doendo" leaves two).
 _COMPILED = tuple(
-    (re.compile(rf"(?<![a-z0-9])(?:{pattern})(?![a-z0-9])"), specialties) for pattern, specialties in _COMPLAINTS
+    (re.compile(rf"(?<![a-z0-9])(?:{pattern.replace(' ', r' +')})(?![a-z0-9])"), specialties)
+    for pattern, specialties in _COMPLAINTS
 )
 
 # Specialties a clinic may not have: normalized name -> (display name, the words patients use for it).

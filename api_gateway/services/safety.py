@@ -29,55 +29,77 @@ def _words(pattern: str) -> re.Pattern:
 _A_LOT = r"(?:muito|mt|mto|demais|bastante|sem parar)"
 _MEDICAL = _words(
     # chest pain and the heart
-    r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peito|dor no coracao|aperto no peito|pressao no peito"
-    r"|pontada (?:\w+ ){0,5}peito"
-    r"|peito (?:\w+ ){0,2}(?:apertado|apertando|doendo|doi|queimando)|dor (?:\w+ ){0,4}braco esquerdo"
-    r"|infart\w*|enfart\w*|ataque cardiaco|parada cardiaca"
+    r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peito|aperto no peito|pressao no peito|peito pesado"
+    r"|pontada (?:\w+ ){0,5}peito|peito (?:\w+ ){0,2}(?:apertado|apertando|doendo|doi|queimando)"
+    r"|dor (?:\w+ ){0,4}braco esquerdo|infart\w*|enfart\w*|ataque cardiaco|parada cardiaca"
     # breathing
-    r"|falta de ar|faltando ar|falta o ar|sem ar(?! condicionado)"
-    r"|nao (?:estou |to |ta |esta )?(?:consigo|conseguindo) respirar"
-    r"|nao consegue respirar|dificuldade (?:para|pra|de) respirar|sufocad\w*|sufocando|engasgad\w*|engasgando"
-    r"|garganta fechando|lingua inchada|anafila\w*|reacao alergica (?:grave|forte)|choque anafilatico"
+    r"|falta de ar|faltando ar|falta o ar|sem ar(?! condicionado)|puxar o ar|nao (?:esta |ta )?respira(?:ndo)?"
+    r"|nao (?:estou |to |ta |esta )?(?:consigo|conseguindo) respirar(?! pelo nariz)|nao consegue respirar"
+    r"|dificuldade (?:para|pra|de) respirar|respirando com (?:muita )?dificuldade|sufocando"
+    r"|engasgad[oa] (?:agora|e)|engasgando (?:agora|e)"
+    r"|(?:labios|boca|rosto|bebe|crianca) (?:\w+ ){0,2}rox[oa]s?"
+    r"|garganta fechando|lingua inchada|(?:boca|garganta|lingua|rosto|olhos) (?:\w+ ){0,4}inchando"
+    r"|mal consigo engolir|anafila\w*|reacao alergica (?:grave|forte)|choque anafilatico"
     # stroke
-    r"|avc|derrame(?! (?:no|nos|de) olhos?)|boca torta|rosto torto|face torta"
+    r"|avc|derrame(?! (?:no|nos|de) (?:olhos?|pleura))|boca (?:torta|entortando)|rosto (?:torto|caido|entortando)"
+    r"|(?:lado|metade) (?:\w+ ){0,2}(?:rosto|boca) caid[oa]|face torta|nao fala direito|parou de falar"
     r"|perd\w* (?:a )?forca (?:do|no|de um|em um|dos|nos) (?:bracos?|lado|pernas?)"
     r"|nao (?:consigo|consegue|conseguindo) (?:mexer|levantar|sentir) (?:o|a|os|as|um|uma) (?:bracos?|pernas?|lado)"
     r"|lado do corpo (?:dormente|paralisado)|nao consegue falar|fala enrolada|falando enrolado|falando embolado"
+    r"|pior dor de cabeca|confus[oa] (?:\w+ ){0,6}de repente|de repente confus[oa]|perdi a visao|parou de enxergar"
     # consciousness and seizures
-    r"|desmai\w*|perdeu (?:a )?consciencia|inconsciente|nao (?:acorda|responde mais)|convuls\w*|ataque epileptico"
-    r"|crise convulsiva|(?:se )?tremendo tod[oa] e babando|babando e (?:se )?tremendo"
+    r"|desmai\w*|perdeu (?:a )?consciencia|inconsciente|desacordad[oa]|nao (?:acorda|responde mais)|convuls\w*"
+    r"|ataque epileptico|crise convulsiva|(?:se )?tremendo tod[oa] e babando|babando e (?:se )?tremendo"
+    r"|se debatendo|se batendo tod[oa]|caiu duro"
     # bleeding, poisoning, injuries
     rf"|hemorragia|sangramento (?:forte|intenso|{_A_LOT}|que nao para)|sangrando {_A_LOT}|sangue que nao para"
-    r"|nao para de sangrar|vomit\w* sangue|tossindo sangue|tosse com sangue|overdose|envenenad\w*|envenenamento"
-    r"|intoxicad\w*|intoxicacao|tomei veneno|(?:tomou|bebeu|engoliu|tomei|bebi|engoli) (?:um pouco de )?"
-    r"(?:agua sanitaria|veneno|chumbinho|soda caustica|produto de limpeza|desinfetante)"
-    r"|(?:tomou|tomei|engoliu|engoli) (?:um monte|muitos|varios|todos os|uma cartela|a cartela) (?:de )?"
-    r"(?:remedios?|comprimidos?|pilulas?)"
+    rf"|nao para de sangrar|nao estanca|perdendo (?:{_A_LOT} )?sangue|vomit\w* sangue|tossindo sangue"
+    r"|tosse com sangue|overdose|envenenad\w*|envenenamento|intoxicad[oa] (?:agora|com|por)|intoxicacao"
+    r"|tomei veneno|(?:tomou|bebeu|engoliu|tomei|bebi|engoli) (?:um pouco de |uma |um )?"
+    r"(?:agua sanitaria|veneno|chumbinho|soda(?: caustica)?|produto de limpeza|desinfetante|querosene|gasolina"
+    r"|alvejante|cloro|bateria|pilha|moeda|ima)"
+    r"|(?:tomou|tomei|engoliu|engoli|vou tomar) (?:um monte|muitos|varios|todos os|uma cartela|a cartela|um vidro|"
+    r"o vidro|a caixa) (?:\w+ ){0,2}(?:remedios?|comprimidos?|pilulas?)"
     r"|picad\w* de (?:cobra|escorpiao|aranha)|mordid\w* de cobra|fratura exposta|queimadura grave|atropelad\w*"
-    r"|baleado|esfaquead\w*|(?:bati|bateu) a cabeca e (?:desmai\w*|apag\w*|vomit\w*)"
-    r"|febre (?:muito alta|de 40|de 41)|emergencia medica|socorro"
+    r"|baleado|esfaquead\w*|bat\w* a cabeca (?:\w+ ){0,6}(?:desmai\w*|apag\w*|vomit\w*|sonolent\w*|confus\w*)"
+    r"|febre (?:muito alta|de 40|de 41)|(?:bebe|nenem|filh[oa]|crianca) de \d+ (?:dias|mes|meses) (?:\w+ ){0,3}febre"
+    r"|febre (?:\w+ ){0,6}manchas roxas|manchas roxas (?:\w+ ){0,6}febre"
+    r"|gravida (?:\w+ ){0,6}(?:perdendo sangue|sangrando|sangramento)|bolsa (?:estourou|rompeu)"
 )
+# "Socorro" alone is a cry for help; "socorro, esqueci o horário" or "pronto-socorro" are not.
+_CRY_FOR_HELP = re.compile(r"^(?:socorro|socorro socorro|me ajuda socorro|socorro me ajuda|help)$")
 _SELF_HARM = _words(
     r"(?:quero|queria|penso em|pensando em|vontade de|so quero|so queria) (?:morrer|sumir)"
-    r"(?! de (?:vergonha|rir|fome|sono|calor|frio|saudade|tedio|medo|raiva|cansaco|inveja|amor|curiosidade))"
-    r"|me matar|suicid\w*|tirar (?:a )?minha (?:propria )?vida|acabar com (?:a )?minha vida|nao quero mais viver"
-    r"|nao aguento mais viver|ninguem (?:ia|vai|iria) sentir (?:a )?minha falta|ninguem (?:ia|vai|iria) sentir falta"
-    r"|me machucar de proposito|(?:vou|quero|vontade de) me cortar(?! (?:o|a|os|as|meu|minha|um|uma) )"
-    r"|automutila\w*"
+    r"(?! (?:de|por|pra|para|um pouco|uns|umas|daqui|das|dos)\b)"
+    r"|(?:quero|queria|vou|penso em|pensando em|vontade de|devia) me matar(?! de )|suicid\w*"
+    r"|tirar (?:a )?minha (?:propria )?vida|acabar com (?:a )?minha vida|acabar com tudo (?:hoje|agora|de vez)"
+    r"|nao quero mais viver|nao aguento mais viver|nao vejo (?:mais )?sentido (?:em|na) (?:viver|vida)"
+    r"|ninguem (?:ia|vai|iria) sentir (?:a )?(?:minha )?falta(?! d[oa]s? )|dormir (?:pra|para) sempre"
+    r"|dormir e nao acordar mais|me jogar (?:da|de|do|na|no|em) \w+|desaparecer (?:pra|para) sempre"
+    r"|sumir (?:pra|para) sempre"
+    r"|me machucar de proposito|(?:vou|quero|vontade de) me cortar(?! (?:o|a|os|as|meu|minha|um|uma|de) )"
+    r"|(?:se|me) cortando(?! de )|automutila\w*"
 )
-# A history, not an emergency: "tive um infarto em 2019", "meu pai teve AVC em março", "desde o infarto".
+# A history, not an emergency: "tive um infarto em 2019", "meu pai teve AVC em março", "desmaiei ontem, hoje
+# estou bem", a long-standing complaint ("falta de ar quando subo escada faz meses").
 _MONTHS = r"janeiro|fevereiro|marco|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro"
 _PAST = _words(
     r"ano passado|anos atras|meses atras|semanas atras|mes passado|semana passada|ha \d+ (?:anos?|meses|semanas)"
     rf"|em (?:19|20)\d\d|em (?:{_MONTHS})|ja tive|ja teve|tive|teve|historico|sequela\w*|acompanhamento|retorno"
-    r"|pos (?:avc|infarto)|depois do (?:avc|infarto|derrame)|desde o (?:avc|infarto|derrame)"
+    r"|pos (?:avc|infarto)|depois do (?:avc|infarto|derrame)|desde o (?:avc|infarto|derrame)|(?<!desde )ontem"
+    r"|anteontem|ja passou|(?:a |o )?\w+ passou(?! mal)|hoje (?:to|estou|ta|esta) bem|faz (?:meses|anos)"
+    r"|ha (?:meses|anos)|as vezes|quando (?:subo|faco esforco|corro)|tenho asma|epilepsia|vive engasgando"
 )
-# Words of a joke or a figure of speech: "quase tive um infarto com o preço kkk", "sem ar de tanto rir".
+# Words of a joke, a figure of speech, a fear or someone else's animal: "quase tive um infarto com o preço kkk",
+# "sem ar de tanto rir", "peito apertado de saudade", "tenho medo de ter um infarto", "meu cachorro foi picado".
 _FIGURATIVE = _words(
     r"kkk+|rsrs\w*|ha(?:ha)+|quase (?:tive|me deu|infartei|morri|desmaiei)|de tanto|de sono|de rir|de vergonha"
-    r"|prevenir|prevencao|risco de|todo mes|todos os meses|menstrua\w*"
+    r"|prevenir|prevencao|risco de|medo de|todo mes|todos os meses|menstrua\w*|saudade|de trabalho|com tanta coisa"
+    r"|cachorr[oa]|gat[oa]|veterinari\w*|pelo nariz|nariz entupido|rinite|sinusite"
 )
 _NOW = _words(r"agora|neste momento|nesse momento|urgente|socorro|esta tendo|ta tendo|estou tendo|to tendo")
+# Places and questions that name an emergency without being one.
+_NOT_AN_EMERGENCY = re.compile(r"\bpronto socorro\b|\bprimeiros? socorros?\b|\bsocorro financeiro\b")
 
 
 def _plain(text: str) -> str:
@@ -86,11 +108,13 @@ def _plain(text: str) -> str:
 
 def emergency_kind(text: str) -> str | None:
     """`SELF_HARM`, `MEDICAL` or None for a patient's message."""
-    plain = _plain(text)
+    plain = _NOT_AN_EMERGENCY.sub(" ", _plain(text)).strip()
     if not plain:
         return None
     if _SELF_HARM.search(plain):
         return SELF_HARM
+    if _CRY_FOR_HELP.match(plain):
+        return MEDICAL
     if not _MEDICAL.search(plain):
         return None
     if (_PAST.search(plain) or _FIGURATIVE.search(plain)) and not _NOW.search(plain):

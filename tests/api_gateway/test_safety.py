@@ -27,6 +27,16 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "me cortei e ta sangrando mt, nao para",
         "tomei um monte de remedio de uma vez",
         "socorro",
+        # a third probe's misses
+        "minha mãe ficou com a boca entortando e não fala direito",
+        "meu pai tá desacordado no chão",
+        "meu bebê tá roxo e não respira direito",
+        "ele bateu a cabeça, tá vomitando e sonolento",
+        "meu filho engoliu uma bateria",
+        "a boca e a garganta estão inchando, mal consigo engolir",
+        "estou grávida de 32 semanas e perdendo sangue",
+        "a bolsa estourou",
+        "minha filha de 2 meses tá com febre 38.5 e não quer mamar",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -42,6 +52,9 @@ def test_warning_signs_are_medical_emergencies(text):
         "vontade de morrer",
         "vou acabar com a minha vida",
         "to pensando em sumir, ninguem ia sentir falta",
+        "vou acabar com tudo hoje",
+        "queria dormir e não acordar mais",
+        "não vejo mais sentido em viver",
     ],
 )
 def test_thoughts_of_self_harm(text):
@@ -68,6 +81,21 @@ def test_thoughts_of_self_harm(text):
         "sangramento forte todo mes, quero gineco",
         "quero me cortar a franja",
         "to morrendo de saudade",
+        # a third probe's false alarms
+        "socorro, esqueci o horário da consulta",
+        "tive que levar meu filho no pronto socorro ontem, perdi a consulta, posso remarcar?",
+        "que dor no coração ter que cancelar a consulta",
+        "to sufocado de trabalho essa semana",
+        "ontem desmaiei no banho, hoje to bem mas quero consulta",
+        "tenho medo de ter um infarto, quero fazer exames do coração",
+        "meu cachorro foi picado de escorpião ontem",
+        "tenho um derrame de pleura, meu médico pediu pra acompanhar",
+        "não consigo respirar pelo nariz, rinite atacou",
+        "meu chefe vai me matar se eu chegar atrasado",
+        "vou me matar de estudar pra prova",
+        "quero sumir de tanta vergonha, esqueci de desmarcar",
+        "ninguém vai sentir falta do meu antigo plano",
+        "estou me cortando de rir",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):

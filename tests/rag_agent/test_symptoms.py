@@ -41,6 +41,15 @@ DEMO = [
         ("engoli uma espinha de peixe", "espinha de peixe", "Clínica Geral"),
         ("meu coracao ta disparado desde cedo", "coracao ta disparado", "Cardiologia"),
         ("estou grávida de 2 meses", "gravidez", "Ginecologia"),
+        # a third probe's misses
+        ("meu joelho, tá doendo muito", "joelho, tá doendo", "Ortopedia"),
+        ("minha mão tá doendo", "mão tá doendo", "Ortopedia"),
+        ("dor na sola do pé", "dor na sola do pé", "Ortopedia"),
+        ("meu cabelo tá caindo muito", "cabelo tá caindo", "Dermatologia"),
+        ("queria fazer exame de vista", "exame de vista", "Oftalmologia"),
+        ("quero colocar DIU", "diu", "Ginecologia"),
+        ("caroço no seio", "caroço no seio", "Ginecologia"),
+        ("sangue na urina", "sangue na urina", "Clínica Geral"),
     ],
 )
 def test_a_complaint_goes_to_the_clinics_specialty_that_sees_it(text, complaint, specialty):
