@@ -188,13 +188,17 @@ def _parse_message(raw: dict, contacts: list[dict], business_number: str) -> Inb
 
 
 def _parse_status(raw: dict) -> StatusUpdate:
+    wamid = raw["id"]
+    if not isinstance(wamid, str) or not wamid or "\x00" in wamid:
+        # No message of ours has such an id (PostgreSQL could not even compare it: NUL is refused in text).
+        raise ValueError("status id is not a WhatsApp message id")
     status = raw["status"]
     if status not in STATUS_VALUES:
         raise ValueError(f"unknown status {status!r}")
     errors = raw.get("errors") or []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     return StatusUpdate(
-        wamid=raw["id"],
+        wamid=wamid,
         status=status,
         timestamp=_timestamp(raw["timestamp"]),
         recipient=_digits(raw.get("recipient_id", "")) or str(raw.get("recipient_user_id", "")),

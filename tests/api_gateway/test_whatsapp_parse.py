@@ -76,6 +76,17 @@ def test_statuses_parse_without_starting_anything(status):
     assert [(s.wamid, s.status, s.error_code) for s in parsed.statuses] == [("wamid.OUT0001", status, None)]
 
 
+@pytest.mark.parametrize("bad_id", ["wamid.\x00OUT", "", 42])
+def test_a_status_whose_id_no_message_can_have_is_a_problem_not_an_update(bad_id):
+    """Found by the webhook fuzzer on PostgreSQL: an id with NUL made the status UPDATE itself fail."""
+    payload = load_payload("status_read")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = bad_id
+    parsed = webhook_parse(payload)
+
+    assert parsed.statuses == []
+    assert [p.where for p in parsed.problems] == ["entry[0].changes[0].statuses[0]"]
+
+
 def test_failed_status_carries_the_error_code_and_title():
     update = webhook_parse(load_payload("status_failed")).statuses[0]
 
