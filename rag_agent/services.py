@@ -91,6 +91,12 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
 
 
+def patient_busy_message(other: Agendamento) -> str:
+    """What to tell a patient whose new time overlaps `other`, one of their own appointments."""
+    time = f"{other.hora:%H:%M}"
+    return PATIENT_BUSY_MESSAGE.format(patient=other.paciente_nome, doctor=other.medico.nome, time=time)
+
+
 def _validate_patient_free(
     *, paciente_telefone: str, paciente_nome: str, medico: Medico, data: dt.date, hora: dt.time, exclude_id=None
 ) -> None:
@@ -103,11 +109,7 @@ def _validate_patient_free(
         exclude_id=exclude_id,
     )
     if other is not None:
-        raise PatientBusy(
-            PATIENT_BUSY_MESSAGE.format(
-                patient=other.paciente_nome, doctor=other.medico.nome, time=f"{other.hora:%H:%M}"
-            )
-        )
+        raise PatientBusy(patient_busy_message(other))
 
 
 def _validate_booking(

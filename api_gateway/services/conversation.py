@@ -846,11 +846,7 @@ def _patient_busy(turn: _Turn, doctor: dict) -> bool:
     )
     if other is None:
         return False
-    turn.prefix.append(
-        clinic_services.PATIENT_BUSY_MESSAGE.format(
-            patient=other.paciente_nome, doctor=other.medico.nome, time=f"{other.hora:%H:%M}"
-        )
-    )
+    turn.prefix.append(clinic_services.patient_busy_message(other))
     s.preferred_time = None
     return True
 
@@ -1005,6 +1001,13 @@ def _offer_nearest(turn: _Turn, doctor: dict, wanted: dt.datetime) -> Reply:
     return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
 
 
+def _times_again(turn: _Turn, doctor: dict, why: str) -> Reply:
+    """The chosen time was refused (`why`): say so and offer that day's times again."""
+    turn.prefix.append(why)
+    turn.session.preferred_time = None
+    return _with_prefix(turn, _offer_times_on_date(turn, doctor))
+
+
 def _slot_lost(turn: _Turn, doctor: dict) -> Reply:
     """Someone else took the slot between the summary and the patient's "sim": offer the nearest free ones."""
     s = turn.session
@@ -1030,9 +1033,7 @@ def _book(turn: _Turn) -> Reply:
     except clinic_services.SlotUnavailable:
         return _slot_lost(turn, doctor)
     except clinic_services.PatientBusy as exc:  # booked by another channel since the summary
-        turn.prefix.append(exc.message)
-        s.preferred_time = None
-        return _with_prefix(turn, _offer_times_on_date(turn, doctor))
+        return _times_again(turn, doctor, exc.message)
     except clinic_services.TooManyOpenAppointments as exc:
         _flow_reset(s)
         return Reply(text=exc.message)
@@ -1182,9 +1183,7 @@ def _reschedule(turn: _Turn) -> Reply:
     except clinic_services.SlotUnavailable:
         return _slot_lost(turn, doctor)
     except clinic_services.PatientBusy as exc:  # another of the patient's appointments is at that time
-        turn.prefix.append(exc.message)
-        s.preferred_time = None
-        return _with_prefix(turn, _offer_times_on_date(turn, doctor))
+        return _times_again(turn, doctor, exc.message)
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
