@@ -776,7 +776,8 @@ def _next_step(turn: _Turn) -> Reply:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
                 return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
-        return Reply(text=T.ASK_NAME)
+        # "o nome" at the summary: the rest is chosen, so not "Para começar, ..."
+        return Reply(text=T.ASK_PATIENT_NAME if s.selected_doctor_id else T.ASK_NAME)
 
     if s.selected_doctor_id is None:
         if s.selected_specialty_id is None:

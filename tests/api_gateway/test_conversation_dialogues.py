@@ -476,6 +476,7 @@ def test_the_name_can_be_changed_at_the_summary(patient):
     patient.says("alterar")
     assert "o nome, a data, o horário ou o médico" in patient.text
     patient.says("o nome")
+    assert patient.text == T.ASK_PATIENT_NAME  # not "Para começar, ..." at the end of a booking
     patient.says("João Pedro Silva")
     assert patient.state == "confirming"
     assert "Paciente: João Pedro Silva" in patient.text
