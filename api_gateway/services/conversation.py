@@ -1260,35 +1260,26 @@ def _missing_specialty(e: dict) -> bool:
     return bool(e.get("especialidade") and not e.get("especialidade_id") and not e.get("medico_id"))
 
 
-def _need_text(e: dict, *, offer: bool) -> str:
-    """What the clinic offers for a complaint or a named specialty: the specialty and its doctors, or "not here"
-    with the specialties it has."""
-    specialties = _catalog()["especialidades"]
-    missing = T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in specialties[:15]]))
-    complaint, specialty_id = e.get("sintoma"), e.get("especialidade_id")
-    if not specialty_id:
-        said = T.COMPLAINT_NOT_SEEN if complaint else T.SPECIALTY_MISSING
-        return f"{said.format(complaint=complaint, specialty=e['especialidade'])} {missing}"
-    names = T.join_names([d["nome"] for d in selectors.doctor_list(especialidade_id=specialty_id)[:10]])
-    parts = [T.COMPLAINT_SPECIALTY.format(complaint=complaint, specialty=_specialty_name(specialty_id))]
-    if names:
-        parts.append(T.DOCTORS_LIST.format(where=f" de {_specialty_name(specialty_id)}", items=names))
-    if offer:
-        parts.append(T.OFFER_BOOKING)
-    return " ".join(parts)
-
-
 def _answer_need(turn: _Turn) -> Reply:
     """A complaint gets the specialty that sees it, its doctors and an offer to book (a "sim" books it); a
-    specialty the clinic lacks gets the ones it has."""
+    specialty the clinic lacks, or a complaint none of its specialties sees, gets the ones it has."""
     s, e = turn.session, turn.nlu.entities
+    specialties = _catalog()["especialidades"]
     specialty_id = e.get("especialidade_id")
-    if specialty_id and _by_id(_catalog()["especialidades"], specialty_id):
-        s.selected_specialty_id = int(specialty_id)  # so "sim", "quanto custa?" or "quero marcar" follow on
-        _remember_doctors(s, selectors.doctor_list(especialidade_id=specialty_id))
-        s.last_options["offer"] = "book"
-        return Reply(text=_need_text(e, offer=True))
-    return Reply(text=_need_text(e, offer=False))
+    if not (specialty_id and _by_id(specialties, specialty_id)):
+        said = T.COMPLAINT_NOT_SEEN if e.get("sintoma") else T.SPECIALTY_MISSING
+        offered = T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in specialties[:15]]))
+        return Reply(text=f"{said.format(complaint=e.get('sintoma'), specialty=e['especialidade'])} {offered}")
+    doctors = selectors.doctor_list(especialidade_id=specialty_id)
+    s.selected_specialty_id = int(specialty_id)  # so "sim", "quanto custa?" or "quero marcar" follow on
+    _remember_doctors(s, doctors)
+    s.last_options["offer"] = "book"
+    name = _specialty_name(specialty_id)
+    parts = [T.COMPLAINT_SPECIALTY.format(complaint=e.get("sintoma"), specialty=name)]
+    if doctors:
+        parts.append(T.DOCTORS_LIST.format(where=f" de {name}", items=T.join_names([d["nome"] for d in doctors[:10]])))
+    parts.append(T.OFFER_BOOKING)
+    return Reply(text=" ".join(parts))
 
 
 def _remember_doctors(s: ConversationSession, doctors: list[dict]) -> None:
