@@ -1327,6 +1327,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "preco":
         if exam:
             return T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
+        plan_id = None if e.get("particular") else e.get("convenio_id") or turn.session.selected_convenio_id
+        if plan_id and (doctor or specialty_id):
+            return _plan_price_answer(turn.session, int(plan_id), doctor, specialty_id)
         if doctor:
             _remember_doctors(turn.session, [doctor])  # so "quero marcar com ele" can follow
             return T.DOCTOR_PRICE.format(doctor=doctor["nome"], price=T.money(doctor["preco_consulta"]))
@@ -1369,6 +1372,24 @@ def _answer_from_data(turn: _Turn) -> str | None:
         items = T.join_names([f"{x['nome']} (R$ {T.money(x['preco'])})" for x in catalog["exames"][:10]])
         return T.EXAMS_LIST.format(items=items)
     return None
+
+
+def _plan_price_answer(session, plan_id: int, doctor: dict | None, specialty_id: int | None) -> str:
+    """ "Quanto custa pela Unimed?": who is covered by the plan, and the private price of those who are not, so a
+    Unimed patient is never handed a price list of doctors who will not take the plan."""
+    plan = _plan_name(plan_id)
+    doctors = [doctor] if doctor else selectors.doctor_list(especialidade_id=specialty_id)
+    in_plan = [d for d in doctors if plan_id in d["convenio_ids"]]
+    _remember_doctors(session, in_plan or doctors)  # so "quero marcar com ela" can follow
+    out_of_plan = [d for d in doctors if plan_id not in d["convenio_ids"]][:5]
+    private = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in out_of_plan])
+    if not in_plan and doctor:
+        return T.PLAN_PRICE_DOCTOR_OUT.format(doctor=doctor["nome"], plan=plan, price=T.money(doctor["preco_consulta"]))
+    if not in_plan:
+        refused = T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=plan)
+        return f"{refused} {T.PLAN_PRICE_PRIVATE.format(items=private)}"
+    covered = T.PLAN_PRICE_COVERED.format(plan=plan, items=T.join_names([d["nome"] for d in in_plan[:5]]))
+    return f"{covered} {T.PLAN_PRICE_OTHERS.format(items=private)}" if out_of_plan else covered
 
 
 # --- clinic data helpers (all served from the cached catalogue) --------------------------------------------------

@@ -609,6 +609,33 @@ def test_the_cap_is_still_enforced_at_booking_time(patient, settings):
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
 
+# --- prices for a patient with a plan ------------------------------------------------------------------------------
+
+
+def test_a_price_question_with_a_plan_says_who_takes_it_before_any_private_price(patient):
+    patient.says("quanto custa a consulta com cardiologista pela unimed?")
+    assert "\n\nPelo convênio Unimed, a consulta segue as regras do seu plano com Dra. Ana Souza." in patient.text
+    assert "Só particular: Dr. Carlos Mendes R$ 320,00." in patient.text  # he does not take Unimed
+    patient.says("quero marcar com ela")
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza"
+
+
+def test_a_named_doctor_outside_the_plan_is_said_so(patient):
+    patient.says("quanto custa a consulta com o dr carlos pela unimed?")
+    assert patient.text.endswith(
+        T.PLAN_PRICE_DOCTOR_OUT.format(doctor="Dr. Carlos Mendes", plan="Unimed", price="320,00")
+    )
+
+
+def test_a_plan_told_earlier_shapes_a_later_price_answer_but_particular_still_wins(patient):
+    patient.says("vocês aceitam amil?")
+    patient.says("quanto custa oftalmo?")
+    assert patient.text.startswith("Nenhum médico de Oftalmologia atende pelo convênio Amil.")
+    assert "Dr. Lucas Oliveira R$ 290,00" in patient.text
+    patient.says("quanto custa cardiologia particular?")
+    assert patient.text == "Consulta particular em Cardiologia: Dr. Carlos Mendes R$ 320,00 e Dra. Ana Souza R$ 350,00."
+
+
 # --- complaints and specialties the clinic lacks ---------------------------------------------------------------
 
 
