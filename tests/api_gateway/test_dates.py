@@ -139,6 +139,19 @@ def test_a_morning_hour_said_in_the_evening_is_still_the_morning_hour():
     )
 
 
+@pytest.mark.parametrize("phrase", ["segunda 10h", "segunda de manhã", "o das 13:40 de segunda", "segunda às 18h"])
+def test_todays_weekday_with_a_time_is_next_week_as_the_bare_weekday_is(phrase):
+    # Monday evening: "segunda 10h" is next Monday (today's 10:00 is gone, and today is "hoje").
+    evening = datetime(2026, 11, 23, 19, 0, tzinfo=SP)
+    assert dates_extract(phrase, now=evening).date == date(2026, 11, 30)
+    assert dates_extract("segunda", now=evening).date == date(2026, 11, 30)
+
+
+def test_today_said_as_today_stays_today():
+    assert dates_extract("hoje segunda às 15h", now=NOW).date == date(2026, 11, 23)
+    assert dates_extract("terça 10h", now=NOW).date == date(2026, 11, 24)
+
+
 def test_reference_time_in_utc_is_read_in_clinic_local_time():
     # 02:00 UTC on the 24th is still 23:00 on Monday the 23rd in São Paulo: "amanhã" is the 24th.
     late_utc = datetime(2026, 11, 24, 2, 0, tzinfo=ZoneInfo("UTC"))

@@ -209,6 +209,9 @@ IN_CONTEXT = [
     ("choosing_time", SLOT_OPTIONS, "pode ser o das 10h", Intent.INFORMAR, {"hora": "10:00", "opcao": 2}, 0.8),
     ("choosing_time", SLOT_OPTIONS, "o de quarta", Intent.INFORMAR, {"opcao": 3}, 0.6),
     ("choosing_time", SLOT_OPTIONS, "2", Intent.INFORMAR, {"opcao": 2}, 0.95),
+    # Over a list of times a bare weekday is a day ("quarta"), never row 4: rows of times are "o quarto".
+    ("choosing_time", SLOT_OPTIONS, "quarta", Intent.INFORMAR, {"data": "2026-11-25"}, 0.6),
+    ("choosing_time", SLOT_OPTIONS, "a segunda", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
     ("choosing_date", SLOT_OPTIONS, "o mais cedo possível", Intent.INFORMAR, {"opcao": 1}, 0.8),
     ("choosing_date", SLOT_OPTIONS, "qualquer um, o quanto antes", Intent.INFORMAR, {"opcao": 1}, 0.8),
     ("choosing_time", SLOT_OPTIONS, "o primeiro horário disponível", Intent.AGENDAR, {"opcao": 1}, 0.8),

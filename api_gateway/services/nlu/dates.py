@@ -297,6 +297,14 @@ def _interval_grain(span_text: str) -> str:
     return "month" if re.search(r"\bmes\b", span_text) else "day"
 
 
+def _not_today_by_weekday(day: date, span_text: str, today: date) -> date:
+    """ "terça 10h" said on a Tuesday is next Tuesday, as a bare "terça" is: today is "hoje"."""
+    names = [name for name, number in _WEEKDAYS.items() if number == day.weekday()]
+    if day == today and names and re.search(rf"\b{names[0]}\b", span_text) and not re.search(r"\bhoje\b", span_text):
+        return day + timedelta(days=7)
+    return day
+
+
 def _period_of_hour(hour: int) -> str:
     if hour < 12:
         return "manha"
@@ -426,7 +434,10 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if anchor is None:
                 continue
             if _DATE_WORDS.search(span_text) and found_date is None:
-                found_date, grain = max(anchor.date(), today), _interval_grain(span_text)
+                found_date, grain = (
+                    _not_today_by_weekday(max(anchor.date(), today), span_text, today),
+                    _interval_grain(span_text),
+                )
             if periodo is None and start_dt is not None:
                 periodo = _period_of_hour(start_dt.hour)
             continue
@@ -440,7 +451,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if found_time is None:
                 found_time = _time_in_clinic_hours(moment.time(), span_text)
             if found_date is None and _DATE_WORDS.search(span_text):
-                found_date, grain = moment.date(), "day"
+                found_date, grain = _not_today_by_weekday(moment.date(), span_text, today), "day"
         elif found_date is None:
             found_date = max(moment.date(), today)
             grain = value_grain if value_grain in ("week", "month") else "day"
