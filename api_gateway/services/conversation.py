@@ -543,11 +543,36 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
 
 _OTHER_DOCTOR = re.compile(r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")
 _ALSO = re.compile(r"(?<![a-z])(?:tambem|tb|tbm|alem disso|e ainda)(?![a-z])")
+# The answer to "o nome, a data, o horário ou o médico?" may be the bare word: "data", "mudar horário".
+_BARE_FIELD = r"|^\s*(?:(?:quero |queria )?(?:mudar|trocar|alterar|corrigir) )?(?:{words})\s*[.!]?\s*$"
 _FIELDS_TO_CHANGE = (
-    ("name", re.compile(r"(?<![a-z])(?:o|outro|de|meu) nome(?![a-z])|nome (?:errado|do paciente)")),
-    ("doctor", re.compile(r"(?<![a-z])(?:o|a|outr[oa]|de) (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")),
-    ("date", re.compile(r"(?<![a-z])(?:a|outra|de) data(?![a-z])|(?<![a-z])(?:o|outro|de) dia(?![a-z])")),
-    ("time", re.compile(r"(?<![a-z])(?:o|outro|de) horario(?![a-z])|(?<![a-z])(?:a|outra|de) hora(?![a-z])")),
+    (
+        "name",
+        re.compile(
+            r"(?<![a-z])(?:o|outro|de|meu) nome(?![a-z])|nome (?:errado|do paciente)" + _BARE_FIELD.format(words="nome")
+        ),
+    ),
+    (
+        "doctor",
+        re.compile(
+            r"(?<![a-z])(?:o|a|outr[oa]|de) (?:medic[oa]|doutor[a]?|profissional)(?![a-z])"
+            + _BARE_FIELD.format(words="medic[oa]|doutor[a]?")
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"(?<![a-z])(?:a|outra|de) data(?![a-z])|(?<![a-z])(?:o|outro|de) dia(?![a-z])"
+            + _BARE_FIELD.format(words="data|dia")
+        ),
+    ),
+    (
+        "time",
+        re.compile(
+            r"(?<![a-z])(?:o|outro|de) horario(?![a-z])|(?<![a-z])(?:a|outra|de) hora(?![a-z])"
+            + _BARE_FIELD.format(words="horario|hora")
+        ),
+    ),
 )
 
 

@@ -337,6 +337,23 @@ def test_no_booking_without_explicit_confirmation_even_when_told_to(patient):
     assert Agendamento.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "correction",
+    [
+        "confirmo, mas o nome certo é Ana Lima Souza",
+        "não, o nome tá errado, é Ana Lima Souza",
+        "o nome é Ana Lima Souza",
+    ],
+)
+def test_a_name_corrected_at_the_summary_is_shown_again_not_booked_under_the_old_one(patient, correction):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says(correction)
+    assert patient.state == "confirming" and "Ana Lima Souza" in patient.text and "João Silva" not in patient.text
+    assert Agendamento.objects.count() == 0
+    patient.says("sim")
+    assert Agendamento.objects.get().paciente_nome == "Ana Lima Souza"
+
+
 def test_negative_answer_at_confirmation_asks_what_to_change(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("não")
@@ -351,6 +368,10 @@ def test_negative_answer_at_confirmation_asks_what_to_change(patient):
         ("quero mudar a data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),  # not a reschedule
         ("o horário", "choosing_time", "Horários livres com Dra. Ana Souza em quarta-feira"),
         ("não, outro médico", "selecting_doctor", "médicos de Cardiologia"),
+        # the menu's own words, bare
+        ("data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),
+        ("horário", "choosing_time", "Horários livres com Dra. Ana Souza em quarta-feira"),
+        ("trocar médico", "selecting_doctor", "médicos de Cardiologia"),
     ],
 )
 def test_naming_what_to_change_at_the_summary_reopens_that_step_and_keeps_the_rest(patient, answer, state, prompt):
