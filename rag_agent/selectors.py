@@ -16,7 +16,7 @@ from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache, d
 from rag_agent.closures import holiday_name
 from rag_agent.matching import Match, MatchIndex
 from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
-from rag_agent.symptoms import Complaint, complaint_find, missing_specialty_find
+from rag_agent.symptoms import Complaint, complaint_find, missing_plan_find, missing_specialty_find
 
 __all__ = [
     "Complaint",
@@ -244,6 +244,11 @@ def complaint_specialty_find(text: str) -> Complaint | None:
 def specialty_missing_find(text: str) -> str | None:
     """A specialty named in a free sentence that the clinic does not have ("neurologista" -> "Neurologia")."""
     return missing_specialty_find(text, clinic_catalog()["especialidades"])
+
+
+def plan_missing_find(text: str) -> str | None:
+    """A health plan named in a free sentence that the clinic does not take ("hapvida" -> "Hapvida")."""
+    return missing_plan_find(text, clinic_catalog()["convenios"])
 
 
 def doctor_list(*, especialidade_id: int | None = None, convenio_id: int | None = None) -> list[dict]:

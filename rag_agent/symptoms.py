@@ -1,5 +1,5 @@
 """What a receptionist knows without being a doctor: which specialty sees a common complaint, and the names of
-specialties a clinic may not have.
+specialties and health plans a clinic may not have.
 
 "Estou com dor nas costas" is a request for Ortopedia; "quero marcar com neurologista" in a clinic without
 Neurologia deserves "não temos Neurologia", not a silent list of other specialties. Both are pure functions of the
@@ -201,4 +201,45 @@ def missing_specialty_find(text: str, specialties: list[dict]) -> str | None:
         key = _SPECIALTY_WORDS[found.group(1)]
         if key not in offered:
             return KNOWN_SPECIALTIES[key][0]
+    return None
+
+
+# Health plans a patient may name that a clinic may not take: normalized words -> display name. A plan the clinic
+# takes is matched by its own name first (rag_agent.matching); this list only lets the bot say "não atendemos".
+KNOWN_PLANS: dict[str, str] = {
+    "hapvida": "Hapvida",
+    "notredame": "NotreDame Intermédica",
+    "notre dame": "NotreDame Intermédica",
+    "intermedica": "NotreDame Intermédica",
+    "golden cross": "Golden Cross",
+    "cassi": "Cassi",
+    "geap": "Geap",
+    "prevent senior": "Prevent Senior",
+    "care plus": "Care Plus",
+    "omint": "Omint",
+    "allianz": "Allianz Saúde",
+    "mediservice": "Mediservice",
+    "assim saude": "Assim Saúde",
+    "sao francisco saude": "São Francisco Saúde",
+    "medsenior": "MedSênior",
+    "unimed": "Unimed",
+    "amil": "Amil",
+    "bradesco": "Bradesco Saúde",
+    "sulamerica": "SulAmérica",
+    "sul america": "SulAmérica",
+    "porto seguro": "Porto Seguro Saúde",
+    "iamspe": "Iamspe",
+}
+_PLAN_PATTERN = re.compile(
+    r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, KNOWN_PLANS), key=len, reverse=True)) + r")(?![a-z0-9])"
+)
+
+
+def missing_plan_find(text: str, plans: list[dict]) -> str | None:
+    """The display name of a health plan named in `text` that the clinic does not take ("Hapvida"), or None."""
+    taken = {normalize(plan["nome"]) for plan in plans}
+    for found in _PLAN_PATTERN.finditer(" ".join(_plain(text).split())):
+        display = KNOWN_PLANS[found.group(1)]
+        if normalize(display) not in taken and not any(normalize(display) in name for name in taken):
+            return display
     return None

@@ -640,6 +640,9 @@ def _merge_entities(turn: _Turn) -> bool:
         s.insurance_type = e.get("convenio") or _plan_name(s.selected_convenio_id)
     elif e.get("particular"):
         s.selected_convenio_id, s.insurance_type = None, "particular"
+    elif e.get("convenio"):  # "tenho hapvida": a plan the clinic does not take; the booking goes on as private
+        turn.prefix.append(T.PLAN_NOT_TAKEN_BOOKING.format(plan=e["convenio"]))
+        s.selected_convenio_id, s.insurance_type = None, "particular"
 
     if not _by_id(_catalog()["especialidades"], e.get("especialidade_id")):
         e.pop("especialidade_id", None)
@@ -1321,7 +1324,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
     clinic = catalog["clinica"]
     topic = e.get("topico")
     exam = _by_id(catalog["exames"], e.get("exame_id"))
-    doctor = _doctor(e["medico_id"]) if e.get("medico_id") else None
+    doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
     if topic == "endereco":
         return f"Estamos na {clinic['endereco']}."
@@ -1369,20 +1372,13 @@ def _answer_from_data(turn: _Turn) -> str | None:
         if prices:  # "quanto custa a consulta?": the range, and what would narrow it
             return T.CONSULTATION_PRICE_RANGE.format(low=T.money(min(prices)), high=T.money(max(prices)))
         return None
-    if topic == "convenio" or (topic is None and e.get("convenio_id") and turn.nlu.intent == Intent.PERGUNTA):
-        if e.get("convenio_id"):
-            plan_id = int(e["convenio_id"])
-            doctors = selectors.doctor_list(convenio_id=plan_id, especialidade_id=specialty_id)
-            if not doctors and specialty_id:
-                return T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=_plan_name(plan_id))
-            names = T.join_names([d["nome"] for d in doctors[:5]])
-            note = f"Atendem por ele: {names}." if names else ""
-            s = turn.session
-            if doctors and s.selected_convenio_id is None:  # the patient's plan, most likely: shown in the summary
-                s.selected_convenio_id, s.insurance_type = plan_id, _plan_name(plan_id)
-            return T.PLAN_ACCEPTED.format(plan=_plan_name(plan_id), doctors_note=note).strip()
-        return T.PLANS_LIST.format(items=T.join_names([p["nome"] for p in catalog["convenios"]]))
     named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered
+    plan_topics = {None, "especialidades", "medicos"}
+    asks_plan = e.get("convenio") and turn.nlu.intent == Intent.PERGUNTA and topic in plan_topics
+    if topic == "convenio" or asks_plan:  # "aceita amil?", "a dra ana atende unimed?", "tem ortopedista pela amil?"
+        if doctor is None and not named_specialty and turn.session.flow:  # "aceita sulamerica?" at the summary
+            doctor = _doctor(turn.session.selected_doctor_id)
+        return _plan_answer(turn, doctor, specialty_id)
     if topic == "medicos" or (topic == "especialidades" and named_specialty):
         doctors = selectors.doctor_list(especialidade_id=specialty_id) if specialty_id else catalog["medicos"]
         _remember_doctors(turn.session, doctors)
@@ -1397,6 +1393,65 @@ def _answer_from_data(turn: _Turn) -> str | None:
         items = T.join_names([f"{x['nome']} (R$ {T.money(x['preco'])})" for x in catalog["exames"][:10]])
         return T.EXAMS_LIST.format(items=items)
     return None
+
+
+def _doctor_referred(turn: _Turn) -> dict | None:
+    """ "e ele aceita bradesco?" right after an answer that named one doctor."""
+    items = turn.session.last_options.get("items", []) if turn.session.last_options.get("kind") == "doctor" else []
+    if turn.nlu.entities.get("referencia") and len(items) == 1:
+        return _doctor(int(items[0]["id"].partition(":")[2]))
+    return None
+
+
+def _plan_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -> str:
+    """Whether the clinic, a doctor or a specialty takes a plan: always about what was asked, never a bare "Sim"."""
+    e, s = turn.nlu.entities, turn.session
+    all_plans = T.join_names([p["nome"] for p in _catalog()["convenios"]])
+    if not e.get("convenio_id"):
+        if e.get("convenio"):  # a plan the clinic does not take ("aceita hapvida?")
+            return T.PLAN_NOT_TAKEN.format(plan=e["convenio"], items=all_plans)
+        if doctor:  # "quais convênios a dra ana aceita?"
+            _remember_doctors(s, [doctor])
+            plans = T.join_names([_plan_name(p) for p in doctor["convenio_ids"]])
+            return T.DOCTOR_PLANS.format(doctor=doctor["nome"], items=plans or "nenhum convênio (só particular)")
+        return T.PLANS_LIST.format(items=all_plans)
+    plan_id = int(e["convenio_id"])
+    plan = _plan_name(plan_id)
+    if doctor:
+        if plan_id in doctor["convenio_ids"]:
+            _remember_doctors(s, [doctor])
+            _plan_assume(s, plan_id)
+            return T.DOCTOR_TAKES_PLAN.format(doctor=doctor["nome"], plan=plan)
+        refused = T.DOCTOR_REFUSES_PLAN.format(doctor=doctor["nome"], plan=plan)
+        shared = set(doctor["especialidade_ids"])
+        others = [d for d in selectors.doctor_list(convenio_id=plan_id) if shared & set(d["especialidade_ids"])]
+        if others:  # who sees the same specialty by that plan
+            _remember_doctors(s, others)
+            names = T.join_names([d["nome"] for d in others[:MAX_LIST_ROWS]])
+            return f"{refused} {T.OTHERS_TAKE_PLAN.format(plan=plan, items=names)}"
+        _remember_doctors(s, [doctor])
+        return f"{refused} {T.DOCTOR_PRICE.format(doctor=doctor['nome'], price=T.money(doctor['preco_consulta']))}"
+    doctors = selectors.doctor_list(convenio_id=plan_id, especialidade_id=specialty_id)
+    if not doctors and specialty_id:
+        refused = T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=plan)
+        private = selectors.doctor_list(especialidade_id=specialty_id)
+        _remember_doctors(s, private)
+        items = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in private[:5]])
+        return f"{refused} {T.PLAN_PRICE_PRIVATE.format(items=items)}" if private else refused
+    if not doctors:
+        return T.PLAN_WITHOUT_DOCTORS.format(plan=plan)
+    _remember_doctors(s, doctors)
+    _plan_assume(s, plan_id)
+    names = T.join_names([d["nome"] for d in doctors[:MAX_LIST_ROWS]])
+    if specialty_id:
+        return T.PLAN_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=plan, items=names)
+    return T.PLAN_ACCEPTED.format(plan=plan, doctors_note=f"Atendem por ele: {names}.")
+
+
+def _plan_assume(s: ConversationSession, plan_id: int) -> None:
+    """A plan asked about is most likely the patient's: it is shown in the summary, where it can be corrected."""
+    if s.selected_convenio_id is None:
+        s.selected_convenio_id, s.insurance_type = plan_id, _plan_name(plan_id)
 
 
 def _plan_price_answer(session, plan_id: int, doctor: dict | None, specialty_id: int | None) -> str:

@@ -468,7 +468,7 @@ def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patien
 def test_a_plan_asked_about_at_the_summary_is_the_one_the_appointment_is_booked_with(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)  # no plan said: particular
     patient.says("aceita sulamerica?")
-    assert "Sim, aceitamos SulAmérica" in patient.text
+    assert patient.text.startswith("Sim, Dra. Ana Souza atende pelo convênio SulAmérica.")
     assert "Convênio SulAmérica" in patient.text  # the summary shown again
     patient.says("ok")
     assert Agendamento.objects.get().convenio.nome == "SulAmérica"
@@ -657,6 +657,53 @@ def test_a_plan_told_earlier_shapes_a_later_price_answer_but_particular_still_wi
     assert patient.text == "Consulta particular em Cardiologia: Dr. Carlos Mendes R$ 320,00 e Dra. Ana Souza R$ 350,00."
 
 
+# --- which plans, by whom ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("a dra juliana aceita amil?", "Não: Dra. Juliana Martins não atende pelo convênio Amil."),
+        ("a dra helena atende unimed?", "Sim, Dra. Helena Costa atende pelo convênio Unimed."),
+        ("tem ortopedista pela amil?", "Nenhum médico de Ortopedia atende pelo convênio Amil."),
+        ("tem dermatologista pelo sulamerica?", "Em Dermatologia, atendem pelo convênio SulAmérica: Dra. Juliana"),
+        ("aceita hapvida?", "Não atendemos pelo convênio Hapvida."),  # a plan the clinic has, inactive
+        ("aceita golden cross", "Não atendemos pelo convênio Golden Cross."),  # one it never had
+    ],
+)
+def test_a_plan_question_is_answered_about_the_doctor_or_specialty_asked(patient, question, expected):
+    patient.says(question)
+    assert f"\n\n{expected}" in patient.text
+
+
+def test_a_doctor_outside_the_plan_points_to_colleagues_who_take_it_and_he_can_follow(patient):
+    patient.says("a dra ana atende pelo amil?")
+    assert patient.text.endswith("Pelo Amil, na mesma especialidade, atendem: Dr. Carlos Mendes.")
+    patient.says("quero marcar com ele, meu nome é Rui Lima")
+    assert patient.session.selected_doctor.nome == "Dr. Carlos Mendes"
+
+
+def test_every_doctor_who_takes_the_plan_is_listed(patient):
+    patient.says("vcs aceitam unimed?")
+    takes_unimed = Medico.objects.filter(convenios__nome="Unimed")
+    assert takes_unimed.count() > 5
+    assert all(doctor.nome in patient.text for doctor in takes_unimed)
+
+
+def test_he_after_a_one_doctor_answer_is_that_doctor(patient):
+    patient.says("quem atende ortopedia?")
+    patient.says("e ele aceita bradesco?")
+    assert patient.text.startswith("Não: Dr. Gustavo Pereira não atende pelo convênio Bradesco Saúde.")
+    patient.says("quanto custa com ele?")
+    assert patient.text == T.DOCTOR_PRICE.format(doctor="Dr. Gustavo Pereira", price="330,00")
+
+
+def test_a_plan_the_clinic_does_not_take_is_said_when_booking(patient):
+    patient.says("quero marcar, tenho hapvida")
+    assert T.PLAN_NOT_TAKEN_BOOKING.format(plan="Hapvida") in patient.text
+    assert patient.session.flow == "agendar" and patient.session.selected_convenio is None
+
+
 # --- complaints and specialties the clinic lacks ---------------------------------------------------------------
 
 
@@ -768,7 +815,7 @@ def test_a_warning_sign_with_a_booking_request_warns_first_and_still_books(patie
 
 def test_a_warning_sign_beside_a_question_warns_first_then_answers_it(patient):
     patient.says("to com dor no peito, vcs aceitam bradesco saude?")
-    assert patient.text.startswith(T.EMERGENCY_MEDICAL + "\n\nSim, aceitamos Bradesco Saúde")
+    assert patient.text.startswith(T.EMERGENCY_MEDICAL + "\n\nEm Cardiologia, atendem pelo convênio Bradesco Saúde")
 
 
 @pytest.mark.parametrize(

@@ -566,6 +566,18 @@ def _specialty_from_need(text: str) -> dict:
     return found
 
 
+def _plan_not_taken(text: str) -> dict:
+    """A health plan named that the clinic does not take ("aceita hapvida?"): convenio without an id."""
+    try:
+        from rag_agent.selectors import plan_missing_find
+
+        missing = plan_missing_find(text)
+    except Exception:  # noqa: BLE001 - as for the names: the rest of the reading still counts
+        logger.exception("plan lookup failed; continuing without it")
+        return {}
+    return {"convenio": missing} if missing else {}
+
+
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -798,6 +810,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
                 entities[f"{kind}_id"] = best.id
     if not (entities.get("especialidade_id") or entities.get("medico_id")):
         entities.update(_specialty_from_need(mention_text))
+    if not entities.get("convenio_id"):
+        entities.update(_plan_not_taken(mention_text))
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
@@ -975,7 +989,7 @@ def _topic(t: _Text, entities: dict) -> str | None:
         if name == "horario" and _has(norm, _BOOK_WEAK) and not _has(norm, _re(r"funcion\w*|abre|abrem|fecha|fecham")):
             continue  # "tem horário amanhã?" asks for a slot, not the opening hours
         if name == "convenio" and not (
-            entities.get("convenio_id")
+            entities.get("convenio")  # a plan we take, or one we know we do not
             or entities.get("particular")
             or _has(norm, _re(r"convenio|convenios|plano|planos"))
             or _asks_for_an_unknown_plan(t)
