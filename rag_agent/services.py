@@ -226,8 +226,11 @@ def appointment_cancel(*, agendamento_id: int, paciente_telefone: str) -> Agenda
     return agendamento
 
 
-def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data: dt.date, hora: dt.time) -> Agendamento:
-    """Move one of this phone's own open appointments to another free slot of the same doctor."""
+def appointment_reschedule(
+    *, agendamento_id: int, paciente_telefone: str, data: dt.date, hora: dt.time, medico_id: int | None = None
+) -> Agendamento:
+    """Move one of this phone's own open appointments to another free slot: of the same doctor, or of `medico_id`,
+    another doctor who sees the appointment's specialty and takes its plan."""
     hora = hora.replace(second=0, microsecond=0)
     try:
         try:
@@ -235,11 +238,7 @@ def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data:
                 agendamento = _own_open_appointment(
                     agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
                 )
-                medico = (
-                    Medico.objects.filter(pk=agendamento.medico_id, ativo=True).prefetch_related("horarios").first()
-                )
-                if medico is None:
-                    raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+                medico = _doctor_for_reschedule(agendamento, medico_id or agendamento.medico_id)
                 _validate_slot(medico=medico, data=data, hora=hora, exclude_id=agendamento.pk)
                 _validate_patient_free(
                     paciente_telefone=paciente_telefone,
@@ -249,9 +248,9 @@ def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data:
                     hora=hora,
                     exclude_id=agendamento.pk,
                 )
-                agendamento.data, agendamento.hora = data, hora
+                agendamento.medico, agendamento.data, agendamento.hora = medico, data, hora
                 agendamento.status = Agendamento.Status.AGENDADO
-                agendamento.save(update_fields=["data", "hora", "status", "atualizado_em"])
+                agendamento.save(update_fields=["medico", "data", "hora", "status", "atualizado_em"])
         except IntegrityError as exc:
             raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
     except ApplicationError as exc:
@@ -260,6 +259,18 @@ def appointment_reschedule(*, agendamento_id: int, paciente_telefone: str, data:
     _record("reschedule", "success")
     logger.info("appointment %s rescheduled by %s", agendamento.pk, mask_phone(paciente_telefone))
     return agendamento
+
+
+def _doctor_for_reschedule(agendamento: Agendamento, medico_id: int) -> Medico:
+    medico = Medico.objects.filter(pk=medico_id, ativo=True).prefetch_related("horarios").first()
+    if medico is None:
+        raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+    if medico.pk != agendamento.medico_id:
+        if not medico.especialidades.filter(pk=agendamento.especialidade_id, ativa=True).exists():
+            raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+        if agendamento.convenio_id and not medico.convenios.filter(pk=agendamento.convenio_id).exists():
+            raise PlanNotAccepted(PLAN_NOT_ACCEPTED_MESSAGE)
+    return medico
 
 
 def patient_forget_appointments(*, phone: str) -> int:

@@ -587,7 +587,7 @@ def _field_to_change(turn: _Turn) -> str | None:
     if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
         return None
     for name, pattern in _FIELDS_TO_CHANGE:
-        if pattern.search(text) and not (name == "doctor" and s.flow == FLOW_RESCHEDULE):
+        if pattern.search(text):
             return name
     return None
 
@@ -664,6 +664,11 @@ def _merge_entities(turn: _Turn) -> bool:
 
     if e.get("medico_id") and int(e["medico_id"]) != s.selected_doctor_id:
         doctor = _doctor(int(e["medico_id"]))
+        if doctor and s.flow == FLOW_RESCHEDULE and s.selected_specialty_id not in doctor["especialidade_ids"]:
+            # moving a Clínica Geral visit to a cardiologist is another consultation, not the same one moved
+            specialty = _specialty_name(s.selected_specialty_id)
+            turn.prefix.append(T.RESCHEDULE_OTHER_SPECIALTY.format(doctor=doctor["nome"], specialty=specialty))
+            doctor = None
         if doctor:
             s.selected_doctor_id = doctor["id"]
             if s.selected_specialty_id not in doctor["especialidade_ids"]:
@@ -1208,11 +1213,16 @@ def _reschedule(turn: _Turn) -> Reply:
             paciente_telefone=s.phone_number,
             data=s.preferred_date,
             hora=s.preferred_time,
+            medico_id=s.selected_doctor_id,
         )
     except clinic_services.SlotUnavailable:
         return _slot_lost(turn, doctor)
     except clinic_services.PatientBusy as exc:  # another of the patient's appointments is at that time
         return _times_again(turn, doctor, exc.message)
+    except (clinic_services.PlanNotAccepted, clinic_services.InvalidBooking) as exc:  # changed since the summary
+        turn.prefix.append(exc.message)
+        s.selected_doctor_id = None
+        return _advance(turn)
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)

@@ -117,6 +117,10 @@ ASK_WHICH_EXAM = "Sobre qual exame? Temos: {items}."
 PLAN_ACCEPTED = "Sim, aceitamos {plan}. {doctors_note}"
 PLANS_LIST = "Os convênios aceitos são: {items}. Também atendemos particular."
 PLAN_NOT_TAKEN = "Não atendemos pelo convênio {plan}. Os convênios aceitos são: {items}. Também atendemos particular."
+RESCHEDULE_OTHER_SPECIALTY = (
+    "{doctor} não atende {specialty}, a especialidade desta consulta: para isso é preciso marcar uma nova consulta. "
+    "Sigo remarcando esta com o mesmo médico."
+)
 PLAN_NOT_TAKEN_BOOKING = "Não atendemos pelo convênio {plan}; a consulta pode ser particular."
 PLAN_WITHOUT_DOCTORS = "No momento nenhum médico atende pelo convênio {plan}. Também atendemos particular."
 PLAN_IN_SPECIALTY = "Em {specialty}, atendem pelo convênio {plan}: {items}."

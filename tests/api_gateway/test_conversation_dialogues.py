@@ -554,6 +554,39 @@ def test_reschedule_moves_the_appointment_to_a_new_free_slot(patient):
     assert Agendamento.objects.count() == 1
 
 
+def test_a_reschedule_can_move_to_another_doctor_of_the_same_specialty(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar")
+    patient.says("quero trocar pro dr carlos")
+    assert patient.state == "choosing_date" and "Dr. Carlos Mendes" in patient.text, patient.text
+    chosen = patient.last.reply.options[0]
+    patient.says("1")
+    assert patient.state == "confirming" and "Dr. Carlos Mendes" in patient.text
+    patient.says("sim")
+    assert "com Dr. Carlos Mendes" in patient.text
+    appointment.refresh_from_db()  # was: the reply named Dr. Carlos, the row kept Dra. Ana
+    assert appointment.medico.nome == "Dr. Carlos Mendes"
+    assert chosen.id == f"slot:{appointment.data.isoformat()}T{appointment.hora:%H:%M}"
+    assert Agendamento.objects.count() == 1
+
+
+def test_a_reschedule_to_a_doctor_of_another_specialty_keeps_the_doctor_and_says_why(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar")
+    patient.says("quero trocar pro dr igor")
+    assert T.RESCHEDULE_OTHER_SPECIALTY.format(doctor="Dr. Igor Santos", specialty="Cardiologia") in patient.text
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza"
+
+
+def test_the_doctor_can_be_changed_at_the_reschedule_summary(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar pra sexta às 10h")
+    assert patient.state == "confirming"
+    patient.says("não")
+    patient.says("o médico")
+    assert patient.state == "selecting_doctor" and patient.session.flow == "remarcar"
+
+
 def test_a_reschedule_request_that_names_the_new_moment_goes_straight_to_the_summary(patient):
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quero remarcar pra sexta às 10h")

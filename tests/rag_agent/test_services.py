@@ -278,3 +278,22 @@ def test_patients_racing_for_the_last_slot_get_exactly_one_booking(demo):
         thread.join(timeout=30)
     assert sorted(outcomes) == ["booked"] + ["unavailable"] * (contenders - 1)
     assert Agendamento.objects.filter(medico=demo.ana, data=MONDAY, hora=dt.time(15, 0)).count() == 1
+
+
+def test_reschedule_can_move_to_another_doctor_of_the_specialty_who_takes_the_plan(demo, phone):
+    with_unimed = _book_ana(demo, phone, convenio=demo.unimed)  # Dr. Carlos (Cardiologia) does not take Unimed
+    free = slot_list_free(medico_id=demo.carlos.id, start=timezone.localdate(), days=14)
+    when = timezone.localtime(free[0])
+    move = {"data": when.date(), "hora": when.time()}
+    with pytest.raises(PlanNotAccepted):
+        appointment_reschedule(agendamento_id=with_unimed.pk, paciente_telefone=phone, medico_id=demo.carlos.id, **move)
+    with pytest.raises(InvalidBooking):  # Dr. Igor does not see Cardiologia
+        appointment_reschedule(agendamento_id=with_unimed.pk, paciente_telefone=phone, medico_id=demo.igor.id, **move)
+    with_unimed.refresh_from_db()
+    assert with_unimed.medico == demo.ana
+    private = _book_ana(demo, "5511911113333", hhmm="10:00")
+    appointment_reschedule(
+        agendamento_id=private.pk, paciente_telefone="5511911113333", medico_id=demo.carlos.id, **move
+    )
+    private.refresh_from_db()
+    assert (private.medico, private.data, private.hora) == (demo.carlos, when.date(), when.time())
