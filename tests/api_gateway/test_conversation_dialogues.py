@@ -614,6 +614,17 @@ def test_a_reschedule_request_that_only_describes_the_appointment_asks_for_the_n
     assert patient.session.preferred_date is None
 
 
+@pytest.mark.parametrize("flow", ["cancelar", "remarcar"])
+def test_a_weekday_picks_that_days_appointment_not_a_row_number(patient, flow):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Igor Santos", REF.date() + dt.timedelta(days=7), "11:00", phone=patient.phone)  # row 3
+    patient.says(f"quero {flow}")
+    assert patient.state == "managing_appointment"
+    patient.says("a de segunda")  # was row 2, Tuesday's
+    assert patient.session.target_appointment.medico.nome == "Dr. Igor Santos", patient.text
+
+
 @pytest.mark.parametrize(
     ("answer", "doctor"), [("a de amanhã", "Dr. Carlos Mendes"), ("a da dra ana", "Dra. Ana Souza")]
 )

@@ -694,7 +694,8 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
         is_weekday = stem in {"segund", "quart", "quint", "sext"} and _gender == "a"
         # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates; and it
         # is a weekday anyway when "feira" or an hour goes with it ("segunda às 10h"), at the confirmation, whose
-        # buttons nobody calls "a segunda", or over a list of times, whose rows are "o segundo", never "a segunda".
+        # buttons nobody calls "a segunda", or over a list of times or appointments, whose rows are read by their
+        # dates ("a de segunda" is Monday's appointment, not row 2).
         if is_weekday and noun and noun.strip() == "dia" and re.match(r"\s*\d", text.folded[match.end() :]):
             continue  # "segunda dia 30": a weekday and its date, not "the second day" of a list
         if is_weekday and not noun:
@@ -702,7 +703,7 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
                 text.folded[match.end() :].lstrip(" -").startswith("feira")
                 or _HOUR_MENTION.search(text.folded) is not None
                 or state == "confirming"
-                or any(str(item.get("id", "")).startswith("slot:") for item in items)
+                or any(str(item.get("id", "")).startswith(("slot:", "appointment:")) for item in items)
             )
             if said_as_day or not (items and state != "choosing_date"):
                 continue
