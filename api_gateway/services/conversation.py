@@ -47,6 +47,12 @@ FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
 _EXISTING_APPOINTMENT = re.compile(
     r"(?<![a-z])(?:minhas?|meus?) (?:consultas?|agendamentos?|marcac\w+|horario)|consultas? (?:marcada|agendada|de )"
 )
+# At "Quer mesmo cancelar?": answers that keep the appointment, though some say "cancela" ("não cancela").
+_KEEP_APPOINTMENT = re.compile(
+    r"(?<![a-z])(?:mantem|mantenha|manter|mantém|deixa|deixe|melhor nao|nao cancel\w*|nao precisa cancelar|esquece"
+    r"|nao quero mais cancelar|desisti de cancelar)(?![a-z])"
+)
+_RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
 MAX_LIST_ROWS = 10
 BUTTON_KINDS = {"menu", "confirm", "name"}
@@ -391,6 +397,14 @@ def _dispatch(turn: _Turn) -> Reply:
     intent = nlu.intent
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
+    if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
+        return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
+    moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
+    if moving and (intent == Intent.REINICIAR or (intent == Intent.CANCELAR and len(fold(turn.text).split()) <= 2)):
+        # "Desistir" or the "cancelar" the change menu offers, while moving an appointment: the move is dropped,
+        # never the appointment (cancelling it takes words that say so: "quero cancelar a consulta").
+        _flow_reset(s)
+        return Reply(text=T.RESCHEDULE_ABANDONED)
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
@@ -1185,12 +1199,18 @@ def _manage_step(turn: _Turn) -> Reply:
     if appointment is None:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
-    if nlu.intent == Intent.CONFIRMAR:
+    text = fold(turn.text)
+    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(text)
+    if nlu.intent == Intent.REMARCAR or _RATHER_MOVE.search(text):  # "e se eu remarcar em vez de cancelar?"
+        _flow_reset(s)
+        s.flow, s.target_appointment_id = FLOW_RESCHEDULE, appointment.pk
+        return _manage_selected(turn, appointment)
+    if not keep and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
         when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
         clinic_services.appointment_cancel(agendamento_id=appointment.pk, paciente_telefone=s.phone_number)
         _flow_reset(s)
         return Reply(text=T.CANCELLED.format(when=when, doctor=appointment.medico.nome))
-    if nlu.intent == Intent.NEGAR:
+    if keep:
         _flow_reset(s)
         return Reply(text=T.KEEP_APPOINTMENT)
     turn.understood = False

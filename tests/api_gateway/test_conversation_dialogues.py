@@ -570,6 +570,47 @@ def test_a_reschedule_can_move_to_another_doctor_of_the_same_specialty(patient):
     assert Agendamento.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("sim pode cancelar", "cancelado"),
+        ("cancela", "cancelado"),
+        ("não cancela", "agendado"),
+        ("pensando bem deixa, mantém", "agendado"),
+        ("melhor não", "agendado"),
+    ],
+)
+def test_the_cancel_question_understands_more_than_a_bare_yes_or_no(patient, answer, status):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    assert patient.state == "confirming" and patient.session.flow == "cancelar"
+    patient.says(answer)  # was: the question again, then a human after three tries
+    appointment.refresh_from_db()
+    assert appointment.status == status and patient.session.flow == ""
+
+
+def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.says("quero cancelar a da dra ana")
+    patient.says("e se eu remarcar em vez de cancelar?")
+    assert patient.session.flow == "remarcar" and patient.session.target_appointment.medico.nome == "Dra. Ana Souza"
+    assert "Vamos remarcar a consulta de quarta-feira" in patient.text
+
+
+@pytest.mark.parametrize("answer", ["cancelar", "desistir"])
+def test_giving_up_a_reschedule_keeps_the_appointment(patient, answer):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar pra sexta às 10h")
+    patient.says("não")
+    assert patient.text == T.WHAT_TO_CHANGE  # which offers "cancelar" to give up
+    patient.says(answer)
+    assert patient.text == T.RESCHEDULE_ABANDONED and patient.session.flow == ""
+    patient.says("sim")  # was: "Quer mesmo cancelar a consulta?" and this "sim" cancelled it
+    appointment.refresh_from_db()
+    assert (appointment.status, appointment.data) == ("agendado", WEDNESDAY)
+
+
 def test_a_reschedule_to_a_doctor_of_another_specialty_keeps_the_doctor_and_says_why(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quero remarcar")
