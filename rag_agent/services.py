@@ -226,6 +226,24 @@ def appointment_cancel(*, agendamento_id: int, paciente_telefone: str) -> Agenda
     return agendamento
 
 
+def appointment_confirm(*, agendamento_id: int, paciente_telefone: str) -> Agendamento:
+    """The patient says they will come ("confirmo minha presença"): the staff see it as "confirmado"."""
+    try:
+        with transaction.atomic():
+            agendamento = _own_open_appointment(
+                agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
+            )
+            if agendamento.status != Agendamento.Status.CONFIRMADO:
+                agendamento.status = Agendamento.Status.CONFIRMADO
+                agendamento.save(update_fields=["status", "atualizado_em"])
+    except ApplicationError as exc:
+        _record("confirm", exc.code)
+        raise
+    _record("confirm", "success")
+    logger.info("appointment %s confirmed by %s", agendamento.pk, mask_phone(paciente_telefone))
+    return agendamento
+
+
 def appointment_reschedule(
     *, agendamento_id: int, paciente_telefone: str, data: dt.date, hora: dt.time, medico_id: int | None = None
 ) -> Agendamento:

@@ -53,6 +53,15 @@ _KEEP_APPOINTMENT = re.compile(
     r"|nao quero mais cancelar|desisti de cancelar)(?![a-z])"
 )
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
+_CANT_ATTEND = re.compile(
+    r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:poder|conseguir) (?:ir|comparecer)"
+    r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|(?:vou|vai) (?:ter que|ter q|precisar) faltar"
+    r"|nao vou comparecer|imprevisto)(?![a-z])"
+)
+_CONFIRMS_ATTENDANCE = re.compile(
+    r"(?<![a-z])(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente)"
+    r"|confirmo (?:a|minha) consulta)(?![a-z])"
+)
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
 MAX_LIST_ROWS = 10
 BUTTON_KINDS = {"menu", "confirm", "name"}
@@ -215,6 +224,7 @@ def _option_intent(option_id: str) -> NLUResult | None:
         ("confirm", "stop"): Intent.REINICIAR,
         ("name", "yes"): Intent.CONFIRMAR,
         ("name", "no"): Intent.NEGAR,
+        ("manage", "reschedule"): Intent.REMARCAR,
     }
     if (kind, value) in fixed:
         return NLUResult(intent=fixed[(kind, value)], confidence=1.0, source="option")
@@ -397,6 +407,13 @@ def _dispatch(turn: _Turn) -> Reply:
     intent = nlu.intent
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
+    if (not s.flow or s.current_state == S.IDLE) and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
+        told = fold(turn.text)
+        if _CANT_ATTEND.search(told):  # "não vou poder ir amanhã": that appointment, cancel or move it
+            turn.prefix.append(T.CANT_ATTEND)
+            return _with_prefix(turn, _start_manage(turn, FLOW_CANCEL))
+        if _CONFIRMS_ATTENDANCE.search(told):
+            return _confirm_attendance(turn)
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
         return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
@@ -1157,12 +1174,32 @@ def _appointment_title(a) -> str:
     return f"{T.date_short(a.data)} às {a.hora:%H:%M}"
 
 
+def _confirm_attendance(turn: _Turn) -> Reply:
+    """ "confirmo minha presença amanhã": the appointment meant is marked confirmed for the staff."""
+    appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
+    if not appointments:
+        return Reply(text=T.NO_APPOINTMENTS)
+    named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
+    if named is None:
+        return _list_appointments(turn)
+    try:
+        clinic_services.appointment_confirm(agendamento_id=named.pk, paciente_telefone=turn.session.phone_number)
+    except clinic_services.AppointmentNotFound:
+        return Reply(text=T.NO_APPOINTMENTS)
+    when = f"{T.date_long(named.data)} às {named.hora:%H:%M}"
+    return Reply(text=T.ATTENDANCE_CONFIRMED.format(when=when, doctor=named.medico.nome, address=_clinic()["endereco"]))
+
+
 def _manage_selected(turn: _Turn, appointment) -> Reply:
     s = turn.session
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
     if s.flow == FLOW_CANCEL:
         s.current_state = S.CONFIRMING
-        options = [Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)]
+        options = [
+            Option("confirm:yes", T.BUTTON_YES),
+            Option("confirm:no", T.BUTTON_NO),
+            Option("manage:reschedule", T.BUTTON_RESCHEDULE),
+        ]
         return _buttons(s, "confirm", T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome), options)
     # Reschedule: same doctor and specialty, new date and time.
     s.selected_doctor_id = appointment.medico_id

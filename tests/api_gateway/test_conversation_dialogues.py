@@ -589,6 +589,34 @@ def test_the_cancel_question_understands_more_than_a_bare_yes_or_no(patient, ans
     assert appointment.status == status and patient.session.flow == ""
 
 
+def test_cannot_attend_asks_about_that_appointment_and_remarcar_moves_it(patient):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)  # tomorrow for the patient
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("não vou poder ir amanhã")  # was: "Para começar, qual é o seu nome completo?"
+    assert f"\n\n{T.CANT_ATTEND}\n\n" in patient.text and "Dr. Carlos Mendes" in patient.text
+    assert [o.id for o in patient.last.reply.options] == ["confirm:yes", "confirm:no", "manage:reschedule"]
+    patient.says("Remarcar", option_id="manage:reschedule")
+    assert patient.session.flow == "remarcar" and patient.session.target_appointment.medico.nome == "Dr. Carlos Mendes"
+
+
+def test_having_to_miss_the_only_appointment_and_a_yes_cancels_it(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("surgiu um imprevisto e não consigo ir na consulta")
+    assert patient.session.flow == "cancelar" and patient.state == "confirming"
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert appointment.status == "cancelado"
+
+
+def test_confirming_attendance_marks_the_appointment_confirmed(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.says("confirmo minha presença na quarta")
+    assert "\n\nObrigado por confirmar! Sua consulta é quarta-feira" in patient.text
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmado" and patient.session.flow == ""
+
+
 def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
