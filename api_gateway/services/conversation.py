@@ -53,6 +53,8 @@ _KEEP_APPOINTMENT = re.compile(
     r"|nao quero mais cancelar|desisti de cancelar)(?![a-z])"
 )
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
+_NONE_OF_THEM = re.compile(r"(?<![a-z])(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)(?![a-z])")
+_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|tudo)(?![a-z])")
 _CANT_ATTEND = re.compile(
     r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:poder|conseguir) (?:ir|comparecer)"
     r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|(?:vou|vai) (?:ter que|ter q|precisar) faltar"
@@ -414,6 +416,8 @@ def _dispatch(turn: _Turn) -> Reply:
             return _with_prefix(turn, _start_manage(turn, FLOW_CANCEL))
         if _CONFIRMS_ATTENDANCE.search(told):
             return _confirm_attendance(turn)
+    if s.current_state == S.MANAGING_APPOINTMENT and intent in {Intent.CANCELAR, Intent.NEGAR, Intent.CONFIRMAR}:
+        return _manage_step(turn)  # "cancela as duas", "nenhuma", "a de amanhã sim" answer "Qual delas?"
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
         return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
@@ -1225,6 +1229,12 @@ def _manage_step(turn: _Turn) -> Reply:
         e = dict(nlu.entities)
         _resolve_option(turn, e)
         appointment = _own_appointment(s) if s.target_appointment_id else None
+        text = fold(turn.text)
+        if appointment is None and (nlu.intent == Intent.NEGAR or _NONE_OF_THEM.search(text)):
+            _flow_reset(s)  # "nenhuma", "deixa": a way out of "Qual delas?"
+            return Reply(text=T.NOTHING_CHANGED)
+        if appointment is None and s.flow == FLOW_CANCEL and _ALL_OF_THEM.search(text):
+            return _confirm_cancel_all(turn)
         if appointment is None:
             turn.understood = False
             items = s.last_options.get("items", [])
@@ -1232,6 +1242,8 @@ def _manage_step(turn: _Turn) -> Reply:
             return Reply(text=T.CHOOSE_APPOINTMENT, options=options, kind="list", button_label="Consultas")
         return _manage_selected(turn, appointment)
     # CONFIRMING a cancellation
+    if s.last_options.get("targets"):
+        return _cancel_all(turn)
     appointment = _own_appointment(s)
     if appointment is None:
         _flow_reset(s)
@@ -1252,6 +1264,39 @@ def _manage_step(turn: _Turn) -> Reply:
         return Reply(text=T.KEEP_APPOINTMENT)
     turn.understood = False
     return _manage_selected(turn, appointment)
+
+
+def _confirm_cancel_all(turn: _Turn) -> Reply:
+    """ "cancela as duas": one question for all of them, then one cancellation each."""
+    s = turn.session
+    appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)[:MAX_LIST_ROWS]
+    s.current_state = S.CONFIRMING
+    items = "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in appointments)
+    options = [Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)]
+    reply = _buttons(s, "confirm", T.CONFIRM_CANCEL_ALL.format(count=len(appointments), items=items), options)
+    s.last_options["targets"] = [a.pk for a in appointments]
+    return reply
+
+
+def _cancel_all(turn: _Turn) -> Reply:
+    s, nlu = turn.session, turn.nlu
+    targets = s.last_options["targets"]
+    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(fold(turn.text))
+    if keep or nlu.intent not in {Intent.CONFIRMAR, Intent.CANCELAR}:
+        if not keep:
+            turn.understood = False
+            return _confirm_cancel_all(turn)
+        _flow_reset(s)
+        return Reply(text=T.NOTHING_CHANGED)
+    cancelled = []
+    for pk in targets:
+        try:
+            cancelled.append(clinic_services.appointment_cancel(agendamento_id=pk, paciente_telefone=s.phone_number))
+        except clinic_services.AppointmentNotFound:
+            continue  # cancelled meanwhile by another channel
+    _flow_reset(s)
+    items = "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in cancelled)
+    return Reply(text=T.CANCELLED_ALL.format(items=items) if cancelled else T.NO_APPOINTMENTS)
 
 
 def _own_appointment(s: ConversationSession):

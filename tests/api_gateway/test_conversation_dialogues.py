@@ -617,6 +617,33 @@ def test_confirming_attendance_marks_the_appointment_confirmed(patient):
     assert appointment.status == "confirmado" and patient.session.flow == ""
 
 
+@pytest.mark.parametrize("answer", ["nenhuma", "não", "deixa, mantém"])
+def test_which_one_has_a_way_out(patient, answer):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.says("quero cancelar")
+    assert patient.state == "managing_appointment"
+    patient.says(answer)  # was: the list again, then a human
+    assert patient.text == T.NOTHING_CHANGED and patient.session.flow == ""
+    assert Agendamento.objects.filter(status="agendado").count() == 2
+
+
+def test_both_appointments_can_be_cancelled_with_one_confirmation(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    _book_directly("Dr. Igor Santos", WEDNESDAY, "10:00")  # another phone's: untouched
+    patient.says("quero cancelar")
+    patient.says("cancela as duas")
+    assert patient.text.startswith("Quer mesmo cancelar estas 2 consultas?"), patient.text
+    assert Agendamento.objects.filter(status="cancelado").count() == 0
+    patient.says("sim")
+    assert patient.text.startswith("✅ Consultas canceladas:")
+    assert set(Agendamento.objects.filter(status="cancelado").values_list("paciente_telefone", flat=True)) == {
+        patient.phone
+    }
+    assert Agendamento.objects.filter(status="cancelado").count() == 2
+
+
 def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
