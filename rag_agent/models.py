@@ -14,6 +14,11 @@ class ClinicaInfo(models.Model):
     email = models.EmailField("e-mail", blank=True)
     horario_funcionamento = models.TextField("horário de funcionamento", blank=True)
     politicas = models.TextField("políticas", blank=True, help_text="Cancelamento, documentos a trazer, atrasos, etc.")
+    cancelamento_horas = models.PositiveSmallIntegerField(
+        "cancelamento sem custo até (horas antes)",
+        default=24,
+        help_text="O bot avisa quem cancela ou remarca com menos antecedência que isso. 0 = sem prazo.",
+    )
 
     class Meta:
         verbose_name = "informações da clínica"

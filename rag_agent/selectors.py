@@ -54,8 +54,10 @@ def _cache_timeout() -> int:
 
 def _clinic_info_dict() -> dict:
     info = ClinicaInfo.objects.order_by("pk").first()
-    fields = ("nome", "endereco", "telefone", "email", "horario_funcionamento", "politicas")
-    return {"id": info.pk, **{f: getattr(info, f) for f in fields}} if info else {f: "" for f in ("id", *fields)}
+    fields = ("nome", "endereco", "telefone", "email", "horario_funcionamento", "politicas", "cancelamento_horas")
+    if info is None:
+        return {**{f: "" for f in ("id", *fields)}, "cancelamento_horas": 0}
+    return {"id": info.pk, **{f: getattr(info, f) for f in fields}}
 
 
 def _catalog_from_database() -> dict:

@@ -1178,6 +1178,14 @@ def _appointment_title(a) -> str:
     return f"{T.date_short(a.data)} às {a.hora:%H:%M}"
 
 
+def _late_change_notice(turn: _Turn, appointment) -> str | None:
+    """The clinic's free-cancellation window (ClinicaInfo.cancelamento_horas) has passed for this appointment."""
+    hours = _clinic().get("cancelamento_horas") or 0
+    if hours and _aware(appointment.data, appointment.hora) - turn.now < dt.timedelta(hours=hours):
+        return T.LATE_CHANGE.format(hours=hours)
+    return None
+
+
 def _confirm_attendance(turn: _Turn) -> Reply:
     """ "confirmo minha presença amanhã": the appointment meant is marked confirmed for the staff."""
     appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
@@ -1197,14 +1205,18 @@ def _confirm_attendance(turn: _Turn) -> Reply:
 def _manage_selected(turn: _Turn, appointment) -> Reply:
     s = turn.session
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
+    late = _late_change_notice(turn, appointment)
     if s.flow == FLOW_CANCEL:
+        if late:
+            turn.prefix.append(late)
         s.current_state = S.CONFIRMING
         options = [
             Option("confirm:yes", T.BUTTON_YES),
             Option("confirm:no", T.BUTTON_NO),
             Option("manage:reschedule", T.BUTTON_RESCHEDULE),
         ]
-        return _buttons(s, "confirm", T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome), options)
+        question = T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome)
+        return _with_prefix(turn, _buttons(s, "confirm", question, options))
     # Reschedule: same doctor and specialty, new date and time.
     s.selected_doctor_id = appointment.medico_id
     s.selected_specialty_id = appointment.especialidade_id
@@ -1218,6 +1230,8 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
         s.preferred_period = turn.nlu.entities["periodo"]
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
+    if late:
+        turn.prefix.append(late)
     if not s.patient_name:
         s.patient_name = appointment.paciente_nome
     return _advance(turn)

@@ -110,6 +110,10 @@ CONFIRM_CANCEL = "Quer mesmo cancelar a consulta de {when} com {doctor}? Se pref
 CONFIRM_CANCEL_ALL = "Quer mesmo cancelar estas {count} consultas?\n{items}"
 CANCELLED_ALL = "✅ Consultas canceladas:\n{items}"
 NOTHING_CHANGED = "Tudo bem, nada foi alterado: suas consultas continuam marcadas."
+LATE_CHANGE = (
+    "⚠️ Faltam menos de {hours} horas para esta consulta: pela política da clínica, cancelar ou remarcar sem custo "
+    "é possível até {hours} horas antes."
+)
 CANT_ATTEND = "Tudo bem, imprevistos acontecem."
 ATTENDANCE_CONFIRMED = "Obrigado por confirmar! Sua consulta é {when} com {doctor}.\n📍 {address}"
 CANCELLED = "Consulta de {when} com {doctor} cancelada. Se quiser marcar outra, é só me dizer. 🙂"

@@ -17,7 +17,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import turn_handle
-from rag_agent.models import Agendamento, Convenio, Especialidade, Medico
+from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Medico
 from rag_agent.services import TOO_MANY_OPEN_MESSAGE
 
 pytestmark = pytest.mark.django_db
@@ -642,6 +642,27 @@ def test_both_appointments_can_be_cancelled_with_one_confirmation(patient):
         patient.phone
     }
     assert Agendamento.objects.filter(status="cancelado").count() == 2
+
+
+def test_cancelling_or_moving_inside_the_clinics_window_warns_first(patient):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "11:00", phone=patient.phone)  # 25 h after the patient's "now"
+    patient.says("quero cancelar minha consulta")
+    assert T.LATE_CHANGE.format(hours=24) not in patient.text  # still in time
+    patient.now += dt.timedelta(hours=2)
+    patient.says("não")
+    patient.says("quero cancelar minha consulta")
+    assert T.LATE_CHANGE.format(hours=24) in patient.text and patient.text.rstrip().endswith("3. Remarcar")
+    patient.says("não")
+    patient.says("quero remarcar")
+    assert T.LATE_CHANGE.format(hours=24) in patient.text
+
+
+def test_a_clinic_without_a_window_never_warns(patient):
+    ClinicaInfo.objects.update(cancelamento_horas=0)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.now += dt.timedelta(hours=20)
+    patient.says("quero cancelar minha consulta")
+    assert "⚠️" not in patient.text and patient.state == "confirming"
 
 
 def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
