@@ -450,7 +450,7 @@ def _dispatch(turn: _Turn) -> Reply:
     # question on a topic that names an offered row ("quanto custa com o dr. Gustavo?" after a list) is a question.
     topic = nlu.entities.get("topico")
     scheduling = _has_booking_entities(nlu, _SCHEDULING_KEYS - {"opcao"} if topic else _SCHEDULING_KEYS)
-    if intent == Intent.PERGUNTA and (topic == "horario" or not scheduling):
+    if intent == Intent.PERGUNTA and (topic in {"horario", "agenda"} or not scheduling):
         return _answer_question(turn)
     if intent == Intent.VOLTAR:
         _go_back(s)
@@ -1452,6 +1452,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
     exam = _by_id(catalog["exames"], e.get("exame_id"))
     doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
+    if topic == "agenda":  # "o dr gustavo atende sábado?", "que dias a dra ana atende?"
+        return _agenda_answer(turn, doctor, e.get("especialidade_id") or specialty_id)
     if topic == "endereco":
         return f"Estamos na {clinic['endereco']}."
     if topic == "horario":
@@ -1498,6 +1500,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
         if prices:  # "quanto custa a consulta?": the range, and what would narrow it
             return T.CONSULTATION_PRICE_RANGE.format(low=T.money(min(prices)), high=T.money(max(prices)))
         return None
+    if topic == "medicos" and e.get("medico_id") and doctor:  # "quem é a dra ana?"
+        return _doctor_profile(turn.session, doctor)
     named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered
     plan_topics = {None, "especialidades", "medicos"}
     asks_plan = e.get("convenio") and turn.nlu.intent == Intent.PERGUNTA and topic in plan_topics
@@ -1519,6 +1523,84 @@ def _answer_from_data(turn: _Turn) -> str | None:
         items = T.join_names([f"{x['nome']} (R$ {T.money(x['preco'])})" for x in catalog["exames"][:10]])
         return T.EXAMS_LIST.format(items=items)
     return None
+
+
+def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -> str | None:
+    """The days and hours a doctor (or each doctor of a specialty) works, from HorarioTrabalho; "yes/no" first
+    when a weekday or a part of the day was asked."""
+    e, s = turn.nlu.entities, turn.session
+    wanted_date, _ = _wanted_moment(e)
+    period = e.get("periodo") if e.get("periodo") in T.PERIOD_LABELS else None
+    weekday = wanted_date.weekday() if wanted_date else None
+    asked = weekday is not None or period is not None
+    when = " ".join(
+        part
+        for part in (
+            None if weekday is None else ("aos " if weekday >= 5 else "às ") + T.WEEKDAYS_PLURAL[weekday],
+            T.PERIOD_LABELS.get(period or ""),
+        )
+        if part
+    )
+
+    def fitting(shifts: list[dict]) -> list[dict]:
+        return [
+            sh
+            for sh in shifts
+            if (weekday is None or sh["dia_semana"] == weekday) and _shift_in_period(sh["inicio"], sh["fim"], period)
+        ]
+
+    def hours_of(shifts: list[dict]) -> str:
+        return T.day_hours(shifts, weekday) if weekday is not None else T.weekly_hours(shifts)
+
+    if doctor:
+        _remember_doctors(s, [doctor])
+        shifts = (selectors.doctor_detail(doctor["id"]) or {}).get("horarios", [])
+        if not shifts:
+            return T.DOCTOR_NO_AGENDA.format(doctor=doctor["nome"])
+        if not asked:
+            return T.DOCTOR_AGENDA.format(doctor=doctor["nome"], hours=T.weekly_hours(shifts))
+        matching = fitting(shifts)
+        if not matching:
+            return T.DOCTOR_OFF_ON.format(doctor=doctor["nome"], when=when, hours=T.weekly_hours(shifts))
+        return T.DOCTOR_WORKS_ON.format(doctor=doctor["nome"], when=when, hours=hours_of(matching))
+    if not specialty_id:
+        return None
+    doctors = selectors.doctor_list(especialidade_id=specialty_id)[:MAX_LIST_ROWS]
+    weeks = [(d, (selectors.doctor_detail(d["id"]) or {}).get("horarios", [])) for d in doctors]
+    weeks = [(d, shifts) for d, shifts in weeks if shifts]
+    everyone = T.join_names([f"{d['nome']} ({T.weekly_hours(shifts)})" for d, shifts in weeks])
+    specialty = _specialty_name(specialty_id)
+    if not asked:
+        _remember_doctors(s, [d for d, _ in weeks])
+        return T.SPECIALTY_AGENDA.format(specialty=specialty, items=everyone) if weeks else None
+    on = [(d, fitting(shifts)) for d, shifts in weeks]
+    on = [(d, shifts) for d, shifts in on if shifts]
+    _remember_doctors(s, [d for d, _ in (on or weeks)])
+    if not on:
+        return T.SPECIALTY_OFF_ON.format(when=when[0].upper() + when[1:], specialty=specialty, items=everyone)
+    items = T.join_names([f"{d['nome']} ({hours_of(shifts)})" for d, shifts in on])
+    return T.SPECIALTY_ON_DAY.format(when=when[0].upper() + when[1:], specialty=specialty, items=items)
+
+
+def _doctor_profile(s: ConversationSession, doctor: dict) -> str:
+    _remember_doctors(s, [doctor])
+    specialties = T.join_names([_specialty_name(sid) for sid in doctor["especialidade_ids"]])
+    plans = T.join_names([_plan_name(pid) for pid in doctor["convenio_ids"]]) or "nenhum (só particular)"
+    bio = (doctor.get("bio") or "").strip()
+    return T.DOCTOR_PROFILE.format(
+        doctor=doctor["nome"],
+        crm=doctor["crm"],
+        specialties=specialties,
+        bio=f" {bio}" if bio else "",
+        price=T.money(doctor["preco_consulta"]),
+        plans=plans,
+    )
+
+
+def _shift_in_period(start: str, end: str, period: str | None) -> bool:
+    bounds = {"manha": ("00:00", "12:00"), "tarde": ("12:00", "18:00"), "noite": ("18:00", "24:00")}
+    low, high = bounds.get(period or "", ("00:00", "24:00"))
+    return start < high and end > low  # "HH:MM" strings compare as times
 
 
 def _doctor_referred(turn: _Turn) -> dict | None:

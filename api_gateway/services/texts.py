@@ -114,6 +114,14 @@ LATE_CHANGE = (
     "⚠️ Faltam menos de {hours} horas para esta consulta: pela política da clínica, cancelar ou remarcar sem custo "
     "é possível até {hours} horas antes."
 )
+DOCTOR_PROFILE = "{doctor} ({crm}) atende {specialties}.{bio} Consulta particular: R$ {price}. Convênios: {plans}."
+DOCTOR_AGENDA = "{doctor} atende: {hours}."
+DOCTOR_WORKS_ON = "Sim, {doctor} atende {when}, {hours}."
+DOCTOR_OFF_ON = "Não: {doctor} não atende {when}. Atende: {hours}."
+DOCTOR_NO_AGENDA = "{doctor} não tem horários de atendimento cadastrados no momento."
+SPECIALTY_AGENDA = "Em {specialty}: {items}."
+SPECIALTY_ON_DAY = "{when}, em {specialty}, atendem: {items}."
+SPECIALTY_OFF_ON = "{when}, nenhum médico de {specialty} atende. Quem atende: {items}."
 CANT_ATTEND = "Tudo bem, imprevistos acontecem."
 ATTENDANCE_CONFIRMED = "Obrigado por confirmar! Sua consulta é {when} com {doctor}.\n📍 {address}"
 CANCELLED = "Consulta de {when} com {doctor} cancelada. Se quiser marcar outra, é só me dizer. 🙂"
@@ -179,6 +187,38 @@ def date_short(day: dt.date) -> str:
 
 def slot_title(when: dt.datetime) -> str:
     return f"{date_short(when.date())} às {when:%H:%M}"
+
+
+WEEKDAYS_PLURAL = ["segundas", "terças", "quartas", "quintas", "sextas", "sábados", "domingos"]
+WEEKDAYS_BARE = ["segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo"]
+
+
+def day_hours(shifts: list[dict], weekday: int) -> str:
+    """ "das 07:00 às 12:00 e das 14:00 às 18:00": a doctor's shifts on one weekday."""
+    return " e ".join(f"das {sh['inicio']} às {sh['fim']}" for sh in shifts if sh["dia_semana"] == weekday)
+
+
+def weekly_hours(shifts: list[dict]) -> str:
+    """ "segunda a sexta, das 07:00 às 12:00; sábados, das 08:00 às 12:00": a doctor's week, days with the same
+    hours together, three or more days in a row as a range."""
+    days_by_hours: dict[str, list[int]] = {}
+    for weekday in sorted({sh["dia_semana"] for sh in shifts}):
+        days_by_hours.setdefault(day_hours(shifts, weekday), []).append(weekday)
+    parts = []
+    for hours, days in sorted(days_by_hours.items(), key=lambda item: item[1][0]):
+        runs: list[list[int]] = []
+        for day in days:
+            if runs and runs[-1][-1] == day - 1:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        names = [
+            f"{WEEKDAYS_BARE[run[0]]} a {WEEKDAYS_BARE[run[-1]]}" if len(run) >= 3 else WEEKDAYS_PLURAL[day]
+            for run in runs
+            for day in (run[:1] if len(run) >= 3 else run)
+        ]
+        parts.append(f"{join_names(names)}, {hours}")
+    return "; ".join(parts)
 
 
 def join_names(names: list[str]) -> str:

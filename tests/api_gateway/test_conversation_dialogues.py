@@ -818,6 +818,49 @@ def test_a_plan_told_earlier_shapes_a_later_price_answer_but_particular_still_wi
     assert patient.text == "Consulta particular em Cardiologia: Dr. Carlos Mendes R$ 320,00 e Dra. Ana Souza R$ 350,00."
 
 
+# --- when a doctor works, who a doctor is -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "o dr gustavo atende sabado?",  # was: the clinic's hours, Saturday included
+            "Não: Dr. Gustavo Pereira não atende aos sábados. Atende: terças e quintas, das 13:00 às 19:00.",
+        ),
+        ("a dra fernanda atende sabado?", "Sim, Dra. Fernanda Alves atende aos sábados, das 08:00 às 12:00."),
+        ("o dr igor atende que horas?", "Dr. Igor Santos atende: segunda a sexta, das 07:00 às 12:00."),
+        (
+            "o dr daniel atende a tarde?",
+            "Não: Dr. Daniel Rocha não atende à tarde. Atende: segunda a sexta, das 08:00 às 12:00.",
+        ),
+        (
+            "tem ginecologista que atende sabado?",
+            "Aos sábados, nenhum médico de Ginecologia atende. Quem atende: Dra. Helena Costa (segundas e quartas, "
+            "das 08:00 às 16:00).",
+        ),
+    ],
+)
+def test_when_a_doctor_works_is_answered_from_the_doctors_hours(patient, question, expected):
+    patient.says(question)
+    assert patient.text.endswith(f"\n\n{expected}")
+    assert patient.session.flow == ""  # a question, not a booking
+
+
+def test_a_doctors_agenda_question_can_be_followed_by_booking_with_him(patient):
+    patient.says("que dias a dra ana atende")  # was: "Qual é o nome completo do paciente?"
+    assert "Dra. Ana Souza atende: segundas, quartas e sextas" in patient.text
+    patient.says("quero marcar com ela, meu nome é Rui Lima")
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza"
+
+
+def test_who_a_doctor_is_comes_from_the_doctors_row(patient):
+    patient.says("qual a especialidade do dr igor?")
+    igor = _doctor("Dr. Igor Santos")
+    assert f"Dr. Igor Santos ({igor.crm}) atende Clínica Geral. {igor.bio}" in patient.text
+    assert "Consulta particular: R$ 200,00." in patient.text
+
+
 # --- which plans, by whom ----------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ TOPICS = (
     "politicas",
     "duracao",
     "urgencia",
+    "agenda",
     "medicos",
     "especialidades",
     "exames",

@@ -982,8 +982,28 @@ def _asks_for_an_unknown_plan(t: _Text) -> bool:
     return bool(rest.strip()) and not _has(t.norm, _NOT_A_PLAN)
 
 
+# When a named doctor (or a specialty's doctors) works: "o dr gustavo atende sábado?", "que dias a dra ana atende".
+_AGENDA = _re(
+    r"que dias?|quais (?:os )?dias|qual (?:o )?dia|dias de atendimento|dias que|que horas|qual (?:e )?(?:o )?horario"
+    r"|quais (?:sao )?(?:os )?horarios|horarios? d[oa]|atende quando|trabalha quando|quando (?:ele|ela) atende"
+    r"|(?:atende|atendem|trabalha|trabalham) (?:de |aos |nos |na |no |as |a |pela |em |durante a )?"
+    r"(?:segunda|terca|quarta|quinta|sexta|sabado|domingo|manha|tarde|noite|fim de semana|fins de semana)s?"
+)
+
+
+_ABOUT_DOCTOR = _re(
+    r"quem e|quem eh|especialidade d[oa]|qual (?:a )?(?:especialidade|area)|fala (?:mais )?(?:sobre|d[oa])"
+    r"|sobre (?:o|a) (?:dr|dra|doutor|doutora)|o que (?:ele|ela) faz|(?:ele|ela) e bom|(?:ele|ela) e boa|formacao|crm"
+)
+
+
 def _topic(t: _Text, entities: dict) -> str | None:
     norm = t.norm
+    names_who = entities.get("medico_id") or entities.get("especialidade_id")
+    if names_who and _has(norm, _AGENDA) and not (_has(norm, _BOOK_STRONG) or _has(norm, _BOOK_WEAK)):
+        return "agenda"
+    if entities.get("medico_id") and _has(norm, _ABOUT_DOCTOR) and not _has(norm, _BOOK_STRONG):
+        return "medicos"  # "quem é a dra ana?", "qual a especialidade do dr igor?"
     for name, pattern in _TOPICS:
         if not _has(norm, pattern):
             continue

@@ -36,7 +36,8 @@ class Intent(StrEnum):
 #   opcao: int                    1-based reference to the last offered options ("o primeiro", "segunda opção")
 #   referencia: bool              a pronoun reference to the single last offered item ("com ele", "essa")
 #   topico: "endereco" | "horario" | "telefone" | "email" | "preco" | "convenio" | "preparo" | "politicas" | "duracao"
-#           | "urgencia" (does the clinic take emergencies) | "medicos" | "especialidades" | "exames"
+#           | "urgencia" (does the clinic take emergencies) | "agenda" (days and hours a doctor works)
+#           | "medicos" | "especialidades" | "exames"
 ENTITY_KEYS = (
     "nome",
     "especialidade",
