@@ -1457,6 +1457,11 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "endereco":
         return f"Estamos na {clinic['endereco']}."
     if topic == "horario":
+        asked_day, _ = _wanted_moment(e)
+        holiday = holiday_name(asked_day) if asked_day else None
+        if holiday:  # "vocês abrem no natal?", "dia 25/12 funciona?"
+            closed = clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(asked_day), holiday=holiday)
+            return closed[0].upper() + closed[1:]
         return f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
     if topic == "telefone":
         return f"Nosso telefone é {clinic['telefone']}."

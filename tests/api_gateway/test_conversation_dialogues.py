@@ -847,6 +847,15 @@ def test_when_a_doctor_works_is_answered_from_the_doctors_hours(patient, questio
     assert patient.session.flow == ""  # a question, not a booking
 
 
+@pytest.mark.parametrize(
+    "question", ["vcs abrem no natal?", "dia 25/12 vcs funcionam?", "vão abrir no feriado de natal?"]
+)
+def test_asking_whether_the_clinic_opens_on_a_holiday_says_it_does_not(patient, question, settings):
+    settings.CLINIC_HOLIDAYS = "BR"
+    patient.says(question)  # was: the weekly hours, as if open
+    assert "é feriado (Natal): a clínica não abre." in patient.text and patient.session.flow == ""
+
+
 def test_a_doctors_agenda_question_can_be_followed_by_booking_with_him(patient):
     patient.says("que dias a dra ana atende")  # was: "Qual é o nome completo do paciente?"
     assert "Dra. Ana Souza atende: segundas, quartas e sextas" in patient.text

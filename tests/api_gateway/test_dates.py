@@ -212,3 +212,17 @@ def test_a_phrase_takes_a_few_milliseconds_after_warm_up():
     per_phrase_ms = (clock.perf_counter() - started) * 1000 / len(phrases)
 
     assert per_phrase_ms < 10
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("vocês abrem no natal?", date(2026, 12, 25)),
+        ("funciona na véspera de natal?", date(2026, 12, 24)),
+        ("e no ano novo?", date(2027, 1, 1)),
+        ("no feriado de finados", date(2027, 11, 2)),  # 2 Nov 2026 has passed
+        ("sou de Natal", None),  # the city
+    ],
+)
+def test_a_fixed_holiday_by_name_is_its_next_date(phrase, expected):
+    assert dates_extract(phrase, now=NOW).date == expected

@@ -191,6 +191,27 @@ _RELATIVE_DAYS = re.compile(
 _WEEKDAY_AND_DAY = re.compile(
     r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
 )
+# Fixed-date holidays by name ("vocês abrem no natal?"), only after a preposition: "sou de Natal" is a city.
+_HOLIDAY_DAYS = {
+    "vespera de natal": (12, 24),
+    "natal": (12, 25),
+    "reveillon": (12, 31),
+    "ano novo": (1, 1),
+    "tiradentes": (4, 21),
+    "dia do trabalho": (5, 1),
+    "dia do trabalhador": (5, 1),
+    "independencia": (9, 7),
+    "dia das criancas": (10, 12),
+    "nossa senhora aparecida": (10, 12),
+    "finados": (11, 2),
+    "proclamacao da republica": (11, 15),
+    "consciencia negra": (11, 20),
+}
+_HOLIDAY_WORDS = re.compile(
+    r"\b(?:no|na|do|da|pro|pra|ate o|feriado de|feriado do|feriado da|dia de|semana do|semana de)\s+("
+    + "|".join(sorted(_HOLIDAY_DAYS, key=len, reverse=True))
+    + r")\b|\b(vespera de natal)\b"
+)
 _WEEKDAY_NEXT = re.compile(
     r"\b(?:(?:n[oa]\s+)?(?:proxim[oa]|outr[oa])\s+(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
     r"|(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s+que\s+vem)\b"
@@ -407,6 +428,14 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         if found_date is None:
             found_date = today + timedelta(days=amount * (7 if unit.startswith("semana") else 1))
             grain = "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
+    match = _HOLIDAY_WORDS.search(work)
+    if match:
+        month, day = _HOLIDAY_DAYS[match.group(1) or match.group(2)]
+        if found_date is None:
+            found_date, grain = _next_occurrence(day, month, today), "day"
         spans.append(match.span())
         work = _blank(work, *match.span())
 

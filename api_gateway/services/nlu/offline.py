@@ -345,7 +345,9 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         _re(
             r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horario de atendimento"
             r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
-            r"|funciona (?:no|aos|de|sabado|domingo|feriado)|funcionam|estao abertos|esta aberta|aberto"
+            r"|funciona (?:no|na|nos|aos|de|em|sabado|domingo|feriado)|funcionam|funcionar|(?:vao|vai) abrir"
+            r"|abrir (?:no|na|nos|em|dia|hoje|amanha|sabado|domingo|feriado)|estao abertos"
+            r"|esta aberta|aberto"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
             r"|atende (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
             r"|horarios? (?:de |do |no |aos |nos )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
@@ -1007,7 +1009,7 @@ def _topic(t: _Text, entities: dict) -> str | None:
     for name, pattern in _TOPICS:
         if not _has(norm, pattern):
             continue
-        if name == "horario" and _has(norm, _BOOK_WEAK) and not _has(norm, _re(r"funcion\w*|abre|abrem|fecha|fecham")):
+        if name == "horario" and _has(norm, _BOOK_WEAK) and not _has(norm, _re(r"funcion\w*|abr\w*|fecha|fecham")):
             continue  # "tem horário amanhã?" asks for a slot, not the opening hours
         if name == "convenio" and not (
             entities.get("convenio")  # a plan we take, or one we know we do not
