@@ -824,6 +824,9 @@ def _with_prefix(turn: _Turn, reply: Reply) -> Reply:
 
 def _next_step(turn: _Turn) -> Reply:
     s = turn.session
+    relative = turn.nlu.entities.get("para_quem")  # "pro meu filho": neither the sender's nor a past name
+    if relative and turn.new_booking and not turn.nlu.entities.get("nome"):
+        s.patient_name, s.name_confirmed = "", False
     if s.patient_name and turn.new_booking and not turn.nlu.entities.get("nome"):
         # A new booking by a number we know: the last appointment may have been a relative's.
         s.current_state = S.COLLECTING_PATIENT_INFO
@@ -833,7 +836,7 @@ def _next_step(turn: _Turn) -> Reply:
         return reply
     if not s.patient_name:
         s.current_state = S.COLLECTING_PATIENT_INFO
-        hint = turn.profile_name.strip()
+        hint = "" if relative else turn.profile_name.strip()
         if hint and s.last_options.get("kind") != "name":
             options = [Option("name:yes", T.BUTTON_YES), Option("name:no", T.BUTTON_NO)]
             reply = _buttons(s, "name", T.CONFIRM_PROFILE_NAME.format(name=hint), options)
@@ -844,6 +847,8 @@ def _next_step(turn: _Turn) -> Reply:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
                 return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
+        if relative:
+            return Reply(text=T.ASK_RELATIVE_NAME.format(whose=T.RELATIVES.get(relative, "do paciente")))
         # "o nome" at the summary: the rest is chosen, so not "Para começar, ..."
         return Reply(text=T.ASK_PATIENT_NAME if s.selected_doctor_id else T.ASK_NAME)
 

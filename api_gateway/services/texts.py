@@ -15,6 +15,25 @@ MENU_AGAIN = "Posso ajudar a marcar uma consulta ou tirar alguma dúvida sobre a
 NOT_UNDERSTOOD = "Desculpe, não entendi. 🤔"
 ASK_NAME = "Para começar, qual é o seu nome completo?"
 ASK_PATIENT_NAME = "Qual é o nome completo do paciente?"
+ASK_RELATIVE_NAME = "Qual é o nome completo {whose}? (é o nome que vai na consulta)"
+RELATIVES = {
+    "filho": "do seu filho",
+    "filha": "da sua filha",
+    "pai": "do seu pai",
+    "mae": "da sua mãe",
+    "esposa": "da sua esposa",
+    "esposo": "do seu esposo",
+    "marido": "do seu marido",
+    "irma": "da sua irmã",
+    "irmao": "do seu irmão",
+    "sobrinho": "do seu sobrinho",
+    "sobrinha": "da sua sobrinha",
+    "neto": "do seu neto",
+    "neta": "da sua neta",
+    "enteado": "do seu enteado",
+    "enteada": "da sua enteada",
+    "bebe": "do bebê",
+}
 ASK_NAME_AGAIN = "Não consegui identificar o nome. Pode me dizer o seu nome completo? (ex.: Maria da Silva)"
 CONFIRM_PROFILE_NAME = "Posso registrar a consulta no nome de *{name}*?"
 ASK_SPECIALTY = "Com qual especialidade você quer se consultar?"

@@ -477,7 +477,7 @@ def test_a_plan_asked_about_at_the_summary_is_the_one_the_appointment_is_booked_
 def test_a_second_booking_asks_whether_it_is_for_the_same_person(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)  # João Silva
     patient.says("sim")
-    patient.says("agora quero marcar uma pra minha mãe, pediatria não, ortopedia")
+    patient.says("agora quero marcar uma com ortopedia")
     assert "Posso registrar a consulta no nome de *João Silva*?" in patient.text
     patient.says("não")
     assert patient.text == T.ASK_NAME
@@ -789,6 +789,27 @@ def test_the_cap_is_still_enforced_at_booking_time(patient, settings):
     patient.says("sim")
     assert patient.text == TOO_MANY_OPEN_MESSAGE.format(limit=1)
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
+# --- booking for a relative -----------------------------------------------------------------------------------------
+
+
+def test_booking_for_a_child_asks_the_childs_name_not_the_senders(clinic):
+    mother = Patient("5511955554444", profile_name="Juliana Reis")
+    mother.says("oi quero marcar pediatria pro meu filho")  # was: "Posso registrar no nome de Juliana Reis?"
+    assert mother.text.endswith(T.ASK_RELATIVE_NAME.format(whose="do seu filho"))
+    mother.says("Arthur Reis")
+    assert mother.session.patient_name == "Arthur Reis" and mother.state == "selecting_doctor"
+
+
+def test_a_known_number_booking_for_the_mother_asks_her_name_and_keeps_the_specialty(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("sim")  # booked for João Silva: the number is known now
+    patient.says("quero marcar pra minha mãe, cardiologista")  # "Cardiologista" was taken as her name
+    assert patient.text.endswith(T.ASK_RELATIVE_NAME.format(whose="da sua mãe"))
+    assert patient.session.selected_specialty.nome == "Cardiologia"
+    patient.says("Maria Silva")
+    assert patient.session.patient_name == "Maria Silva"
 
 
 # --- prices for a patient with a plan ------------------------------------------------------------------------------

@@ -439,6 +439,9 @@ _NOT_NAME_WORDS = frozenset(
     filho filha mae pai esposa esposo marido crianca bebe meu minha seu sua nosso nossa um uma o a os as
     de do da dos das em no na nos nas ao aos se me te lhe ta to tou estou sou tenho tem ter fazer
     diabetico diabetica hipertenso hipertensa gravida alergico alergica novo paciente cliente
+    pediatra cardiologista dermatologista ortopedista ginecologista oftalmologista oculista clinico cardio
+    dermato gineco orto oftalmo neuro neurologista psicologo psicologa psiquiatra dentista urologista endocrino
+    endocrinologista otorrino nutricionista fisioterapeuta especialista raio ultrassom checkup
     """.split()
 )
 _NAME_STOP = frozenset(
@@ -501,6 +504,13 @@ def _plausible_name(words: list[str]) -> bool:
         if re.search(r"[^aeiouy]{5,}", folded_word):
             return False
     return True
+
+
+_FOR_RELATIVE = re.compile(
+    r"(?<![a-z])(?:pro|pra|para o|para a|para|e do|e da|consulta do|consulta da) (?:meu|minha|nosso|nossa) "
+    r"(filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta|enteado|enteada|bebe)"
+    r"(?![a-z])"
+)
 
 
 def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
@@ -786,6 +796,10 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
             name, name_span = bare, (0, len(t.original))
     if name:
         entities["nome"] = name
+
+    relative = _FOR_RELATIVE.search(t.folded)
+    if relative:  # "pro meu filho": the name to ask for is the child's, not the sender's
+        entities["para_quem"] = relative.group(1)
 
     # 2. Option references ("o primeiro", "opção 2", "2"), kept out of the date parser ("a segunda opção").
     option, option_span, _explicit = _option_from_text(t, state=state, items=items)
