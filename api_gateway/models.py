@@ -59,6 +59,12 @@ class ConversationSession(models.Model):
     preferred_date = models.DateField("data preferida", null=True, blank=True)
     preferred_time = models.TimeField("horário preferido", null=True, blank=True)
     preferred_period = models.CharField("período preferido", max_length=8, blank=True, help_text="manha, tarde, noite")
+    preferred_after = models.TimeField(
+        "a partir das", null=True, blank=True, help_text="Só horários a partir deste (“depois das 17h”)."
+    )
+    preferred_before = models.TimeField(
+        "antes das", null=True, blank=True, help_text="Só horários antes deste (“antes das 10h”)."
+    )
     preferred_from = models.DateField(
         "a partir de",
         null=True,

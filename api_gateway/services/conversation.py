@@ -532,7 +532,7 @@ def _flow_reset(s: ConversationSession) -> None:
     ):
         setattr(s, name, "")
     s.selected_specialty_id = s.selected_doctor_id = s.selected_convenio_id = s.target_appointment_id = None
-    s.preferred_date = s.preferred_time = s.preferred_from = None
+    s.preferred_date = s.preferred_time = s.preferred_from = s.preferred_after = s.preferred_before = None
     s.last_options = {}
     s.current_state = S.IDLE
 
@@ -716,8 +716,17 @@ def _merge_entities(turn: _Turn) -> bool:
         wanted_date = wanted_date if wanted_date != wanted_from else None  # Gemini may call it a day
     if wanted_date and s.preferred_from and 0 < (s.preferred_from - wanted_date).days < 7:
         wanted_date += dt.timedelta(days=7)  # "quarta" after "semana que vem" is that week's Wednesday
+    earliest, latest = _wanted_bounds(e)
+    if earliest or latest:  # "depois das 17h": a window, not a time; it replaces the period unless both were said
+        s.preferred_after, s.preferred_before = earliest, latest
+        s.preferred_period = e.get("periodo") or ""
+        wanted_time = None if wanted_time in {earliest, latest} else wanted_time  # Gemini may call a bound a time
+    elif e.get("periodo") in {"manha", "tarde", "noite"}:
+        s.preferred_after = s.preferred_before = None
     s.preferred_date = wanted_date or s.preferred_date
     s.preferred_time = wanted_time or s.preferred_time
+    if (earliest or latest) and s.preferred_time and not _in_window(s, s.preferred_time):
+        s.preferred_time = None
     if e.get("periodo") in {"manha", "tarde", "noite"}:
         s.preferred_period = e["periodo"]
         # "de tarde" at the summary of a 09:00 slot: a time in that period is wanted instead.
@@ -741,6 +750,16 @@ def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
     return wanted_date, wanted_time
 
 
+def _wanted_bounds(e: dict) -> tuple[dt.time | None, dt.time | None]:
+    bounds = []
+    for key in ("depois_de", "antes_de"):
+        try:
+            bounds.append(dt.time.fromisoformat(str(e[key])) if e.get(key) else None)
+        except ValueError:
+            bounds.append(None)
+    return bounds[0], bounds[1]
+
+
 def _wanted_from(e: dict) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(e["a_partir_de"])) if e.get("a_partir_de") else None
@@ -758,6 +777,8 @@ def _slots(s: ConversationSession) -> tuple:
         s.preferred_date,
         s.preferred_time,
         s.preferred_period,
+        s.preferred_after,
+        s.preferred_before,
         s.preferred_from,
         s.target_appointment_id,
     )
@@ -1004,16 +1025,35 @@ def _in_period(when: dt.datetime, period: str) -> bool:
     return {"manha": hour < 12, "tarde": 12 <= hour < 18, "noite": hour >= 18}.get(period, True)
 
 
+def _in_window(s: ConversationSession, moment: dt.time) -> bool:
+    """Within the bounds the patient gave ("depois das 17h", "antes das 10h"), if any."""
+    return (s.preferred_after is None or moment >= s.preferred_after) and (
+        s.preferred_before is None or moment < s.preferred_before
+    )
+
+
+def _window_label(s: ConversationSession) -> str:
+    parts = [T.PERIOD_LABELS[s.preferred_period]] if s.preferred_period in T.PERIOD_LABELS else []
+    if s.preferred_after and s.preferred_before:
+        parts.append(f"entre {s.preferred_after:%H:%M} e {s.preferred_before:%H:%M}")
+    elif s.preferred_after:
+        parts.append(f"a partir das {s.preferred_after:%H:%M}")
+    elif s.preferred_before:
+        parts.append(f"antes das {s.preferred_before:%H:%M}")
+    return " ".join(parts)
+
+
 def _in_preferred_period(turn: _Turn, doctor: dict, free: list[dt.datetime], where: str) -> list[dt.datetime]:
-    """The free slots in the period the patient asked for; all of them, saying so, when that period has none."""
-    period = turn.session.preferred_period
-    if not period or not free:
+    """The free slots in the period (and between the bounds) the patient asked for; all of them, saying so, when
+    there are none there."""
+    s = turn.session
+    if not (s.preferred_period or s.preferred_after or s.preferred_before) or not free:
         return free
-    in_period = [w for w in free if _in_period(w, period)]
-    if not in_period:
-        label = T.PERIOD_LABELS[period]
+    inside = [w for w in free if _in_period(w, s.preferred_period) and _in_window(s, timezone.localtime(w).time())]
+    if not inside:
+        label = _window_label(s)
         turn.prefix.append(T.NO_SLOTS_IN_PERIOD.format(doctor=doctor["nome"], period=label, where=where))
-    return in_period or free
+    return inside or free
 
 
 def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
@@ -1234,6 +1274,7 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
     if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
         s.preferred_period = turn.nlu.entities["periodo"]
+    s.preferred_after, s.preferred_before = _wanted_bounds(turn.nlu.entities)  # "pra mais tarde, depois das 17h"
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
     if late:
         turn.prefix.append(late)

@@ -459,6 +459,24 @@ def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, setting
     assert offered and not any(f"{year}-12-25" in o for o in offered)
 
 
+def test_after_a_time_offers_only_slots_from_then_on_that_day(patient):
+    patient.says("quero marcar com o dr gustavo na quinta depois das 17h, meu nome é Rui Lima")
+    times = [o.title[-5:] for o in patient.last.reply.options]
+    assert times == ["17:00", "17:40", "18:20"], patient.text  # was: from 13:00, without 18:20
+
+
+@pytest.mark.parametrize(
+    ("bound", "inside"), [("depois das 10h", lambda t: t >= "10:00"), ("antes das 10h", lambda t: t < "10:00")]
+)
+def test_a_bound_given_while_choosing_filters_the_next_days(patient, bound, inside):
+    patient.says("quero marcar com o dr igor, meu nome é Rui Lima")
+    assert patient.state == "choosing_date"
+    patient.says(bound)
+    times = [o.title[-5:] for o in patient.last.reply.options]
+    assert times and all(inside(t) for t in times), patient.text
+    assert "à noite" not in patient.text  # "depois das 10h" at 19h was read as 22:00
+
+
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
     patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text

@@ -226,3 +226,27 @@ def test_a_phrase_takes_a_few_milliseconds_after_warm_up():
 )
 def test_a_fixed_holiday_by_name_is_its_next_date(phrase, expected):
     assert dates_extract(phrase, now=NOW).date == expected
+
+
+@pytest.mark.parametrize(
+    ("phrase", "after", "before"),
+    [
+        ("depois das 10h", time(10, 0), None),  # said at 19h: not 22:00 "à noite"
+        ("a partir das 17h", time(17, 0), None),
+        ("dps das 5", time(17, 0), None),  # clinic hours
+        ("antes das 10h", None, time(10, 0)),
+        ("entre 9 e 11", time(9, 0), time(11, 0)),
+        ("entre 14h e 16h30", time(14, 0), time(16, 30)),
+        ("depois de 2 dias", None, None),
+        ("a partir do dia 10", None, None),
+    ],
+)
+def test_bounds_on_the_time_of_day_are_bounds_not_times(phrase, after, before):
+    hint = dates_extract(phrase, now=datetime(2026, 11, 23, 19, 0, tzinfo=SP))
+    assert (hint.after, hint.before, hint.time, hint.periodo) == (after, before, None, None)
+
+
+def test_a_day_with_a_bound_keeps_both():
+    hint = dates_extract("quinta depois das 17h", now=NOW)
+    assert (hint.date, hint.after) == (date(2026, 11, 26), time(17, 0))
+    assert dates_extract("antes do almoço", now=NOW).periodo == "manha"

@@ -34,6 +34,10 @@ class DateTimeHint:
     # How precise the date is: "day", or "week"/"month" when the patient named only a week or a month
     # ("semana que vem" gives that week's Monday).
     grain: str | None = None
+    # Bounds on the time of day: "depois das 17h" (after, inclusive), "antes das 10h" (before, exclusive),
+    # "entre 9 e 11" (both). A bound is not a wanted time: `time` stays None for it.
+    after: time | None = None
+    before: time | None = None
     # Character spans of the input that were read as dates/times, so callers can ignore them elsewhere.
     spans: tuple[tuple[int, int], ...] = ()
 
@@ -191,6 +195,23 @@ _RELATIVE_DAYS = re.compile(
 _WEEKDAY_AND_DAY = re.compile(
     r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
 )
+_CLOCK = (
+    r"(\d{1,2})(?:\s*h\s*(\d{2})|:(\d{2}))?\s*(?:h|hs|hrs|horas?)?(?![\d/])"
+    r"(?!\s*(?:dias?|semanas?|mes|meses|anos?|min))"  # "depois de 2 dias" is no hour
+)
+_BOUND_AFTER = re.compile(r"\b(?:depois|dps|apos|a\s+partir|partir)\s+(?:d[aeo]s?\s+|as\s+)*" + _CLOCK)
+_BOUND_BEFORE = re.compile(r"\b(?:antes|ate)\s+(?:d[aeo]s?\s+|as\s+)*" + _CLOCK)
+_BOUND_BETWEEN = re.compile(r"\bentre\s+(?:as\s+)?" + _CLOCK + r"\s+e\s+(?:as\s+)?" + _CLOCK)
+
+
+def _bound(hour: str, minutes_h: str | None, minutes_colon: str | None) -> time | None:
+    value, minute = int(hour), int(minutes_h or minutes_colon or 0)
+    if value > 23 or minute > 59:
+        return None
+    readings = [time(value, minute)] + ([time(value + 12, minute)] if value < 12 else [])
+    return _clinic_hour(readings, time(value, minute))
+
+
 # Fixed-date holidays by name ("vocês abrem no natal?"), only after a preposition: "sou de Natal" is a city.
 _HOLIDAY_DAYS = {
     "vespera de natal": (12, 24),
@@ -227,6 +248,7 @@ _PERIODS = (
             r"\b(?:de|pela|na|a|as|durante\s+a|parte\s+da|periodo\s+da|fim\s+da|final\s+da|inicio\s+da"
             r"|comeco\s+da|comecinho\s+da)\s+manha\b|^\s*manha\s*$|\bmanhazinha\b"
             r"|(?<!mais )(?<!mais bem )\b(?:bem\s+)?(?:cedo|cedinho)\b"  # "amanhã cedo"; "o mais cedo" is the earliest
+            r"|\bantes\s+do\s+almoco\b"
         ),
         "manha",
     ),
@@ -431,6 +453,24 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans.append(match.span())
         work = _blank(work, *match.span())
 
+    after = before = None
+    match = _BOUND_BETWEEN.search(work)
+    if match:
+        after, before = _bound(*match.groups()[:3]), _bound(*match.groups()[3:])
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+    for pattern in (_BOUND_AFTER, _BOUND_BEFORE):
+        match = pattern.search(work)
+        if match:
+            if pattern is _BOUND_AFTER:
+                after = after or _bound(*match.groups())
+            else:
+                before = before or _bound(*match.groups())
+            spans.append(match.span())
+            work = _blank(work, *match.span())
+    if after and before and after >= before:  # "depois das 2 e antes das 11" read as 14:00 .. 11:00
+        after = before = None
+
     match = _HOLIDAY_WORDS.search(work)
     if match:
         month, day = _HOLIDAY_DAYS[match.group(1) or match.group(2)]
@@ -499,4 +539,12 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                 readings = [time(hour, minute)] + ([time(hour + 12, minute)] if hour < 12 else [])
                 found_time = _clinic_hour(readings, time(hour, minute))
 
-    return DateTimeHint(date=found_date, time=found_time, periodo=periodo, grain=grain, spans=tuple(sorted(spans)))
+    return DateTimeHint(
+        date=found_date,
+        time=found_time,
+        periodo=periodo,
+        grain=grain,
+        after=after,
+        before=before,
+        spans=tuple(sorted(spans)),
+    )

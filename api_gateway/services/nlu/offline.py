@@ -680,7 +680,17 @@ _NOT_A_PLAN = _re(
     r"|adultos|homem|homens|mulher|mulheres|encaixe|urgencia|emergencia|retorno|domicilio|online|teleconsulta"
     r"|sabado|sabados|domingo|domingos|feriado|feriados|hoje|amanha|agora|manha|tarde|noite|sus"
 )
-_SCHEDULING_ENTITIES = ("data", "hora", "periodo", "medico_id", "especialidade_id", "nome", "opcao")
+_SCHEDULING_ENTITIES = (
+    "data",
+    "hora",
+    "periodo",
+    "depois_de",
+    "antes_de",
+    "medico_id",
+    "especialidade_id",
+    "nome",
+    "opcao",
+)
 _ANY_ONE = _re(
     r"qualquer um|qualquer uma|tanto faz|qualquer medic[oa]|pode ser qualquer|quem tiver|o que tiver|a que tiver"
 )
@@ -816,6 +826,10 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities["hora"] = hint.time.strftime("%H:%M")
     if hint.periodo:
         entities["periodo"] = hint.periodo
+    if hint.after:
+        entities["depois_de"] = hint.after.strftime("%H:%M")
+    if hint.before:
+        entities["antes_de"] = hint.before.strftime("%H:%M")
 
     # 4. Clinic names (specialties, doctors, plans, exams), never inside the name or date spans.
     mention_text = _blank_spans(analysed, list(hint.spans))
@@ -882,6 +896,8 @@ _SLOT_KEYS = (
     "data",
     "hora",
     "periodo",
+    "depois_de",
+    "antes_de",
     "opcao",
     "referencia",
 )
@@ -1057,7 +1073,7 @@ def _yes_no(t: _Text, *, confirming: bool, has_slots: bool, short: bool, entitie
     norm = t.norm
     first = t.words[0] if t.words else ""
     starts_no = first in {"nao", "n", "negativo", "nope"}
-    slot_values = any(k in entities for k in ("data", "hora", "periodo", "medico_id", "especialidade_id", "opcao"))
+    slot_values = any(k in entities for k in _SCHEDULING_ENTITIES if k != "nome")
 
     if starts_no or (_has(norm, _NO) and _only(norm, _NO, _THANKS)):
         if slot_values or entities.get("particular"):

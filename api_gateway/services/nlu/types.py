@@ -34,6 +34,7 @@ class Intent(StrEnum):
 #   a_partir_de: "YYYY-MM-DD"     the Monday of a week asked for ("semana que vem"; offline NLU only)
 #   hora: "HH:MM"                 clinic-local time
 #   periodo: "manha" | "tarde" | "noite"
+#   depois_de, antes_de: "HH:MM"  bounds on the time of day ("depois das 17h", "entre 9 e 11"; offline NLU only)
 #   opcao: int                    1-based reference to the last offered options ("o primeiro", "segunda opção")
 #   referencia: bool              a pronoun reference to the single last offered item ("com ele", "essa")
 #   topico: "endereco" | "horario" | "telefone" | "email" | "preco" | "convenio" | "preparo" | "politicas" | "duracao"
@@ -56,6 +57,8 @@ ENTITY_KEYS = (
     "a_partir_de",
     "hora",
     "periodo",
+    "depois_de",
+    "antes_de",
     "opcao",
     "referencia",
     "topico",
