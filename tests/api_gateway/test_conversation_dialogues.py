@@ -354,6 +354,12 @@ def test_a_name_corrected_at_the_summary_is_shown_again_not_booked_under_the_old
     assert Agendamento.objects.get().paciente_nome == "Ana Lima Souza"
 
 
+def test_a_day_ruled_out_at_the_summary_moves_to_the_day_named_instead(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("ops, quarta não, sexta")  # was: "não entendi" and the Wednesday summary again
+    assert patient.state == "confirming" and f"sexta-feira, {FRIDAY:%d/%m/%Y} às 14:00" in patient.text
+
+
 def test_negative_answer_at_confirmation_asks_what_to_change(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("não")

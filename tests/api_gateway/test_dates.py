@@ -250,3 +250,21 @@ def test_a_day_with_a_bound_keeps_both():
     hint = dates_extract("quinta depois das 17h", now=NOW)
     assert (hint.date, hint.after) == (date(2026, 11, 26), time(17, 0))
     assert dates_extract("antes do almoço", now=NOW).periodo == "manha"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected_date", "expected_period"),
+    [
+        ("segunda não, quarta", date(2026, 11, 25), None),  # Monday ruled out, Wednesday wanted
+        ("a sexta não serve, pode ser quinta?", date(2026, 11, 26), None),
+        ("qualquer dia menos segunda", None, None),
+        ("nem segunda nem quarta", None, None),
+        ("de manhã não posso", None, "tarde"),
+        ("de manhã não, só à tarde", None, "tarde"),
+        ("ela só pode na parte da tarde porque de manhã ela faz hidroginástica", None, "tarde"),
+        ("segunda de manhã", date(2026, 11, 30), "manha"),
+    ],
+)
+def test_a_day_or_period_ruled_out_is_not_the_one_wanted(phrase, expected_date, expected_period):
+    hint = dates_extract(phrase, now=NOW)
+    assert (hint.date, hint.periodo) == (expected_date, expected_period)

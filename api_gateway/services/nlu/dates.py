@@ -195,6 +195,19 @@ _RELATIVE_DAYS = re.compile(
 _WEEKDAY_AND_DAY = re.compile(
     r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
 )
+# A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
+_DAY_WORD = r"(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
+_NO_AFTER = r"\s+(?:eu\s+)?(?:nao|n)(?=\s*[,.;!]|\s*$|\s+(?:posso|consigo|da|rola|quero|pode|vai|vou|serve|tenho))"
+_NO_BEFORE = (
+    r"\b(?:menos|exceto|tirando|nem|nao\s+pode\s+ser|nao\s+posso|nao\s+consigo|nao\s+da|nao\s+quero"
+    r"|nao\s+vai\s+dar)\s+(?:na\s+|no\s+|de\s+|a\s+|o\s+|pela\s+|as\s+|aos\s+)?"
+)
+_NEGATED_DAY = re.compile(rf"\b{_DAY_WORD}{_NO_AFTER}|{_NO_BEFORE}{_DAY_WORD}\b")
+_NEGATED_PERIOD = re.compile(rf"\b(?:de\s+|pela\s+|na\s+|a\s+)?(manha|tarde){_NO_AFTER}|{_NO_BEFORE}(manha|tarde)\b")
+_ONLY_PERIOD = re.compile(
+    r"\bso\s+(?:(?:pode|posso|podemos|consigo|consegue|da|dá)\s+)?(?:ir\s+)?"
+    r"(?:na\s+parte\s+da|no\s+periodo\s+da|a|de|pela|na)\s+(manha|tarde|noite)\b"
+)
 _CLOCK = (
     r"(\d{1,2})(?:\s*h\s*(\d{2})|:(\d{2}))?\s*(?:h|hs|hrs|horas?)?(?![\d/])"
     r"(?!\s*(?:dias?|semanas?|mes|meses|anos?|min))"  # "depois de 2 dias" is no hour
@@ -392,6 +405,15 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     for match in _NOT_DATES.finditer(work):
         work = _blank(work, match.start(), match.end())
 
+    ruled_out_period = None
+    for match in _NEGATED_PERIOD.finditer(work):
+        ruled_out_period = match.group(1) or match.group(2)
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+    for match in _NEGATED_DAY.finditer(work):
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
     work = _ABOUT_HOUR.sub(lambda m: " " * (len(m.group(0)) - 3) + "as ", work)
     # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
     work = _HOURS_SUFFIX.sub(lambda m: "h" + " " * (len(m.group(0)) - 1), work)
@@ -525,11 +547,16 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             found_date = max(moment.date(), today)
             grain = value_grain if value_grain in ("week", "month") else "day"
 
+    only = _ONLY_PERIOD.search(work)
+    if only:  # "só pode à tarde porque de manhã ela faz hidroginástica": the "só" wins over the other period
+        periodo = only.group(1)
     if periodo is None:
         for pattern, name in _PERIODS:
             if pattern.search(work):
                 periodo = name
                 break
+    if periodo is None and ruled_out_period:  # "de manhã não posso": the clinic's other part of the day
+        periodo = "tarde" if ruled_out_period == "manha" else "manha"
 
     if found_time is None and expect_time:
         match = _BARE_HOUR.match(work.strip())
