@@ -57,7 +57,8 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "ultrassonografia abdominal": ("ultrassom", "ultrassonografia", "ultrassom abdominal", "usg"),
         "eletrocardiograma": ("eletro", "ecg"),
         "ecocardiograma": ("eco", "ecocardio"),
-        "raio x de torax": ("raio x", "rx", "raio x do torax"),
+        "raio x de torax": ("raio x", "rx", "raio x do torax", "raiox", "radiografia", "chapa do pulmao"),
+        "tsh": ("exame de tireoide", "exame da tireoide", "tireoide tsh", "hormonio da tireoide"),
         "urina tipo 1": ("exame de urina", "urina", "eas"),
         "teste ergometrico": ("ergometrico", "teste de esforco", "teste da esteira"),
         "colesterol total e fracoes": ("colesterol",),
@@ -172,7 +173,8 @@ class MatchIndex:
             norm = " ".join(_words(item["nome"]))
             index.candidates.append(_Candidate(norm, item["id"], item["nome"]))
             index.phrases[norm] = (item["id"], item["nome"])
-            for alias in ALIASES.get(kind, {}).get(norm, ()):
+            # Keyed by the full normalized name: "raio x de torax", whose "de" _words drops.
+            for alias in ALIASES.get(kind, {}).get(normalize(item["nome"]), ()):
                 index.candidates.append(_Candidate(" ".join(_words(alias)), item["id"], item["nome"]))
                 index.phrases[" ".join(_words(alias))] = (item["id"], item["nome"])
             head = norm.split()[0] if norm else ""

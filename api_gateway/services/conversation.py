@@ -1498,6 +1498,11 @@ def _answer_from_data(turn: _Turn) -> str | None:
     exam = _by_id(catalog["exames"], e.get("exame_id"))
     doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
+    if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:
+        # An exam's price and preparation are both one line: "quanto custa o colesterol e precisa de jejum?"
+        price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
+        prep = T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
+        return f"{price} {prep}"
     if topic == "agenda":  # "o dr gustavo atende sábado?", "que dias a dra ana atende?"
         return _agenda_answer(turn, doctor, e.get("especialidade_id") or specialty_id)
     if topic == "endereco":
@@ -1525,15 +1530,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
             return T.DURATION_RANGE.format(low=minutes[0], high=minutes[-1])
         return None
     if topic == "preparo":
-        if exam:
-            return T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
         return T.ASK_WHICH_EXAM.format(items=T.join_names([x["nome"] for x in catalog["exames"][:10]]))
-    if topic is None and exam:
-        price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
-        return f"{price} {T.EXAM_PREP.format(exam=exam['nome'], prep=exam['preparo'])}" if exam["preparo"] else price
     if topic == "preco":
-        if exam:
-            return T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
         plan_id = None if e.get("particular") else e.get("convenio_id") or turn.session.selected_convenio_id
         if plan_id and (doctor or specialty_id):
             return _plan_price_answer(turn.session, int(plan_id), doctor, specialty_id)

@@ -915,6 +915,28 @@ def test_who_a_doctor_is_comes_from_the_doctors_row(patient):
     assert "Consulta particular: R$ 200,00." in patient.text
 
 
+# --- exams --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("quanto custa raio-x?", "Raio-X de tórax: R$ 90,00. Preparo para Raio-X de tórax: Retirar objetos metálicos."),
+        ("quanto custa o exame de colesterol e precisa de jejum", "Colesterol total e frações: R$ 45,00. Preparo"),
+        ("quanto custa o teste ergometrico e o que precisa levar", "Teste ergométrico: R$ 220,00. Preparo"),
+    ],
+)
+def test_an_exam_question_gets_its_price_and_preparation(patient, question, expected):
+    patient.says(question)  # were: the consultation price range; only the fasting; the clinic's policies
+    assert f"\n\n{expected}" in patient.text
+
+
+@pytest.mark.parametrize("question", ["quanto custa o exame de sangue?", "faz exame de sangue?"])
+def test_a_question_about_exams_in_general_lists_them_with_prices(patient, question):
+    patient.says(question)
+    assert "Hemograma completo (R$ 35,00)" in patient.text and "Glicemia em jejum (R$ 25,00)" in patient.text
+
+
 # --- which plans, by whom ----------------------------------------------------------------------------------------
 
 

