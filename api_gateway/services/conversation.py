@@ -697,6 +697,8 @@ def _merge_entities(turn: _Turn) -> bool:
             s.selected_doctor_id = None
             s.preferred_time = None
 
+    if e.get("medico") and not e.get("medico_id"):  # "quero marcar com a dra patricia"
+        turn.prefix.append(_doctor_unknown(e["medico"]))
     if e.get("medico_id") and int(e["medico_id"]) != s.selected_doctor_id:
         doctor = _doctor(int(e["medico_id"]))
         if doctor and s.flow == FLOW_RESCHEDULE and s.selected_specialty_id not in doctor["especialidade_ids"]:
@@ -1498,6 +1500,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
     exam = _by_id(catalog["exames"], e.get("exame_id"))
     doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
+    if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
+        return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"
     if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:
         # An exam's price and preparation are both one line: "quanto custa o colesterol e precisa de jejum?"
         price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
@@ -1650,6 +1654,14 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
     bounds = {"manha": ("00:00", "12:00"), "tarde": ("12:00", "18:00"), "noite": ("18:00", "24:00")}
     low, high = bounds.get(period or "", ("00:00", "24:00"))
     return start < high and end > low  # "HH:MM" strings compare as times
+
+
+def _doctor_unknown(name: str) -> str:
+    return T.DOCTOR_NOT_FOUND.format(doctor=name)
+
+
+def _all_doctor_names() -> str:
+    return T.join_names([d["nome"] for d in _catalog()["medicos"][:MAX_LIST_ROWS]])
 
 
 def _doctor_referred(turn: _Turn) -> dict | None:

@@ -133,6 +133,7 @@ LATE_CHANGE = (
     "⚠️ Faltam menos de {hours} horas para esta consulta: pela política da clínica, cancelar ou remarcar sem custo "
     "é possível até {hours} horas antes."
 )
+DOCTOR_NOT_FOUND = "Não encontrei {doctor} entre os médicos da clínica."
 DOCTOR_PROFILE = "{doctor} ({crm}) atende {specialties}.{bio} Consulta particular: R$ {price}. Convênios: {plans}."
 DOCTOR_AGENDA = "{doctor} atende: {hours}."
 DOCTOR_WORKS_ON = "Sim, {doctor} atende {when}, {hours}."

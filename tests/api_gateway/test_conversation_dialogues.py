@@ -908,6 +908,14 @@ def test_a_doctors_agenda_question_can_be_followed_by_booking_with_him(patient):
     assert patient.session.selected_doctor.nome == "Dra. Ana Souza"
 
 
+def test_a_doctor_the_clinic_does_not_have_is_said_so(patient):
+    patient.says("quanto custa consulta com o dr roberto")  # was: the price range, as if he worked here
+    assert "\n\nNão encontrei Dr. Roberto entre os médicos da clínica. Nossos médicos: " in patient.text
+    patient.says("quero marcar com a dra patricia")
+    assert patient.text.startswith(T.DOCTOR_NOT_FOUND.format(doctor="Dra. Patricia"))
+    assert patient.session.flow == "agendar" and patient.session.selected_doctor is None
+
+
 def test_who_a_doctor_is_comes_from_the_doctors_row(patient):
     patient.says("qual a especialidade do dr igor?")
     igor = _doctor("Dr. Igor Santos")

@@ -596,6 +596,18 @@ def _plan_not_taken(text: str) -> dict:
     return {"convenio": missing} if missing else {}
 
 
+_TITLED_NAME = re.compile(r"(?<![a-z])(dra|dr|doutora|doutor)\.?\s+([a-z][a-z'-]{2,})")
+
+
+def _doctor_not_found(text: str) -> dict:
+    """ "com o dr roberto" when no doctor of the clinic matched: medico without an id, so the bot can say so."""
+    for match in _TITLED_NAME.finditer(fold(text)):
+        title, name = match.groups()
+        if name not in _NOT_NAME_WORDS and name not in _NAME_STOP:
+            return {"medico": f"{'Dra.' if title in {'dra', 'doutora'} else 'Dr.'} {name.capitalize()}"}
+    return {}
+
+
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -849,6 +861,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities.update(_specialty_from_need(mention_text))
     if not entities.get("convenio_id"):
         entities.update(_plan_not_taken(mention_text))
+    if not entities.get("medico_id"):
+        entities.update(_doctor_not_found(mention_text))
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
