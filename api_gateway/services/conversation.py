@@ -1092,7 +1092,9 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
     if free and refused is not None:
         turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))
         s.current_state = S.CHOOSING_TIME
-        return _slot_reply(s, T.NEAREST_SLOTS, sorted(free, key=lambda w: abs((w - refused).total_seconds())))
+        # The nearest times, listed in clock order like every other list, so row numbers read the same way.
+        nearest = sorted(free, key=lambda w: abs((w - refused).total_seconds()))[:MAX_LIST_ROWS]
+        return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
     if not free:
         holiday = holiday_name(s.preferred_date)
         if holiday:  # "dia 25": Christmas, not a doctor without times

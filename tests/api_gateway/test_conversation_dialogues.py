@@ -465,6 +465,14 @@ def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, setting
     assert offered and not any(f"{year}-12-25" in o for o in offered)
 
 
+def test_the_times_near_a_taken_one_are_listed_in_clock_order(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "14:00")
+    patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é João Silva")  # taken
+    assert patient.state == "choosing_time" and "14:00" in patient.text
+    ids = [o.id for o in patient.last.reply.options]
+    assert ids == sorted(ids) and "slot:" in ids[0]  # was: nearest first (14:30, 11:30, 15:00, ...)
+
+
 def test_after_a_time_offers_only_slots_from_then_on_that_day(patient):
     patient.says("quero marcar com o dr gustavo na quinta depois das 17h, meu nome é Rui Lima")
     times = [o.title[-5:] for o in patient.last.reply.options]
