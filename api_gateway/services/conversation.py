@@ -431,7 +431,8 @@ def _dispatch(turn: _Turn) -> Reply:
         return _menu(s, T.RESTARTED)
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
-    if changing and not _has_booking_entities(nlu):
+    row_of_change_list = s.last_options.get("kind") == "change" and (turn.option_id or nlu.entities.get("opcao"))
+    if changing and (row_of_change_list or not _has_booking_entities(nlu)):
         _reopen(s, changing)
         return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
@@ -460,10 +461,12 @@ def _dispatch(turn: _Turn) -> Reply:
         return _manage_step(turn)
 
     if s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE} and not _has_booking_entities(nlu):
+        if intent == Intent.CONFIRMAR and s.last_options.get("kind") == "change":
+            return _advance(turn)  # "ok" to "O que você quer alterar?" is no "sim" to the booking: the summary again
         if intent == Intent.CONFIRMAR:
             return _book(turn) if s.flow == FLOW_BOOK else _reschedule(turn)
         if intent == Intent.NEGAR:
-            return Reply(text=T.WHAT_TO_CHANGE)
+            return _what_to_change(s)
 
     asked_name = s.current_state == S.COLLECTING_PATIENT_INFO and s.last_options.get("kind") == "name"
     if asked_name and not nlu.entities.get("nome"):
@@ -500,7 +503,7 @@ def _dispatch(turn: _Turn) -> Reply:
             return _advance(turn)
         if not changed:
             if intent == Intent.NEGAR:
-                return Reply(text=T.WHAT_TO_CHANGE)
+                return _what_to_change(s)
             nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}
             # "a dra. Ana" when she is already chosen; "neurologista", which the clinic lacks, or another complaint
             # (both said in the prefix)
@@ -611,11 +614,26 @@ _FIELDS_TO_CHANGE = (
 )
 
 
+def _what_to_change(s: ConversationSession) -> Reply:
+    """ "Alterar": which part, as a list, so a typed "1" means "o nome" and never the summary's "Confirmar"."""
+    rows = [("name", T.CHANGE_NAME), ("date", T.CHANGE_DATE), ("time", T.CHANGE_TIME), ("doctor", T.CHANGE_DOCTOR)]
+    s.last_options = {"kind": "change", "items": [{"id": f"change:{key}", "title": title} for key, title in rows]}
+    options = [Option(f"change:{key}", title) for key, title in rows]
+    return Reply(text=T.WHAT_TO_CHANGE, kind="list", button_label=T.BUTTON_CHANGE, options=options)
+
+
 def _field_to_change(turn: _Turn) -> str | None:
     """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any; also
     "doctor" when another doctor is asked for while this one's times are offered."""
     s = turn.session
     text = fold(turn.text)
+    if s.last_options.get("kind") == "change" and s.current_state == S.CONFIRMING:
+        picked = turn.option_id or ""
+        items, row = s.last_options.get("items", []), turn.nlu.entities.get("opcao")
+        if not picked and isinstance(row, int) and 1 <= row <= len(items):
+            picked = items[row - 1]["id"]
+        if picked.startswith("change:"):
+            return picked.partition(":")[2]
     picking = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.flow == FLOW_BOOK
     if picking and _OTHER_DOCTOR.search(text):
         return "doctor"  # "prefiro outro médico" while the times of this one are on screen

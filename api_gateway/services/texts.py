@@ -95,6 +95,7 @@ BOOKED = (
 WHAT_TO_CHANGE = (
     "Sem problemas. O que você quer alterar: o nome, a data, o horário ou o médico? Ou diga 'cancelar' para desistir."
 )
+CHANGE_NAME, CHANGE_DATE, CHANGE_TIME, CHANGE_DOCTOR = "O nome", "A data", "O horário", "O médico"
 BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"

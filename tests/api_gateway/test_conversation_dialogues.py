@@ -354,6 +354,19 @@ def test_a_name_corrected_at_the_summary_is_shown_again_not_booked_under_the_old
     assert Agendamento.objects.get().paciente_nome == "Ana Lima Souza"
 
 
+@pytest.mark.parametrize("answer", ["1", "ok", "sim", "👍"])
+def test_an_answer_to_what_to_change_never_books(patient, answer):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("Alterar", option_id="confirm:no")
+    assert patient.text.startswith(T.WHAT_TO_CHANGE)
+    patient.says(answer)  # "1" was the summary's "Confirmar" button: it booked
+    assert Agendamento.objects.count() == 0
+    if answer == "1":
+        assert patient.state == "collecting_patient_info"  # row 1 is "O nome"
+    else:
+        assert patient.state == "confirming" and "Posso confirmar?" in patient.text  # the summary again
+
+
 def test_a_day_ruled_out_at_the_summary_moves_to_the_day_named_instead(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("ops, quarta não, sexta")  # was: "não entendi" and the Wednesday summary again
@@ -363,7 +376,7 @@ def test_a_day_ruled_out_at_the_summary_moves_to_the_day_named_instead(patient):
 def test_negative_answer_at_confirmation_asks_what_to_change(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("não")
-    assert patient.text == T.WHAT_TO_CHANGE
+    assert patient.text.startswith(T.WHAT_TO_CHANGE)
     assert Agendamento.objects.count() == 0
 
 
@@ -711,7 +724,7 @@ def test_giving_up_a_reschedule_keeps_the_appointment(patient, answer):
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quero remarcar pra sexta às 10h")
     patient.says("não")
-    assert patient.text == T.WHAT_TO_CHANGE  # which offers "cancelar" to give up
+    assert patient.text.startswith(T.WHAT_TO_CHANGE)  # which offers "cancelar" to give up
     patient.says(answer)
     assert patient.text == T.RESCHEDULE_ABANDONED and patient.session.flow == ""
     patient.says("sim")  # was: "Quer mesmo cancelar a consulta?" and this "sim" cancelled it
