@@ -53,15 +53,20 @@ _KEEP_APPOINTMENT = re.compile(
     r"|nao quero mais cancelar|desisti de cancelar)(?![a-z])"
 )
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
-_NONE_OF_THEM = re.compile(r"(?<![a-z])(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)(?![a-z])")
-_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|tudo)(?![a-z])")
+# At "Qual delas?": a short way out ("nenhuma", "deixa"), or all of them ("as duas", "todas").
+_NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)\b")
+_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|nenhuma das duas)(?![a-z])")
+# "Não vou poder ir amanhã": an appointment the patient will miss. Not "não posso ir de manhã" (a wish for a time).
 _CANT_ATTEND = re.compile(
-    r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:poder|conseguir) (?:ir|comparecer)"
-    r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|(?:vou|vai) (?:ter que|ter q|precisar) faltar"
-    r"|nao vou comparecer|imprevisto)(?![a-z])"
+    r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:poder|conseguir) (?:ir|comparecer)|nao irei|nao estarei"
+    r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|nao da (?:pra|para) ir"
+    r"|(?:vou|vai) (?:ter que |ter q |precisar )?faltar|nao vou comparecer)(?![a-z])"
+    r"(?!\s+(?:de|pela|na|a|à)\s+(?:manha|tarde|noite))"
 )
+_WANTS_BOOKING = re.compile(r"(?<![a-z])(?:marcar|agendar|marca|marcacao|agendamento|nova consulta)(?![a-z])")
 _CONFIRMS_ATTENDANCE = re.compile(
-    r"(?<![a-z])(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente)"
+    r"(?<![a-z])(?<!nao )(?<!nao vou )(?<!nao vou poder )(?<!nao consigo )(?<!nao posso )"
+    r"(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente)"
     r"|confirmo (?:a|minha) consulta)(?![a-z])"
 )
 BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
@@ -93,6 +98,7 @@ class _Turn:
     understood: bool = True
     text: str = ""  # the patient's message as received
     new_booking: bool = False  # this message started a booking
+    doctor_chosen: bool = False  # this message chose the doctor (by name or from the list)
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -409,9 +415,10 @@ def _dispatch(turn: _Turn) -> Reply:
     intent = nlu.intent
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
-    if (not s.flow or s.current_state == S.IDLE) and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
+    quiet = not s.flow or s.current_state == S.IDLE
+    if quiet and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
         told = fold(turn.text)
-        if _CANT_ATTEND.search(told):  # "não vou poder ir amanhã": that appointment, cancel or move it
+        if _CANT_ATTEND.search(told) and not _WANTS_BOOKING.search(told):  # "não vou poder ir amanhã"
             turn.prefix.append(T.CANT_ATTEND)
             return _with_prefix(turn, _start_manage(turn, FLOW_CANCEL))
         if _CONFIRMS_ATTENDANCE.search(told):
@@ -726,6 +733,7 @@ def _merge_entities(turn: _Turn) -> bool:
             doctor = None
         if doctor:
             s.selected_doctor_id = doctor["id"]
+            turn.doctor_chosen = True
             if s.selected_specialty_id not in doctor["especialidade_ids"]:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
 
@@ -906,6 +914,13 @@ def _next_step(turn: _Turn) -> Reply:
         return _next_step(turn)
     if s.selected_convenio_id and s.selected_convenio_id not in doctor["convenio_ids"]:
         plan = _plan_name(s.selected_convenio_id)
+        if turn.doctor_chosen and not turn.nlu.entities.get("convenio_id"):
+            # The doctor was chosen now, the plan earlier (maybe only asked about): the choice made now wins.
+            turn.prefix.append(
+                T.DOCTOR_KEPT_PRIVATE.format(doctor=doctor["nome"], plan=plan, price=T.money(doctor["preco_consulta"]))
+            )
+            s.selected_convenio_id, s.insurance_type = None, "particular"
+            return _next_step(turn)
         turn.prefix.append(T.DOCTOR_REJECTS_PLAN.format(doctor=doctor["nome"], plan=plan))
         s.selected_doctor_id = None
         reply = _offer_doctors(turn)
@@ -1352,10 +1367,18 @@ def _confirm_cancel_all(turn: _Turn) -> Reply:
     """ "cancela as duas": one question for all of them, then one cancellation each."""
     s = turn.session
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)[:MAX_LIST_ROWS]
+    day, _ = _wanted_moment(turn.nlu.entities)
+    if day and any(a.data == day for a in appointments):  # "as duas de sexta": Friday's, not Monday's too
+        appointments = [a for a in appointments if a.data == day]
+    if len(appointments) == 1:
+        s.target_appointment_id = appointments[0].pk
+        return _manage_selected(turn, appointments[0])
     s.current_state = S.CONFIRMING
     items = "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in appointments)
+    late = next((n for n in (_late_change_notice(turn, a) for a in appointments) if n), None)
+    question = T.CONFIRM_CANCEL_ALL.format(count=len(appointments), items=items)
     options = [Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)]
-    reply = _buttons(s, "confirm", T.CONFIRM_CANCEL_ALL.format(count=len(appointments), items=items), options)
+    reply = _buttons(s, "confirm", f"{late}\n\n{question}" if late else question, options)
     s.last_options["targets"] = [a.pk for a in appointments]
     return reply
 

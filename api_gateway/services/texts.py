@@ -53,6 +53,10 @@ NO_DOCTOR_FOR_PLAN = (
 )
 PLAN_NOT_IN_SPECIALTY = "Nenhum médico de {specialty} atende pelo convênio {plan}."
 DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."
+DOCTOR_KEPT_PRIVATE = (
+    "{doctor} não atende pelo convênio {plan}: a consulta com {doctor} fica particular (R$ {price}). Se preferir "
+    "usar o convênio, diga *outro médico*."
+)
 NO_DOCTOR_FOR_SPECIALTY = "No momento não há médicos de {specialty} com agenda na clínica."
 ASK_DATE = "Estes são os próximos horários livres com {doctor}. Escolha um ou me diga a data que prefere."
 ASK_DATE_FROM = (

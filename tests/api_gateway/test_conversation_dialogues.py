@@ -679,7 +679,8 @@ def test_both_appointments_can_be_cancelled_with_one_confirmation(patient):
     _book_directly("Dr. Igor Santos", WEDNESDAY, "10:00")  # another phone's: untouched
     patient.says("quero cancelar")
     patient.says("cancela as duas")
-    assert patient.text.startswith("Quer mesmo cancelar estas 2 consultas?"), patient.text
+    assert T.LATE_CHANGE.format(hours=24) in patient.text  # Tuesday's is tomorrow
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
     assert Agendamento.objects.filter(status="cancelado").count() == 0
     patient.says("sim")
     assert patient.text.startswith("✅ Consultas canceladas:")
@@ -708,6 +709,44 @@ def test_a_clinic_without_a_window_never_warns(patient):
     patient.now += dt.timedelta(hours=20)
     patient.says("quero cancelar minha consulta")
     assert "⚠️" not in patient.text and patient.state == "confirming"
+
+
+@pytest.mark.parametrize("message", ["não estarei lá amanhã", "não vou poder confirmar minha presença, vou viajar"])
+def test_saying_you_will_not_be_there_is_never_a_confirmation(patient, message):
+    appointment = _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.says(message)  # was: "Obrigado por confirmar!" and the row marked confirmado
+    appointment.refresh_from_db()
+    assert appointment.status == "agendado" and "Obrigado por confirmar" not in patient.text
+
+
+def test_a_booking_that_cannot_be_in_the_morning_is_no_missed_appointment(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero marcar outra consulta, com dermato, mas não posso ir de manhã")
+    assert patient.session.flow == "agendar" and "cancelar" not in patient.text  # was: "Quer mesmo cancelar...?"
+    appointment.refresh_from_db()
+    assert appointment.status == "agendado"
+
+
+def test_all_of_one_day_cancels_only_that_days_appointments(patient):
+    _book_directly("Dra. Ana Souza", FRIDAY, "09:00", phone=patient.phone)
+    _book_directly("Dra. Ana Souza", FRIDAY, "10:00", phone=patient.phone)
+    kept = _book_directly("Dr. Igor Santos", REF.date() + dt.timedelta(days=7), "09:00", phone=patient.phone)
+    patient.says("quero cancelar")
+    patient.says("as duas de sexta")  # was: all three, Monday's included
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    patient.says("sim")
+    kept.refresh_from_db()
+    assert kept.status == "agendado" and Agendamento.objects.filter(status="cancelado").count() == 2
+
+
+def test_a_doctor_chosen_now_wins_over_a_plan_only_asked_about(patient):
+    patient.says("a dra ana aceita unimed?")  # yes: Unimed becomes the likely plan
+    patient.says("quero marcar com a dra juliana, dermato, meu nome é Rui Lima")  # she does not take Unimed
+    assert patient.session.selected_doctor.nome == "Dra. Juliana Martins"  # was: switched to Dra. Beatriz
+    assert "Dra. Juliana Martins não atende pelo convênio Unimed: a consulta com Dra. Juliana Martins fica" in (
+        patient.text
+    )
+    assert patient.session.selected_convenio is None
 
 
 def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
