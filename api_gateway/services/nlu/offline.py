@@ -247,6 +247,8 @@ _ATTENDANT = _re(
 _RESTART = _re(
     r"recomecar|comecar de novo|comecar do zero|comecar novamente|reiniciar|reinicia|do zero|resetar|reset"
     r"|menu inicial|menu principal|voltar ao inicio|voltar ao menu|comecar tudo de novo"
+    # the whole message is a command word ("menu", "sair", "parar", "stop")
+    r"|^ ?(?:menu|sair|parar|pare|stop|chega|encerrar|finalizar)[ !.]*$"
 )
 _BACK = re.compile(
     r"^ ?(?:quero |pode |podemos |vamos |preciso |da pra )?(?:voltar|volta|retornar)"
@@ -399,6 +401,8 @@ _NUMBERED_NOUN = _OPTION_NOUN.replace("|dia|", "|")
 _NUMBERED_OPTION = re.compile(
     rf"(?<![a-z0-9])(?:{_NUMBERED_NOUN}|o|a|escolho|escolho a|escolho o|quero a|quero o|fico com a|fico com o"
     r"|pode ser a|pode ser o)\s*(\d{1,2}|um|uma|dois|duas|tres|quatro|cinco|seis|sete)(?![a-z0-9:/h])"
+    # "daqui a 2 semanas", "a 3 dias": an amount of time, not row 2
+    r"(?!\s*(?:dias?|semanas?|mes|meses|anos?|horas?|minutos?|min|vezes|meses))"
 )
 _BARE_NUMBER = re.compile(r"^\s*(?:n|no|numero|opcao)?\s*(\d{1,2})\s*[.)!]?\s*$")
 # A pronoun pointing at what was just offered. The bare pronouns ("esse", "ele") count only when options are on
@@ -427,7 +431,8 @@ _NAME_INTRO = re.compile(
 # "sou Luana Ribeiro": without an article "sou" is a name only as two or more words, the first capitalised
 # ("sou casada", "sou nova aqui" are not names).
 _NAME_INTRO_BARE = re.compile(r"(?<![a-zA-Z])(?i:(?:eu )?sou)\s+(?=[A-ZÀ-Ý])")
-_NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
+# A letter, then letters, or an apostrophe/hyphen between letters: "D'Ávila", "Ana-Maria".
+_NAME_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*", re.UNICODE)
 _NAME_PARTICLES = frozenset({"da", "de", "do", "dos", "das", "e", "di", "du", "van", "von"})
 # Words that are never part of a person's name in this conversation.
 _NOT_NAME_WORDS = frozenset(
@@ -445,6 +450,7 @@ _NOT_NAME_WORDS = frozenset(
     filho filha mae pai esposa esposo marido crianca bebe meu minha seu sua nosso nossa um uma o a os as
     de do da dos das em no na nos nas ao aos se me te lhe ta to tou estou sou tenho tem ter fazer
     diabetico diabetica hipertenso hipertensa gravida alergico alergica novo paciente cliente
+    sair parar pare stop ignore ignorar previous instructions instrucoes anteriores menu bot robo help
     pediatra cardiologista dermatologista ortopedista ginecologista oftalmologista oculista clinico cardio
     dermato gineco orto oftalmo neuro neurologista psicologo psicologa psiquiatra dentista urologista endocrino
     endocrinologista otorrino nutricionista fisioterapeuta especialista raio ultrassom checkup
@@ -456,11 +462,18 @@ _NAME_STOP = frozenset(
     que porque mas pois por favor obrigado obrigada tel telefone cpf nasci idade anos
     """.split()
 )
-_MAX_NAME_WORDS = 6
+_MAX_NAME_WORDS = 8  # "Ana Maria de Souza Pereira Lima" is six
 
 
 def _title_case(words: list[str]) -> str:
-    return " ".join(w.lower() if w.lower() in _NAME_PARTICLES else w[:1].upper() + w[1:].lower() for w in words)
+    """ "ana-maria D'ÁVILA da silva" -> "Ana-Maria D'Ávila da Silva"."""
+
+    def cap(part: str) -> str:
+        return part[:1].upper() + part[1:].lower()
+
+    return " ".join(
+        w.lower() if w.lower() in _NAME_PARTICLES else re.sub(r"[^'’-]+", lambda m: cap(m.group(0)), w) for w in words
+    )
 
 
 def _name_words(text: str, *, start: int, stop_at_lowercase_after: bool = False) -> tuple[list[str], int]:
@@ -541,7 +554,7 @@ def _bare_name(text: _Text) -> str | None:
     if not candidate or re.search(r"[\d@#$%&*=+<>/\\|?]", candidate):
         return None
     words, end = _name_words(candidate, start=0)
-    if end < len(candidate.rstrip(" .!")) or len(words) > 5:
+    if end < len(candidate.rstrip(" .!")) or len(words) > _MAX_NAME_WORDS:
         return None
     return _title_case(words) if _plausible_name(words) else None
 
