@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import cache_inspect
+from api_gateway.services.conversation import release_to_bot
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
@@ -118,9 +119,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
         def change(session: ConversationSession) -> bool:
             if session.current_state != ConversationState.HUMAN_HANDOFF:
                 return False
-            session.previous_state = ConversationState.HUMAN_HANDOFF
-            session.current_state = ConversationState.IDLE
-            session.failed_attempts = 0
+            release_to_bot(session)  # also drops the booking left half-way before the handoff
             session_manager.save(session=session)
             return True
 

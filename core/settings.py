@@ -232,6 +232,8 @@ PATIENT_MAX_OPEN_APPOINTMENTS = env_int("PATIENT_MAX_OPEN_APPOINTMENTS", 3)
 # How long a turn may hold its phone's lock before Redis frees it (recovery time after a crashed worker).
 SESSION_LOCK_TIMEOUT_SECONDS = env_int("SESSION_LOCK_TIMEOUT_SECONDS", 60)
 HANDOFF_AFTER_FAILURES = env_int("HANDOFF_AFTER_FAILURES", 3)
+# A conversation handed to the staff returns to the bot when the patient writes after this many silent hours.
+HANDOFF_IDLE_HOURS = env_int("HANDOFF_IDLE_HOURS", 12)
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
 # Public holidays the clinic is closed on (rag_agent/closures.py): a country ("BR"), a country and a state
 # ("BR-SP"), or "" for a clinic that opens on holidays.

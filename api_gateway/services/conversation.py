@@ -163,6 +163,8 @@ def _turn(
     now = now or timezone.now()
     text = (text or "").replace("\x00", "")[:MAX_STORED_TEXT]  # PostgreSQL refuses NUL characters
     session = session_manager.get_or_start(phone=phone)
+    if session.current_state == S.HUMAN_HANDOFF and _handoff_over(session, text=text, now=now):
+        release_to_bot(session)  # saved with this turn, which the bot answers
     _resume_after_question(session)  # the NLU reads this message in the step it answers, not "answering_question"
     nlu = _interpret(session=session, text=text, option_id=option_id, channel_type=channel_type, now=now)
     for attempt in range(3):
@@ -554,7 +556,30 @@ def _handoff(turn: _Turn, text: str) -> Reply:
     s.failed_attempts = 0
     metrics.HANDOFFS.inc()
     logger.info("session %s handed to a human", mask_phone(s.phone_number))
-    return Reply(text=text)
+    hours = _clinic().get("horario_funcionamento") or ""
+    # The staff answer in opening hours; the patient can always come back to the bot.
+    return Reply(
+        text="\n\n".join([text, *([T.HANDOFF_HOURS.format(hours=hours)] if hours else []), T.HANDOFF_WAY_BACK])
+    )
+
+
+_BACK_TO_BOT = re.compile(r"^\W*(?:menu|bot|robo|voltar (?:pro|ao|para o) (?:bot|robo|menu)|reiniciar|recomecar)\W*$")
+
+
+def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime) -> bool:
+    """A handed-over conversation returns to the bot when the patient asks ("menu") or after a silence of
+    HANDOFF_IDLE_HOURS: a question the next day is answered, not left waiting for staff who moved on."""
+    if _BACK_TO_BOT.search(fold(text)):
+        return True
+    idle = now - s.last_activity if s.last_activity else dt.timedelta(0)
+    return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS)
+
+
+def release_to_bot(s: ConversationSession) -> None:
+    """End a human handoff: the bot answers again, from the menu (a booking left before the handoff is dropped)."""
+    _flow_reset(s)
+    s.previous_state = S.HUMAN_HANDOFF
+    s.failed_attempts = 0
 
 
 def _buttons(s: ConversationSession, kind: str, text: str, options: list[Option]) -> Reply:

@@ -104,6 +104,8 @@ BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. �
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"
 )
+HANDOFF_HOURS = "Nosso horário de atendimento: {hours}."
+HANDOFF_WAY_BACK = "Para voltar ao atendimento automático, é só digitar *menu*."
 HANDOFF_AFTER_FAILURES = (
     "Desculpe, não estou conseguindo entender. Vou transferir a conversa para um atendente da recepção. 🙋"
 )

@@ -97,6 +97,8 @@ def test_sessions_cannot_be_added_or_deleted_from_the_admin(admin_client, conver
 def test_release_action_hands_the_session_back_to_the_bot_in_database_and_cache(admin_client, conversation, phone):
     conversation.current_state = ConversationState.HUMAN_HANDOFF
     conversation.failed_attempts = 3
+    conversation.flow = "agendar"
+    conversation.preferred_date = dt.date(2030, 1, 7)
     session_manager.save(session=conversation)
     response = admin_client.post(
         SESSIONS_URL, {"action": "release_to_bot", "_selected_action": [conversation.pk]}, follow=True
@@ -104,6 +106,7 @@ def test_release_action_hands_the_session_back_to_the_bot_in_database_and_cache(
     assert response.status_code == 200
     row = ConversationSession.objects.get(pk=conversation.pk)
     assert row.current_state == "idle" and row.previous_state == "human_handoff" and row.failed_attempts == 0
+    assert row.flow == "" and row.preferred_date is None  # the half-made booking does not come back
     cached = caches["default"].get(session_key(phone))
     assert cached["current_state"] == "idle" and cached["version"] == row.version
 

@@ -1234,11 +1234,37 @@ def test_handoff_silences_the_bot_until_staff_release_it(patient):
     assert ConversationMessage.objects.filter(content="alô?", message_type="user").exists()
 
 
+def test_the_patient_can_leave_a_handoff_by_typing_menu(patient):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says("quero falar com um atendente")
+    assert T.HANDOFF_WAY_BACK in patient.text and "Nosso horário de atendimento:" in patient.text
+    patient.says("menu")  # was: silence, for ever, until staff released it in the admin
+    assert patient.state == "idle" and patient.last.reply.send and patient.session.flow == ""
+
+
+def test_a_handoff_left_silent_returns_to_the_bot(patient, settings):
+    settings.HANDOFF_IDLE_HOURS = 12
+    patient.says("quero falar com um atendente")
+    patient.now += dt.timedelta(hours=11)
+    assert patient.says("alguém aí?").reply.send is False  # staff still have it
+    patient.now += dt.timedelta(hours=13)
+    patient.says("bom dia, vocês aceitam unimed?")  # the next day: answered
+    assert patient.state != "human_handoff" and "Unimed" in patient.text
+
+
+@pytest.mark.parametrize(
+    "message", ["a atendente me disse ontem que vocês aceitam unimed, é verdade?", "obrigada, a atendente já me ajudou"]
+)
+def test_mentioning_the_attendant_is_no_request_for_one(patient, message):
+    patient.says(message)
+    assert patient.state != "human_handoff"
+
+
 def test_repeated_gibberish_hands_the_patient_to_a_human(patient):
     for _ in range(3):
         patient.says("asdkjhasd qwpoe")
     assert patient.state == "human_handoff"
-    assert patient.text == T.HANDOFF_AFTER_FAILURES
+    assert patient.text.startswith(T.HANDOFF_AFTER_FAILURES) and patient.text.endswith(T.HANDOFF_WAY_BACK)
 
 
 def test_typed_number_on_the_button_fallback_means_that_button(patient):

@@ -242,8 +242,13 @@ _ATTENDANT = _re(
     r"(?:falar|conversar|atendimento|ligar)\s+(?:com\s+)?(?:um|uma|o|a|alguma|algum)?\s*"
     r"(?:atendente|humano|humana|pessoa|recepcao|recepcionista|alguem|funcionari[oa]|secretaria"
     r"|gente de verdade|pessoa real)"
-    r"|atendente|atendimento humano|pessoa de verdade|pessoa real|ser humano|humano|recepcionista"
+    r"|(?:quero|queria|preciso|prefiro|chama|chame|me passa|me passe|me transfere|me transfira|transfere"
+    r"|transferir)\s+(?:pra\s+|para\s+)?(?:um|uma|o|a)?\s*(?:atendente|humano|humana|pessoa|recepcionista)"
+    r"|atendimento humano|pessoa de verdade|pessoa real|ser humano"
 )
+# The bare word is a request only when it is (nearly) the whole message: "atendente", "humano por favor" — not
+# "a atendente me disse ontem que vocês aceitam unimed".
+_ATTENDANT_WORD = _re(r"atendente|humano|recepcionista|recepcao")
 _RESTART = _re(
     r"recomecar|comecar de novo|comecar do zero|comecar novamente|reiniciar|reinicia|do zero|resetar|reset"
     r"|menu inicial|menu principal|voltar ao inicio|voltar ao menu|comecar tudo de novo"
@@ -955,7 +960,8 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     confirming = state == "confirming"
 
     # Requests that change the conversation itself come first: they are unambiguous and must never be missed.
-    if _has(norm, _ATTENDANT) and not _has(norm, _re(r"(?:nao|nem) (?:quero|precisa|preciso) (?:falar|de)")):
+    asks_person = _has(norm, _ATTENDANT) or (_has(norm, _ATTENDANT_WORD) and len(t.words) <= 3)
+    if asks_person and not _has(norm, _re(r"(?:nao|nem) (?:quero|precisa|preciso) (?:falar|de)")):
         return Intent.ATENDENTE, CERTAIN if short else CLEAR
     if _has(norm, _RESTART):
         return Intent.REINICIAR, CERTAIN if short else CLEAR
