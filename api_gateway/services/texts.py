@@ -33,7 +33,17 @@ RELATIVES = {
     "enteado": "do seu enteado",
     "enteada": "da sua enteada",
     "bebe": "do bebê",
-}
+    "sogra": "da sua sogra",
+    "sogro": "do seu sogro",
+    "tia": "da sua tia",
+    "tio": "do seu tio",
+    "prima": "da sua prima",
+    "primo": "do seu primo",
+    "namorada": "da sua namorada",
+    "namorado": "do seu namorado",
+    "companheira": "da sua companheira",
+    "companheiro": "do seu companheiro",
+}  # "vó"/"vô" fold alike: "do paciente"
 ASK_NAME_AGAIN = "Não consegui identificar o nome. Pode me dizer o seu nome completo? (ex.: Maria da Silva)"
 CONFIRM_PROFILE_NAME = "Posso registrar a consulta no nome de *{name}*?"
 ASK_SPECIALTY = "Com qual especialidade você quer se consultar?"

@@ -509,3 +509,26 @@ def test_an_amount_of_time_over_a_list_is_a_date_not_a_row(clinic, phone):
         text="pode ser daqui a 2 semanas", session=_session(phone, "choosing_time", options=SLOT_OPTIONS), now=NOW
     )
     assert "opcao" not in result.entities and result.entities.get("data") == "2026-12-07"
+
+
+@pytest.mark.parametrize("text", ["não precisa mudar nada, pode confirmar", "não não, tá certo, pode marcar"])
+def test_a_no_that_means_yes_at_the_summary_confirms(clinic, phone, text):
+    result = offline_interpret(text=text, session=_session(phone, "confirming", flow="agendar"), now=NOW)
+    assert result.intent == Intent.CONFIRMAR  # was: "O que você quer alterar?"
+
+
+@pytest.mark.parametrize(
+    ("text", "relative", "name"),
+    [
+        (
+            "quero marcar cardiologia pra minha mãe, o nome da minha mãe é Maria Aparecida dos Santos",
+            "mae",
+            "Maria Aparecida dos Santos",
+        ),
+        ("quero marcar pra minha sogra", "sogra", None),
+        ("p minha esposa", "esposa", None),
+    ],
+)
+def test_the_relative_and_their_name_are_read(clinic, phone, text, relative, name):
+    result = offline_interpret(text=text, session=_session(phone), now=NOW)
+    assert (result.entities.get("para_quem"), result.entities.get("nome")) == (relative, name)

@@ -229,6 +229,11 @@ _YES_STRONG = _re(
     r"|isso mesmo|exatamente|exato|correto|positivo|afirmativo|certamente|quero sim|sim senhor|sim senhora|yes"
     r"|ss|sim+|essa mesmo|esse mesmo|essa mesma|esse ai|essa ai|pode ser esse|pode ser essa"
 )
+# A "não" that means yes: "não precisa mudar nada, pode confirmar", "não não, tá certo, pode marcar".
+_NO_BUT_YES = _re(
+    r"pode confirmar|pode marcar|pode agendar|ta certo|esta certo|ta tudo certo|esta tudo certo|tudo certo"
+    r"|nao precisa (?:mudar|alterar|trocar) nada|ta otimo|esta otimo|ta perfeito|pode seguir"
+)
 _YES_WEAK = _re(
     r"ok|isso|pode|pode ser|certo|beleza|perfeito|fechado|combinado|show|otimo|joia|tranquilo|pode sim|bora|vamos"
     r"|esta bem|ta bem|ta bom|esta otimo|ta otimo|ta certo|esta certo|serve|fechou|top|legal|uhum|aham|isso ai"
@@ -426,6 +431,7 @@ _NAME_INTRO = re.compile(
     r"(?<![a-z])(?:meu nome(?: completo)?(?: e| eh|:| e:)|me chamo|pode me chamar de|chamo-me|nome:"
     r"|nome d[oa] paciente(?: e| eh|:)|(?:eu )?sou (?:o|a)|eu sou|aqui (?:e|eh)(?: (?:o|a))?"
     r"|quem fala (?:e|eh)(?: (?:o|a))?|(?:o|a) paciente (?:e|eh|se chama)|(?:o )?nome d(?:ele|ela)(?: e| eh|:)"
+    r"|(?:o )?nome d[oa] (?:meu|minha) [a-z]+(?: e| eh|:)|(?:meu|minha) [a-z]+ se chama"
     # a correction at the summary: "o nome certo é Ana Lima", "o nome tá errado, é Sandra Mello"
     r"|(?:o )?nome (?:certo|correto|completo)(?: e| eh|:)|(?<![a-z] )o nome (?:e|eh)"
     r"|nome (?:ta|esta) errado,? (?:o certo )?(?:e|eh)"
@@ -531,8 +537,9 @@ def _plausible_name(words: list[str]) -> bool:
 
 
 _FOR_RELATIVE = re.compile(
-    r"(?<![a-z])(?:pro|pra|para o|para a|para|e do|e da|consulta do|consulta da) (?:meu|minha|nosso|nossa) "
-    r"(filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta|enteado|enteada|bebe)"
+    r"(?<![a-z])(?:pro|pra|para o|para a|para|p|e do|e da|consulta do|consulta da) (?:meu|minha|nosso|nossa|mo) "
+    r"(filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta|enteado|enteada|bebe"
+    r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
     r"(?![a-z])"
 )
 
@@ -1116,6 +1123,8 @@ def _yes_no(t: _Text, *, confirming: bool, has_slots: bool, short: bool, entitie
     starts_no = first in {"nao", "n", "negativo", "nope"}
     slot_values = any(k in entities for k in _SCHEDULING_ENTITIES if k != "nome")
 
+    if confirming and starts_no and _has(norm, _NO_BUT_YES):  # "não precisa mudar nada, pode confirmar"
+        return Intent.CONFIRMAR, CLEAR
     if starts_no or (_has(norm, _NO) and _only(norm, _NO, _THANKS)):
         if slot_values or entities.get("particular"):
             return Intent.INFORMAR, CLEAR  # "não, prefiro quinta" (a correction), "não tenho convênio"
