@@ -1254,18 +1254,25 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         {
             "id": f"appointment:{a.pk}",
             "title": _appointment_title(a),
+            "description": _appointment_who(a, rows),
             "when": _aware(a.data, a.hora).isoformat(),  # so "a de amanhã" / "a das 10h" can name one
             "doctor_id": a.medico_id,  # so "a do dr. Igor" can
         }
         for a in rows
     ]
     s.last_options = {"kind": "appointment", "items": items}
-    return Reply(
-        text=T.CHOOSE_APPOINTMENT,
-        kind="list",
-        button_label="Consultas",
-        options=[Option(i["id"], i["title"][:24], a.medico.nome) for i, a in zip(items, rows, strict=True)],
-    )
+    return _appointment_choice(items)
+
+
+def _appointment_choice(items: list[dict]) -> Reply:
+    options = [Option(i["id"], i["title"][:24], i.get("description", "")) for i in items]
+    return Reply(text=T.CHOOSE_APPOINTMENT, kind="list", button_label="Consultas", options=options)
+
+
+def _appointment_who(a, appointments: list) -> str:
+    """ "Dra. Ana Souza", and whose it is when the phone books for several people ("Dra. Ana Souza · Laura")."""
+    several = len({x.paciente_nome for x in appointments}) > 1
+    return f"{a.medico.nome} · {a.paciente_nome.split()[0]}" if several and a.paciente_nome else a.medico.nome
 
 
 def _appointment_named(turn: _Turn, appointments: list):
@@ -1357,11 +1364,12 @@ def _manage_step(turn: _Turn) -> Reply:
             return Reply(text=T.NOTHING_CHANGED)
         if appointment is None and s.flow == FLOW_CANCEL and _ALL_OF_THEM.search(text):
             return _confirm_cancel_all(turn)
+        if appointment is None and nlu.intent == Intent.CANCELAR and s.flow == FLOW_RESCHEDULE:
+            s.flow = FLOW_CANCEL  # "pensando bem, quero cancelar": the same list, now to cancel
+            return _appointment_choice(s.last_options.get("items", []))
         if appointment is None:
             turn.understood = False
-            items = s.last_options.get("items", [])
-            options = [Option(i["id"], i["title"]) for i in items]
-            return Reply(text=T.CHOOSE_APPOINTMENT, options=options, kind="list", button_label="Consultas")
+            return _appointment_choice(s.last_options.get("items", []))
         return _manage_selected(turn, appointment)
     # CONFIRMING a cancellation
     if s.last_options.get("targets"):
@@ -1473,7 +1481,9 @@ def _list_appointments(turn: _Turn) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
     if not appointments:
         return Reply(text=T.NO_APPOINTMENTS)
-    items = "\n".join(f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {a.medico.nome}" for a in appointments)
+    items = "\n".join(
+        f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
+    )
     return Reply(text=T.MY_APPOINTMENTS.format(items=items))
 
 

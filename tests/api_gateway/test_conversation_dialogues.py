@@ -749,6 +749,28 @@ def test_a_doctor_chosen_now_wins_over_a_plan_only_asked_about(patient):
     assert patient.session.selected_convenio is None
 
 
+def test_a_family_s_appointments_show_whose_they_are_and_a_name_picks_one(patient):
+    own = _book_directly("Dr. Igor Santos", WEDNESDAY, "09:00", phone=patient.phone)
+    child = _book_directly("Dr. Daniel Rocha", WEDNESDAY, "09:00", phone=patient.phone)
+    Agendamento.objects.filter(pk=own.pk).update(paciente_nome="Carla Reis")
+    Agendamento.objects.filter(pk=child.pk).update(paciente_nome="Pedro Reis")
+    patient.says("quero cancelar")
+    descriptions = [o.description for o in patient.last.reply.options]
+    assert sorted(descriptions) == ["Dr. Daniel Rocha · Pedro", "Dr. Igor Santos · Carla"]  # same time: was ambiguous
+    patient.says("a do pedro")
+    assert patient.session.target_appointment_id == child.pk
+
+
+def test_changing_one_s_mind_from_moving_to_cancelling_keeps_the_list(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
+    patient.says("quero remarcar")
+    patient.says("pensando bem quero cancelar")  # was: "Qual delas?" for the reschedule, until a human took over
+    assert patient.session.flow == "cancelar" and patient.state == "managing_appointment"
+    patient.says("a da dra ana")
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
+
+
 def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)

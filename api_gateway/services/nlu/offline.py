@@ -701,7 +701,8 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
     for index, item in enumerate(items, 1):
-        title = re.sub(r"[^a-z0-9 ]", " ", fold(str(item.get("title", ""))))
+        # the title, and an appointment's description ("Dra. Ana Souza · Pedro": "a do pedro", "a da dra ana")
+        title = re.sub(r"[^a-z0-9 ]", " ", fold(f"{item.get('title', '')} {item.get('description', '')}"))
         shortest = 3 if str(item.get("id", "")).startswith("doctor:") else 4  # "a Ana"
         title_words = {w for w in title.split() if len(w) >= shortest and w not in _GENERIC_TITLE_WORDS}
         if title_words & message_words:
