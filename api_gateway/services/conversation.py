@@ -1663,12 +1663,15 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     wanted_date, _ = _wanted_moment(e)
     period = e.get("periodo") if e.get("periodo") in T.PERIOD_LABELS else None
     weekday = wanted_date.weekday() if wanted_date else None
-    asked = weekday is not None or period is not None
+    earliest, latest = _wanted_bounds(e)  # "atende depois das 17h?"
+    asked = weekday is not None or period is not None or earliest is not None or latest is not None
     when = " ".join(
         part
         for part in (
             None if weekday is None else ("aos " if weekday >= 5 else "às ") + T.WEEKDAYS_PLURAL[weekday],
             T.PERIOD_LABELS.get(period or ""),
+            f"a partir das {earliest:%H:%M}" if earliest else None,
+            f"antes das {latest:%H:%M}" if latest else None,
         )
         if part
     )
@@ -1677,7 +1680,10 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
         return [
             sh
             for sh in shifts
-            if (weekday is None or sh["dia_semana"] == weekday) and _shift_in_period(sh["inicio"], sh["fim"], period)
+            if (weekday is None or sh["dia_semana"] == weekday)
+            and _shift_in_period(sh["inicio"], sh["fim"], period)
+            and (earliest is None or sh["fim"] > f"{earliest:%H:%M}")
+            and (latest is None or sh["inicio"] < f"{latest:%H:%M}")
         ]
 
     def hours_of(shifts: list[dict]) -> str:

@@ -956,6 +956,14 @@ def test_a_plan_told_earlier_shapes_a_later_price_answer_but_particular_still_wi
             "Não: Dr. Gustavo Pereira não atende aos sábados. Atende: terças e quintas, das 13:00 às 19:00.",
         ),
         ("a dra fernanda atende sabado?", "Sim, Dra. Fernanda Alves atende aos sábados, das 08:00 às 12:00."),
+        (
+            "o dr lucas atende amanha?",  # the patient's tomorrow is a Tuesday; was: a booking
+            "Não: Dr. Lucas Oliveira não atende às terças. Atende: quintas e sextas, das 08:00 às 12:00.",
+        ),
+        (
+            "o dr igor atende depois das 15h?",  # was: his profile
+            "Não: Dr. Igor Santos não atende a partir das 15:00. Atende: segunda a sexta, das 07:00 às 12:00.",
+        ),
         ("o dr igor atende que horas?", "Dr. Igor Santos atende: segunda a sexta, das 07:00 às 12:00."),
         (
             "o dr daniel atende a tarde?",

@@ -263,6 +263,10 @@ def test_a_day_with_a_bound_keeps_both():
         ("de manhã não, só à tarde", None, "tarde"),
         ("ela só pode na parte da tarde porque de manhã ela faz hidroginástica", None, "tarde"),
         ("segunda de manhã", date(2026, 11, 30), "manha"),
+        ("amanhã não posso, pode ser quinta?", date(2026, 11, 26), None),
+        ("não posso amanhã", None, None),
+        ("segunda e terça não posso", None, None),
+        ("hoje não dá, amanhã sim", date(2026, 11, 24), None),
     ],
 )
 def test_a_day_or_period_ruled_out_is_not_the_one_wanted(phrase, expected_date, expected_period):

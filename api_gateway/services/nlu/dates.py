@@ -196,7 +196,8 @@ _WEEKDAY_AND_DAY = re.compile(
     r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
 )
 # A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
-_DAY_WORD = r"(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
+_ONE_DAY = r"(?:(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?|hoje|amanha|dia\s+\d{1,2})"
+_DAY_WORD = rf"{_ONE_DAY}(?:\s*(?:,|e|nem|ou)\s*{_ONE_DAY})*"  # "segunda e terça não posso"
 _NO_AFTER = r"\s+(?:eu\s+)?(?:nao|n)(?=\s*[,.;!]|\s*$|\s+(?:posso|consigo|da|rola|quero|pode|vai|vou|serve|tenho))"
 _NO_BEFORE = (
     r"\b(?:menos|exceto|tirando|nem|nao\s+pode\s+ser|nao\s+posso|nao\s+consigo|nao\s+da|nao\s+quero"

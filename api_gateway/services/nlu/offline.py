@@ -1067,6 +1067,8 @@ _AGENDA = _re(
     r"|quais (?:sao )?(?:os )?horarios|horarios? d[oa]|atende quando|trabalha quando|quando (?:ele|ela) atende"
     r"|(?:atende|atendem|trabalha|trabalham) (?:de |aos |nos |na |no |as |a |pela |em |durante a )?"
     r"(?:segunda|terca|quarta|quinta|sexta|sabado|domingo|manha|tarde|noite|fim de semana|fins de semana)s?"
+    r"|(?:atende|atendem|trabalha|trabalham) (?:hoje|amanha|dia \d+|depois das|depois de|antes das|antes de"
+    r"|ate as|a partir das|a partir de)"
 )
 
 
