@@ -67,7 +67,8 @@ _MEDICAL = _words(
     r"|gravida (?:\w+ ){0,6}(?:perdendo sangue|sangrando|sangramento)|bolsa (?:estourou|rompeu)"
 )
 # "Socorro" alone is a cry for help; "socorro, esqueci o horário" or "pronto-socorro" are not.
-_CRY_FOR_HELP = re.compile(r"^(?:socorro|socorro socorro|me ajuda socorro|socorro me ajuda|help)$")
+# ("help" is how some patients ask the bot for its menu: not a cry.)
+_CRY_FOR_HELP = re.compile(r"^(?:socorro|socorro socorro|me ajuda socorro|socorro me ajuda)$")
 _SELF_HARM = _words(
     r"(?:quero|queria|penso em|pensando em|vontade de|so quero|so queria) (?:morrer|sumir)"
     r"(?! (?:de|por|pra|para|um pouco|uns|umas|daqui|das|dos)\b)"

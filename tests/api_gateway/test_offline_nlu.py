@@ -532,3 +532,8 @@ def test_a_no_that_means_yes_at_the_summary_confirms(clinic, phone, text):
 def test_the_relative_and_their_name_are_read(clinic, phone, text, relative, name):
     result = offline_interpret(text=text, session=_session(phone), now=NOW)
     assert (result.entities.get("para_quem"), result.entities.get("nome")) == (relative, name)
+
+
+@pytest.mark.parametrize("text", ["ajuda", "help", "o que você faz?"])
+def test_asking_what_the_bot_does_is_a_greeting_with_the_menu(clinic, phone, text):
+    assert offline_interpret(text=text, session=_session(phone), now=NOW).intent == Intent.SAUDACAO

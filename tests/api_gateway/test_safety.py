@@ -64,6 +64,7 @@ def test_thoughts_of_self_harm(text):
 @pytest.mark.parametrize(
     "text",
     [
+        "help",  # the bot's menu, in English; not a cry (SAMU was the answer)
         "quero marcar uma consulta com cardiologista",
         "quanto custa a consulta?",
         "tive um infarto em 2019, preciso de acompanhamento com cardiologista",

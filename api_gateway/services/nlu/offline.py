@@ -218,6 +218,8 @@ def _re(words: str) -> re.Pattern:
 _GREETING = _re(
     r"oi+e?|ola|alo|opa|hey|hello|hi|salve|bom dia|boa tarde|boa noite|boa madrugada|e ai|eai|tudo bem|tudo bom"
     r"|tudo certo|como vai|como voce esta|como vai voce|bem vindo"
+    # asking what the bot can do gets the greeting, which says it, with the menu
+    r"|^ ?(?:ajuda|help|opcoes|o que voce faz|o que voce pode fazer|como funciona)[ ?!.]*$"
 )
 _THANKS = _re(r"obrigad[oa]s?|muito obrigad[oa]|valeu|agradeco|agradecid[oa]|grat[oa]|thanks|thank you|gratidao")
 _BYE = _re(
