@@ -31,6 +31,7 @@ INVALID_DOCTOR_MESSAGE = "Não encontramos esse médico na especialidade escolhi
 INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
 HOLIDAY_MESSAGE = "{date} é feriado ({holiday}): a clínica não abre."
 PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
+TOO_FAR_MESSAGE = "A agenda está aberta só até {date}. Por favor, escolha uma data até lá."
 INVALID_PATIENT_MESSAGE = "Precisamos do nome e do telefone do paciente para agendar."
 APPOINTMENT_NOT_FOUND_MESSAGE = "Não encontramos esse agendamento entre as suas consultas ativas."
 PATIENT_BUSY_MESSAGE = "{patient} já tem uma consulta nesse horário ({doctor}, às {time}). Escolha outro horário."
@@ -84,11 +85,19 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         raise InvalidBooking(INVALID_SLOT_MESSAGE)
     if dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone()) <= timezone.now():
         raise InvalidBooking(PAST_SLOT_MESSAGE)
+    last_day = booking_last_day()
+    if data > last_day:
+        raise InvalidBooking(TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
     taken = Agendamento.objects.filter(medico=medico, data=data, hora=hora).exclude(status=Agendamento.Status.CANCELADO)
     if exclude_id is not None:
         taken = taken.exclude(pk=exclude_id)
     if taken.exists():
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
+
+
+def booking_last_day() -> dt.date:
+    """The last day the agenda is open for booking (BOOKING_HORIZON_DAYS from today): "em 1000 anos" is no date."""
+    return timezone.localdate() + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
 
 
 def patient_busy_message(other: Agendamento) -> str:

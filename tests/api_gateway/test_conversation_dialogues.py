@@ -478,6 +478,12 @@ def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, setting
     assert offered and not any(f"{year}-12-25" in o for o in offered)
 
 
+def test_a_date_years_ahead_is_refused_with_the_last_open_day(patient):
+    patient.says("quero marcar com a dra ana dia 10 de março de 2030, meu nome é Rui Lima")  # was: booked in 2030
+    assert "A agenda está aberta só até" in patient.text and patient.state == "choosing_date"
+    assert patient.session.preferred_date is None
+
+
 def test_the_times_near_a_taken_one_are_listed_in_clock_order(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "14:00")
     patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é João Silva")  # taken

@@ -297,3 +297,12 @@ def test_reschedule_can_move_to_another_doctor_of_the_specialty_who_takes_the_pl
     )
     private.refresh_from_db()
     assert (private.medico, private.data, private.hora) == (demo.carlos, when.date(), when.time())
+
+
+def test_a_date_beyond_the_booking_horizon_is_refused(demo, phone, settings):
+    settings.BOOKING_HORIZON_DAYS = 30
+    far = MONDAY + dt.timedelta(days=35)
+    with pytest.raises(InvalidBooking, match="A agenda está aberta só até"):
+        _book_ana(demo, phone, day=far)
+    settings.BOOKING_HORIZON_DAYS = 60
+    assert _book_ana(demo, phone, day=far).data == far
