@@ -21,7 +21,9 @@ from django.utils import timezone
 from redis.exceptions import NoScriptError, RedisError
 
 from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.services import texts
 from api_gateway.services.idempotency import IdempotentResult, idempotency_key_derive, idempotent_run
+from api_gateway.services.replies import Reply
 from api_gateway.services.sender import inbound_mark_read, reply_send
 from api_gateway.services.session_cache import SessionConflict, SessionLockTimeout, session_manager
 from api_gateway.whatsapp import InboundMessage, ParsedWebhook, StatusUpdate
@@ -561,6 +563,26 @@ def _record_turn_failure(inbound: ConversationMessage, *, reason: str) -> None:
     if final:
         metrics.SWEEPER.labels("failed").inc()
         logger.error("inbound %s failed for good after %d attempts: %s", inbound.pk, inbound.attempts, reason)
+        _apologise(inbound.pk)
+
+
+def _apologise(message_id: int) -> None:
+    """A message given up on still gets an answer, once: an apology and the way to a person, never silence."""
+    inbound = ConversationMessage.objects.filter(pk=message_id, message_type=MessageType.USER).first()
+    if inbound is None or ConversationMessage.objects.filter(reply_to_id=message_id).exists():
+        return
+    reply = Reply(text=texts.TURN_FAILED)
+    bot = ConversationMessage.objects.create(
+        session_id=inbound.session_id,
+        message_type=MessageType.BOT,
+        channel_type=reply.kind,
+        content=reply.text,
+        entities={"reply": reply.to_dict()},
+        timestamp=timezone.now(),
+        reply_to=inbound,
+        delivery_status=Delivery.PENDING,
+    )
+    reply_send(bot_message_id=bot.pk)
 
 
 # --- Sweeper ----------------------------------------------------------------------------------------------
@@ -598,6 +620,7 @@ def inbound_sweep(*, now: dt.datetime | None = None) -> SweepResult:
             metrics.SWEEPER.labels("failed").inc()
             logger.error("sweeper: inbound %s failed (%s)", message_id, reason)
             result.failed.append(message_id)
+            _apologise(message_id)
         else:
             metrics.SWEEPER.labels("requeued").inc()
             logger.warning("sweeper: inbound %s stuck since before %s; re-enqueued", message_id, cutoff.isoformat())

@@ -114,6 +114,10 @@ BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. �
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"
 )
+TURN_FAILED = (
+    "Desculpe, tive um problema para processar sua mensagem. 😔 Pode enviar de novo? Se preferir, digite "
+    "*atendente* para falar com a recepção."
+)
 HANDOFF_HOURS = "Nosso horário de atendimento: {hours}."
 HANDOFF_WAY_BACK = "Para voltar ao atendimento automático, é só digitar *menu*."
 HANDOFF_AFTER_FAILURES = (

@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage
+from api_gateway.services import texts as T
 from api_gateway.services.inbound import inbound_process, inbound_sweep, webhook_ingest
 from api_gateway.whatsapp import webhook_parse
 from core import metrics
@@ -78,8 +79,12 @@ def test_sweeper_fails_a_message_after_the_maximum_attempts_with_a_reason(clinic
     assert message.processing_status == "failed"
     assert message.last_error.startswith("gave up after 3 attempts")
     assert _sweeper("failed") - failed_before == 1
-    assert not ConversationMessage.objects.filter(message_type="bot").exists()
-    assert fake_graph.requests == []
+    # No turn ran, but the patient is not left in silence: one apology, sent once.
+    apology = ConversationMessage.objects.get(message_type="bot")
+    assert apology.reply_to_id == message.pk and apology.content == T.TURN_FAILED
+    assert apology.delivery_status == "sent" and len(fake_graph.sends) == 1
+    inbound_sweep()
+    assert ConversationMessage.objects.filter(message_type="bot").count() == 1 and len(fake_graph.sends) == 1
 
 
 def test_sweeper_resends_a_reply_stuck_pending_without_a_second_turn(clinic, fake_graph, phone):
