@@ -1520,6 +1520,8 @@ def _answer_question(turn: _Turn) -> Reply:
             kind=resume.kind,
             button_label=resume.button_label,
         )
+    if turn.nlu.entities.get("topico"):  # so "e de pediatria?" after a price question asks the same thing
+        s.last_options = {**s.last_options, "topic": turn.nlu.entities["topico"]}
     return Reply(text=answer)
 
 

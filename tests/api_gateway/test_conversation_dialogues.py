@@ -478,6 +478,13 @@ def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, setting
     assert offered and not any(f"{year}-12-25" in o for o in offered)
 
 
+def test_a_weekday_said_at_the_specialty_list_is_a_day_not_row_six(patient):
+    patient.says("quero marcar, meu nome é Sandra Melo")
+    assert patient.state == "selecting_specialty"
+    patient.says("sexta")  # was: row 6, Ortopedia
+    assert patient.session.selected_specialty is None and patient.session.preferred_date == FRIDAY
+
+
 def test_a_date_years_ahead_is_refused_with_the_last_open_day(patient):
     patient.says("quero marcar com a dra ana dia 10 de março de 2030, meu nome é Rui Lima")  # was: booked in 2030
     assert "A agenda está aberta só até" in patient.text and patient.state == "choosing_date"
@@ -995,6 +1002,12 @@ def test_asking_whether_the_clinic_opens_on_a_holiday_says_it_does_not(patient, 
     settings.CLINIC_HOLIDAYS = "BR"
     patient.says(question)  # was: the weekly hours, as if open
     assert "é feriado (Natal): a clínica não abre." in patient.text and patient.session.flow == ""
+
+
+def test_a_follow_up_question_asks_the_same_thing_about_something_else(patient):
+    patient.says("qual o preço da consulta de cardiologia")
+    patient.says("e de pediatria")  # was: "Para começar, qual é o seu nome completo?" and a stuck booking
+    assert patient.text.startswith("Consulta particular em Pediatria:") and patient.session.flow == ""
 
 
 def test_a_doctors_agenda_question_can_be_followed_by_booking_with_him(patient):

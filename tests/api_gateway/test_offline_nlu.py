@@ -231,6 +231,8 @@ IN_CONTEXT = [
     ("selecting_doctor", "ana+carlos", "o primeiro", Intent.INFORMAR, {"opcao": 1}, 0.95),
     ("selecting_doctor", "ana+carlos", "pode ser a segunda opção", Intent.INFORMAR, {"opcao": 2}, 0.95),
     ("selecting_doctor", "ana+carlos", "a segunda", Intent.INFORMAR, {"opcao": 2}, 0.95),
+    # without "a", a weekday is the day wanted, not row 2 (it chose Dra. Ana and lost Monday)
+    ("selecting_doctor", "ana+carlos", "segunda de manhã", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
     ("selecting_doctor", "ana+carlos", "a última", Intent.INFORMAR, {"opcao": 2}, 0.95),
     ("selecting_doctor", "ana+carlos", "tanto faz", Intent.INFORMAR, {"opcao": 1}, 0.95),
     ("selecting_doctor", "ana+carlos", "qualquer um", Intent.INFORMAR, {"opcao": 1}, 0.95),

@@ -772,6 +772,9 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
                 or _HOUR_MENTION.search(text.folded) is not None
                 or state == "confirming"
                 or any(str(item.get("id", "")).startswith(("slot:", "appointment:")) for item in items)
+                # "segunda", "sexta de manhã" without "a"/"o": a day, whatever list is on screen ("a segunda"
+                # on a list of doctors is still row 2)
+                or not article
             )
             if said_as_day or not (items and state != "choosing_date"):
                 continue
@@ -916,6 +919,11 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
             entities["opcao"] = 1
 
     intent, confidence = _classify(t, state=state, flow=flow, entities=entities, items=items, short=short)
+    asked_before = (getattr(session, "last_options", None) or {}).get("topic")
+    follow_up = t.words[:1] == ["e"] and len(t.words) <= 5 and not _has(norm, _BOOK_STRONG)
+    if asked_before and follow_up and not entities.get("topico") and intent != Intent.PERGUNTA:
+        entities["topico"] = asked_before  # "quanto custa cardiologia?" then "e de pediatria"
+        intent, confidence = Intent.PERGUNTA, CLEAR
     if entities.get("topico") is None:
         entities.pop("topico", None)
     if word_count > LONG_MESSAGE_WORDS:
