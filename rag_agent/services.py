@@ -220,36 +220,28 @@ def _own_open_appointment(*, agendamento_id: int, paciente_telefone: str, for_up
 
 def appointment_cancel(*, agendamento_id: int, paciente_telefone: str) -> Agendamento:
     """Cancel one of this phone's own open appointments; the slot becomes free again."""
-    try:
-        with transaction.atomic():
-            agendamento = _own_open_appointment(
-                agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
-            )
-            agendamento.status = Agendamento.Status.CANCELADO
-            agendamento.save(update_fields=["status", "atualizado_em"])
-    except ApplicationError as exc:
-        _record("cancel", exc.code)
-        raise
-    _record("cancel", "success")
-    logger.info("appointment %s cancelled by %s", agendamento.pk, mask_phone(paciente_telefone))
-    return agendamento
+    return _status_set(agendamento_id, paciente_telefone, Agendamento.Status.CANCELADO, action="cancel")
 
 
 def appointment_confirm(*, agendamento_id: int, paciente_telefone: str) -> Agendamento:
     """The patient says they will come ("confirmo minha presença"): the staff see it as "confirmado"."""
+    return _status_set(agendamento_id, paciente_telefone, Agendamento.Status.CONFIRMADO, action="confirm")
+
+
+def _status_set(agendamento_id: int, paciente_telefone: str, status: str, *, action: str) -> Agendamento:
     try:
         with transaction.atomic():
             agendamento = _own_open_appointment(
                 agendamento_id=agendamento_id, paciente_telefone=paciente_telefone, for_update=True
             )
-            if agendamento.status != Agendamento.Status.CONFIRMADO:
-                agendamento.status = Agendamento.Status.CONFIRMADO
+            if agendamento.status != status:
+                agendamento.status = status
                 agendamento.save(update_fields=["status", "atualizado_em"])
     except ApplicationError as exc:
-        _record("confirm", exc.code)
+        _record(action, exc.code)
         raise
-    _record("confirm", "success")
-    logger.info("appointment %s confirmed by %s", agendamento.pk, mask_phone(paciente_telefone))
+    _record(action, "success")
+    logger.info("appointment %s %s by %s", agendamento.pk, status, mask_phone(paciente_telefone))
     return agendamento
 
 
