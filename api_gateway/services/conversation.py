@@ -493,6 +493,8 @@ def _dispatch(turn: _Turn) -> Reply:
             s.last_options = {}
             return Reply(text=T.BOOKING_ABANDONED)
         intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
+    if intent == Intent.AGENDAR and not s.flow and _wants_an_exam(turn):
+        return Reply(text=_exam_booking_answer(turn))  # the bot books consultations; exams go through the desk
     changed = _merge_entities(turn)
     if intent == Intent.AGENDAR or (changed and s.flow == ""):
         if s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
@@ -1744,6 +1746,29 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
     bounds = {"manha": ("00:00", "12:00"), "tarde": ("12:00", "18:00"), "noite": ("18:00", "24:00")}
     low, high = bounds.get(period or "", ("00:00", "24:00"))
     return start < high and end > low  # "HH:MM" strings compare as times
+
+
+_EXAM_WORD = re.compile(r"(?<![a-z])(?:exame|exames)(?![a-z])")
+_CONSULTATION_WORD = re.compile(r"(?<![a-z])(?:consulta|consultas|medic[oa]|doutor[a]?|dra?)(?![a-z])")
+
+
+def _wants_an_exam(turn: _Turn) -> bool:
+    """ "quero agendar exame de sangue", "quero marcar um eletrocardiograma": an exam, not a consultation."""
+    e, text = turn.nlu.entities, fold(turn.text)
+    if e.get("especialidade_id") or e.get("medico_id") or _CONSULTATION_WORD.search(text):
+        return False
+    return bool(e.get("exame_id") or _EXAM_WORD.search(text))
+
+
+def _exam_booking_answer(turn: _Turn) -> str:
+    exam = _by_id(_catalog()["exames"], turn.nlu.entities.get("exame_id"))
+    phone = _clinic().get("telefone") or ""
+    how = T.EXAM_BOOKING.format(phone=f" ({phone})" if phone else "")
+    if exam is None:
+        return how
+    price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
+    prep = T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
+    return f"{price} {prep}\n\n{how}"
 
 
 def _doctor_unknown(name: str) -> str:

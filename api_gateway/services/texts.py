@@ -114,6 +114,10 @@ BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. �
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"
 )
+EXAM_BOOKING = (
+    "Por aqui eu marco consultas; exames são agendados pela recepção{phone}. Se quiser, digite *atendente* que eu "
+    "transfiro a conversa."
+)
 TURN_FAILED = (
     "Desculpe, tive um problema para processar sua mensagem. 😔 Pode enviar de novo? Se preferir, digite "
     "*atendente* para falar com a recepção."

@@ -1048,6 +1048,14 @@ def test_an_exam_question_gets_its_price_and_preparation(patient, question, expe
     assert f"\n\n{expected}" in patient.text
 
 
+def test_asking_to_book_an_exam_is_sent_to_the_desk_not_into_a_consultation(patient):
+    patient.says("quero marcar um eletrocardiograma")  # was: name, then the specialty list (a R$ 350 consultation)
+    assert "Eletrocardiograma: R$ 80,00." in patient.text and "exames são agendados pela recepção" in patient.text
+    assert patient.session.flow == ""
+    patient.says("quero marcar consulta e fazer hemograma")
+    assert patient.session.flow == "agendar"  # a consultation is still booked here
+
+
 @pytest.mark.parametrize("question", ["quanto custa o exame de sangue?", "faz exame de sangue?"])
 def test_a_question_about_exams_in_general_lists_them_with_prices(patient, question):
     patient.says(question)
