@@ -1055,6 +1055,17 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
             turn.prefix.append(T.NO_DOCTOR_FOR_PLAN.format(specialty=specialty, plan=plan))
             s.selected_convenio_id, s.insurance_type = None, "particular"
             doctors, plan_note = all_doctors, ""
+    if s.preferred_date and len(doctors) > 1:  # "pediatria sábado": who works that weekday
+        weekday = s.preferred_date.weekday()
+        working = [
+            d
+            for d in doctors
+            if any(sh["dia_semana"] == weekday for sh in (selectors.doctor_detail(d["id"]) or {}).get("horarios", []))
+        ]
+        if working and len(working) < len(doctors):
+            doctors = working
+            on_day = T.WEEKDAYS_PLURAL[weekday]
+            plan_note = f"{plan_note} aos {on_day}" if weekday >= 5 else f"{plan_note} às {on_day}"
     if len(doctors) == 1:
         s.selected_doctor_id = doctors[0]["id"]
         turn.prefix.append(T.ONLY_DOCTOR.format(specialty=specialty, plan_note=plan_note, doctor=doctors[0]["nome"]))

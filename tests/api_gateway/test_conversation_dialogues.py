@@ -485,6 +485,12 @@ def test_a_weekday_said_at_the_specialty_list_is_a_day_not_row_six(patient):
     assert patient.session.selected_specialty is None and patient.session.preferred_date == FRIDAY
 
 
+def test_a_day_asked_with_the_specialty_offers_only_the_doctors_working_that_day(patient):
+    patient.says("quero marcar pediatria sábado, meu nome é Lia Prado")  # Dr. Daniel has no Saturdays
+    assert "Em Pediatria aos sábados, quem atende é Dra. Fernanda Alves." in patient.text
+    assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves" and patient.state == "choosing_time"
+
+
 def test_a_date_years_ahead_is_refused_with_the_last_open_day(patient):
     patient.says("quero marcar com a dra ana dia 10 de março de 2030, meu nome é Rui Lima")  # was: booked in 2030
     assert "A agenda está aberta só até" in patient.text and patient.state == "choosing_date"
