@@ -1535,6 +1535,8 @@ def _answer_question(turn: _Turn) -> Reply:
         )
     if turn.nlu.entities.get("topico"):  # so "e de pediatria?" after a price question asks the same thing
         s.last_options = {**s.last_options, "topic": turn.nlu.entities["topico"]}
+    if turn.nlu.entities.get("exame_id"):  # so "e precisa de jejum?" / "quanto custa?" stay on that exam
+        s.last_options = {**s.last_options, "exam": turn.nlu.entities["exame_id"]}
     return Reply(text=answer)
 
 
@@ -1596,6 +1598,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
     topic = e.get("topico")
     exam = _by_id(catalog["exames"], e.get("exame_id"))
     doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
+    other_subject = doctor or e.get("especialidade_id") or _CONSULTATION_WORD.search(fold(turn.text))
+    if exam is None and topic in {"preco", "preparo"} and not other_subject:
+        exam = _by_id(catalog["exames"], turn.session.last_options.get("exam"))  # the exam just talked about
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
     if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
         return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"

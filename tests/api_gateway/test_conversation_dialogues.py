@@ -1054,6 +1054,14 @@ def test_an_exam_question_gets_its_price_and_preparation(patient, question, expe
     assert f"\n\n{expected}" in patient.text
 
 
+def test_a_follow_up_about_an_exam_stays_on_that_exam(patient):
+    patient.says("qnto ta o hemograma")
+    patient.says("quanto custa?")  # was: the consultation price range
+    assert patient.text.startswith("Hemograma completo: R$ 35,00.")
+    patient.says("e quanto custa a consulta?")
+    assert "A consulta particular custa de R$" in patient.text
+
+
 def test_asking_to_book_an_exam_is_sent_to_the_desk_not_into_a_consultation(patient):
     patient.says("quero marcar um eletrocardiograma")  # was: name, then the specialty list (a R$ 350 consultation)
     assert "Eletrocardiograma: R$ 80,00." in patient.text and "exames são agendados pela recepção" in patient.text
