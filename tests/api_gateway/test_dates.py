@@ -272,3 +272,18 @@ def test_a_day_with_a_bound_keeps_both():
 def test_a_day_or_period_ruled_out_is_not_the_one_wanted(phrase, expected_date, expected_period):
     hint = dates_extract(phrase, now=NOW)
     assert (hint.date, hint.periodo) == (expected_date, expected_period)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected", "span"),
+    [
+        ("seg", date(2026, 11, 30), (0, 3)),  # was: "não entendi" at the slot list
+        ("qua 9h", date(2026, 11, 25), (0, 6)),
+        ("sex de manhã", date(2026, 11, 27), (0, 12)),
+        ("quero ter uma consulta", None, None),  # "ter" is a verb unless it opens the message
+    ],
+)
+def test_a_weekday_abbreviation_opening_a_short_message_is_that_day(phrase, expected, span):
+    hint = dates_extract(phrase, now=NOW)
+    assert hint.date == expected
+    assert (hint.spans[0] if hint.spans else None) == span  # offsets of the text as written

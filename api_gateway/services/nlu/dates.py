@@ -209,6 +209,16 @@ _ONLY_PERIOD = re.compile(
     r"\bso\s+(?:(?:pode|posso|podemos|consigo|consegue|da|dá)\s+)?(?:ir\s+)?"
     r"(?:na\s+parte\s+da|no\s+periodo\s+da|a|de|pela|na)\s+(manha|tarde|noite)\b"
 )
+_WEEKDAY_ABBREVIATIONS = {
+    "seg": "segunda",
+    "ter": "terca",
+    "qua": "quarta",
+    "qui": "quinta",
+    "sex": "sexta",
+    "sab": "sabado",
+    "dom": "domingo",
+}
+_WEEKDAY_ABBREVIATION = re.compile(r"^\s*(seg|ter|qua|qui|sex|sab|dom)\.?(?![a-z])")
 _CLOCK = (
     r"(\d{1,2})(?:\s*h\s*(\d{2})|:(\d{2}))?\s*(?:h|hs|hrs|horas?)?(?![\d/])"
     r"(?!\s*(?:dias?|semanas?|mes|meses|anos?|min))"  # "depois de 2 dias" is no hour
@@ -405,6 +415,14 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
 
     for match in _NOT_DATES.finditer(work):
         work = _blank(work, match.start(), match.end())
+    # "seg", "qua 9h", "sex de manhã": a weekday abbreviation that opens a short message ("ter" alone is a verb
+    # elsewhere, so only at the start). Rewritten at the same length would not fit: padded after the word.
+    shift = None  # (end of the abbreviation in the text, end of the full word in `work`)
+    abbreviation = _WEEKDAY_ABBREVIATION.match(work)
+    if abbreviation and len(work.split()) <= 4:
+        full = _WEEKDAY_ABBREVIATIONS[abbreviation.group(1)]
+        shift = (abbreviation.end(), len(full))
+        work = full + work[abbreviation.end() :]
 
     ruled_out_period = None
     for match in _NEGATED_PERIOD.finditer(work):
@@ -567,6 +585,13 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                 readings = [time(hour, minute)] + ([time(hour + 12, minute)] if hour < 12 else [])
                 found_time = _clinic_hour(readings, time(hour, minute))
 
+    if shift:  # spans back to the caller's text offsets
+        text_end, work_end = shift
+
+        def back(offset: int) -> int:
+            return min(offset, text_end) if offset <= work_end else offset - (work_end - text_end)
+
+        spans = [(back(a), back(b)) for a, b in spans]
     return DateTimeHint(
         date=found_date,
         time=found_time,
