@@ -121,9 +121,10 @@ def _validate_patient_free(
         raise PatientBusy(patient_busy_message(other))
 
 
-def _validate_booking(
-    *, medico_id: int, especialidade_id: int, convenio_id: int | None, paciente_telefone: str
+def _doctor_fitting(
+    *, medico_id: int, especialidade_id: int, convenio_id: int | None
 ) -> tuple[Medico, Convenio | None]:
+    """An active doctor who sees the specialty and, when there is one, takes the (active) plan."""
     medico = Medico.objects.filter(pk=medico_id, ativo=True).prefetch_related("horarios").first()
     if medico is None or not medico.especialidades.filter(pk=especialidade_id, ativa=True).exists():
         raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
@@ -132,6 +133,13 @@ def _validate_booking(
         convenio = Convenio.objects.filter(pk=convenio_id, ativo=True).first()
         if convenio is None or not medico.convenios.filter(pk=convenio_id).exists():
             raise PlanNotAccepted(PLAN_NOT_ACCEPTED_MESSAGE)
+    return medico, convenio
+
+
+def _validate_booking(
+    *, medico_id: int, especialidade_id: int, convenio_id: int | None, paciente_telefone: str
+) -> tuple[Medico, Convenio | None]:
+    medico, convenio = _doctor_fitting(medico_id=medico_id, especialidade_id=especialidade_id, convenio_id=convenio_id)
     limit = settings.PATIENT_MAX_OPEN_APPOINTMENTS
     if len(appointments_upcoming_for_phone(paciente_telefone)) >= limit:
         raise TooManyOpenAppointments(TOO_MANY_OPEN_MESSAGE.format(limit=limit), extra={"limit": limit})
@@ -281,14 +289,14 @@ def appointment_reschedule(
 
 
 def _doctor_for_reschedule(agendamento: Agendamento, medico_id: int) -> Medico:
+    """The same doctor (still active), or another one who fits the appointment as a new booking would."""
+    if medico_id != agendamento.medico_id:
+        return _doctor_fitting(
+            medico_id=medico_id, especialidade_id=agendamento.especialidade_id, convenio_id=agendamento.convenio_id
+        )[0]
     medico = Medico.objects.filter(pk=medico_id, ativo=True).prefetch_related("horarios").first()
     if medico is None:
         raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
-    if medico.pk != agendamento.medico_id:
-        if not medico.especialidades.filter(pk=agendamento.especialidade_id, ativa=True).exists():
-            raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
-        if agendamento.convenio_id and not medico.convenios.filter(pk=agendamento.convenio_id).exists():
-            raise PlanNotAccepted(PLAN_NOT_ACCEPTED_MESSAGE)
     return medico
 
 
