@@ -176,6 +176,10 @@ def test_two_hundred_patients_racing_for_twenty_slots_never_double_book_and_lose
             barrier.wait(timeout=30)
             for n in indexes:
                 patient(n)
+                # Back to the pool after each patient, as a request would: 40 threads share DB_POOL_MAX_SIZE (10)
+                # connections, and a thread holding one through all its patients starved the others past the pool
+                # timeout on a loaded machine (PoolTimeout, seen once in CI).
+                connections.close_all()
         finally:
             connections.close_all()
 
