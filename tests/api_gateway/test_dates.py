@@ -287,3 +287,15 @@ def test_a_weekday_abbreviation_opening_a_short_message_is_that_day(phrase, expe
     hint = dates_extract(phrase, now=NOW)
     assert hint.date == expected
     assert (hint.spans[0] if hint.spans else None) == span  # offsets of the text as written
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("quinta às 3 da manhã", time(3, 0)),  # was 15:00: booked in the afternoon without a word
+        ("quinta às 3 da tarde", time(15, 0)),
+        ("amanhã às 9 da manhã", time(9, 0)),
+    ],
+)
+def test_a_period_right_after_the_hour_decides_its_reading(phrase, expected):
+    assert dates_extract(phrase, now=datetime(2026, 11, 23, 19, 0, tzinfo=SP), expect_time=True).time == expected

@@ -539,3 +539,9 @@ def test_the_relative_and_their_name_are_read(clinic, phone, text, relative, nam
 @pytest.mark.parametrize("text", ["ajuda", "help", "o que você faz?"])
 def test_asking_what_the_bot_does_is_a_greeting_with_the_menu(clinic, phone, text):
     assert offline_interpret(text=text, session=_session(phone), now=NOW).intent == Intent.SAUDACAO
+
+
+def test_it_is_me_confirms_the_name_offered(clinic, phone):
+    name_offer = {"kind": "name", "items": [{"id": "name:yes", "title": "Sim"}, {"id": "name:no", "title": "Não"}]}
+    session = _session(phone, "collecting_patient_info", options=name_offer)
+    assert offline_interpret(text="sou eu mesmo", session=session, now=NOW).intent == Intent.CONFIRMAR

@@ -559,7 +559,13 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if value_grain == "second":
                 continue  # "agora": not a slot the patient asks for
             if found_time is None:
-                found_time = _time_in_clinic_hours(moment.time(), span_text)
+                # "às 3 da manhã": the period may sit just outside Duckling's span, and it decides the reading
+                said_period = re.match(r"\s*(?:da|de|pela)\s+(manha|madrugada|tarde|noite)\b", work[end : end + 24])
+                if said_period:
+                    morning = said_period.group(1) in {"manha", "madrugada"}
+                    found_time = moment.time().replace(hour=moment.hour % 12 + (0 if morning else 12))
+                else:
+                    found_time = _time_in_clinic_hours(moment.time(), span_text)
             if found_date is None and _DATE_WORDS.search(span_text):
                 found_date, grain = _not_today_by_weekday(moment.date(), span_text, today), "day"
         elif found_date is None:

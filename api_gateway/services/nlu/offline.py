@@ -230,6 +230,7 @@ _YES_STRONG = _re(
     r"sim|s|confirmo|confirmado|confirmar|confirma|pode confirmar|pode marcar|pode agendar|com certeza|claro"
     r"|isso mesmo|exatamente|exato|correto|positivo|afirmativo|certamente|quero sim|sim senhor|sim senhora|yes"
     r"|ss|sim+|essa mesmo|esse mesmo|essa mesma|esse ai|essa ai|pode ser esse|pode ser essa"
+    r"|sou eu mesmo|sou eu mesma|sou eu|eu mesmo|eu mesma"  # "Posso registrar no nome de X?" "sou eu mesmo"
 )
 # A "não" that means yes: "não precisa mudar nada, pode confirmar", "não não, tá certo, pode marcar".
 _NO_BUT_YES = _re(
