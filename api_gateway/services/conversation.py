@@ -1064,8 +1064,7 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
         ]
         if working and len(working) < len(doctors):
             doctors = working
-            on_day = T.WEEKDAYS_PLURAL[weekday]
-            plan_note = f"{plan_note} aos {on_day}" if weekday >= 5 else f"{plan_note} às {on_day}"
+            plan_note = f"{plan_note} {T.on_weekday(weekday)}"
     if len(doctors) == 1:
         s.selected_doctor_id = doctors[0]["id"]
         turn.prefix.append(T.ONLY_DOCTOR.format(specialty=specialty, plan_note=plan_note, doctor=doctors[0]["nome"]))
@@ -1171,10 +1170,9 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
         nearest = sorted(free, key=lambda w: abs((w - refused).total_seconds()))[:MAX_LIST_ROWS]
         return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
     if not free:
-        holiday = holiday_name(s.preferred_date)
-        if holiday:  # "dia 25": Christmas, not a doctor without times
-            closed = clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(s.preferred_date), holiday=holiday)
-            turn.prefix.append(closed[0].upper() + closed[1:])
+        closed = _holiday_closed(s.preferred_date)
+        if closed:  # "dia 25": Christmas, not a doctor without times
+            turn.prefix.append(closed)
         else:
             turn.prefix.append(T.NO_SLOTS_ON_DATE.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)))
         wanted = _aware(s.preferred_date, dt.time(9, 0))
@@ -1424,7 +1422,7 @@ def _confirm_cancel_all(turn: _Turn) -> Reply:
         s.target_appointment_id = appointments[0].pk
         return _manage_selected(turn, appointments[0])
     s.current_state = S.CONFIRMING
-    items = "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in appointments)
+    items = _appointment_bullets(appointments)
     late = next((n for n in (_late_change_notice(turn, a) for a in appointments) if n), None)
     question = T.CONFIRM_CANCEL_ALL.format(count=len(appointments), items=items)
     options = [Option("confirm:yes", T.BUTTON_YES), Option("confirm:no", T.BUTTON_NO)]
@@ -1450,8 +1448,11 @@ def _cancel_all(turn: _Turn) -> Reply:
         except clinic_services.AppointmentNotFound:
             continue  # cancelled meanwhile by another channel
     _flow_reset(s)
-    items = "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in cancelled)
-    return Reply(text=T.CANCELLED_ALL.format(items=items) if cancelled else T.NO_APPOINTMENTS)
+    return Reply(text=T.CANCELLED_ALL.format(items=_appointment_bullets(cancelled)) if cancelled else T.NO_APPOINTMENTS)
+
+
+def _appointment_bullets(appointments: list) -> str:
+    return "\n".join(f"• {_appointment_title(a)} — {a.medico.nome}" for a in appointments)
 
 
 def _own_appointment(s: ConversationSession):
@@ -1605,20 +1606,16 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
         return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"
     if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:
-        # An exam's price and preparation are both one line: "quanto custa o colesterol e precisa de jejum?"
-        price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
-        prep = T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
-        return f"{price} {prep}"
+        return _exam_line(exam)  # price and preparation: "quanto custa o colesterol e precisa de jejum?"
     if topic == "agenda":  # "o dr gustavo atende sábado?", "que dias a dra ana atende?"
         return _agenda_answer(turn, doctor, e.get("especialidade_id") or specialty_id)
     if topic == "endereco":
         return f"Estamos na {clinic['endereco']}."
     if topic == "horario":
         asked_day, _ = _wanted_moment(e)
-        holiday = holiday_name(asked_day) if asked_day else None
-        if holiday:  # "vocês abrem no natal?", "dia 25/12 funciona?"
-            closed = clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(asked_day), holiday=holiday)
-            return closed[0].upper() + closed[1:]
+        closed = _holiday_closed(asked_day) if asked_day else None
+        if closed:  # "vocês abrem no natal?", "dia 25/12 funciona?"
+            return closed
         return f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
     if topic == "telefone":
         return f"Nosso telefone é {clinic['telefone']}."
@@ -1692,7 +1689,7 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     when = " ".join(
         part
         for part in (
-            None if weekday is None else ("aos " if weekday >= 5 else "às ") + T.WEEKDAYS_PLURAL[weekday],
+            None if weekday is None else T.on_weekday(weekday),
             T.PERIOD_LABELS.get(period or ""),
             f"a partir das {earliest:%H:%M}" if earliest else None,
             f"antes das {latest:%H:%M}" if latest else None,
@@ -1738,9 +1735,9 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     on = [(d, shifts) for d, shifts in on if shifts]
     _remember_doctors(s, [d for d, _ in (on or weeks)])
     if not on:
-        return T.SPECIALTY_OFF_ON.format(when=when[0].upper() + when[1:], specialty=specialty, items=everyone)
+        return T.SPECIALTY_OFF_ON.format(when=T.capitalized(when), specialty=specialty, items=everyone)
     items = T.join_names([f"{d['nome']} ({hours_of(shifts)})" for d, shifts in on])
-    return T.SPECIALTY_ON_DAY.format(when=when[0].upper() + when[1:], specialty=specialty, items=items)
+    return T.SPECIALTY_ON_DAY.format(when=T.capitalized(when), specialty=specialty, items=items)
 
 
 def _doctor_profile(s: ConversationSession, doctor: dict) -> str:
@@ -1780,11 +1777,20 @@ def _exam_booking_answer(turn: _Turn) -> str:
     exam = _by_id(_catalog()["exames"], turn.nlu.entities.get("exame_id"))
     phone = _clinic().get("telefone") or ""
     how = T.EXAM_BOOKING.format(phone=f" ({phone})" if phone else "")
-    if exam is None:
-        return how
+    return f"{_exam_line(exam)}\n\n{how}" if exam else how
+
+
+def _exam_line(exam: dict) -> str:
     price = T.EXAM_PRICE.format(exam=exam["nome"], price=T.money(exam["preco"]))
-    prep = T.EXAM_PREP.format(exam=exam["nome"], prep=exam["preparo"] or "não há preparo especial.")
-    return f"{price} {prep}\n\n{how}"
+    return f"{price} {T.EXAM_PREP.format(exam=exam['nome'], prep=exam['preparo'] or 'não há preparo especial.')}"
+
+
+def _holiday_closed(day: dt.date) -> str | None:
+    """ "Sexta-feira, 25/12/2026 é feriado (Natal): a clínica não abre.", or None on a working day."""
+    holiday = holiday_name(day)
+    if not holiday:
+        return None
+    return T.capitalized(clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(day), holiday=holiday))
 
 
 def _doctor_unknown(name: str) -> str:

@@ -266,6 +266,15 @@ def weekly_hours(shifts: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def on_weekday(weekday: int) -> str:
+    """ "às segundas", "aos sábados"."""
+    return f"{'aos' if weekday >= 5 else 'às'} {WEEKDAYS_PLURAL[weekday]}"
+
+
+def capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def join_names(names: list[str]) -> str:
     names = [n for n in names if n]
     if len(names) <= 1:

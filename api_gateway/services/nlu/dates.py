@@ -209,15 +209,7 @@ _ONLY_PERIOD = re.compile(
     r"\bso\s+(?:(?:pode|posso|podemos|consigo|consegue|da|dá)\s+)?(?:ir\s+)?"
     r"(?:na\s+parte\s+da|no\s+periodo\s+da|a|de|pela|na)\s+(manha|tarde|noite)\b"
 )
-_WEEKDAY_ABBREVIATIONS = {
-    "seg": "segunda",
-    "ter": "terca",
-    "qua": "quarta",
-    "qui": "quinta",
-    "sex": "sexta",
-    "sab": "sabado",
-    "dom": "domingo",
-}
+_WEEKDAY_ABBREVIATIONS = {name[:3]: name for name in _WEEKDAYS}  # "seg" -> "segunda", ... "dom" -> "domingo"
 _WEEKDAY_ABBREVIATION = re.compile(r"^\s*(seg|ter|qua|qui|sex|sab|dom)\.?(?![a-z])")
 _CLOCK = (
     r"(\d{1,2})(?:\s*h\s*(\d{2})|:(\d{2}))?\s*(?:h|hs|hrs|horas?)?(?![\d/])"
@@ -229,11 +221,15 @@ _BOUND_BETWEEN = re.compile(r"\bentre\s+(?:as\s+)?" + _CLOCK + r"\s+e\s+(?:as\s+
 
 
 def _bound(hour: str, minutes_h: str | None, minutes_colon: str | None) -> time | None:
-    value, minute = int(hour), int(minutes_h or minutes_colon or 0)
-    if value > 23 or minute > 59:
+    return _clock_reading(int(hour), int(minutes_h or minutes_colon or 0))
+
+
+def _clock_reading(hour: int, minute: int) -> time | None:
+    """An hour said without a period: its reading inside clinic hours ("às 3" is 15:00), None if no clock time."""
+    if hour > 23 or minute > 59:
         return None
-    readings = [time(value, minute)] + ([time(value + 12, minute)] if value < 12 else [])
-    return _clinic_hour(readings, time(value, minute))
+    readings = [time(hour, minute)] + ([time(hour + 12, minute)] if hour < 12 else [])
+    return _clinic_hour(readings, time(hour, minute))
 
 
 # Fixed-date holidays by name ("vocês abrem no natal?"), only after a preposition: "sou de Natal" is a city.
@@ -586,10 +582,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     if found_time is None and expect_time:
         match = _BARE_HOUR.match(work.strip())
         if match:
-            hour, minute = int(match.group(1)), int(match.group(2) or 0)
-            if hour <= 23 and minute <= 59:
-                readings = [time(hour, minute)] + ([time(hour + 12, minute)] if hour < 12 else [])
-                found_time = _clinic_hour(readings, time(hour, minute))
+            found_time = _clock_reading(int(match.group(1)), int(match.group(2) or 0))
 
     if shift:  # spans back to the caller's text offsets
         text_end, work_end = shift
