@@ -9,6 +9,7 @@ class ConversationState(models.TextChoices):
     IDLE = "idle", "ocioso"
     COLLECTING_PATIENT_INFO = "collecting_patient_info", "coletando dados do paciente"
     SELECTING_SPECIALTY = "selecting_specialty", "escolhendo especialidade"
+    CHOOSING_PLAN = "choosing_plan", "escolhendo convênio ou particular"
     SELECTING_DOCTOR = "selecting_doctor", "escolhendo médico"
     CHOOSING_DATE = "choosing_date", "escolhendo data"
     CHOOSING_TIME = "choosing_time", "escolhendo horário"

@@ -27,7 +27,7 @@ from bench import common  # noqa: E402
 SCRIPT = [
     "oi",
     "quais especialidades vocês têm?",
-    "quero marcar cardiologia, meu nome é João Pereira",
+    "quero marcar cardiologia particular, meu nome é João Pereira",
     "o primeiro",
     "vocês aceitam unimed?",
     "quanto custa o hemograma?",

@@ -26,7 +26,7 @@ if __package__ in (None, ""):
 from bench import common  # noqa: E402
 
 CYCLE = [
-    "quero marcar uma consulta de cardiologia, meu nome é Maria Silva",
+    "quero marcar uma consulta de cardiologia particular, meu nome é Maria Silva",
     "o primeiro",
     "quanto custa o eletrocardiograma?",
     "recomeçar",

@@ -93,12 +93,12 @@ class Scenario:
             return phone, QUESTIONS[i % len(QUESTIONS)], "idle"
         phone = self.phone(i)
         if self.name == "warm_booking_step":
-            result = turn_handle(phone=phone, text="quero marcar pediatria, meu nome é Rita Souza")
+            result = turn_handle(phone=phone, text="quero marcar pediatria particular, meu nome é Rita Souza")
             _expect(result.state, "selecting_doctor", phone)
             return phone, "o segundo", "choosing_date"
         # warm_booking_book: Clínica Geral, first doctor, first free slot, then the timed "sim".
         for text, state in (
-            ("quero marcar clínica geral, meu nome é Paula Lima", "selecting_doctor"),
+            ("quero marcar clínica geral particular, meu nome é Paula Lima", "selecting_doctor"),
             ("o primeiro", "choosing_date"),
             ("o primeiro", "confirming"),
         ):

@@ -69,7 +69,14 @@ _CONFIRMS_ATTENDANCE = re.compile(
     r"(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente)"
     r"|confirmo (?:a|minha) consulta)(?![a-z])"
 )
-BOOKING_STATES = {S.SELECTING_SPECIALTY, S.SELECTING_DOCTOR, S.CHOOSING_DATE, S.CHOOSING_TIME, S.CONFIRMING}
+BOOKING_STATES = {
+    S.SELECTING_SPECIALTY,
+    S.CHOOSING_PLAN,
+    S.SELECTING_DOCTOR,
+    S.CHOOSING_DATE,
+    S.CHOOSING_TIME,
+    S.CONFIRMING,
+}
 MAX_LIST_ROWS = 10
 BUTTON_KINDS = {"menu", "confirm", "name"}
 RESUME_SOURCE = "resume"  # the step's prompt repeated after a question mid-flow: not an answer to it
@@ -238,7 +245,7 @@ def _option_intent(option_id: str) -> NLUResult | None:
     }
     if (kind, value) in fixed:
         return NLUResult(intent=fixed[(kind, value)], confidence=1.0, source="option")
-    if kind in {"specialty", "doctor", "slot", "appointment"}:
+    if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
         return NLUResult(intent=Intent.INFORMAR, confidence=1.0, entities={"option_id": option_id}, source="option")
     return None
 
@@ -438,6 +445,8 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
+    if s.current_state == S.CHOOSING_PLAN and _PLAN_UNNAMED.search(fold(turn.text)):
+        return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio": which one
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
     row_of_change_list = s.last_options.get("kind") == "change" and (turn.option_id or nlu.entities.get("opcao"))
@@ -645,12 +654,21 @@ _FIELDS_TO_CHANGE = (
             + _BARE_FIELD.format(words="horario|hora")
         ),
     ),
+    (
+        "plan",
+        re.compile(
+            r"(?<![a-z])(?:o|outro|de) (?:convenio|plano)(?![a-z])|forma de pagamento"
+            + _BARE_FIELD.format(words="convenio|plano|pagamento|convenio/particular")
+        ),
+    ),
 )
 
 
 def _what_to_change(s: ConversationSession) -> Reply:
     """ "Alterar": which part, as a list, so a typed "1" means "o nome" and never the summary's "Confirmar"."""
     rows = [("name", T.CHANGE_NAME), ("date", T.CHANGE_DATE), ("time", T.CHANGE_TIME), ("doctor", T.CHANGE_DOCTOR)]
+    if s.flow == FLOW_BOOK:  # a moved appointment keeps how it is paid
+        rows.append(("plan", T.CHANGE_PLAN))
     s.last_options = {"kind": "change", "items": [{"id": f"change:{key}", "title": title} for key, title in rows]}
     options = [Option(f"change:{key}", title) for key, title in rows]
     return Reply(text=T.WHAT_TO_CHANGE, kind="list", button_label=T.BUTTON_CHANGE, options=options)
@@ -682,6 +700,9 @@ def _field_to_change(turn: _Turn) -> str | None:
 def _reopen(s: ConversationSession, field_name: str) -> None:
     if field_name == "name":
         s.patient_name, s.name_confirmed = "", False
+        return
+    if field_name == "plan":  # asked again; a doctor who does not take the new plan is said so and replaced
+        s.selected_convenio_id, s.insurance_type = None, ""
         return
     if field_name == "doctor":
         s.selected_doctor_id = None
@@ -857,6 +878,10 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
     # Ids come back from the patient's phone: trust only those that still name a row of the clinic's tables.
     if kind == "specialty" and value.isdigit() and _by_id(_catalog()["especialidades"], value):
         e.setdefault("especialidade_id", int(value))
+    elif kind == "plan" and value == "particular":
+        e.setdefault("particular", True)
+    elif kind == "plan" and value.isdigit() and _by_id(_catalog()["convenios"], value):
+        e.setdefault("convenio_id", int(value))
     elif kind == "doctor" and value.isdigit() and _doctor(int(value)):
         e.setdefault("medico_id", int(value))
     elif kind == "slot":
@@ -878,6 +903,8 @@ def _go_back(s: ConversationSession) -> None:
         s.preferred_date = None
     elif s.selected_doctor_id:
         s.selected_doctor_id = None
+    elif s.insurance_type and s.flow == FLOW_BOOK:
+        s.selected_convenio_id, s.insurance_type = None, ""
     elif s.selected_specialty_id:
         s.selected_specialty_id = None
 
@@ -928,9 +955,13 @@ def _next_step(turn: _Turn) -> Reply:
         # "o nome" at the summary: the rest is chosen, so not "Para começar, ..."
         return Reply(text=T.ASK_PATIENT_NAME if s.selected_doctor_id else T.ASK_NAME)
 
+    if s.selected_doctor_id is None and s.selected_specialty_id is None:
+        return _offer_specialties(turn)
+    if s.flow == FLOW_BOOK and not s.insurance_type:
+        reply = _ask_plan(turn)
+        if reply is not None:
+            return reply
     if s.selected_doctor_id is None:
-        if s.selected_specialty_id is None:
-            return _offer_specialties(turn)
         reply = _offer_doctors(turn)
         if reply is not None:
             return reply
@@ -1037,6 +1068,35 @@ def _offer_specialties(turn: _Turn) -> Reply:
     )
 
 
+def _ask_plan(turn: _Turn, *, which: bool = False) -> Reply | None:
+    """ "Particular ou convênio?" once the specialty (or the doctor) is known: the plan decides which doctors are
+    offered, and a booking left private by silence is a wrong booking for a patient who meant to use a plan. None
+    when there is nothing to choose: no doctor here takes any plan."""
+    s = turn.session
+    chosen = _doctor(s.selected_doctor_id)
+    doctors = [chosen] if chosen else selectors.doctor_list(especialidade_id=s.selected_specialty_id)
+    taken = {plan_id for d in doctors for plan_id in d["convenio_ids"]}
+    plans = [p for p in _catalog()["convenios"] if p["id"] in taken]
+    if not plans:
+        return None
+    s.current_state = S.CHOOSING_PLAN
+    rows = [("plan:particular", T.PLAN_PRIVATE_ROW)] + [(f"plan:{p['id']}", p["nome"]) for p in plans]
+    rows = rows[:MAX_LIST_ROWS]
+    s.last_options = {"kind": "plan", "items": [{"id": key, "title": title} for key, title in rows]}
+    text = T.ASK_PLAN_WHICH if which else T.ASK_PLAN
+    if len(plans) + 1 > MAX_LIST_ROWS:
+        text += T.ASK_PLAN_MORE
+    options = [Option(key, title[:24]) for key, title in rows]
+    return Reply(text=text, kind="list", button_label="Convênios", options=options)
+
+
+# "convênio", "é pelo plano", "tenho convênio": a plan without its name
+_PLAN_UNNAMED = re.compile(
+    r"^\W*(?:(?:sim|e|eh|vai ser|sera|seria|pelo|pela|por|com|tenho|uso|o|meu|um)\W+)*"
+    r"(?:convenio|plano(?: de saude)?)\W*$"
+)
+
+
 def _offer_doctors(turn: _Turn) -> Reply | None:
     """Offer the specialty's doctors (who accept the plan, when one was given); None when one was auto-chosen."""
     s = turn.session
@@ -1046,15 +1106,14 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
         turn.prefix.append(T.NO_DOCTOR_FOR_SPECIALTY.format(specialty=specialty))
         s.selected_specialty_id = None
         return _offer_specialties(turn)
-    doctors, plan_note = all_doctors, ""
+    doctors, plan, day_note = all_doctors, "", ""
     if s.selected_convenio_id:
         plan = _plan_name(s.selected_convenio_id)
         doctors = [d for d in all_doctors if s.selected_convenio_id in d["convenio_ids"]]
-        plan_note = f" que atendem {plan}"
         if not doctors:
             turn.prefix.append(T.NO_DOCTOR_FOR_PLAN.format(specialty=specialty, plan=plan))
             s.selected_convenio_id, s.insurance_type = None, "particular"
-            doctors, plan_note = all_doctors, ""
+            doctors, plan = all_doctors, ""
     if s.preferred_date and len(doctors) > 1:  # "pediatria sábado": who works that weekday
         weekday = s.preferred_date.weekday()
         working = [
@@ -1064,16 +1123,21 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
         ]
         if working and len(working) < len(doctors):
             doctors = working
-            plan_note = f"{plan_note} {T.on_weekday(weekday)}"
+            day_note = f" {T.on_weekday(weekday)}"
     if len(doctors) == 1:
         s.selected_doctor_id = doctors[0]["id"]
-        turn.prefix.append(T.ONLY_DOCTOR.format(specialty=specialty, plan_note=plan_note, doctor=doctors[0]["nome"]))
+        plan_note = f", pelo convênio {plan}" if plan else ""
+        turn.prefix.append(
+            T.ONLY_DOCTOR.format(specialty=specialty, day_note=day_note, plan_note=plan_note, doctor=doctors[0]["nome"])
+        )
         return None
     s.current_state = S.SELECTING_DOCTOR
     rows = doctors[:MAX_LIST_ROWS]
     s.last_options = {"kind": "doctor", "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in rows]}
     return Reply(
-        text=T.ASK_DOCTOR.format(specialty=specialty, plan_note=plan_note),
+        text=T.ASK_DOCTOR.format(
+            specialty=specialty, plan_note=f" que atendem {plan}" if plan else "", day_note=day_note
+        ),
         kind="list",
         button_label="Médicos",
         options=[Option(f"doctor:{d['id']}", d["nome"], f"Particular R$ {T.money(d['preco_consulta'])}") for d in rows],

@@ -56,8 +56,12 @@ COMPLAINT_ALSO = (
     "Para {complaint}, a especialidade que costuma atender é *{specialty}*. Vamos terminar esta marcação; depois, "
     "se quiser, marco outra consulta."
 )
-ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}. Com quem você prefere?"
-ONLY_DOCTOR = "Em {specialty}{plan_note}, quem atende é {doctor}."
+ASK_PLAN = "A consulta vai ser particular ou pelo convênio? Escolha na lista ou escreva o nome do seu convênio."
+ASK_PLAN_MORE = " Se o seu não estiver na lista, escreva o nome."
+ASK_PLAN_WHICH = "Qual é o seu convênio? Escolha na lista ou escreva o nome dele."
+PLAN_PRIVATE_ROW = "Particular"
+ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}{day_note}. Com quem você prefere?"
+ONLY_DOCTOR = "Em {specialty}{day_note}{plan_note}, quem atende é {doctor}."
 NO_DOCTOR_FOR_PLAN = (
     "Nenhum médico de {specialty} atende pelo convênio {plan}. Você pode se consultar como particular com um destes:"
 )
@@ -107,9 +111,11 @@ BOOKED = (
     "{policies}"
 )
 WHAT_TO_CHANGE = (
-    "Sem problemas. O que você quer alterar: o nome, a data, o horário ou o médico? Ou diga 'cancelar' para desistir."
+    "Sem problemas. O que você quer alterar: o nome, a data, o horário, o médico ou o convênio? Ou diga 'cancelar' "
+    "para desistir."
 )
 CHANGE_NAME, CHANGE_DATE, CHANGE_TIME, CHANGE_DOCTOR = "O nome", "A data", "O horário", "O médico"
+CHANGE_PLAN = "Convênio/particular"
 BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"

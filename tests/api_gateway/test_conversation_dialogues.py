@@ -81,6 +81,8 @@ def _book_directly(doctor: str, day: dt.date, hour: str, phone="5511988887777") 
 
 def _reach_confirmation_with_ana_on_wednesday(p: Patient) -> None:
     p.says("quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é João Silva")
+    assert p.state == "choosing_plan", p.text
+    p.says("particular")
     assert p.state == "confirming", p.text
 
 
@@ -181,6 +183,9 @@ def test_step_by_step_booking_ends_in_a_real_appointment(patient):
     assert patient.state == "selecting_specialty"
     assert any(o.title == "Cardiologia" for o in patient.last.reply.options)
     patient.says("cardiologia")
+    assert patient.state == "choosing_plan"  # asked, never assumed: a plan decides who can be offered
+    assert [o.title for o in patient.last.reply.options][:2] == ["Particular", "Amil"]
+    patient.says("1")
     assert patient.state == "selecting_doctor"
     assert [o.title for o in patient.last.reply.options] == ["Dr. Carlos Mendes", "Dra. Ana Souza"]
     patient.says("a segunda opção")
@@ -223,6 +228,7 @@ def test_interactive_replies_fill_slots_by_their_ids(patient):
     patient.says("Paula Reis")
     specialty = Especialidade.objects.get(nome="Ortopedia")
     patient.says("Ortopedia", option_id=f"specialty:{specialty.pk}")
+    patient.says("Particular", option_id="plan:particular")
     # Only one orthopaedist: chosen without asking, straight to the free slots.
     assert patient.state == "choosing_date"
     assert "Dr. Gustavo Pereira" in patient.text
@@ -235,7 +241,7 @@ def test_interactive_replies_fill_slots_by_their_ids(patient):
 
 
 def test_question_mid_flow_is_answered_and_the_flow_resumes(patient):
-    patient.says("quero marcar uma consulta, meu nome é Ana Paula")
+    patient.says("quero marcar uma consulta particular, meu nome é Ana Paula")
     assert patient.state == "selecting_specialty"
     patient.says("qual o endereço?")
     assert "Av. Paulista, 1000" in patient.text
@@ -252,11 +258,13 @@ def test_a_bare_name_right_after_a_question_is_taken_as_the_answer_to_the_interr
     assert "Voltando ao que estávamos fazendo: Para começar, qual é o seu nome completo?" in patient.text
     patient.says("João Pedro Silva")  # read in the name step, not as a reply to "answering a question"
     assert patient.session.patient_name == "João Pedro Silva"
+    assert patient.state == "choosing_plan"
+    patient.says("particular")
     assert patient.state == "choosing_date"  # Ortopedia has one doctor: straight to his free slots
 
 
 def test_naming_the_doctor_already_chosen_is_not_met_with_not_understood(patient):
-    patient.says("quero marcar ortopedia, meu nome é Rita Souza")  # one doctor: chosen for her
+    patient.says("quero marcar ortopedia particular, meu nome é Rita Souza")  # one doctor: chosen for her
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
     patient.says("com o dr gustavo")
     assert T.NOT_UNDERSTOOD not in patient.text
@@ -265,7 +273,7 @@ def test_naming_the_doctor_already_chosen_is_not_met_with_not_understood(patient
 
 
 def test_pronoun_reference_resolves_against_the_offered_doctors(patient):
-    patient.says("quero marcar pediatria, meu nome é Rita Souza")
+    patient.says("quero marcar pediatria particular, meu nome é Rita Souza")
     names = [o.title for o in patient.last.reply.options]
     assert names == ["Dr. Daniel Rocha", "Dra. Fernanda Alves"]
     patient.says("pode ser o primeiro")
@@ -273,7 +281,7 @@ def test_pronoun_reference_resolves_against_the_offered_doctors(patient):
 
 
 def test_ordinal_reference_to_the_second_offered_doctor(patient):
-    patient.says("quero marcar pediatria, meu nome é Rita Souza")
+    patient.says("quero marcar pediatria particular, meu nome é Rita Souza")
     patient.says("a segunda")
     assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves"
 
@@ -281,13 +289,14 @@ def test_ordinal_reference_to_the_second_offered_doctor(patient):
 def test_pronoun_refers_to_the_doctor_named_in_the_last_answer(patient):
     patient.says("quais médicos de ortopedia vocês têm?")
     assert "Dr. Gustavo Pereira" in patient.text
-    patient.says("quero marcar com ele, meu nome é Rui Campos")
+    patient.says("quero marcar com ele particular, meu nome é Rui Campos")
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
     assert patient.state == "choosing_date"
 
 
 def test_unavailable_day_offers_the_nearest_free_slots(patient):
-    patient.says("quero marcar com a dra ana amanhã às 10h, meu nome é Lia Costa")  # Tuesday: Ana doesn't work
+    # Tuesday: Ana doesn't work
+    patient.says("quero marcar com a dra ana amanhã às 10h particular, meu nome é Lia Costa")
     assert "não tem horários livres" in patient.text
     assert patient.last.reply.options, "alternatives must be offered"
     patient.says("1")
@@ -296,7 +305,7 @@ def test_unavailable_day_offers_the_nearest_free_slots(patient):
 
 def test_taken_slot_is_refused_with_alternatives(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "14:00")
-    patient.says("quero marcar com a dra ana na quarta às 14h, meu nome é Lia Costa")
+    patient.says("quero marcar com a dra ana na quarta às 14h particular, meu nome é Lia Costa")
     assert "não está disponível" in patient.text
     offered = [o.id for o in patient.last.reply.options]
     assert f"slot:{WEDNESDAY.isoformat()}T14:00" not in offered
@@ -414,7 +423,7 @@ def test_a_period_at_the_summary_replaces_a_time_outside_it(patient):
 
 
 def test_early_on_a_day_offers_that_mornings_times_and_an_approximate_hour_is_that_hour(patient):
-    patient.says("quero marcar com a dra ana quarta cedo, meu nome é João Silva")
+    patient.says("quero marcar com a dra ana quarta cedo particular, meu nome é João Silva")
     assert patient.state == "choosing_time", patient.text
     assert patient.last.reply.options and all(int(o.title[-5:-3]) < 12 for o in patient.last.reply.options)
     patient.says("lá pelas 10")
@@ -424,7 +433,7 @@ def test_early_on_a_day_offers_that_mornings_times_and_an_approximate_hour_is_th
 
 def test_next_week_offers_the_times_of_that_week_and_a_weekday_then_is_that_weeks(patient):
     next_monday = REF.date() + dt.timedelta(days=7)
-    patient.says("quero marcar com a dra ana semana que vem de tarde, meu nome é Lia Reis")
+    patient.says("quero marcar com a dra ana semana que vem de tarde particular, meu nome é Lia Reis")
     assert patient.state == "choosing_date", patient.text
     assert f"a partir de {T.date_long(next_monday)}" in patient.text
     days = {dt.date.fromisoformat(o.id[5:15]) for o in patient.last.reply.options}
@@ -450,7 +459,7 @@ def test_asking_the_private_price_at_the_summary_answers_it_and_keeps_the_plan(p
 
 
 def test_the_last_time_is_no_pick_of_the_last_row(patient):
-    patient.says("quero marcar com a dra ana quarta, meu nome é Rui Lima")
+    patient.says("quero marcar com a dra ana quarta particular, meu nome é Rui Lima")
     assert patient.state == "choosing_time"
     patient.says("nao, prefiro outro medico, nao gostei dela da ultima vez")
     assert patient.state == "selecting_doctor", patient.text
@@ -462,6 +471,7 @@ def test_a_second_booking_at_the_same_time_is_refused_before_the_summary(patient
     patient.says("sim")
     patient.says("quero marcar tb uma dermatologista com a dra juliana na quarta às 14h")
     patient.says("sim")  # the same patient
+    patient.says("particular")
     assert "João Silva já tem uma consulta nesse horário (Dra. Ana Souza, às 14:00)" in patient.text, patient.text
     assert patient.state == "choosing_time"
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
@@ -472,7 +482,7 @@ def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, setting
     year = REF.year if dt.date(REF.year, 12, 25) > REF.date() else REF.year + 1
     while dt.date(year, 12, 25).weekday() > 4:  # a weekday, when Dr. Igor would otherwise work
         year += 1
-    patient.says(f"quero marcar com o dr igor dia 25/12/{year}, meu nome é Ana Lima")
+    patient.says(f"quero marcar com o dr igor dia 25/12/{year} particular, meu nome é Ana Lima")
     assert f"25/12/{year} é feriado (Natal): a clínica não abre." in patient.text, patient.text
     offered = [o.id for o in patient.last.reply.options]
     assert offered and not any(f"{year}-12-25" in o for o in offered)
@@ -486,27 +496,28 @@ def test_a_weekday_said_at_the_specialty_list_is_a_day_not_row_six(patient):
 
 
 def test_a_day_asked_with_the_specialty_offers_only_the_doctors_working_that_day(patient):
-    patient.says("quero marcar pediatria sábado, meu nome é Lia Prado")  # Dr. Daniel has no Saturdays
+    patient.says("quero marcar pediatria sábado particular, meu nome é Lia Prado")  # Dr. Daniel has no Saturdays
     assert "Em Pediatria aos sábados, quem atende é Dra. Fernanda Alves." in patient.text
     assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves" and patient.state == "choosing_time"
 
 
 def test_a_date_years_ahead_is_refused_with_the_last_open_day(patient):
-    patient.says("quero marcar com a dra ana dia 10 de março de 2030, meu nome é Rui Lima")  # was: booked in 2030
+    # was: booked in 2030
+    patient.says("quero marcar com a dra ana dia 10 de março de 2030 particular, meu nome é Rui Lima")
     assert "A agenda está aberta só até" in patient.text and patient.state == "choosing_date"
     assert patient.session.preferred_date is None
 
 
 def test_the_times_near_a_taken_one_are_listed_in_clock_order(patient):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "14:00")
-    patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é João Silva")  # taken
+    patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h particular, meu nome é João Silva")  # taken
     assert patient.state == "choosing_time" and "14:00" in patient.text
     ids = [o.id for o in patient.last.reply.options]
     assert ids == sorted(ids) and "slot:" in ids[0]  # was: nearest first (14:30, 11:30, 15:00, ...)
 
 
 def test_after_a_time_offers_only_slots_from_then_on_that_day(patient):
-    patient.says("quero marcar com o dr gustavo na quinta depois das 17h, meu nome é Rui Lima")
+    patient.says("quero marcar com o dr gustavo na quinta depois das 17h particular, meu nome é Rui Lima")
     times = [o.title[-5:] for o in patient.last.reply.options]
     assert times == ["17:00", "17:40", "18:20"], patient.text  # was: from 13:00, without 18:20
 
@@ -515,7 +526,7 @@ def test_after_a_time_offers_only_slots_from_then_on_that_day(patient):
     ("bound", "inside"), [("depois das 10h", lambda t: t >= "10:00"), ("antes das 10h", lambda t: t < "10:00")]
 )
 def test_a_bound_given_while_choosing_filters_the_next_days(patient, bound, inside):
-    patient.says("quero marcar com o dr igor, meu nome é Rui Lima")
+    patient.says("quero marcar com o dr igor particular, meu nome é Rui Lima")
     assert patient.state == "choosing_date"
     patient.says(bound)
     times = [o.title[-5:] for o in patient.last.reply.options]
@@ -524,7 +535,8 @@ def test_a_bound_given_while_choosing_filters_the_next_days(patient, bound, insi
 
 
 def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patient):
-    patient.says("quero marcar ortopedia de manhã na terça, meu nome é Paulo Reis")  # Dr. Gustavo: from 13:00
+    # Dr. Gustavo: from 13:00
+    patient.says("quero marcar ortopedia de manhã na terça particular, meu nome é Paulo Reis")
     assert "Dr. Gustavo Pereira não tem horários livres de manhã nesse dia." in patient.text
     assert patient.last.reply.options
 
@@ -559,7 +571,7 @@ def test_not_particular_but_a_plan_at_the_summary_switches_to_the_plan(patient):
 def test_the_name_can_be_changed_at_the_summary(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("alterar")
-    assert "o nome, a data, o horário ou o médico" in patient.text
+    assert "o nome, a data, o horário, o médico ou o convênio" in patient.text
     patient.says("o nome")
     assert patient.text == T.ASK_PATIENT_NAME  # not "Para começar, ..." at the end of a booking
     patient.says("João Pedro Silva")
@@ -581,6 +593,70 @@ def test_profile_name_is_only_a_hint_confirmed_once(clinic):
     p.says("sim")
     assert p.session.patient_name == "Zé Carioca" and p.session.name_confirmed
     assert p.state == "selecting_specialty"
+
+
+# --- private or which plan ------------------------------------------------------------------------------------------
+
+
+def test_the_plan_is_asked_once_the_specialty_is_known_and_decides_who_is_offered(patient):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")  # nothing said about paying: was booked private
+    assert patient.state == "choosing_plan", patient.text
+    assert T.ASK_PLAN in patient.text
+    ids = [o.id for o in patient.last.reply.options]
+    amil = Convenio.objects.get(nome="Amil")
+    assert ids[0] == "plan:particular" and f"plan:{amil.pk}" in ids
+    patient.says("Amil", option_id=f"plan:{amil.pk}")
+    assert "Em Cardiologia, pelo convênio Amil, quem atende é Dr. Carlos Mendes." in patient.text
+    patient.says("1")
+    patient.says("sim")
+    appointment = Agendamento.objects.get()
+    assert (appointment.medico.nome, appointment.convenio) == ("Dr. Carlos Mendes", amil)
+
+
+def test_the_plan_list_offers_only_what_the_chosen_doctor_takes(patient):
+    patient.says("quero marcar com a dra ana, meu nome é Rui Lima")
+    assert [o.title for o in patient.last.reply.options] == ["Particular", "Bradesco Saúde", "SulAmérica", "Unimed"]
+    patient.says("3")  # a typed row number picks the row
+    assert patient.session.selected_convenio.nome == "SulAmérica" and patient.state == "choosing_date"
+
+
+@pytest.mark.parametrize("said", ["convênio", "é pelo plano", "tenho convenio"])
+def test_a_plan_without_its_name_is_asked_which(patient, said):
+    patient.says("quero marcar pediatria, meu nome é Rui Lima")
+    patient.says(said)
+    assert patient.state == "choosing_plan" and patient.text.startswith(T.ASK_PLAN_WHICH), patient.text
+    patient.says("unimed")
+    assert patient.session.selected_convenio.nome == "Unimed" and patient.state == "choosing_date"
+    assert "Em Pediatria, pelo convênio Unimed, quem atende é Dr. Daniel Rocha." in patient.text
+
+
+def test_the_plan_is_not_asked_when_said_or_when_no_doctor_takes_one(patient):
+    patient.says("quero marcar pediatria pela bradesco, meu nome é Rui Lima")
+    assert patient.state != "choosing_plan" and patient.session.selected_convenio.nome == "Bradesco Saúde"
+    Medico.objects.get(nome="Dr. Gustavo Pereira").convenios.clear()  # Ortopedia: private only
+    other = Patient("5511999990002")
+    other.says("quero marcar ortopedia, meu nome é Lia Reis")
+    assert other.state == "choosing_date", other.text
+
+
+def test_the_plan_can_be_changed_at_the_summary_and_a_doctor_who_refuses_it_is_replaced(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # particular
+    patient.says("alterar")
+    assert [o.id for o in patient.last.reply.options][-1] == "change:plan"
+    patient.says("5")
+    assert patient.state == "choosing_plan" and patient.session.selected_doctor.nome == "Dra. Ana Souza"
+    patient.says("amil")  # Dra. Ana does not take Amil
+    assert "Dra. Ana Souza não atende pelo convênio Amil." in patient.text
+    assert (
+        patient.session.selected_doctor.nome == "Dr. Carlos Mendes" and patient.session.selected_convenio.nome == "Amil"
+    )
+
+
+def test_going_back_from_the_doctors_asks_the_plan_again(patient):
+    patient.says("quero marcar pediatria particular, meu nome é Rui Lima")
+    assert patient.state == "selecting_doctor"
+    patient.says("voltar")
+    assert patient.state == "choosing_plan" and patient.session.insurance_type == ""
 
 
 # --- cancel, reschedule, list -----------------------------------------------------------------------------------
@@ -924,7 +1000,7 @@ def test_booking_for_a_child_asks_the_childs_name_not_the_senders(clinic):
     mother.says("oi quero marcar pediatria pro meu filho")  # was: "Posso registrar no nome de Juliana Reis?"
     assert mother.text.endswith(T.ASK_RELATIVE_NAME.format(whose="do seu filho"))
     mother.says("Arthur Reis")
-    assert mother.session.patient_name == "Arthur Reis" and mother.state == "selecting_doctor"
+    assert mother.session.patient_name == "Arthur Reis" and mother.state == "choosing_plan"
 
 
 def test_a_known_number_booking_for_the_mother_asks_her_name_and_keeps_the_specialty(patient):
@@ -1134,6 +1210,7 @@ def test_a_complaint_gets_the_specialty_that_sees_it_and_a_yes_books_it(patient)
     patient.says("sim")
     assert patient.session.flow == "agendar"
     patient.says("Paulo Reis")
+    patient.says("particular")
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
     assert patient.state == "choosing_date"
 
@@ -1159,7 +1236,7 @@ def test_a_complaint_with_a_booking_request_books_that_specialty_and_says_why(pa
 
 
 def test_a_complaint_at_the_specialty_step_chooses_it(patient):
-    patient.says("quero marcar uma consulta, meu nome é Rui Matos")
+    patient.says("quero marcar uma consulta particular, meu nome é Rui Matos")
     assert patient.state == "selecting_specialty"
     patient.says("é pra uma dor no joelho")
     assert patient.text.startswith("Para dor no joelho, a especialidade que costuma atender é *Ortopedia*.")
@@ -1167,7 +1244,7 @@ def test_a_complaint_at_the_specialty_step_chooses_it(patient):
 
 
 def test_a_complaint_that_switches_specialty_is_no_pick_from_the_old_list(patient):
-    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says("quero marcar cardiologia particular, meu nome é Rui Lima")
     assert patient.state == "selecting_doctor"
     patient.says("na vdd acho q é melhor ver a dor nas costas primeiro")  # "primeiro" is not Dr. Carlos (row 1)
     assert patient.session.selected_doctor.nome == "Dr. Gustavo Pereira"
@@ -1342,7 +1419,7 @@ def test_typed_number_on_the_button_fallback_means_that_button(patient):
     patient.says("oi")
     patient.says("1")  # "1. Marcar consulta" in the numbered text fallback
     assert patient.state == "collecting_patient_info"
-    patient.says("quero marcar cardiologia com a dra ana na quarta às 14h, meu nome é João Silva")
+    patient.says("quero marcar cardiologia com a dra ana na quarta às 14h particular, meu nome é João Silva")
     assert patient.state == "confirming"
     patient.says("1")  # "1. Confirmar"
     assert Agendamento.objects.get().data == WEDNESDAY
@@ -1353,6 +1430,8 @@ def test_a_booking_request_after_the_menu_keeps_the_specialty_it_names(patient):
     patient.says("quero marcar com dermatologista")  # names the button and says more
     assert patient.state == "collecting_patient_info"
     patient.says("Maria Souza")
+    assert patient.state == "choosing_plan", patient.text
+    patient.says("particular")
     assert patient.state == "selecting_doctor", patient.text
     assert "médicos de Dermatologia" in patient.text
     assert patient.session.selected_specialty_id == Especialidade.objects.get(nome="Dermatologia").pk
@@ -1373,7 +1452,7 @@ def test_leaving_at_the_name_step_ends_the_booking_politely(patient, goodbye):
 
 
 def test_thanks_mid_flow_is_not_a_failed_answer(patient):
-    patient.says("quero marcar cardiologia, meu nome é Rita Lima")
+    patient.says("quero marcar cardiologia particular, meu nome é Rita Lima")
     patient.says("obrigada")
     assert patient.text.startswith(T.YOU_ARE_WELCOME)
     assert "médicos de Cardiologia" in patient.text
@@ -1423,7 +1502,7 @@ def test_every_message_is_stored_with_intent_and_reply_link(patient):
 
 
 def test_flow_resumes_exactly_after_a_cache_flush(patient):
-    patient.says("quero marcar pediatria, meu nome é Rita Souza")
+    patient.says("quero marcar pediatria particular, meu nome é Rita Souza")
     before = patient.session
     for alias in ("default", "strict"):
         caches[alias].clear()

@@ -41,7 +41,7 @@ def test_normal_gemini_turn_fills_slots_and_records_real_token_counts(clinic, ph
             {
                 "intent": "agendar",
                 "confidence": 0.9,
-                "entities": {"especialidade": "Cardiologia", "nome": "João Silva"},
+                "entities": {"especialidade": "Cardiologia", "nome": "João Silva", "particular": True},
             },
             output_tokens=42,
         )
@@ -50,7 +50,7 @@ def test_normal_gemini_turn_fills_slots_and_records_real_token_counts(clinic, ph
     assert len(fake_gemini.generate_requests) == 1
     session = _assert_consistent(phone)
     assert session.selected_specialty.nome == "Cardiologia"
-    assert session.patient_name == "João Silva"
+    assert session.patient_name == "João Silva" and session.insurance_type == "particular"
     assert result.state == "selecting_doctor" and "Dra. Ana Souza" in result.reply.as_text()
     user = ConversationMessage.objects.get(message_type="user")
     assert user.nlu_source == "gemini" and user.output_tokens == 42 and user.input_tokens > 0
@@ -119,7 +119,7 @@ def test_gemini_failures_fall_back_to_the_offline_nlu_with_a_sensible_reply(clin
     fake_gemini.enqueue(*answers)
     result = turn_handle(phone=phone, text="quero marcar uma consulta de cardiologia, pode ser? meu nome é João Silva")
     assert result.reply.send and result.reply.text
-    assert result.state == "selecting_doctor"  # the offline NLU carried the booking on
+    assert result.state == "choosing_plan"  # the offline NLU carried the booking on
     session = _assert_consistent(phone)
     assert session.selected_specialty.nome == "Cardiologia"
     user = ConversationMessage.objects.get(message_type="user")
