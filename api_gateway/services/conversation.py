@@ -1574,6 +1574,7 @@ def _list_appointments(turn: _Turn) -> Reply:
 
 def _answer_question(turn: _Turn) -> Reply:
     s = turn.session
+    memory = _question_memory(turn)
     # Gemini read the whole question against the retrieved facts, so its grounded answer comes first; the
     # templates answer (exactly, from the tables) whenever the model was not asked or gave no answer.
     answer = (turn.nlu.answer or "").strip() if turn.nlu.source == "gemini" else ""
@@ -1598,11 +1599,33 @@ def _answer_question(turn: _Turn) -> Reply:
             kind=resume.kind,
             button_label=resume.button_label,
         )
-    if turn.nlu.entities.get("topico"):  # so "e de pediatria?" after a price question asks the same thing
-        s.last_options = {**s.last_options, "topic": turn.nlu.entities["topico"]}
-    if turn.nlu.entities.get("exame_id"):  # so "e precisa de jejum?" / "quanto custa?" stay on that exam
-        s.last_options = {**s.last_options, "exam": turn.nlu.entities["exame_id"]}
+    s.last_options = {**s.last_options, **memory}
     return Reply(text=answer)
+
+
+_MEMORY_KEYS = ("topic", "exam", "specialty", "plan")
+
+
+def _question_memory(turn: _Turn) -> dict:
+    """What the questions so far were about, so a follow-up that names nothing stays on it: "e de pediatria?"
+    after a price question asks the same thing; "e precisa de jejum?" stays on the exam; "quanto custa?" after
+    "tem dermatologista pela amil?" is about Dermatologia by Amil. A new exam, specialty or doctor replaces the
+    subject; the plan stays until another (or "particular") is said."""
+    e, before = turn.nlu.entities, turn.session.last_options or {}
+    memory = {key: before[key] for key in _MEMORY_KEYS if before.get(key) is not None}
+    if e.get("topico"):
+        memory["topic"] = e["topico"]
+    if e.get("exame_id"):
+        memory.pop("specialty", None)
+        memory["exam"] = e["exame_id"]
+    elif e.get("especialidade_id") or e.get("medico_id"):
+        memory.pop("exam", None)
+        memory.pop("specialty", None)
+        if e.get("especialidade_id"):
+            memory["specialty"] = e["especialidade_id"]
+    if e.get("convenio_id") or e.get("particular"):
+        memory["plan"] = e.get("convenio_id")
+    return memory
 
 
 def _tells_a_need(nlu: NLUResult) -> bool:
@@ -1666,7 +1689,10 @@ def _answer_from_data(turn: _Turn) -> str | None:
     other_subject = doctor or e.get("especialidade_id") or _CONSULTATION_WORD.search(fold(turn.text))
     if exam is None and topic in {"preco", "preparo"} and not other_subject:
         exam = _by_id(catalog["exames"], turn.session.last_options.get("exam"))  # the exam just talked about
+    remembered = turn.session.last_options if not turn.session.flow else {}
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
+    if not (specialty_id or doctor or exam):
+        specialty_id = remembered.get("specialty")
     if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
         return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"
     if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:
@@ -1700,6 +1726,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return T.ASK_WHICH_EXAM.format(items=T.join_names([x["nome"] for x in catalog["exames"][:10]]))
     if topic == "preco":
         plan_id = None if e.get("particular") else e.get("convenio_id") or turn.session.selected_convenio_id
+        plan_id = plan_id or (None if e.get("particular") else remembered.get("plan"))
         if plan_id and (doctor or specialty_id):
             return _plan_price_answer(turn.session, int(plan_id), doctor, specialty_id)
         if doctor:

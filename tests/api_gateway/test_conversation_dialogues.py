@@ -1189,8 +1189,22 @@ def test_he_after_a_one_doctor_answer_is_that_doctor(patient):
     patient.says("quem atende ortopedia?")
     patient.says("e ele aceita bradesco?")
     assert patient.text.startswith("Não: Dr. Gustavo Pereira não atende pelo convênio Bradesco Saúde.")
-    patient.says("quanto custa com ele?")
-    assert patient.text == T.DOCTOR_PRICE.format(doctor="Dr. Gustavo Pereira", price="330,00")
+    patient.says("quanto custa com ele?")  # the plan just asked about is remembered: private is what he costs
+    assert patient.text == T.PLAN_PRICE_DOCTOR_OUT.format(
+        doctor="Dr. Gustavo Pereira", plan="Bradesco Saúde", price="330,00"
+    )
+
+
+def test_a_price_after_a_specialty_and_plan_question_is_about_them(patient):
+    patient.says("tem dermatologista pela amil?")
+    patient.says("quanto custa?")  # was: the clinic's whole price range
+    assert patient.text.startswith("Pelo convênio Amil, a consulta segue as regras do seu plano com Dra. Beatriz Lima.")
+    patient.says("e particular?")
+    assert patient.text.startswith("Consulta particular em Dermatologia: Dra. Beatriz Lima R$ 300,00")
+    patient.says("quanto custa o hemograma?")
+    patient.says("e cardiologia?")  # a new subject replaces the exam
+    patient.says("quanto custa?")
+    assert "Dr. Carlos Mendes" in patient.text and "Hemograma" not in patient.text, patient.text
 
 
 def test_a_plan_the_clinic_does_not_take_is_said_when_booking(patient):
