@@ -445,6 +445,8 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
+    if intent == Intent.AGUARDAR:  # "vou ver com meu marido e te falo": the step waits, nothing is booked
+        return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
     if s.current_state == S.CHOOSING_PLAN and _PLAN_UNNAMED.search(fold(turn.text)):
         return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio": which one
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.

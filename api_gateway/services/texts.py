@@ -116,6 +116,11 @@ WHAT_TO_CHANGE = (
 )
 CHANGE_NAME, CHANGE_DATE, CHANGE_TIME, CHANGE_DOCTOR = "O nome", "A data", "O horário", "O médico"
 CHANGE_PLAN = "Convênio/particular"
+LATER_CONFIRMING = (
+    "Tudo bem, fico no aguardo! O horário só fica reservado depois que você confirmar: quando decidir, é só "
+    "responder *Confirmar* (ou me dizer outro dia)."
+)
+LATER = "Tudo bem, fico no aguardo! Quando decidir, é só responder por aqui. 🙂"
 BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"

@@ -541,6 +541,15 @@ def test_a_period_the_doctor_does_not_work_is_said_before_the_other_times(patien
     assert patient.last.reply.options
 
 
+def test_i_will_check_and_tell_you_at_the_summary_books_nothing_and_waits(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("certo, vou confirmar com minha esposa")  # was: "Consulta agendada!"
+    assert patient.text == T.LATER_CONFIRMING and patient.state == "confirming"
+    assert not Agendamento.objects.exists()
+    patient.says("pode confirmar")
+    assert Agendamento.objects.get().hora == dt.time(14, 0)
+
+
 def test_a_plan_asked_about_at_the_summary_is_the_one_the_appointment_is_booked_with(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)  # no plan said: particular
     patient.says("aceita sulamerica?")

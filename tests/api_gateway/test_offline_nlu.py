@@ -520,6 +520,23 @@ def test_a_no_that_means_yes_at_the_summary_confirms(clinic, phone, text):
 
 
 @pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("certo, vou confirmar com minha esposa", Intent.AGUARDAR),  # each of these booked
+        ("ok vou ver com meu marido e te falo", Intent.AGUARDAR),
+        ("ok, deixa eu ver minha agenda", Intent.AGUARDAR),
+        ("ok, mas antes queria saber o preço", Intent.PERGUNTA),
+        ("pode me mandar o endereço antes de eu confirmar?", Intent.PERGUNTA),
+        ("sim mas antes quanto custa?", Intent.PERGUNTA),
+        ("ok", Intent.CONFIRMAR),
+        ("certo, pode marcar", Intent.CONFIRMAR),
+    ],
+)
+def test_an_agreeing_first_word_is_no_yes_when_the_rest_defers_or_asks(clinic, phone, text, intent):
+    assert offline_interpret(text=text, session=_session(phone, "confirming", flow="agendar"), now=NOW).intent == intent
+
+
+@pytest.mark.parametrize(
     ("text", "relative", "name"),
     [
         (

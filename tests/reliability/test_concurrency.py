@@ -223,7 +223,7 @@ def test_ten_patients_confirming_the_same_slot_in_the_conversation_book_it_once(
     for n, phone in enumerate(phones):
         turn_handle(
             phone=phone,
-            text=f"quero marcar cardiologia com a dra. Ana na quarta às 14h, meu nome é {NAMES[n]}",
+            text=f"quero marcar cardiologia com a dra. Ana na quarta às 14h particular, meu nome é {NAMES[n]}",
             now=ref,
         )
     assert all(ConversationSession.objects.get(phone_number=p).current_state == "confirming" for p in phones)

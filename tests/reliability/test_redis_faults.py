@@ -98,7 +98,7 @@ def test_redis_killed_mid_conversation_loses_nothing_and_the_conversation_resume
     # The conversation went on from the database: the name given during the outage was taken, then the specialty.
     session = patient.session
     assert session.patient_name == "Maria Oliveira"
-    assert session.current_state == "selecting_doctor"
+    assert session.current_state == "choosing_plan"
     assert _session_keys(stack.redis), "the cache refilled after Redis returned"
 
 
@@ -173,4 +173,4 @@ def test_flushed_redis_resumes_sessions_exactly_and_rebuilds_the_token_budget_fr
     assert used_before == database_tokens
     assert used_after == used_before  # rebuilt from the per-message columns, not reset to zero
     assert session_after == session_before
-    assert result.state == "selecting_doctor"
+    assert result.state == "choosing_plan"

@@ -237,6 +237,16 @@ _NO_BUT_YES = _re(
     r"pode confirmar|pode marcar|pode agendar|ta certo|esta certo|ta tudo certo|esta tudo certo|tudo certo"
     r"|nao precisa (?:mudar|alterar|trocar) nada|ta otimo|esta otimo|ta perfeito|pode seguir"
 )
+# "vou ver com meu marido e te falo", "deixa eu ver minha agenda": an answer later, never a yes ("ok vou ver...")
+_LATER = _re(
+    r"vou ver|deixa eu ver|deixe eu ver|vou pensar|deixa eu pensar|vou confirmar com|vou falar com|vou conversar com"
+    r"|vou checar|vou verificar|preciso ver|preciso confirmar com|preciso falar com|ver com (?:o |a )?(?:meu|minha)"
+    r"|te (?:falo|aviso|retorno|confirmo|respondo|chamo)|(?:falo|aviso|retorno|confirmo|respondo|chamo) depois"
+    r"|depois eu (?:vejo|confirmo|falo|aviso|respondo|chamo)|mais tarde eu|antes de (?:eu )?confirmar|ainda nao sei"
+    r"|nao sei ainda|fico de ver|vou consultar"
+)
+# "ok, mas antes queria saber o preço": the first word agrees, the rest does not
+_YES_BUT = _re(r"mas|porem|so que|antes|primeiro|pera|espera")
 _YES_WEAK = _re(
     r"ok|isso|pode|pode ser|certo|beleza|perfeito|fechado|combinado|show|otimo|joia|tranquilo|pode sim|bora|vamos"
     r"|esta bem|ta bem|ta bom|esta otimo|ta otimo|ta certo|esta certo|serve|fechou|top|legal|uhum|aham|isso ai"
@@ -1005,6 +1015,8 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if _has(norm, _MY_APPOINTMENTS) and not _has(norm, _BOOK_STRONG):
         return Intent.MEUS_AGENDAMENTOS, CLEAR
 
+    if _has(norm, _LATER) and not has_slots and not (topic and asks):
+        return Intent.AGUARDAR, CLEAR
     # Yes / no, most often the answer to "Confirma?" or to a proposed option.
     if negated_cancel:
         return Intent.NEGAR, CLEAR
@@ -1162,6 +1174,7 @@ def _yes_no(t: _Text, *, confirming: bool, has_slots: bool, short: bool, entitie
             return Intent.AGRADECIMENTO, CERTAIN if short else CLEAR
         # "ok", "pode ser" outside a confirmation usually accept what the bot just proposed.
         return Intent.CONFIRMAR, CLEAR
-    if confirming and (_YES_STRONG.match(norm.strip()) or first in {"ok", "isso", "pode", "certo"}):
+    starts_yes = _YES_STRONG.match(norm.strip()) or first in {"ok", "isso", "pode", "certo"}
+    if confirming and starts_yes and not _has(norm, _YES_BUT):
         return Intent.CONFIRMAR, CLEAR
     return None

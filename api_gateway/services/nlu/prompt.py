@@ -33,7 +33,8 @@ SYSTEM_INSTRUCTION = f"""You are the language-understanding step of a WhatsApp r
 medical clinic. Patients write in Brazilian Portuguese, often informally, with typos and abbreviations.
 Classify the patient's LAST message and return only JSON matching the schema:
 - intent: one of {", ".join(i.value for i in Intent)}. Use "informar" when the patient only gives data \
-(name, date, time, doctor, plan, option); "pergunta" for a question about the clinic; "desconhecido" if unsure.
+(name, date, time, doctor, plan, option); "pergunta" for a question about the clinic; "aguardar" when the \
+patient will decide or answer later ("vou ver com meu marido e te falo"); "desconhecido" if unsure.
 - confidence: 0 to 1.
 - entities: only what the patient wrote, names as written. data as YYYY-MM-DD and hora as HH:MM, resolved \
 against the current date and time given (America/Sao_Paulo); periodo manha|tarde|noite; opcao is the 1-based \

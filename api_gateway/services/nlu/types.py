@@ -19,6 +19,7 @@ class Intent(StrEnum):
     VOLTAR = "voltar"  # go back one step
     AGRADECIMENTO = "agradecimento"
     DESPEDIDA = "despedida"
+    AGUARDAR = "aguardar"  # will decide or answer later ("vou ver com meu marido e te falo")
     DESCONHECIDO = "desconhecido"
 
 
