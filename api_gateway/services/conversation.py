@@ -453,7 +453,10 @@ def _dispatch(turn: _Turn) -> Reply:
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
     row_of_change_list = s.last_options.get("kind") == "change" and (turn.option_id or nlu.entities.get("opcao"))
     if changing and (row_of_change_list or not _has_booking_entities(nlu)):
-        _reopen(s, changing)
+        if changing == "plan" and s.flow != FLOW_BOOK:
+            turn.prefix.append(T.RESCHEDULE_KEEPS_PAYMENT.format(payment=_payment(s, _doctor(s.selected_doctor_id))))
+        else:
+            _reopen(s, changing)
         return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
     booking_now = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
@@ -673,7 +676,10 @@ def _what_to_change(s: ConversationSession) -> Reply:
         rows.append(("plan", T.CHANGE_PLAN))
     s.last_options = {"kind": "change", "items": [{"id": f"change:{key}", "title": title} for key, title in rows]}
     options = [Option(f"change:{key}", title) for key, title in rows]
-    return Reply(text=T.WHAT_TO_CHANGE, kind="list", button_label=T.BUTTON_CHANGE, options=options)
+    fields = T.CHANGE_FIELDS_BOOKING if s.flow == FLOW_BOOK else T.CHANGE_FIELDS_MOVE
+    return Reply(
+        text=T.WHAT_TO_CHANGE.format(fields=fields), kind="list", button_label=T.BUTTON_CHANGE, options=options
+    )
 
 
 def _field_to_change(turn: _Turn) -> str | None:
@@ -745,7 +751,10 @@ def _merge_entities(turn: _Turn) -> bool:
         if s.last_options.get("kind") == "name":
             s.last_options = {}
 
-    if e.get("convenio_id") and _by_id(_catalog()["convenios"], e["convenio_id"]):
+    plan_said = e.get("convenio_id") or e.get("particular") or e.get("convenio")
+    if plan_said and s.flow == FLOW_RESCHEDULE:  # a moved appointment keeps how it is paid (the service keeps it)
+        turn.prefix.append(T.RESCHEDULE_KEEPS_PAYMENT.format(payment=_payment(s, _doctor(s.selected_doctor_id))))
+    elif e.get("convenio_id") and _by_id(_catalog()["convenios"], e["convenio_id"]):
         s.selected_convenio_id = int(e["convenio_id"])
         s.insurance_type = e.get("convenio") or _plan_name(s.selected_convenio_id)
     elif e.get("particular"):
@@ -780,6 +789,10 @@ def _merge_entities(turn: _Turn) -> bool:
             # moving a Clínica Geral visit to a cardiologist is another consultation, not the same one moved
             specialty = _specialty_name(s.selected_specialty_id)
             turn.prefix.append(T.RESCHEDULE_OTHER_SPECIALTY.format(doctor=doctor["nome"], specialty=specialty))
+            doctor = None
+        moving_plan = s.selected_convenio_id if s.flow == FLOW_RESCHEDULE else None
+        if doctor and moving_plan and moving_plan not in doctor["convenio_ids"]:
+            turn.prefix.append(T.RESCHEDULE_OTHER_PLAN.format(doctor=doctor["nome"], plan=_plan_name(moving_plan)))
             doctor = None
         if doctor:
             s.selected_doctor_id = doctor["id"]
@@ -2004,10 +2017,10 @@ def _plan_name(plan_id: int | None) -> str:
     return row["nome"] if row else ""
 
 
-def _payment(s: ConversationSession, doctor: dict) -> str:
+def _payment(s: ConversationSession, doctor: dict | None) -> str:
     if s.selected_convenio_id:
         return f"Convênio {_plan_name(s.selected_convenio_id)}"
-    return f"Particular — R$ {T.money(doctor['preco_consulta'])}"
+    return f"Particular — R$ {T.money(doctor['preco_consulta'])}" if doctor else "Particular"
 
 
 def _aware(day: dt.date, time: dt.time) -> dt.datetime:

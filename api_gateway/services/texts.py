@@ -110,10 +110,9 @@ BOOKED = (
     "📍 {address}\n\n"
     "{policies}"
 )
-WHAT_TO_CHANGE = (
-    "Sem problemas. O que você quer alterar: o nome, a data, o horário, o médico ou o convênio? Ou diga 'cancelar' "
-    "para desistir."
-)
+WHAT_TO_CHANGE = "Sem problemas. O que você quer alterar: {fields}? Ou diga 'cancelar' para desistir."
+CHANGE_FIELDS_BOOKING = "o nome, a data, o horário, o médico ou o convênio"
+CHANGE_FIELDS_MOVE = "o nome, a data, o horário ou o médico"
 CHANGE_NAME, CHANGE_DATE, CHANGE_TIME, CHANGE_DOCTOR = "O nome", "A data", "O horário", "O médico"
 CHANGE_PLAN = "Convênio/particular"
 LATER_CONFIRMING = (
@@ -194,6 +193,13 @@ PLAN_NOT_TAKEN = "Não atendemos pelo convênio {plan}. Os convênios aceitos s�
 RESCHEDULE_OTHER_SPECIALTY = (
     "{doctor} não atende {specialty}, a especialidade desta consulta: para isso é preciso marcar uma nova consulta. "
     "Sigo remarcando esta com o mesmo médico."
+)
+RESCHEDULE_OTHER_PLAN = (
+    "{doctor} não atende pelo convênio {plan}, o desta consulta. Sigo remarcando esta com o mesmo médico."
+)
+RESCHEDULE_KEEPS_PAYMENT = (
+    "Ao remarcar, a consulta continua como foi marcada ({payment}). Para mudar o convênio, é preciso cancelar esta "
+    "e marcar uma nova."
 )
 PLAN_NOT_TAKEN_BOOKING = "Não atendemos pelo convênio {plan}; a consulta pode ser particular."
 PLAN_WITHOUT_DOCTORS = "No momento nenhum médico atende pelo convênio {plan}. Também atendemos particular."

@@ -367,7 +367,7 @@ def test_a_name_corrected_at_the_summary_is_shown_again_not_booked_under_the_old
 def test_an_answer_to_what_to_change_never_books(patient, answer):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("Alterar", option_id="confirm:no")
-    assert patient.text.startswith(T.WHAT_TO_CHANGE)
+    assert patient.text.startswith(T.WHAT_TO_CHANGE.format(fields=T.CHANGE_FIELDS_BOOKING))
     patient.says(answer)  # "1" was the summary's "Confirmar" button: it booked
     assert Agendamento.objects.count() == 0
     if answer == "1":
@@ -385,7 +385,7 @@ def test_a_day_ruled_out_at_the_summary_moves_to_the_day_named_instead(patient):
 def test_negative_answer_at_confirmation_asks_what_to_change(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("não")
-    assert patient.text.startswith(T.WHAT_TO_CHANGE)
+    assert patient.text.startswith(T.WHAT_TO_CHANGE.format(fields=T.CHANGE_FIELDS_BOOKING))
     assert Agendamento.objects.count() == 0
 
 
@@ -884,12 +884,47 @@ def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
     assert "Vamos remarcar a consulta de quarta-feira" in patient.text
 
 
+def _book_ana_with_unimed(patient) -> Agendamento:
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    appointment.convenio = Convenio.objects.get(nome="Unimed")
+    appointment.save()
+    return appointment
+
+
+@pytest.mark.parametrize("change", ["quero mudar o convênio", "amil"])
+def test_a_reschedule_keeps_how_the_appointment_is_paid(patient, change):
+    appointment = _book_ana_with_unimed(patient)
+    patient.says("quero remarcar pra sexta às 10h")
+    patient.says(change)  # was: a summary saying "Particular" (or Amil, with Dr. Carlos) over a row kept on Unimed
+    assert T.RESCHEDULE_KEEPS_PAYMENT.format(payment="Convênio Unimed") in patient.text
+    assert "💳 Convênio Unimed" in patient.text and "Dra. Ana Souza" in patient.text
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert (appointment.data, appointment.convenio.nome, appointment.medico.nome) == (
+        FRIDAY,
+        "Unimed",
+        "Dra. Ana Souza",
+    )
+
+
+def test_a_reschedule_to_a_doctor_outside_the_appointments_plan_keeps_the_doctor(patient):
+    appointment = _book_ana_with_unimed(patient)
+    patient.says("quero remarcar minha consulta")
+    patient.says("com o dr carlos")  # takes Amil and Porto Seguro only: was a summary loop that never saved
+    assert T.RESCHEDULE_OTHER_PLAN.format(doctor="Dr. Carlos Mendes", plan="Unimed") in patient.text
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza"
+    patient.says("sexta às 10h")
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert (appointment.data, appointment.medico.nome) == (FRIDAY, "Dra. Ana Souza")
+
+
 @pytest.mark.parametrize("answer", ["cancelar", "desistir"])
 def test_giving_up_a_reschedule_keeps_the_appointment(patient, answer):
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says("quero remarcar pra sexta às 10h")
     patient.says("não")
-    assert patient.text.startswith(T.WHAT_TO_CHANGE)  # which offers "cancelar" to give up
+    assert patient.text.startswith(T.WHAT_TO_CHANGE.format(fields=T.CHANGE_FIELDS_MOVE))  # which offers "cancelar"
     patient.says(answer)
     assert patient.text == T.RESCHEDULE_ABANDONED and patient.session.flow == ""
     patient.says("sim")  # was: "Quer mesmo cancelar a consulta?" and this "sim" cancelled it
