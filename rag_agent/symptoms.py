@@ -229,6 +229,7 @@ KNOWN_PLANS: dict[str, str] = {
     "sul america": "SulAmérica",
     "porto seguro": "Porto Seguro Saúde",
     "iamspe": "Iamspe",
+    "sus": "SUS",
 }
 _PLAN_PATTERN = re.compile(
     r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, KNOWN_PLANS), key=len, reverse=True)) + r")(?![a-z0-9])"

@@ -447,8 +447,10 @@ def _dispatch(turn: _Turn) -> Reply:
         return _menu(s, T.RESTARTED)
     if intent == Intent.AGUARDAR:  # "vou ver com meu marido e te falo": the step waits, nothing is booked
         return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
-    if s.current_state == S.CHOOSING_PLAN and _PLAN_UNNAMED.search(fold(turn.text)):
-        return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio": which one
+    plan_named = {"convenio_id", "convenio", "particular"} & set(nlu.entities)
+    if s.current_state == S.CHOOSING_PLAN and not plan_named:
+        if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(fold(turn.text)):
+            return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio", "tenho sim": which one
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
     row_of_change_list = s.last_options.get("kind") == "change" and (turn.option_id or nlu.entities.get("opcao"))
@@ -918,6 +920,10 @@ def _go_back(s: ConversationSession) -> None:
         s.preferred_date = None
     elif s.selected_doctor_id:
         s.selected_doctor_id = None
+        plan = s.selected_convenio_id
+        doctors = selectors.doctor_list(especialidade_id=s.selected_specialty_id) if s.selected_specialty_id else []
+        if len([d for d in doctors if not plan or plan in d["convenio_ids"]]) <= 1:
+            _go_back(s)  # the only doctor was chosen for the patient: back is the step before
     elif s.insurance_type and s.flow == FLOW_BOOK:
         s.selected_convenio_id, s.insurance_type = None, ""
     elif s.selected_specialty_id:
@@ -996,7 +1002,7 @@ def _next_step(turn: _Turn) -> Reply:
             return _next_step(turn)
         turn.prefix.append(T.DOCTOR_REJECTS_PLAN.format(doctor=doctor["nome"], plan=plan))
         s.selected_doctor_id = None
-        reply = _offer_doctors(turn)
+        reply = _offer_doctors(turn, or_private=doctor)
         if reply is not None:
             return reply
         doctor = _doctor(s.selected_doctor_id)
@@ -1105,15 +1111,19 @@ def _ask_plan(turn: _Turn, *, which: bool = False) -> Reply | None:
     return Reply(text=text, kind="list", button_label="Convênios", options=options)
 
 
-# "convênio", "é pelo plano", "tenho convênio": a plan without its name
+# "convênio", "é pelo plano", "tenho sim", "quero usar meu plano": a plan without its name; "nenhum desses", "o meu
+# não está na lista": a plan not listed (named next, it is taken or said not to be)
 _PLAN_UNNAMED = re.compile(
-    r"^\W*(?:(?:sim|e|eh|vai ser|sera|seria|pelo|pela|por|com|tenho|uso|o|meu|um)\W+)*"
-    r"(?:convenio|plano(?: de saude)?)\W*$"
+    r"^\W*(?:(?:sim|e|eh|vai ser|sera|seria|pelo|pela|por|com|tenho|uso|o|meu|um|quero usar|vou usar)\W+)*"
+    r"(?:convenio|plano(?: de saude)?|tenho)(?:\W+(?:sim|da empresa|do trabalho))?\W*$"
+    r"|(?<![a-z])(?:nenhum|nenhuma) (?:desses|dessas|deles|delas|da lista)(?![a-z])"
+    r"|(?<![a-z])(?:nao (?:esta|ta|tem|aparece)|nao e nenhum) (?:na|da) lista(?![a-z])|o meu nao (?:esta|ta|tem)"
 )
 
 
-def _offer_doctors(turn: _Turn) -> Reply | None:
-    """Offer the specialty's doctors (who accept the plan, when one was given); None when one was auto-chosen."""
+def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | None:
+    """Offer the specialty's doctors (who accept the plan, when one was given); None when one was auto-chosen.
+    `or_private`: the doctor the patient named, who does not take the plan, offered beside them as private."""
     s = turn.session
     specialty = _specialty_name(s.selected_specialty_id)
     all_doctors = selectors.doctor_list(especialidade_id=s.selected_specialty_id)
@@ -1128,7 +1138,7 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
         if not doctors:
             turn.prefix.append(T.NO_DOCTOR_FOR_PLAN.format(specialty=specialty, plan=plan))
             s.selected_convenio_id, s.insurance_type = None, "particular"
-            doctors, plan = all_doctors, ""
+            doctors, plan, or_private = all_doctors, "", None
     if s.preferred_date and len(doctors) > 1:  # "pediatria sábado": who works that weekday
         weekday = s.preferred_date.weekday()
         working = [
@@ -1139,24 +1149,35 @@ def _offer_doctors(turn: _Turn) -> Reply | None:
         if working and len(working) < len(doctors):
             doctors = working
             day_note = f" {T.on_weekday(weekday)}"
-    if len(doctors) == 1:
+    if len(doctors) == 1 and not or_private:
         s.selected_doctor_id = doctors[0]["id"]
+        only = doctors[0]
         plan_note = f", pelo convênio {plan}" if plan else ""
+        price_note = "" if plan else f" (particular, R$ {T.money(only['preco_consulta'])})"
         turn.prefix.append(
-            T.ONLY_DOCTOR.format(specialty=specialty, day_note=day_note, plan_note=plan_note, doctor=doctors[0]["nome"])
+            T.ONLY_DOCTOR.format(
+                specialty=specialty, day_note=day_note, plan_note=plan_note, doctor=only["nome"], price_note=price_note
+            )
         )
         return None
     s.current_state = S.SELECTING_DOCTOR
-    rows = doctors[:MAX_LIST_ROWS]
-    s.last_options = {"kind": "doctor", "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in rows]}
-    return Reply(
-        text=T.ASK_DOCTOR.format(
-            specialty=specialty, plan_note=f" que atendem {plan}" if plan else "", day_note=day_note
-        ),
-        kind="list",
-        button_label="Médicos",
-        options=[Option(f"doctor:{d['id']}", d["nome"], f"Particular R$ {T.money(d['preco_consulta'])}") for d in rows],
-    )
+    rows = doctors[: MAX_LIST_ROWS - 1 if or_private else MAX_LIST_ROWS]
+    options = [Option(f"doctor:{d['id']}", d["nome"], f"Convênio {plan}" if plan else _private(d)) for d in rows]
+    text = T.ASK_DOCTOR.format(specialty=specialty, plan_note=f" que atendem {plan}" if plan else "", day_note=day_note)
+    if or_private:  # "Dra. Fernanda não atende Unimed": Unimed with a colleague, or her as private
+        options.append(Option(f"doctor:{or_private['id']}", or_private["nome"], _private(or_private)))
+        text = T.ASK_DOCTOR_OR_PRIVATE.format(
+            plan=plan,
+            names=T.join_names([d["nome"] for d in rows]),
+            doctor=or_private["nome"],
+            price=T.money(or_private["preco_consulta"]),
+        )
+    s.last_options = {"kind": "doctor", "items": [{"id": o.id, "title": o.title} for o in options]}
+    return Reply(text=text, kind="list", button_label="Médicos", options=options)
+
+
+def _private(doctor: dict) -> str:
+    return f"Particular R$ {T.money(doctor['preco_consulta'])}"
 
 
 def _slot_reply(s: ConversationSession, text: str, slots: list[dt.datetime]) -> Reply:

@@ -61,9 +61,10 @@ ASK_PLAN_MORE = " Se o seu não estiver na lista, escreva o nome."
 ASK_PLAN_WHICH = "Qual é o seu convênio? Escolha na lista ou escreva o nome dele."
 PLAN_PRIVATE_ROW = "Particular"
 ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}{day_note}. Com quem você prefere?"
-ONLY_DOCTOR = "Em {specialty}{day_note}{plan_note}, quem atende é {doctor}."
-NO_DOCTOR_FOR_PLAN = (
-    "Nenhum médico de {specialty} atende pelo convênio {plan}. Você pode se consultar como particular com um destes:"
+ONLY_DOCTOR = "Em {specialty}{day_note}{plan_note}, quem atende é {doctor}{price_note}."
+NO_DOCTOR_FOR_PLAN = "Nenhum médico de {specialty} atende pelo convênio {plan}; a consulta pode ser particular."
+ASK_DOCTOR_OR_PRIVATE = (
+    "Pelo convênio {plan}: {names}. Ou, se preferir, {doctor} como particular (R$ {price}). Com quem você prefere?"
 )
 PLAN_NOT_IN_SPECIALTY = "Nenhum médico de {specialty} atende pelo convênio {plan}."
 DOCTOR_REJECTS_PLAN = "{doctor} não atende pelo convênio {plan}."

@@ -321,10 +321,16 @@ def test_losing_the_race_for_a_slot_at_confirmation_offers_others(patient):
     assert patient.last.reply.options
 
 
-def test_doctor_who_rejects_the_plan_is_replaced_by_one_who_accepts_it(patient):
+def test_a_doctor_who_rejects_the_plan_is_offered_as_private_beside_colleagues_who_take_it(patient):
     patient.says("quero marcar com a dra ana pelo amil, meu nome é Caio Dias")
     assert "Dra. Ana Souza não atende pelo convênio Amil" in patient.text
-    assert patient.session.selected_doctor.nome == "Dr. Carlos Mendes"  # the only cardiologist taking Amil
+    # was: Dr. Carlos (the only cardiologist taking Amil) chosen for the patient, who had asked for Dra. Ana
+    assert "Ou, se preferir, Dra. Ana Souza como particular (R$ 350,00)" in patient.text
+    rows = [(o.title, o.description) for o in patient.last.reply.options]
+    assert rows == [("Dr. Carlos Mendes", "Convênio Amil"), ("Dra. Ana Souza", "Particular R$ 350,00")]
+    patient.says("2")
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza" and patient.session.selected_convenio is None
+    assert patient.state == "choosing_date"
 
 
 def test_specialty_without_doctors_for_the_plan_offers_private_care(patient):
@@ -497,7 +503,7 @@ def test_a_weekday_said_at_the_specialty_list_is_a_day_not_row_six(patient):
 
 def test_a_day_asked_with_the_specialty_offers_only_the_doctors_working_that_day(patient):
     patient.says("quero marcar pediatria sábado particular, meu nome é Lia Prado")  # Dr. Daniel has no Saturdays
-    assert "Em Pediatria aos sábados, quem atende é Dra. Fernanda Alves." in patient.text
+    assert "Em Pediatria aos sábados, quem atende é Dra. Fernanda Alves (particular, R$ 260,00)." in patient.text
     assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves" and patient.state == "choosing_time"
 
 
@@ -656,9 +662,47 @@ def test_the_plan_can_be_changed_at_the_summary_and_a_doctor_who_refuses_it_is_r
     assert patient.state == "choosing_plan" and patient.session.selected_doctor.nome == "Dra. Ana Souza"
     patient.says("amil")  # Dra. Ana does not take Amil
     assert "Dra. Ana Souza não atende pelo convênio Amil." in patient.text
+    patient.says("Dr. Carlos Mendes")
     assert (
         patient.session.selected_doctor.nome == "Dr. Carlos Mendes" and patient.session.selected_convenio.nome == "Amil"
     )
+
+
+@pytest.mark.parametrize("answer", ["não tenho", "n", "não", "sem convênio", "pix", "vou pagar no dinheiro"])
+def test_no_plan_at_the_plan_question_is_private(patient, answer):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says(answer)  # "não tenho" opened the change menu; "sem convênio" recited the plans
+    assert patient.state == "selecting_doctor" and patient.session.insurance_type == "particular", patient.text
+
+
+@pytest.mark.parametrize("answer", ["sim", "tenho plano sim", "quero usar meu plano", "nenhum desses"])
+def test_a_plan_unnamed_at_the_plan_question_is_asked_which(patient, answer):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says(answer)  # was: "Desculpe, não entendi."
+    assert patient.text.startswith(T.ASK_PLAN_WHICH) and patient.state == "choosing_plan"
+
+
+def test_sus_is_said_not_to_be_taken(patient):
+    patient.says("vcs atendem pelo sus?")  # was: "Não encontrei essa informação"
+    assert "Não atendemos pelo convênio SUS. Os convênios aceitos são" in patient.text
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says("sus")
+    assert T.PLAN_NOT_TAKEN_BOOKING.format(plan="SUS") in patient.text and patient.state == "selecting_doctor"
+
+
+def test_a_specialty_without_the_plan_says_the_private_price_of_its_only_doctor(patient):
+    patient.says("quero marcar oftalmologista, meu nome é Rui Lima")
+    patient.says("amil")  # was: "... com um destes:" followed by no list
+    assert T.NO_DOCTOR_FOR_PLAN.format(specialty="Oftalmologia", plan="Amil") in patient.text
+    assert "quem atende é Dr. Lucas Oliveira (particular, R$ 290,00)." in patient.text
+
+
+def test_going_back_from_the_only_doctors_times_asks_the_plan_again(patient):
+    patient.says("quero marcar cardiologia, meu nome é Rui Lima")
+    patient.says("unimed")  # only Dra. Ana: chosen for the patient
+    assert patient.state == "choosing_date"
+    patient.says("voltar")  # was: Dra. Ana chosen again, for ever
+    assert patient.state == "choosing_plan" and patient.session.selected_convenio is None
 
 
 def test_going_back_from_the_doctors_asks_the_plan_again(patient):

@@ -289,7 +289,7 @@ def test_a_weekday_that_is_also_an_ordinal_is_a_day_when_said_as_one(clinic, pho
     assert expected.items() <= result.entities.items()
 
 
-@pytest.mark.parametrize("text", ["aceita cartão?", "atende criança?", "aceita pix?", "vcs atendem pelo sus?"])
+@pytest.mark.parametrize("text", ["aceita cartão?", "atende criança?", "aceita pix?"])
 def test_accepting_a_payment_or_a_kind_of_patient_is_not_a_question_about_plans(clinic, phone, text):
     result = offline_interpret(text=text, session=_session(phone), now=NOW)
     assert result.entities.get("topico") != "convenio"

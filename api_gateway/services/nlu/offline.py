@@ -245,6 +245,12 @@ _LATER = _re(
     r"|depois eu (?:vejo|confirmo|falo|aviso|respondo|chamo)|mais tarde eu|antes de (?:eu )?confirmar|ainda nao sei"
     r"|nao sei ainda|fico de ver|vou consultar"
 )
+# Answers to "particular ou convênio?" that mean private; "nenhum desses" means a plan not listed instead
+_NO_PLAN_ANSWER = _re(
+    r"^ ?(?:nao|n|nenhum|nenhuma|nao tenho|nao possuo|nao uso)(?: |$)|pix|cartao|dinheiro|a vista|debito|credito"
+    r"|pago na hora|vou pagar|do bolso"
+)
+_PLAN_NOT_LISTED = _re(r"desses|dessas|deles|delas|lista|o meu|outro")
 # "ok, mas antes queria saber o preço": the first word agrees, the rest does not
 _YES_BUT = _re(r"mas|porem|so que|antes|primeiro|pera|espera")
 _YES_WEAK = _re(
@@ -908,6 +914,9 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
+    plan_asked = state == "choosing_plan" and not (entities.get("convenio_id") or entities.get("convenio"))
+    if plan_asked and _has(norm, _NO_PLAN_ANSWER) and not _has(norm, _PLAN_NOT_LISTED):
+        entities["particular"] = True  # "particular ou convênio?" "não tenho", "n", "no pix"
         entities.pop("convenio_id", None)
 
     # 5. References to what was offered. Slots are offered earliest first: "o mais cedo possível" is the first.
@@ -1014,6 +1023,8 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
         return Intent.REMARCAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
     if _has(norm, _MY_APPOINTMENTS) and not _has(norm, _BOOK_STRONG):
         return Intent.MEUS_AGENDAMENTOS, CLEAR
+    if state == "choosing_plan" and not asks and ({"convenio_id", "particular"} & set(entities)):
+        return Intent.INFORMAR, CLEAR  # "sem convênio", "pelo plano da amil": the answer, not a question on plans
 
     if _has(norm, _LATER) and not has_slots and not (topic and asks):
         return Intent.AGUARDAR, CLEAR
