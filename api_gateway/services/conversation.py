@@ -534,7 +534,12 @@ def _dispatch(turn: _Turn) -> Reply:
             nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}
             # "a dra. Ana" when she is already chosen; "neurologista", which the clinic lacks, or another complaint
             # (both said in the prefix)
-            answered = _repeats_selection(nlu, s) or _missing_specialty(nlu.entities) or nlu.entities.get("sintoma")
+            answered = (
+                _repeats_selection(nlu, s)
+                or _missing_specialty(nlu.entities)
+                or nlu.entities.get("sintoma")
+                or nlu.entities.get("data_invalida")  # said in the prefix
+            )
             if nothing_usable and not answered:
                 turn.understood = False
                 turn.prefix.append(_not_understood_for_state(s))
@@ -803,6 +808,15 @@ def _merge_entities(turn: _Turn) -> bool:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
 
     wanted_date, wanted_time = _wanted_moment(e)
+    if e.get("data_invalida"):  # "30/02": said, never moved to a day the patient did not name
+        turn.prefix.append(T.DATE_INVALID.format(date=e["data_invalida"]))
+    said = e.get("dia_semana")
+    if wanted_date and isinstance(said, int) and 0 <= said <= 6 and said != wanted_date.weekday():
+        turn.prefix.append(  # "sexta dia 10" when the 10th is a Thursday: the 10th, and which day it is
+            T.WEEKDAY_MISMATCH.format(
+                date=f"{wanted_date:%d/%m}", weekday=T.WEEKDAYS[wanted_date.weekday()], said=T.WEEKDAYS_BARE[said]
+            )
+        )
     wanted_from = _wanted_from(e)
     if wanted_from:  # "semana que vem": any day from then on; a day named later narrows it
         s.preferred_from, s.preferred_date = wanted_from, None

@@ -93,6 +93,8 @@ SLOT_TAKEN = "Esse horário ({when}) não está disponível com {doctor}."
 NO_SLOTS_AT_ALL = (
     "{doctor} não tem horários livres nos próximos dias. Quer escolher outro médico ou falar com um atendente?"
 )
+DATE_INVALID = "O dia {date} não existe no calendário."
+WEEKDAY_MISMATCH = "Obs.: o dia {date} é {weekday}, não {said}."
 DATE_IN_PAST = "Essa data já passou. Pode escolher uma data a partir de hoje?"
 SUMMARY = (
     "Confira os dados da consulta:\n\n"

@@ -507,6 +507,22 @@ def test_a_day_asked_with_the_specialty_offers_only_the_doctors_working_that_day
     assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves" and patient.state == "choosing_time"
 
 
+def test_an_impossible_date_is_said_not_moved(patient):
+    patient.says("quero marcar com a dra ana particular, meu nome é Rui Lima")
+    patient.says("dia 30/02")  # was: the times of 30/12, without a word
+    assert patient.text.startswith(T.DATE_INVALID.format(date="30/02"))
+    assert patient.session.preferred_date is None and T.NOT_UNDERSTOOD not in patient.text
+
+
+def test_a_weekday_that_is_not_the_dates_is_pointed_out(patient):
+    friday_after = FRIDAY + dt.timedelta(days=7)
+    thursday = friday_after - dt.timedelta(days=1)
+    patient.says("quero marcar com o dr carlos particular, meu nome é Rui Lima")
+    patient.says(f"sexta dia {thursday.day} às 9h")  # Dr. Carlos works Thursdays; the patient said Friday
+    assert T.WEEKDAY_MISMATCH.format(date=f"{thursday:%d/%m}", weekday="quinta-feira", said="sexta") in patient.text
+    assert patient.session.preferred_date == thursday
+
+
 def test_a_date_years_ahead_is_refused_with_the_last_open_day(patient):
     # was: booked in 2030
     patient.says("quero marcar com a dra ana dia 10 de março de 2030 particular, meu nome é Rui Lima")

@@ -47,7 +47,8 @@ TABLE = [
     ("meio dia", None, time(12, 0), None),
     ("amanha as 10 e meia", date(2026, 11, 24), time(10, 30), None),
     ("terça 9:30", date(2026, 11, 24), time(9, 30), None),
-    ("10/11", date(2027, 11, 10), None, None),  # already past this year: next year
+    ("10/11", date(2026, 11, 10), None, None),  # gone by 13 days ago: kept, so the patient is told (not 2027)
+    ("10/08", date(2027, 8, 10), None, None),  # months ago: next year's
     ("1/1/2027", date(2027, 1, 1), None, None),
     ("2026-12-01", date(2026, 12, 1), None, None),
     ("daqui a 3 dias", date(2026, 11, 26), None, None),
@@ -107,12 +108,49 @@ def test_a_week_or_a_month_says_so_in_the_grain():
     assert dates_extract("quinta", now=NOW).grain == "day"
 
 
-@pytest.mark.parametrize("phrase", ["10/11", "dia 20/11", "01/01", "23/11"])
-def test_no_date_is_ever_in_the_past(phrase):
+@pytest.mark.parametrize("phrase", ["10/08", "01/01", "23/11", "quinta", "dia 5"])
+def test_no_date_is_in_the_past_unless_the_patient_named_a_recent_one(phrase):
     hint = dates_extract(phrase, now=NOW)
 
     assert hint.date is not None
     assert hint.date >= NOW.date()
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected", "weekday_said", "invalid"),
+    [
+        ("qua 25 9h", date(2026, 11, 25), None, None),  # was: the coming Wednesday, the 25th dropped
+        ("quarta 16 às 9h", date(2026, 12, 16), None, None),
+        ("seg 30", date(2026, 11, 30), None, None),
+        ("sexta dia 26", date(2026, 11, 26), 4, None),  # the 26th is a Thursday: taken, and flagged
+        ("dia 30/02", None, None, "30/02"),  # was: 30/11
+        ("31 de novembro", None, None, "31/11"),
+        ("dia 20/11", date(2026, 11, 20), None, None),  # three days ago: the engine says it went by
+    ],
+)
+def test_a_day_of_the_month_beside_a_weekday_or_impossible_is_read_as_said(phrase, expected, weekday_said, invalid):
+    hint = dates_extract(phrase, now=NOW)
+    assert (hint.date, hint.weekday_said, hint.invalid) == (expected, weekday_said, invalid)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected_date", "expected_time"),
+    [
+        ("quarta, não, quinta", date(2026, 11, 26), None),  # was: Wednesday, the first said
+        ("quinta às 10, quer dizer 11", date(2026, 11, 26), time(11, 0)),
+        ("dia 15, não, dia 17", date(2026, 12, 17), None),
+        ("terça às 9, não, quinta", date(2026, 11, 26), time(9, 0)),
+        ("terça às 9 não, às 10", date(2026, 11, 24), time(10, 0)),
+        ("quinta, melhor terça", date(2026, 11, 24), None),
+    ],
+)
+def test_a_correction_in_the_message_replaces_what_it_corrects(phrase, expected_date, expected_time):
+    hint = dates_extract(phrase, now=NOW)
+    assert (hint.date, hint.time) == (expected_date, expected_time)
+
+
+def test_a_day_number_is_no_hour_when_a_time_is_expected():
+    assert dates_extract("dia 15", now=NOW, expect_time=True).time is None  # was: 15:00
 
 
 def test_today_by_number_is_today_not_next_year():

@@ -38,6 +38,11 @@ class DateTimeHint:
     # "entre 9 e 11" (both). A bound is not a wanted time: `time` stays None for it.
     after: time | None = None
     before: time | None = None
+    # The weekday the patient named beside a day of the month that falls on another one ("sexta dia 10" when the
+    # 10th is a Thursday): the day of the month is taken, and the caller says which weekday it is.
+    weekday_said: int | None = None
+    # A date that does not exist, as the patient wrote it ("30/02", "31 de novembro"): no date is taken for it.
+    invalid: str | None = None
     # Character spans of the input that were read as dates/times, so callers can ignore them elsewhere.
     spans: tuple[tuple[int, int], ...] = ()
 
@@ -190,11 +195,19 @@ _DIA_PRIMEIRO = re.compile(r"\bdia\s+(?:primeiro|1o|1º|1°)\b")
 _RELATIVE_DAYS = re.compile(
     r"\b(?:daqui\s+a|daqui|em|dentro\s+de)\s+(\d{1,2}|um|uma|dois|duas|tres)\s+(dias?|semanas?)\b"
 )
-# "sexta dia 10": the day of the month is what the patient looks at; Duckling looks for a Friday the 10th (months
-# away, or next year).
+# "sexta dia 10", "qua 23 9h": the day of the month is what the patient looks at; Duckling looks for a Friday the
+# 10th (months away, or next year), or drops the number. Without "dia" the number may be an hour ("quarta 10"):
+# it is a day when a time follows, when that day is that weekday, or when it cannot be a clinic hour.
 _WEEKDAY_AND_DAY = re.compile(
-    r"\b(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+dia\s+(\d{1,2})\b(?!\s*[/:h])"
+    r"\b(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+(dia\s+)?(\d{1,2})\b"
+    r"(?!\s*(?:[/:h]|horas?\b|hrs?\b|e\s+meia|d[ae]\s+(?:manha|tarde|noite|madrugada)))"
 )
+_CLOCK_NEXT = re.compile(r"^\s*,?\s*(?:as\s+|a\s+)?\d{1,2}\s*(?:h|:\d\d|horas?\b)")
+# "quarta, não, quinta", "às 10, quer dizer 11", "terça... opa, quinta": what follows the last correction wins.
+_CORRECTION = re.compile(
+    r"(?:[,.;]+\s*|\s+)(?:nao|n)\s*[,.;]+\s*|\b(?:quer dizer|ou melhor|opa|alias|digo|corrigindo|melhor)\b[,:]?\s*"
+)
+_DAYS_IN_PAST_KEPT = 60  # "30/11" said on 2 December is a date gone by, not next year's
 # A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
 _ONE_DAY = r"(?:(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?|hoje|amanha|dia\s+\d{1,2})"
 _DAY_WORD = rf"{_ONE_DAY}(?:\s*(?:,|e|nem|ou)\s*{_ONE_DAY})*"  # "segunda e terça não posso"
@@ -387,14 +400,42 @@ def dates_extract(text: str, *, now: datetime, expect_time: bool = False) -> Dat
     """The date, time and period a patient's message mentions, in clinic-local terms; never raises.
 
     `expect_time` says the bot just asked for a time, so a bare number ("10", "às 2") is an hour.
-    Dates are never in the past: a dd/mm that already went by this year means next year. A time given without a
+    A dd/mm that went by months ago means next year's; one that went by in the last weeks is kept (the caller
+    says it has passed: nobody means the same day a year ahead). A time given without a
     day leaves `date` None (the caller keeps the day already chosen).
     """
     try:
-        return _extract(text or "", now=now, expect_time=expect_time)
+        return _corrected(text or "", now=now, expect_time=expect_time)
     except Exception:  # noqa: BLE001 - a date we cannot read is no date, not a failed turn
         logger.exception("dates_extract failed on a message of %d chars", len(text or ""))
         return DateTimeHint()
+
+
+def _corrected(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
+    """The message read whole, unless the patient corrected a date or time in it: then what the correction says
+    replaces what it corrects, and the rest of the first reading stays ("terça às 9, não, quinta" is Thursday 9h)."""
+    text = text[:MAX_TEXT_LENGTH]
+    whole = _extract(text, now=now, expect_time=expect_time)
+    markers = list(_CORRECTION.finditer(fold(text)))
+    if not markers or not (whole.date or whole.time):
+        return whole
+    cut = markers[-1]
+    head = _extract(text[: cut.start()], now=now, expect_time=expect_time)
+    tail = _extract(text[cut.end() :], now=now, expect_time=expect_time or head.time is not None)
+    if not (tail.date or tail.time):
+        return whole
+    dated = tail if tail.date else head
+    return DateTimeHint(
+        date=dated.date,
+        time=tail.time or head.time,
+        periodo=tail.periodo or head.periodo,
+        grain=dated.grain,
+        after=tail.after or head.after,
+        before=tail.before or head.before,
+        spans=tuple(sorted({*whole.spans, *head.spans, *((a + cut.end(), b + cut.end()) for a, b in tail.spans)})),
+        weekday_said=dated.weekday_said,
+        invalid=tail.invalid or head.invalid,
+    )
 
 
 def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
@@ -406,6 +447,8 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     grain: str | None = None
     found_time: time | None = None
     periodo: str | None = None
+    weekday_said: int | None = None
+    invalid: str | None = None
     spans: list[tuple[int, int]] = []
     work = folded
 
@@ -451,9 +494,14 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if year_text:
                 year = int(year_text) + (2000 if len(year_text) == 2 else 0)
             candidate = _next_occurrence(day, month, today, year) if 1 <= month <= 12 else None
+            gone = _this_year(day, month, today) if year is None else None
+            if gone and 0 < (today - gone).days <= _DAYS_IN_PAST_KEPT:
+                candidate = gone  # said the caller: "essa data já passou", not a booking a year ahead
+            if candidate is None and 1 <= month <= 12 and 1 <= day <= 31 and invalid is None:
+                invalid = f"{day:02d}/{month:02d}"  # "30/02": said so, never moved to another day
             if candidate and found_date is None:
                 found_date, grain = candidate, "day"
-            if candidate:
+            if candidate or invalid:
                 start = match.start()
                 # "dia 26/11": keep "dia" out of Duckling too, or it reads "dia" + the next number.
                 prefix = re.search(r"\bdia\s+$", work[:start])
@@ -464,11 +512,13 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
 
     match = _WEEKDAY_AND_DAY.search(work)
     if match:
-        day = int(match.group(1))
-        candidate = _next_day_of_month(day, today)
-        if candidate and found_date is None:
-            found_date, grain = candidate, "day"
-        if candidate:
+        weekday, said_dia, day = _WEEKDAYS[match.group(1)], bool(match.group(2)), int(match.group(3))
+        candidate = _next_day_of_month(day, today) if 1 <= day <= 31 else None
+        clock_next = bool(_CLOCK_NEXT.match(work[match.end() :]))
+        if candidate and (said_dia or clock_next or candidate.weekday() == weekday or not 7 <= day <= 20):
+            if found_date is None:
+                found_date, grain = candidate, "day"
+                weekday_said = weekday if candidate.weekday() != weekday else None
             spans.append(match.span())
             work = _blank(work, *match.span())
 
@@ -579,7 +629,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     if periodo is None and ruled_out_period:  # "de manhã não posso": the clinic's other part of the day
         periodo = "tarde" if ruled_out_period == "manha" else "manha"
 
-    if found_time is None and expect_time:
+    if found_time is None and expect_time and not re.search(r"\bdia\s+\d", work):  # "dia 15" is no 15:00
         match = _BARE_HOUR.match(work.strip())
         if match:
             found_time = _clock_reading(int(match.group(1)), int(match.group(2) or 0))
@@ -599,4 +649,13 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         after=after,
         before=before,
         spans=tuple(sorted(spans)),
+        weekday_said=weekday_said,
+        invalid=invalid,
     )
+
+
+def _this_year(day: int, month: int, today: date) -> date | None:
+    try:
+        return date(today.year, month, day)
+    except ValueError:
+        return None

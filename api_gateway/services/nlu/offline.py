@@ -890,6 +890,10 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities["data"] = hint.date.isoformat()
     if hint.time:
         entities["hora"] = hint.time.strftime("%H:%M")
+    if hint.invalid:
+        entities["data_invalida"] = hint.invalid
+    if hint.weekday_said is not None and hint.date:
+        entities["dia_semana"] = hint.weekday_said
     if hint.periodo:
         entities["periodo"] = hint.periodo
     if hint.after:
