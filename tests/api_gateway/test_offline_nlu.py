@@ -562,3 +562,19 @@ def test_it_is_me_confirms_the_name_offered(clinic, phone):
     name_offer = {"kind": "name", "items": [{"id": "name:yes", "title": "Sim"}, {"id": "name:no", "title": "Não"}]}
     session = _session(phone, "collecting_patient_info", options=name_offer)
     assert offline_interpret(text="sou eu mesmo", session=session, now=NOW).intent == Intent.CONFIRMAR
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("confirma pra quinta dia 10", "data"), ("confirmar, mas às 11", "hora")]
+)
+def test_a_moment_said_with_confirm_is_no_press_of_the_confirm_button(clinic, phone, text, expected):
+    result = offline_interpret(text=text, session=_session(phone, "confirming", options=CONFIRM_OPTIONS), now=NOW)
+    assert "opcao" not in result.entities and expected in result.entities  # was: opcao 1, booking the old day
+
+
+@pytest.mark.parametrize(
+    ("text", "extra"), [("Maria Silva, pela unimed", "convenio_id"), ("Maria Silva, particular", "particular")]
+)
+def test_a_name_followed_by_more_is_still_the_name(clinic, phone, text, extra):
+    result = offline_interpret(text=text, session=_session(phone, "collecting_patient_info"), now=NOW)
+    assert result.entities.get("nome") == "Maria Silva" and extra in result.entities  # was: "Não consegui..."

@@ -719,7 +719,10 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
             return his[0]
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
+    moment_said = entities.get("hora") or entities.get("data")
     for index, item in enumerate(items, 1):
+        if moment_said and str(item.get("id", "")).startswith(("confirm:", "name:")):
+            continue  # "confirma pra quinta dia 10": another day to confirm, not the summary's "Confirmar"
         # the title, and an appointment's description ("Dra. Ana Souza · Pedro": "a do pedro", "a da dra ana")
         title = re.sub(r"[^a-z0-9 ]", " ", fold(f"{item.get('title', '')} {item.get('description', '')}"))
         shortest = 3 if str(item.get("id", "")).startswith("doctor:") else 4  # "a Ana"
@@ -870,6 +873,11 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         bare = _bare_name(t)
         if bare is not None and not _looks_like_intent(norm):
             name, name_span = bare, (0, len(t.original))
+        elif "," in t.original:  # "Maria Silva, pela unimed": the name, then something else
+            head = t.original.split(",", 1)[0]
+            bare = _bare_name(_prepare(head))
+            if bare is not None and not _looks_like_intent(_prepare(head).norm):
+                name, name_span = bare, (0, len(head))
     if name:
         entities["nome"] = name
 
