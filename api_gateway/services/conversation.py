@@ -1163,6 +1163,9 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         if working and len(working) < len(doctors):
             doctors = working
             day_note = f" {T.on_weekday(weekday)}"
+        elif not working:  # "cardiologia sábado": nobody then; said, and the day dropped
+            turn.prefix.append(T.NOBODY_ON_WEEKDAY.format(specialty=specialty, day=T.on_weekday(weekday)))
+            s.preferred_date = None
     if len(doctors) == 1 and not or_private:
         s.selected_doctor_id = doctors[0]["id"]
         only = doctors[0]
@@ -1285,8 +1288,13 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
         return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
     if not free:
         closed = _holiday_closed(s.preferred_date)
+        works = {sh["dia_semana"] for sh in (selectors.doctor_detail(doctor["id"]) or {}).get("horarios", [])}
         if closed:  # "dia 25": Christmas, not a doctor without times
             turn.prefix.append(closed)
+        elif works and s.preferred_date.weekday() not in works:  # "sábado" with a Tuesday/Thursday doctor
+            turn.prefix.append(
+                T.DOCTOR_NOT_ON_WEEKDAY.format(doctor=doctor["nome"], day=T.on_weekday(s.preferred_date.weekday()))
+            )
         else:
             turn.prefix.append(T.NO_SLOTS_ON_DATE.format(doctor=doctor["nome"], date=T.date_long(s.preferred_date)))
         wanted = _aware(s.preferred_date, dt.time(9, 0))

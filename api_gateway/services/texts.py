@@ -86,6 +86,8 @@ CONSULTATION_PRICE_RANGE = (
     'cardiologia?"). Pelo convênio, segue as regras do seu plano.'
 )
 NO_SLOTS_ON_DATE = "{doctor} não tem horários livres em {date}."
+DOCTOR_NOT_ON_WEEKDAY = "{doctor} não atende {day}."
+NOBODY_ON_WEEKDAY = "Nenhum médico de {specialty} atende {day}."
 NO_SLOTS_IN_PERIOD = "{doctor} não tem horários livres {period} {where}. Estes são os horários livres:"
 PERIOD_LABELS = {"manha": "de manhã", "tarde": "à tarde", "noite": "à noite"}
 NEAREST_SLOTS = "Os horários livres mais próximos são:"

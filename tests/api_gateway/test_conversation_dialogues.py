@@ -297,7 +297,7 @@ def test_pronoun_refers_to_the_doctor_named_in_the_last_answer(patient):
 def test_unavailable_day_offers_the_nearest_free_slots(patient):
     # Tuesday: Ana doesn't work
     patient.says("quero marcar com a dra ana amanhã às 10h particular, meu nome é Lia Costa")
-    assert "não tem horários livres" in patient.text
+    assert T.DOCTOR_NOT_ON_WEEKDAY.format(doctor="Dra. Ana Souza", day="às terças") in patient.text
     assert patient.last.reply.options, "alternatives must be offered"
     patient.says("1")
     assert patient.state == "confirming"
@@ -505,6 +505,19 @@ def test_a_day_asked_with_the_specialty_offers_only_the_doctors_working_that_day
     patient.says("quero marcar pediatria sábado particular, meu nome é Lia Prado")  # Dr. Daniel has no Saturdays
     assert "Em Pediatria aos sábados, quem atende é Dra. Fernanda Alves (particular, R$ 260,00)." in patient.text
     assert patient.session.selected_doctor.nome == "Dra. Fernanda Alves" and patient.state == "choosing_time"
+
+
+def test_a_weekend_with_a_weekday_doctor_says_he_does_not_work_then(patient):
+    patient.says("quero marcar com o dr carlos particular, meu nome é Rui Lima")
+    patient.says("fim de semana")  # was: "não tem horários livres à noite" (Duckling's Friday-evening interval)
+    assert patient.text.startswith(T.DOCTOR_NOT_ON_WEEKDAY.format(doctor="Dr. Carlos Mendes", day="aos sábados"))
+    assert "noite" not in patient.text and patient.last.reply.options
+
+
+def test_a_day_nobody_of_the_specialty_works_is_said_before_the_doctors(patient):
+    patient.says("quero marcar cardiologia sábado particular, meu nome é Rui Lima")  # was: the list, no word
+    assert T.NOBODY_ON_WEEKDAY.format(specialty="Cardiologia", day="aos sábados") in patient.text
+    assert patient.state == "selecting_doctor" and patient.session.preferred_date is None
 
 
 def test_an_impossible_date_is_said_not_moved(patient):

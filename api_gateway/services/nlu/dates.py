@@ -207,6 +207,8 @@ _CLOCK_NEXT = re.compile(r"^\s*,?\s*(?:as\s+|a\s+)?\d{1,2}\s*(?:h|:\d\d|horas?\b
 _CORRECTION = re.compile(
     r"(?:[,.;]+\s*|\s+)(?:nao|n)\s*[,.;]+\s*|\b(?:quer dizer|ou melhor|opa|alias|digo|corrigindo|melhor)\b[,:]?\s*"
 )
+# "fim de semana": Duckling's Friday-18h-to-Monday interval read as an evening; for a clinic it is the Saturday
+_WEEKEND = re.compile(r"\b(?:fim|final)\s+de\s+semana\b")
 _DAYS_IN_PAST_KEPT = 60  # "30/11" said on 2 December is a date gone by, not next year's
 # A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
 _ONE_DAY = r"(?:(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?|hoje|amanha|dia\s+\d{1,2})"
@@ -557,6 +559,13 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             work = _blank(work, *match.span())
     if after and before and after >= before:  # "depois das 2 e antes das 11" read as 14:00 .. 11:00
         after = before = None
+
+    match = _WEEKEND.search(work)
+    if match:
+        if found_date is None:
+            found_date, grain = today + timedelta(days=(5 - today.weekday()) % 7), "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
 
     match = _HOLIDAY_WORDS.search(work)
     if match:
