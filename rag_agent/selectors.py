@@ -379,3 +379,14 @@ def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = Non
         .select_related("medico", "especialidade", "convenio")
         .order_by("data", "hora")
     )
+
+
+def plan_last_used(phone: str, name: str) -> int | None:
+    """The plan of this patient's most recent appointment made from this phone (None: private, or none yet)."""
+    last = (
+        Agendamento.objects.filter(paciente_telefone=phone, paciente_nome__iexact=name)
+        .order_by("-criado_em")
+        .values_list("convenio_id", flat=True)
+        .first()
+    )
+    return last

@@ -448,6 +448,9 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.AGUARDAR:  # "vou ver com meu marido e te falo": the step waits, nothing is booked
         return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
     plan_named = {"convenio_id", "convenio", "particular"} & set(nlu.entities)
+    last_plan = s.last_options.get("last") if s.current_state == S.CHOOSING_PLAN else None
+    if last_plan and not plan_named and _SAME_PLAN.search(fold(turn.text)):  # "o mesmo", "mesmo convênio"
+        nlu.entities["convenio_id"], plan_named = last_plan, True
     if s.current_state == S.CHOOSING_PLAN and not plan_named:
         if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(fold(turn.text)):
             return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio", "tenho sim": which one
@@ -1115,16 +1118,27 @@ def _ask_plan(turn: _Turn, *, which: bool = False) -> Reply | None:
     if not plans:
         return None
     s.current_state = S.CHOOSING_PLAN
+    last = selectors.plan_last_used(s.phone_number, s.patient_name) if s.patient_name else None
+    last = last if last in taken else None
+    plans.sort(key=lambda p: p["id"] != last)  # the plan used last time on top
     rows = [("plan:particular", T.PLAN_PRIVATE_ROW)] + [(f"plan:{p['id']}", p["nome"]) for p in plans]
+    if last:
+        rows.insert(0, rows.pop(1))
     rows = rows[:MAX_LIST_ROWS]
-    s.last_options = {"kind": "plan", "items": [{"id": key, "title": title} for key, title in rows]}
+    s.last_options = {"kind": "plan", "items": [{"id": key, "title": title} for key, title in rows], "last": last}
     text = T.ASK_PLAN_WHICH if which else T.ASK_PLAN
+    if last and not which:
+        text = T.ASK_PLAN_AGAIN.format(plan=_plan_name(last))
     if len(plans) + 1 > MAX_LIST_ROWS:
         text += T.ASK_PLAN_MORE
     options = [Option(key, title[:24]) for key, title in rows]
     return Reply(text=text, kind="list", button_label="Convênios", options=options)
 
 
+_SAME_PLAN = re.compile(
+    r"(?<![a-z])(?:o mesmo|a mesma|mesmo (?:convenio|plano)|(?:igual|como) (?:a |da |na )?(?:outra|ultima) vez)"
+    r"(?![a-z])"
+)
 # "convênio", "é pelo plano", "tenho sim", "quero usar meu plano": a plan without its name; "nenhum desses", "o meu
 # não está na lista": a plan not listed (named next, it is taken or said not to be)
 _PLAN_UNNAMED = re.compile(

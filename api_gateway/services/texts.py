@@ -57,6 +57,10 @@ COMPLAINT_ALSO = (
     "se quiser, marco outra consulta."
 )
 ASK_PLAN = "A consulta vai ser particular ou pelo convênio? Escolha na lista ou escreva o nome do seu convênio."
+ASK_PLAN_AGAIN = (
+    "A consulta vai ser particular ou pelo convênio? Da última vez foi pelo {plan}: se for o mesmo, é só escolher na "
+    "lista."
+)
 ASK_PLAN_MORE = " Se o seu não estiver na lista, escreva o nome."
 ASK_PLAN_WHICH = "Qual é o seu convênio? Escolha na lista ou escreva o nome dele."
 PLAN_PRIVATE_ROW = "Particular"
