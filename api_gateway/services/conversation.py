@@ -106,6 +106,7 @@ class _Turn:
     text: str = ""  # the patient's message as received
     new_booking: bool = False  # this message started a booking
     doctor_chosen: bool = False  # this message chose the doctor (by name or from the list)
+    ruled_out: frozenset = frozenset()  # weekdays this message ruled out ("qualquer dia menos segunda")
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -542,6 +543,7 @@ def _dispatch(turn: _Turn) -> Reply:
                 or _missing_specialty(nlu.entities)
                 or nlu.entities.get("sintoma")
                 or nlu.entities.get("data_invalida")  # said in the prefix
+                or turn.ruled_out  # "menos segunda": the list without Mondays
             )
             if nothing_usable and not answered:
                 turn.understood = False
@@ -820,6 +822,9 @@ def _merge_entities(turn: _Turn) -> bool:
                 date=f"{wanted_date:%d/%m}", weekday=T.WEEKDAYS[wanted_date.weekday()], said=T.WEEKDAYS_BARE[said]
             )
         )
+    turn.ruled_out = frozenset(d for d in e.get("exceto_dias") or [] if isinstance(d, int) and 0 <= d <= 6)
+    if turn.ruled_out and s.preferred_date and s.preferred_date.weekday() in turn.ruled_out:
+        s.preferred_date = s.preferred_time = None  # "sexta não dá" over Friday's times: the other days
     wanted_from = _wanted_from(e)
     if wanted_from:  # "semana que vem": any day from then on; a day named later narrows it
         s.preferred_from, s.preferred_date = wanted_from, None
@@ -1273,6 +1278,7 @@ def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
         text = T.ASK_DATE_FROM.format(doctor=doctor["nome"], date=T.date_long(start))
     free = selectors.slot_list_free(medico_id=doctor["id"], start=start, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
     free = _in_preferred_period(turn, doctor, free, "nos próximos dias")
+    free = [w for w in free if timezone.localtime(w).weekday() not in turn.ruled_out] or free
     if s.preferred_time:  # "às 15h" without a date: the next days at that time first
         at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]
         free = at_time or free

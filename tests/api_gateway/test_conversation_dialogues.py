@@ -520,6 +520,15 @@ def test_a_day_nobody_of_the_specialty_works_is_said_before_the_doctors(patient)
     assert patient.state == "selecting_doctor" and patient.session.preferred_date is None
 
 
+@pytest.mark.parametrize("said", ["qualquer dia menos segunda", "segunda não posso", "menos segunda"])
+def test_a_weekday_ruled_out_is_left_out_of_the_times_offered(patient, said):
+    patient.says("quero marcar com a dra ana particular, meu nome é Rui Lima")  # Mon/Wed/Fri
+    assert any(o.title.startswith("Seg") for o in patient.last.reply.options)
+    patient.says(said)  # was: "não entendi", or Mondays first
+    titles = [o.title for o in patient.last.reply.options]
+    assert titles and not any(t.startswith("Seg") for t in titles) and T.NOT_UNDERSTOOD not in patient.text
+
+
 def test_an_impossible_date_is_said_not_moved(patient):
     patient.says("quero marcar com a dra ana particular, meu nome é Rui Lima")
     patient.says("dia 30/02")  # was: the times of 30/12, without a word

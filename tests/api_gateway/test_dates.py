@@ -337,3 +337,16 @@ def test_a_weekday_abbreviation_opening_a_short_message_is_that_day(phrase, expe
 )
 def test_a_period_right_after_the_hour_decides_its_reading(phrase, expected):
     assert dates_extract(phrase, now=datetime(2026, 11, 23, 19, 0, tzinfo=SP), expect_time=True).time == expected
+
+
+@pytest.mark.parametrize(
+    ("phrase", "ruled_out"),
+    [
+        ("qualquer dia menos segunda", (0,)),
+        ("sexta não posso", (4,)),
+        ("segunda e terça não dá", (0, 1)),
+        ("quinta", ()),
+    ],
+)
+def test_the_weekdays_ruled_out_are_reported(phrase, ruled_out):
+    assert tuple(sorted(dates_extract(phrase, now=NOW).ruled_out)) == ruled_out

@@ -43,6 +43,8 @@ class DateTimeHint:
     weekday_said: int | None = None
     # A date that does not exist, as the patient wrote it ("30/02", "31 de novembro"): no date is taken for it.
     invalid: str | None = None
+    # Weekdays the patient ruled out ("qualquer dia menos segunda", "sexta não posso"); 0 = Monday.
+    ruled_out: tuple[int, ...] = ()
     # Character spans of the input that were read as dates/times, so callers can ignore them elsewhere.
     spans: tuple[tuple[int, int], ...] = ()
 
@@ -437,6 +439,7 @@ def _corrected(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans=tuple(sorted({*whole.spans, *head.spans, *((a + cut.end(), b + cut.end()) for a, b in tail.spans)})),
         weekday_said=dated.weekday_said,
         invalid=tail.invalid or head.invalid,
+        ruled_out=tuple({*head.ruled_out, *tail.ruled_out}),
     )
 
 
@@ -470,7 +473,9 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         ruled_out_period = match.group(1) or match.group(2)
         spans.append(match.span())
         work = _blank(work, *match.span())
+    ruled_out: list[int] = []
     for match in _NEGATED_DAY.finditer(work):
+        ruled_out += [_WEEKDAYS[w] for w in re.findall(r"segunda|terca|quarta|quinta|sexta|sabado|domingo", match[0])]
         spans.append(match.span())
         work = _blank(work, *match.span())
 
@@ -660,6 +665,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans=tuple(sorted(spans)),
         weekday_said=weekday_said,
         invalid=invalid,
+        ruled_out=tuple(ruled_out),
     )
 
 

@@ -900,6 +900,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities["hora"] = hint.time.strftime("%H:%M")
     if hint.invalid:
         entities["data_invalida"] = hint.invalid
+    if hint.ruled_out:
+        entities["exceto_dias"] = sorted(hint.ruled_out)
     if hint.weekday_said is not None and hint.date:
         entities["dia_semana"] = hint.weekday_said
     if hint.periodo:
@@ -976,6 +978,7 @@ def _looks_like_intent(norm: str) -> bool:
 
 _SLOT_KEYS = (
     "nome",
+    "exceto_dias",
     "especialidade_id",
     "medico_id",
     "convenio_id",

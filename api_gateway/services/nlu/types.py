@@ -35,6 +35,7 @@ class Intent(StrEnum):
 #   a_partir_de: "YYYY-MM-DD"     the Monday of a week asked for ("semana que vem"; offline NLU only)
 #   data_invalida: "DD/MM"        a date that does not exist ("30/02"; offline NLU only)
 #   dia_semana: int               a weekday named beside a date that falls on another (0 = Monday; offline only)
+#   exceto_dias: [int]            weekdays ruled out ("qualquer dia menos segunda"; offline NLU only)
 #   hora: "HH:MM"                 clinic-local time
 #   periodo: "manha" | "tarde" | "noite"
 #   depois_de, antes_de: "HH:MM"  bounds on the time of day ("depois das 17h", "entre 9 e 11"; offline NLU only)
@@ -60,6 +61,7 @@ ENTITY_KEYS = (
     "a_partir_de",
     "data_invalida",
     "dia_semana",
+    "exceto_dias",
     "hora",
     "periodo",
     "depois_de",
