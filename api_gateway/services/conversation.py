@@ -58,7 +58,8 @@ _NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquec
 _ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|nenhuma das duas)(?![a-z])")
 # "Não vou poder ir amanhã": an appointment the patient will miss. Not "não posso ir de manhã" (a wish for a time).
 _CANT_ATTEND = re.compile(
-    r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:poder|conseguir) (?:ir|comparecer)|nao irei|nao estarei"
+    r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:mais )?(?:poder|conseguir) (?:ir|comparecer)|nao irei|nao estarei"
+    r"|nao vou mais(?: ir| na consulta)?(?=\W*$)"
     r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|nao da (?:pra|para) ir"
     r"|(?:vou|vai) (?:ter que |ter q |precisar )?faltar|nao vou comparecer)(?![a-z])"
     r"(?!\s+(?:de|pela|na|a|à)\s+(?:manha|tarde|noite))"
@@ -355,6 +356,14 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     warning = _emergency_warning(turn) if channel_type not in MEDIA_TYPES else ""
     if warning and (s.current_state == S.HUMAN_HANDOFF or not _acts_beside_emergency(turn)):
         s.has_greeted = True
+        if s.current_state == S.CONFIRMING:
+            # A yes/no was pending ("Quer mesmo cancelar?", a booking's summary): after an emergency, the next "ok,
+            # vou ligar" answers the warning, never that question. A cancellation is dropped (nothing changed); a
+            # booking keeps its choices and shows its summary again before any yes counts.
+            if s.flow == FLOW_CANCEL:
+                _flow_reset(s)
+            else:
+                s.current_state, s.last_options = S.CHOOSING_TIME, {}
         return Reply(text=warning)  # nothing else: the flow stays where it was, and staff keep the conversation
     if s.current_state == S.HUMAN_HANDOFF:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
@@ -442,7 +451,7 @@ def _dispatch(turn: _Turn) -> Reply:
         # "Desistir" or the "cancelar" the change menu offers, while moving an appointment: the move is dropped,
         # never the appointment (cancelling it takes words that say so: "quero cancelar a consulta").
         _flow_reset(s)
-        return Reply(text=T.RESCHEDULE_ABANDONED)
+        return _menu(s, T.RESCHEDULE_ABANDONED) if intent == Intent.REINICIAR else Reply(text=T.RESCHEDULE_ABANDONED)
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
@@ -1536,7 +1545,11 @@ def _manage_step(turn: _Turn) -> Reply:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
     text = fold(turn.text)
-    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(text)
+    if nlu.intent in {Intent.REINICIAR, Intent.VOLTAR}:  # "menu", "voltar": out of the question, nothing cancelled
+        _flow_reset(s)
+        return _menu(s, f"{T.KEEP_APPOINTMENT} {T.MENU_AGAIN}")
+    leaving = nlu.intent in {Intent.DESPEDIDA, Intent.AGRADECIMENTO, Intent.AGUARDAR}  # "tchau": kept as it is
+    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(text) or leaving
     if nlu.intent == Intent.REMARCAR or _RATHER_MOVE.search(text):  # "e se eu remarcar em vez de cancelar?"
         _flow_reset(s)
         s.flow, s.target_appointment_id = FLOW_RESCHEDULE, appointment.pk
@@ -1553,13 +1566,19 @@ def _manage_step(turn: _Turn) -> Reply:
     return _manage_selected(turn, appointment)
 
 
-def _confirm_cancel_all(turn: _Turn) -> Reply:
-    """ "cancela as duas": one question for all of them, then one cancellation each."""
+def _confirm_cancel_all(turn: _Turn, targets: list[int] | None = None) -> Reply:
+    """ "cancela as duas": one question for all of them, then one cancellation each. `targets`: the ones the
+    question was about, when it is asked again."""
     s = turn.session
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)[:MAX_LIST_ROWS]
     day, _ = _wanted_moment(turn.nlu.entities)
-    if day and any(a.data == day for a in appointments):  # "as duas de sexta": Friday's, not Monday's too
+    if targets is not None:
+        appointments = [a for a in appointments if a.pk in targets]
+    elif day and any(a.data == day for a in appointments):  # "as duas de sexta": Friday's, not Monday's too
         appointments = [a for a in appointments if a.data == day]
+    if not appointments:
+        _flow_reset(s)
+        return Reply(text=T.NO_APPOINTMENTS)
     if len(appointments) == 1:
         s.target_appointment_id = appointments[0].pk
         return _manage_selected(turn, appointments[0])
@@ -1661,7 +1680,7 @@ def _answer_question(turn: _Turn) -> Reply:
     answer = answer or _answer_from_data(turn)
     if not answer:
         answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER
-    if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}:
+    if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO, S.MANAGING_APPOINTMENT}:
         resume_turn = _Turn(
             session=s,
             nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0, source=RESUME_SOURCE),
@@ -1669,7 +1688,7 @@ def _answer_question(turn: _Turn) -> Reply:
             option_id=None,
             profile_name=turn.profile_name,
         )
-        resume = _advance(resume_turn)
+        resume = _prompt_again(resume_turn)
         s.previous_state, s.current_state = s.current_state, S.ANSWERING_QUESTION
         return Reply(
             text=answer + T.RESUME.format(prompt=resume.text),
@@ -1679,6 +1698,24 @@ def _answer_question(turn: _Turn) -> Reply:
         )
     s.last_options = {**s.last_options, **memory}
     return Reply(text=answer)
+
+
+def _prompt_again(turn: _Turn) -> Reply:
+    """The question the flow was waiting on, asked again after a question of the patient's was answered: the
+    booking's next step, or "Qual delas?" / "Quer mesmo cancelar?" (never a booking question in their place)."""
+    s = turn.session
+    if s.current_state == S.MANAGING_APPOINTMENT:
+        return _appointment_choice(s.last_options.get("items", []))
+    if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING:
+        targets = s.last_options.get("targets")
+        if targets:
+            return _confirm_cancel_all(turn, targets)
+        appointment = _own_appointment(s)
+        if appointment is None:
+            _flow_reset(s)
+            return Reply(text=T.NO_APPOINTMENTS)
+        return _manage_selected(turn, appointment)
+    return _advance(turn)
 
 
 _MEMORY_KEYS = ("topic", "exam", "specialty", "plan")

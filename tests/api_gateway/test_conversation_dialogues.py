@@ -978,6 +978,45 @@ def test_asking_to_move_instead_of_cancel_moves_that_appointment(patient):
     assert "Vamos remarcar a consulta de quarta-feira" in patient.text
 
 
+def test_an_emergency_voids_a_pending_cancellation(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    assert "Quer mesmo cancelar" in patient.text
+    patient.says("to com uma dor forte no peito agora")
+    assert patient.text == T.EMERGENCY_MEDICAL
+    patient.says("ok vou ligar")  # was: the appointment cancelled
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.AGENDADO
+
+
+def test_a_question_at_the_cancel_prompt_asks_that_prompt_again(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    patient.says("qual o endereço?")  # was: "Com qual especialidade você quer se consultar?"
+    assert "Av. Paulista" in patient.text and "Voltando ao que estávamos fazendo: Quer mesmo cancelar" in patient.text
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.CANCELADO
+
+
+@pytest.mark.parametrize("answer", ["tchau", "menu", "voltar", "obrigado"])
+def test_leaving_the_cancel_prompt_keeps_the_appointment(patient, answer):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    patient.says(answer)  # was: "Quer mesmo cancelar?" again, so a later "sim" still cancelled
+    assert patient.text.startswith(T.KEEP_APPOINTMENT) and patient.session.flow == ""
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.AGENDADO
+
+
+@pytest.mark.parametrize("said", ["não vou mais", "nao vou mais poder ir"])
+def test_not_going_anymore_asks_about_the_appointment(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)  # was: "Desculpe, não entendi"
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
+
+
 def _book_ana_with_unimed(patient) -> Agendamento:
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     appointment.convenio = Convenio.objects.get(nome="Unimed")
@@ -1498,7 +1537,9 @@ def test_a_warning_sign_mid_booking_keeps_the_booking_where_it_was(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("minha mãe desmaiou aqui do lado")
     assert patient.text == T.EMERGENCY_MEDICAL
-    assert patient.state == "confirming" and patient.session.failed_attempts == 0
+    assert patient.session.failed_attempts == 0 and patient.session.preferred_time == dt.time(14, 0)
+    patient.says("ok")  # answers the warning: the summary again, nothing booked on it
+    assert patient.state == "confirming" and not Agendamento.objects.exists()
     patient.says("sim")
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
