@@ -42,7 +42,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "especialidade": {
         "cardiologia": ("cardiologista", "cardio", "cardiologico"),
         "dermatologia": ("dermatologista", "dermato", "dermatologico"),
-        "pediatria": ("pediatra", "pediatrico"),
+        "pediatria": ("pediatra", "pediatrico", "crianca", "criancas", "infantil"),
         "ortopedia": ("ortopedista", "ortopedico"),
         "ginecologia": ("ginecologista", "gineco", "ginecologico"),
         "clinica geral": ("clinico geral", "clinica medica", "clinico"),

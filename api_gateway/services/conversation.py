@@ -517,6 +517,9 @@ def _dispatch(turn: _Turn) -> Reply:
             s.patient_name, s.name_confirmed = "", False
             return Reply(text=T.ASK_NAME)
 
+    if not s.flow and s.last_options.get("offer") == "handoff" and intent in {Intent.CONFIRMAR, Intent.NEGAR}:
+        s.last_options = {}  # "sim" to "Posso transferir para um atendente, se preferir."
+        return _handoff(turn, T.HANDOFF) if intent == Intent.CONFIRMAR else _menu(s, T.MENU_AGAIN)
     if not s.flow and s.last_options.get("offer") == "book" and intent in {Intent.CONFIRMAR, Intent.NEGAR}:
         if intent == Intent.NEGAR:
             s.last_options = {}
@@ -1513,8 +1516,7 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
     if late:
         turn.prefix.append(late)
-    if not s.patient_name:
-        s.patient_name = appointment.paciente_nome
+    s.patient_name = appointment.paciente_nome  # the summary names whose appointment moves (maybe a child's)
     return _advance(turn)
 
 
@@ -1697,6 +1699,8 @@ def _answer_question(turn: _Turn) -> Reply:
             button_label=resume.button_label,
         )
     s.last_options = {**s.last_options, **memory}
+    if answer == T.UNKNOWN_ANSWER:  # it offers a person: a "sim" next takes it
+        s.last_options["offer"] = "handoff"
     return Reply(text=answer)
 
 
@@ -1829,6 +1833,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "politicas":
         return clinic.get("politicas") or None
     if topic == "duracao":
+        if exam:  # "quanto tempo demora o resultado do hemograma?": not in the clinic's data
+            return None
         if doctor:
             return T.DOCTOR_DURATION.format(doctor=doctor["nome"], minutes=doctor["duracao_consulta_minutos"])
         minutes = sorted({d["duracao_consulta_minutos"] for d in catalog["medicos"]})

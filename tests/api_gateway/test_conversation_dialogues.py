@@ -1017,6 +1017,23 @@ def test_not_going_anymore_asks_about_the_appointment(patient, said):
     assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
 
 
+def test_a_yes_to_the_offer_of_a_person_hands_over(patient):
+    patient.says("tem estacionamento?")
+    assert patient.text.endswith(T.UNKNOWN_ANSWER)
+    patient.says("sim")  # was: "Desculpe, não entendi"
+    assert patient.state == "human_handoff"
+
+
+def test_moving_a_childs_appointment_shows_the_childs_name(patient):
+    patient.says("quero marcar pediatria particular, meu nome é Joana Pereira")
+    appointment = _book_directly("Dr. Daniel Rocha", WEDNESDAY, "09:00", phone=patient.phone)
+    appointment.paciente_nome = "Pedro Pereira"
+    appointment.save()
+    patient.says("cancelar")  # leaves the booking under way
+    patient.says("quero remarcar a consulta do pedro pra sexta às 10h")
+    assert "Paciente: Pedro Pereira" in patient.text, patient.text  # was: Joana Pereira
+
+
 def _book_ana_with_unimed(patient) -> Agendamento:
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     appointment.convenio = Convenio.objects.get(nome="Unimed")

@@ -578,3 +578,21 @@ def test_a_moment_said_with_confirm_is_no_press_of_the_confirm_button(clinic, ph
 def test_a_name_followed_by_more_is_still_the_name(clinic, phone, text, extra):
     result = offline_interpret(text=text, session=_session(phone, "collecting_patient_info"), now=NOW)
     assert result.entities.get("nome") == "Maria Silva" and extra in result.entities  # was: "Não consegui..."
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "expected"),
+    [
+        ("tem estacionamento?", Intent.PERGUNTA, {}),  # was: the address
+        ("vcs atendem crianca?", Intent.PERGUNTA, {"especialidade": "Pediatria"}),
+        ("quem é o dermato?", Intent.PERGUNTA, {"topico": "medicos"}),  # was: a booking
+        ("funciona dia 25?", Intent.PERGUNTA, {"topico": "horario"}),  # was: a booking
+        ("que horas é a consulta do pedro?", Intent.MEUS_AGENDAMENTOS, {}),  # was: a booking
+        ("quais as consultas do meu filho?", Intent.MEUS_AGENDAMENTOS, {}),
+        ("minha filha tem consulta quando?", Intent.MEUS_AGENDAMENTOS, {}),
+    ],
+)
+def test_questions_read_as_what_they_ask(clinic, phone, text, intent, expected):
+    result = offline_interpret(text=text, session=_session(phone), now=NOW)
+    assert result.intent == intent and expected.items() <= result.entities.items()
+    assert result.entities.get("topico") != "endereco"

@@ -308,6 +308,8 @@ _MY_APPOINTMENTS = _re(
     r"|tenho (?:alguma |uma )?consulta|consultas marcadas|consulta marcada|consulta agendada|consultas agendadas"
     r"|quando e (?:a )?minha consulta|ver (?:meus|minhas)|o que eu marquei|que eu marquei|estou marcad[oa]"
     r"|consultas (?:que )?eu tenho|consultas tenho|que consultas tenho|tenho (?:alguma )?consulta marcada"
+    r"|(?:que horas|quando) (?:e|eh|sera|vai ser) (?:a )?consulta|consultas? d[oa] (?:meu|minha) [a-z]+"
+    r"|(?:meu|minha) (?:filh[oa]|mae|pai|espos[oa]|marido|avo|irma[o]?) tem consulta|tem consulta quando"
 )
 _BOOK_STRONG = _re(
     r"marcar|marca|agendar|agenda|agendamento|marcacao|reservar|quero (?:uma )?consulta|gostaria de (?:uma )?consulta"
@@ -368,7 +370,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         "endereco",
         _re(
             r"onde fica|onde ficam|onde e|onde voces|endereco|como chegar|como chego|localizacao|localizados|localizada"
-            r"|estacionamento|qual a rua|que rua|mapa|onde esta"
+            r"|qual a rua|que rua|mapa|onde esta"
         ),
     ),
     (
@@ -376,7 +378,8 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         _re(
             r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horario de atendimento"
             r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
-            r"|funciona (?:no|na|nos|aos|de|em|sabado|domingo|feriado)|funcionam|funcionar|(?:vao|vai) abrir"
+            r"|funciona (?:no|na|nos|aos|de|em|sabado|domingo|feriado|dia|hoje|amanha)|funcionam|funcionar"
+            r"|(?:vao|vai) abrir"
             r"|abrir (?:no|na|nos|em|dia|hoje|amanha|sabado|domingo|feriado)|estao abertos"
             r"|esta aberta|aberto"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
@@ -391,7 +394,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         "medicos",
         _re(
             r"quais (?:os )?medicos|que medicos|quais (?:os )?doutor\w*|quem atende|lista de medicos"
-            r"|medicos disponiveis|quais profissionais|corpo clinico|quem sao os medicos|medicos"
+            r"|medicos disponiveis|quais profissionais|corpo clinico|quem sao os medicos|medicos|^ ?quem e (?:o|a)"
         ),
     ),
     ("especialidades", _re(r"quais (?:as )?especialidades|que especialidades|especialidades|areas")),
