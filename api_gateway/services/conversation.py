@@ -26,7 +26,7 @@ from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.models import ConversationState as S
 from api_gateway.services import safety
 from api_gateway.services import texts as T
-from api_gateway.services.nlu.dates import fold
+from api_gateway.services.nlu.dates import dates_extract, fold
 from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
@@ -43,7 +43,7 @@ SILENT_TYPES = {"reaction", "system"}
 HISTORY_SIZE = 4
 HISTORY_CHARS = 300
 MAX_STORED_TEXT = 8000
-FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE = "agendar", "cancelar", "remarcar"
+FLOW_BOOK, FLOW_CANCEL, FLOW_RESCHEDULE, FLOW_CONFIRM = "agendar", "cancelar", "remarcar", "confirmar"
 _EXISTING_APPOINTMENT = re.compile(
     r"(?<![a-z])(?:minhas?|meus?) (?:consultas?|agendamentos?|marcac\w+|horario)|consultas? (?:marcada|agendada|de )"
 )
@@ -55,7 +55,9 @@ _KEEP_APPOINTMENT = re.compile(
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
 # At "Qual delas?": a short way out ("nenhuma", "deixa"), or all of them ("as duas", "todas").
 _NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)\b")
-_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|nenhuma das duas)(?![a-z])")
+_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|tudo|as duas|os dois|ambas|as tres|nenhuma das duas)(?![a-z])")
+# "remarca a de quinta pra sexta": the day after "pra" is where it goes, the one before which appointment
+_MOVED_TO = re.compile(r"(?<![a-z])(?:pra|para|pro|p/)\s")
 # "Não vou poder ir amanhã": an appointment the patient will miss. Not "não posso ir de manhã" (a wish for a time).
 _CANT_ATTEND = re.compile(
     r"(?<![a-z])(?:nao (?:vou|vai|irei) (?:mais )?(?:poder|conseguir) (?:ir|comparecer)|nao irei|nao estarei"
@@ -1417,6 +1419,8 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if named is not None:
         s.target_appointment_id = named.pk
         return _manage_selected(turn, named)
+    if flow in {FLOW_CANCEL, FLOW_CONFIRM} and _ALL_OF_THEM.search(fold(turn.text)):  # "desmarca tudo"
+        return _confirm_cancel_all(turn) if flow == FLOW_CANCEL else _attendance_confirmed(turn, appointments)
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
     items = [
@@ -1452,7 +1456,22 @@ def _appointment_named(turn: _Turn, appointments: list):
         fits = [a for a in appointments if str(a.medico_id) == str(e["medico_id"])]
         if len(fits) == 1:
             return fits[0]
+    if e.get("especialidade_id") is not None:  # "cancela a da dermato"
+        fits = [a for a in appointments if str(a.especialidade_id) == str(e["especialidade_id"])]
+        if len(fits) == 1:
+            return fits[0]
+    words = set(re.findall(r"[a-z]+", fold(turn.text)))
+    names = {a.pk: fold(a.paciente_nome).split()[:1] for a in appointments}
+    fits = [a for a in appointments if names[a.pk] and names[a.pk][0] in words]  # "a do pedro"
+    if fits and len({a.paciente_nome for a in fits}) == 1 and len({n[0] for n in names.values() if n}) > 1:
+        if len(fits) == 1:
+            return fits[0]
+        appointments = fits
     wanted_date, _ = _wanted_moment(e)
+    moved = _MOVED_TO.search(fold(turn.text))
+    if moved:  # "remarca a de quinta pra sexta": the appointment is Thursday's, whatever the NLU took as the day
+        before = dates_extract(turn.text[: moved.start()], now=turn.now).date
+        wanted_date = before or wanted_date
     fits = [a for a in appointments if a.data == wanted_date]
     return fits[0] if len(fits) == 1 else None
 
@@ -1475,18 +1494,31 @@ def _confirm_attendance(turn: _Turn) -> Reply:
     if not appointments:
         return Reply(text=T.NO_APPOINTMENTS)
     named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
-    if named is None:
-        return _list_appointments(turn)
-    try:
-        clinic_services.appointment_confirm(agendamento_id=named.pk, paciente_telefone=turn.session.phone_number)
-    except clinic_services.AppointmentNotFound:
+    if named is None:  # "confirmo presença" with two: "Qual delas?" ("as duas" confirms both)
+        return _start_manage(turn, FLOW_CONFIRM)
+    return _attendance_confirmed(turn, [named])
+
+
+def _attendance_confirmed(turn: _Turn, appointments: list) -> Reply:
+    lines = []
+    for appointment in appointments:
+        try:
+            clinic_services.appointment_confirm(
+                agendamento_id=appointment.pk, paciente_telefone=turn.session.phone_number
+            )
+        except clinic_services.AppointmentNotFound:
+            continue
+        lines.append(f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M} com {appointment.medico.nome}")
+    _flow_reset(turn.session)
+    if not lines:
         return Reply(text=T.NO_APPOINTMENTS)
-    when = f"{T.date_long(named.data)} às {named.hora:%H:%M}"
-    return Reply(text=T.ATTENDANCE_CONFIRMED.format(when=when, doctor=named.medico.nome, address=_clinic()["endereco"]))
+    return Reply(text=T.ATTENDANCE_CONFIRMED.format(when=" e ".join(lines), address=_clinic()["endereco"]))
 
 
 def _manage_selected(turn: _Turn, appointment) -> Reply:
     s = turn.session
+    if s.flow == FLOW_CONFIRM:
+        return _attendance_confirmed(turn, [appointment])
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
     late = _late_change_notice(turn, appointment)
     if s.flow == FLOW_CANCEL:
@@ -1507,6 +1539,12 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
     # "remarcar pra quarta às 9": the new moment, unless the message only described the appointment being moved.
     wanted_date, wanted_time = _wanted_moment(turn.nlu.entities)
+    moved = _MOVED_TO.search(fold(turn.text))
+    if moved:  # "remarca a de quinta pra sexta": Friday is where it goes
+        target = dates_extract(turn.text[moved.end() :], now=turn.now)
+        if target.date and target.grain == "day":
+            wanted_date = target.date
+        wanted_time = target.time or wanted_time
     if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
         wanted_date = wanted_time = None
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
@@ -1532,6 +1570,10 @@ def _manage_step(turn: _Turn) -> Reply:
             return Reply(text=T.NOTHING_CHANGED)
         if appointment is None and s.flow == FLOW_CANCEL and _ALL_OF_THEM.search(text):
             return _confirm_cancel_all(turn)
+        if appointment is None and s.flow == FLOW_CONFIRM and _ALL_OF_THEM.search(text):
+            own = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+            listed = {i["id"] for i in s.last_options.get("items", [])}
+            return _attendance_confirmed(turn, [a for a in own if f"appointment:{a.pk}" in listed])
         if appointment is None and nlu.intent == Intent.CANCELAR and s.flow == FLOW_RESCHEDULE:
             s.flow = FLOW_CANCEL  # "pensando bem, quero cancelar": the same list, now to cancel
             return _appointment_choice(s.last_options.get("items", []))

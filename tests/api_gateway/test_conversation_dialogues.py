@@ -855,7 +855,7 @@ def test_confirming_attendance_marks_the_appointment_confirmed(patient):
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     _book_directly("Dr. Carlos Mendes", TUESDAY, "10:00", phone=patient.phone)
     patient.says("confirmo minha presença na quarta")
-    assert "\n\nObrigado por confirmar! Sua consulta é quarta-feira" in patient.text
+    assert "\n\nObrigado por confirmar! Presença confirmada: quarta-feira" in patient.text
     appointment.refresh_from_db()
     assert appointment.status == "confirmado" and patient.session.flow == ""
 
@@ -1032,6 +1032,43 @@ def test_moving_a_childs_appointment_shows_the_childs_name(patient):
     patient.says("cancelar")  # leaves the booking under way
     patient.says("quero remarcar a consulta do pedro pra sexta às 10h")
     assert "Paciente: Pedro Pereira" in patient.text, patient.text  # was: Joana Pereira
+
+
+def _family_appointments(patient) -> tuple[Agendamento, Agendamento]:
+    mine = _book_directly("Dr. Igor Santos", TUESDAY, "09:00", phone=patient.phone)
+    mine.paciente_nome = "Rita Costa"
+    mine.save()
+    childs = _book_directly("Dr. Daniel Rocha", WEDNESDAY, "09:00", phone=patient.phone)
+    childs.paciente_nome = "Pedro Costa"
+    childs.save()
+    return mine, childs
+
+
+def test_confirming_attendance_with_two_appointments_asks_which_and_both_can_be_confirmed(patient):
+    mine, childs = _family_appointments(patient)
+    patient.says("confirmo presença")  # was: the list, and no way to answer it
+    assert T.CHOOSE_APPOINTMENT in patient.text
+    patient.says("as duas")
+    mine.refresh_from_db(), childs.refresh_from_db()
+    assert (mine.status, childs.status) == ("confirmado", "confirmado")
+
+
+def test_an_appointment_is_named_by_whose_it_is_and_moved_to_the_day_after_pra(patient):
+    mine, childs = _family_appointments(patient)
+    patient.says("cancela a do pedro")  # was: the whole list
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
+    patient.says("não")
+    patient.says("remarca a de terça pra sexta às 10h")  # was: Friday dropped (the day before "pra" taken)
+    assert patient.session.target_appointment_id == mine.pk and "Dr. Igor Santos" in patient.text
+    assert f"{FRIDAY:%d/%m/%Y}" in patient.text and patient.state == "confirming", patient.text
+
+
+def test_cancelling_everything_in_the_first_message_asks_once_for_all(patient):
+    _family_appointments(patient)
+    patient.says("desmarca tudo")  # was: "Qual delas?"
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    patient.says("sim")
+    assert not Agendamento.objects.filter(status="agendado").exists()
 
 
 def _book_ana_with_unimed(patient) -> Agendamento:
