@@ -986,7 +986,8 @@ def _next_step(turn: _Turn) -> Reply:
     s = turn.session
     relative = turn.nlu.entities.get("para_quem")  # "pro meu filho": neither the sender's nor a past name
     if relative and turn.new_booking and not turn.nlu.entities.get("nome"):
-        s.patient_name, s.name_confirmed = "", False
+        s.patient_name, s.name_confirmed = "", False  # "pra mim" too: the last booking may have been a child's
+    relative = None if relative == "eu" else relative
     if s.patient_name and turn.new_booking and not turn.nlu.entities.get("nome"):
         # A new booking by a number we know: the last appointment may have been a relative's.
         s.current_state = S.COLLECTING_PATIENT_INFO
@@ -1873,7 +1874,12 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "email":
         return f"Nosso e-mail é {clinic['email']}."
     if topic == "politicas":
-        return clinic.get("politicas") or None
+        policy = clinic.get("politicas") or ""
+        if _LATE.search(fold(turn.text)):  # "vou me atrasar 20 min": the lateness rule, and what can be done
+            rule = [x for x in re.split(r"(?<=[.!?])\s+", policy) if re.search(r"atras|toleran", fold(x))]
+            if rule:
+                return " ".join(rule) + T.LATE_HELP
+        return policy or None
     if topic == "duracao":
         if exam:  # "quanto tempo demora o resultado do hemograma?": not in the clinic's data
             return None
@@ -2015,6 +2021,7 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
     return start < high and end > low  # "HH:MM" strings compare as times
 
 
+_LATE = re.compile(r"(?<![a-z])atras\w*")
 _EXAM_WORD = re.compile(r"(?<![a-z])(?:exame|exames)(?![a-z])")
 _CONSULTATION_WORD = re.compile(r"(?<![a-z])(?:consulta|consultas|medic[oa]|doutor[a]?|dra?)(?![a-z])")
 

@@ -194,6 +194,10 @@ RESCHEDULE_ABANDONED = "Tudo bem, não remarquei nada: sua consulta continua mar
 RESCHEDULE_START = "Vamos remarcar a consulta de {when} com {doctor}."
 RESCHEDULED = "✅ Consulta remarcada para {date} às {time} com {doctor}.\n📍 {address}"
 MY_APPOINTMENTS = "Suas próximas consultas:\n{items}"
+LATE_HELP = (
+    " Se for chegar depois disso, posso remarcar a consulta (diga *remarcar*), ou a recepção pode ajudar (diga "
+    "*atendente*)."
+)
 UNKNOWN_ANSWER = "Não encontrei essa informação nos dados da clínica. Posso transferir para um atendente, se preferir."
 ASK_WHICH_EXAM = "Sobre qual exame? Temos: {items}."
 PLAN_ACCEPTED = "Sim, aceitamos {plan}. {doctors_note}"

@@ -1071,6 +1071,25 @@ def test_cancelling_everything_in_the_first_message_asks_once_for_all(patient):
     assert not Agendamento.objects.filter(status="agendado").exists()
 
 
+@pytest.mark.parametrize("said", ["vou me atrasar 20 min", "vou chegar uns 10 minutos atrasada"])
+def test_running_late_gets_the_lateness_rule_and_what_can_be_done(patient, said):
+    patient.says(said)  # was: the whole policy paragraph, or the greeting menu
+    assert "Tolerância de 15 minutos de atraso." in patient.text and T.LATE_HELP.strip() in patient.text
+    assert "Cancelamento sem custo" not in patient.text
+
+
+def test_booking_for_oneself_after_a_childs_booking_asks_the_senders_name(patient):
+    patient.says("quero marcar pediatria pro meu filho")
+    patient.says("Pedro Costa")
+    patient.says("particular")
+    patient.says("1")
+    patient.says("1")
+    patient.says("sim")
+    assert Agendamento.objects.get().paciente_nome == "Pedro Costa"
+    patient.says("quero marcar dermatologia pra mim")  # was: "Posso registrar a consulta no nome de Pedro Costa?"
+    assert "Pedro" not in patient.text and patient.state == "collecting_patient_info"
+
+
 def _book_ana_with_unimed(patient) -> Agendamento:
     appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     appointment.convenio = Convenio.objects.get(nome="Unimed")

@@ -343,7 +343,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
     (
         "politicas",
         _re(
-            r"politica|politicas|cancelamento|regras|documento|documentos|atraso|atrasar|atrasado|tolerancia"
+            r"politica|politicas|cancelamento|regras|documento|documentos|atraso|atras\w+|tolerancia"
             r"|o que (?:eu )?(?:preciso )?levar|levar o que|carteirinha|antecedencia|multa|remarcacao"
             r"|(?:preciso|precisa|tenho que|devo) levar|levar (?:alguma coisa|algo|algum documento)"
         ),
@@ -564,6 +564,9 @@ _FOR_RELATIVE = re.compile(
     r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
     r"(?![a-z])"
 )
+
+
+_FOR_SELF = re.compile(r"(?<![a-z])(?:pra|para|p) (?:mim|eu mesm[oa])(?![a-z])")
 
 
 def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
@@ -887,6 +890,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     relative = _FOR_RELATIVE.search(t.folded)
     if relative:  # "pro meu filho": the name to ask for is the child's, not the sender's
         entities["para_quem"] = relative.group(1)
+    elif _FOR_SELF.search(t.folded):  # "pra mim": the sender, whoever the last booking was for
+        entities["para_quem"] = "eu"
 
     # 2. Option references ("o primeiro", "opção 2", "2"), kept out of the date parser ("a segunda opção").
     option, option_span, _explicit = _option_from_text(t, state=state, items=items)

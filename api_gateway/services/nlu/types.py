@@ -26,7 +26,8 @@ class Intent(StrEnum):
 # Entity keys (all optional). Ids are set only when the name matched a row of the clinic's tables.
 #   nome: str                     patient's name ("meu nome é João Silva")
 #   especialidade: str, especialidade_id: int   (a name without an id: a specialty the clinic does not have)
-#   para_quem: str                a relative the consultation is for ("filha" in "pra minha filha"; offline NLU only)
+#   para_quem: str                a relative the consultation is for ("filha" in "pra minha filha"), or "eu" for
+#                                 "pra mim" (offline NLU only)
 #   sintoma: str                  a complaint the specialty was chosen for ("dor nas costas"; offline NLU only)
 #   medico: str, medico_id: int
 #   convenio: str, convenio_id: int, particular: bool (no plan / private)
