@@ -1765,7 +1765,7 @@ def _prompt_again(turn: _Turn) -> Reply:
     return _advance(turn)
 
 
-_MEMORY_KEYS = ("topic", "exam", "specialty", "plan")
+_MEMORY_KEYS = ("topic", "exam", "specialty", "doctor", "plan")
 
 
 def _question_memory(turn: _Turn) -> dict:
@@ -1777,14 +1777,12 @@ def _question_memory(turn: _Turn) -> dict:
     memory = {key: before[key] for key in _MEMORY_KEYS if before.get(key) is not None}
     if e.get("topico"):
         memory["topic"] = e["topico"]
-    if e.get("exame_id"):
-        memory.pop("specialty", None)
-        memory["exam"] = e["exame_id"]
-    elif e.get("especialidade_id") or e.get("medico_id"):
-        memory.pop("exam", None)
-        memory.pop("specialty", None)
-        if e.get("especialidade_id"):
-            memory["specialty"] = e["especialidade_id"]
+    subject = {"exam": e.get("exame_id"), "doctor": e.get("medico_id"), "specialty": e.get("especialidade_id")}
+    if any(subject.values()):  # a new subject replaces the old one
+        for key, value in subject.items():
+            memory.pop(key, None)
+            if value:
+                memory[key] = value
     if e.get("convenio_id") or e.get("particular"):
         memory["plan"] = e.get("convenio_id")
     return memory
@@ -1853,8 +1851,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
         exam = _by_id(catalog["exames"], turn.session.last_options.get("exam"))  # the exam just talked about
     remembered = turn.session.last_options if not turn.session.flow else {}
     specialty_id = e.get("especialidade_id") or turn.session.selected_specialty_id
-    if not (specialty_id or doctor or exam):
+    if not (specialty_id or doctor or exam):  # "quanto custa?" after "o dr lucas atende amil?": about him
         specialty_id = remembered.get("specialty")
+        doctor = _doctor(remembered["doctor"]) if remembered.get("doctor") and not specialty_id else None
     if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
         return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"
     if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:

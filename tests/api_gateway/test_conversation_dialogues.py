@@ -1445,6 +1445,12 @@ def test_he_after_a_one_doctor_answer_is_that_doctor(patient):
     )
 
 
+def test_a_price_after_a_question_about_one_doctor_is_his(patient):
+    patient.says("o Dr Lucas atende amil?")
+    patient.says("quanto custa?")  # was: the clinic's whole price range
+    assert "R$ 290,00" in patient.text and "R$ 200,00 a" not in patient.text
+
+
 def test_a_price_after_a_specialty_and_plan_question_is_about_them(patient):
     patient.says("tem dermatologista pela amil?")
     patient.says("quanto custa?")  # was: the clinic's whole price range

@@ -350,3 +350,19 @@ def test_a_period_right_after_the_hour_decides_its_reading(phrase, expected):
 )
 def test_the_weekdays_ruled_out_are_reported(phrase, ruled_out):
     assert tuple(sorted(dates_extract(phrase, now=NOW).ruled_out)) == ruled_out
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected_date", "expected_time", "periodo"),
+    [
+        ("quarta 10", date(2026, 11, 25), time(10, 0), None),  # was: Wednesday, the hour lost
+        ("segunda 15", date(2026, 11, 30), time(15, 0), None),
+        ("prefiro quinta, é melhor que sexta", date(2026, 11, 26), None, None),  # was: "melhor" a correction
+        ("não posso sexta, quinta sim", date(2026, 11, 26), None, None),  # was: both ruled out
+        ("quarta de manhã, não, à tarde", date(2026, 11, 25), None, "tarde"),
+        ("dia 10, não, 11", date(2026, 12, 11), None, None),
+    ],
+)
+def test_hours_after_weekdays_and_corrections_of_periods_and_days(phrase, expected_date, expected_time, periodo):
+    hint = dates_extract(phrase, now=NOW)
+    assert (hint.date, hint.time, hint.periodo) == (expected_date, expected_time, periodo)

@@ -596,3 +596,25 @@ def test_questions_read_as_what_they_ask(clinic, phone, text, intent, expected):
     result = offline_interpret(text=text, session=_session(phone), now=NOW)
     assert result.intent == intent and expected.items() <= result.entities.items()
     assert result.entities.get("topico") != "endereco"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "confirma, mas com a Dra Ana Souza",  # each of these booked the summary as it was
+        "confirma, mas à tarde",
+        "ok, tem mais cedo?",
+        "sim, tem outro horário?",
+        "ok, quanto custa?",
+        "ok vou ver e te falo",  # was: the booking dropped ("não marquei nada")
+    ],
+)
+def test_a_yes_word_with_a_change_or_a_question_is_no_yes_at_the_summary(clinic, phone, text):
+    result = offline_interpret(text=text, session=_session(phone, "confirming", options=CONFIRM_OPTIONS), now=NOW)
+    assert result.intent not in {Intent.CONFIRMAR, Intent.CANCELAR} and "opcao" not in result.entities
+
+
+def test_asking_about_the_weekend_is_a_question_on_opening_hours(clinic, phone):
+    for text in ("vocês atendem no fim de semana?", "atende fim de semana?"):
+        result = offline_interpret(text=text, session=_session(phone), now=NOW)
+        assert (result.intent, result.entities.get("topico")) == (Intent.PERGUNTA, "horario")  # was: a booking

@@ -207,7 +207,8 @@ _WEEKDAY_AND_DAY = re.compile(
 _CLOCK_NEXT = re.compile(r"^\s*,?\s*(?:as\s+|a\s+)?\d{1,2}\s*(?:h|:\d\d|horas?\b)")
 # "quarta, não, quinta", "às 10, quer dizer 11", "terça... opa, quinta": what follows the last correction wins.
 _CORRECTION = re.compile(
-    r"(?:[,.;]+\s*|\s+)(?:nao|n)\s*[,.;]+\s*|\b(?:quer dizer|ou melhor|opa|alias|digo|corrigindo|melhor)\b[,:]?\s*"
+    r"(?:[,.;]+\s*|\s+)(?:nao|n)\s*[,.;]+\s*|\b(?:quer dizer|ou melhor|opa|alias|digo|corrigindo)\b[,:]?\s*"
+    r"|[,.;]+\s*melhor\b[,:]?\s*"
 )
 # "fim de semana": Duckling's Friday-18h-to-Monday interval read as an evening; for a clinic it is the Saturday
 _WEEKEND = re.compile(r"\b(?:fim|final)\s+de\s+semana\b")
@@ -215,12 +216,13 @@ _DAYS_IN_PAST_KEPT = 60  # "30/11" said on 2 December is a date gone by, not nex
 # A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
 _ONE_DAY = r"(?:(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?|hoje|amanha|dia\s+\d{1,2})"
 _DAY_WORD = rf"{_ONE_DAY}(?:\s*(?:,|e|nem|ou)\s*{_ONE_DAY})*"  # "segunda e terça não posso"
+_DAY_WORD_AFTER_NO = rf"{_ONE_DAY}(?:\s*(?:e|nem|ou)\s*{_ONE_DAY})*"  # "não posso sexta, quinta sim": Friday only
 _NO_AFTER = r"\s+(?:eu\s+)?(?:nao|n)(?=\s*[,.;!]|\s*$|\s+(?:posso|consigo|da|rola|quero|pode|vai|vou|serve|tenho))"
 _NO_BEFORE = (
     r"\b(?:menos|exceto|tirando|nem|nao\s+pode\s+ser|nao\s+posso|nao\s+consigo|nao\s+da|nao\s+quero"
     r"|nao\s+vai\s+dar)\s+(?:na\s+|no\s+|de\s+|a\s+|o\s+|pela\s+|as\s+|aos\s+)?"
 )
-_NEGATED_DAY = re.compile(rf"\b{_DAY_WORD}{_NO_AFTER}|{_NO_BEFORE}{_DAY_WORD}\b")
+_NEGATED_DAY = re.compile(rf"\b{_DAY_WORD}{_NO_AFTER}|{_NO_BEFORE}{_DAY_WORD_AFTER_NO}\b")
 _NEGATED_PERIOD = re.compile(rf"\b(?:de\s+|pela\s+|na\s+|a\s+)?(manha|tarde){_NO_AFTER}|{_NO_BEFORE}(manha|tarde)\b")
 _ONLY_PERIOD = re.compile(
     r"\bso\s+(?:(?:pode|posso|podemos|consigo|consegue|da|dá)\s+)?(?:ir\s+)?"
@@ -426,12 +428,17 @@ def _corrected(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     cut = markers[-1]
     head = _extract(text[: cut.start()], now=now, expect_time=expect_time)
     tail = _extract(text[cut.end() :], now=now, expect_time=expect_time or head.time is not None)
-    if not (tail.date or tail.time):
+    bare_day = re.fullmatch(r"\W*(?:dia\s+)?(\d{1,2})\W*", fold(text[cut.end() :]))
+    if bare_day and head.date and head.grain == "day" and not (head.time or tail.date or tail.time):
+        # "dia 10, não, 11": a day for a day
+        day = _next_day_of_month(int(bare_day.group(1)), now.astimezone(CLINIC_TZ).date())
+        tail = DateTimeHint(date=day, grain="day") if day else tail
+    if not (tail.date or tail.time or tail.periodo):
         return whole
     dated = tail if tail.date else head
     return DateTimeHint(
         date=dated.date,
-        time=tail.time or head.time,
+        time=tail.time or (None if tail.periodo else head.time),  # "às 9, não, à tarde": the period replaces it
         periodo=tail.periodo or head.periodo,
         grain=dated.grain,
         after=tail.after or head.after,
@@ -528,6 +535,10 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                 weekday_said = weekday if candidate.weekday() != weekday else None
             spans.append(match.span())
             work = _blank(work, *match.span())
+        elif not said_dia and found_time is None:  # "quarta 10", "segunda 15": that weekday at that hour
+            found_time = _clock_reading(day, 0)
+            spans.append(match.span(3))
+            work = _blank(work, *match.span(3))
 
     match = _DIA_PRIMEIRO.search(work)
     if match:

@@ -252,7 +252,9 @@ _NO_PLAN_ANSWER = _re(
 )
 _PLAN_NOT_LISTED = _re(r"desses|dessas|deles|delas|lista|o meu|outro")
 # "ok, mas antes queria saber o preço": the first word agrees, the rest does not
-_YES_BUT = _re(r"mas|porem|so que|antes|primeiro|pera|espera")
+_YES_BUT = _re(
+    r"mas|porem|so que|antes|primeiro|pera|espera|outro|outra|outros|outras|mais cedo|mais tarde|tem|quanto|qual"
+)
 _YES_WEAK = _re(
     r"ok|isso|pode|pode ser|certo|beleza|perfeito|fechado|combinado|show|otimo|joia|tranquilo|pode sim|bora|vamos"
     r"|esta bem|ta bem|ta bom|esta otimo|ta otimo|ta certo|esta certo|serve|fechou|top|legal|uhum|aham|isso ai"
@@ -291,8 +293,7 @@ _CANCEL_NEGATED = _re(
 )
 _DONT_WANT_ANYMORE = _re(
     r"nao quero mais|nao vou mais|nao preciso mais|nao vou poder ir|nao vou conseguir ir"
-    r"|deixa (?:pra|para) depois|deixa quieto|depois eu vejo|depois eu marco|outra hora"
-    r"|vou ver e (?:te )?(?:falo|aviso)"
+    r"|deixa (?:pra|para) depois|deixa quieto|depois eu marco|outra hora"
 )
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
 _MOVE_TARGET_DAY = r"(?:sexta|segunda|terca|quarta|quinta|sabado|domingo|amanha|hoje|semana que vem|\d+)"
@@ -384,6 +385,8 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|esta aberta|aberto"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
             r"|atende (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
+            r"|(?:atende|atendem|abre|abrem|funciona|funcionam) (?:no |de |em |nos |aos )?"
+            r"(?:fim|final|fins|finais) de semana"
             r"|horarios? (?:de |do |no |aos |nos )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
             r"|atendem (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
         ),
@@ -725,10 +728,11 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
             return his[0]
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
-    moment_said = entities.get("hora") or entities.get("data")
+    # "confirma pra quinta dia 10", "confirma, mas com a dra ana": something else to confirm, not the summary's button
+    change_said = any(entities.get(k) for k in _CHANGES_AT_SUMMARY)
     for index, item in enumerate(items, 1):
-        if moment_said and str(item.get("id", "")).startswith(("confirm:", "name:")):
-            continue  # "confirma pra quinta dia 10": another day to confirm, not the summary's "Confirmar"
+        if change_said and str(item.get("id", "")).startswith(("confirm:", "name:")):
+            continue
         # the title, and an appointment's description ("Dra. Ana Souza · Pedro": "a do pedro", "a da dra ana")
         title = re.sub(r"[^a-z0-9 ]", " ", fold(f"{item.get('title', '')} {item.get('description', '')}"))
         shortest = 3 if str(item.get("id", "")).startswith("doctor:") else 4  # "a Ana"
@@ -738,6 +742,21 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
     return hits[0] if len(set(hits)) == 1 else None
 
 
+_CHANGES_AT_SUMMARY = (
+    "hora",
+    "data",
+    "medico_id",
+    "medico",
+    "especialidade_id",
+    "periodo",
+    "depois_de",
+    "antes_de",
+    "nome",
+    "para_quem",
+    "convenio_id",
+    "convenio",
+    "particular",
+)
 # Words of offered titles that say nothing about which row ("quanto custa a consulta?" is not "Marcar consulta").
 _GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios"}) | TITLES  # "dra", "doutor"...
 _NOT_PRIVATE = _re(r"nao (?:e |eh |vai ser |sera |quero |seria )?(?:pelo |no )?particular|sem ser particular")
@@ -750,7 +769,7 @@ _NOT_A_PLAN = _re(
     r"cartao|cartoes|credito|debito|pix|dinheiro|boleto|cheque|transferencia|parcel\w*|a vista|particular"
     r"|crianca|criancas|bebe|bebes|recem nascido|idoso|idosos|adolescente|adolescentes|gestante|gestantes|adulto"
     r"|adultos|homem|homens|mulher|mulheres|encaixe|urgencia|emergencia|retorno|domicilio|online|teleconsulta"
-    r"|sabado|sabados|domingo|domingos|feriado|feriados|hoje|amanha|agora|manha|tarde|noite|sus"
+    r"|sabado|sabados|domingo|domingos|feriado|feriados|semana|hoje|amanha|agora|manha|tarde|noite|sus"
 )
 _SCHEDULING_ENTITIES = (
     "data",
@@ -1209,6 +1228,6 @@ def _yes_no(t: _Text, *, confirming: bool, has_slots: bool, short: bool, entitie
         # "ok", "pode ser" outside a confirmation usually accept what the bot just proposed.
         return Intent.CONFIRMAR, CLEAR
     starts_yes = _YES_STRONG.match(norm.strip()) or first in {"ok", "isso", "pode", "certo"}
-    if confirming and starts_yes and not _has(norm, _YES_BUT):
+    if confirming and starts_yes and not _has(norm, _YES_BUT) and not t.has_question_mark:
         return Intent.CONFIRMAR, CLEAR
     return None
