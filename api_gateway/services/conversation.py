@@ -1194,7 +1194,7 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
             for d in doctors
             if any(sh["dia_semana"] == weekday for sh in (selectors.doctor_detail(d["id"]) or {}).get("horarios", []))
         ]
-        if working and len(working) < len(doctors):
+        if working:  # "dermatologia quarta": who works Wednesdays, and said so even when all of them do
             doctors = working
             day_note = f" {T.on_weekday(weekday)}"
         elif not working:  # "cardiologia sábado": nobody then; said, and the day dropped

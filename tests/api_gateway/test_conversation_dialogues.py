@@ -529,6 +529,20 @@ def test_a_weekday_ruled_out_is_left_out_of_the_times_offered(patient, said):
     assert titles and not any(t.startswith("Seg") for t in titles) and T.NOT_UNDERSTOOD not in patient.text
 
 
+def test_a_day_said_at_the_doctor_list_is_acknowledged_even_when_all_work_then(patient):
+    patient.says("quero marcar pediatria particular, meu nome é Rui Lima")
+    patient.says("quarta")  # was: the same list again, the day not mentioned
+    assert "Estes são os médicos de Pediatria às quartas." in patient.text
+    assert patient.session.preferred_date == WEDNESDAY
+
+
+def test_better_not_at_the_summary_books_nothing(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("melhor não")  # was: "Desculpe, não entendi"
+    assert patient.text.startswith(T.WHAT_TO_CHANGE.format(fields=T.CHANGE_FIELDS_BOOKING))
+    assert not Agendamento.objects.exists()
+
+
 def test_an_impossible_date_is_said_not_moved(patient):
     patient.says("quero marcar com a dra ana particular, meu nome é Rui Lima")
     patient.says("dia 30/02")  # was: the times of 30/12, without a word

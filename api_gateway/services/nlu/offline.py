@@ -262,6 +262,7 @@ _YES_WEAK = _re(
 _NO = _re(
     r"nao|n|negativo|nope|nem|de jeito nenhum|nenhum|nenhuma|prefiro outro|prefiro outra|outro|outra"
     r"|outro horario|outra data|outro dia|outro medico|errado|errada|esta errado|nao e isso|nao obrigad[oa]"
+    r"|melhor nao"
 )
 _DONT_KNOW = _re(r"nao sei|sei la|nao entendi|como assim")
 _ATTENDANT = _re(
