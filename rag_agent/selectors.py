@@ -338,13 +338,21 @@ def slot_is_free(*, medico_id: int, when: dt.datetime, now: dt.datetime | None =
 def slots_nearest(
     *, medico_id: int, wanted: dt.datetime, limit: int = 3, now: dt.datetime | None = None
 ) -> list[dt.datetime]:
-    """Free slots closest to `wanted`: that day's by distance in time first, then the following days in order."""
+    """Free slots closest to `wanted`: that day's by distance in time first, then the other days nearest first
+    (a day before as well as after: "sábado" with a Thursday/Friday doctor is best answered by Friday; the day
+    after wins a tie)."""
     tz = _clinic_tz()
     wanted = timezone.localtime(wanted, tz) if timezone.is_aware(wanted) else wanted.replace(tzinfo=tz)
-    free = slot_list_free(medico_id=medico_id, start=wanted.date(), days=settings.SLOT_SEARCH_DAYS, now=now)
+    today = timezone.localtime(now or timezone.now(), tz).date()
+    start = max(today, wanted.date() - dt.timedelta(days=6))
+    days = (wanted.date() - start).days + settings.SLOT_SEARCH_DAYS
+    free = slot_list_free(medico_id=medico_id, start=start, days=days, now=now)
     same_day = sorted((s for s in free if s.date() == wanted.date()), key=lambda s: (abs(s - wanted), s))
-    later = [s for s in free if s.date() > wanted.date()]
-    return (same_day + later)[:limit]
+    other_days = sorted(
+        {s.date() for s in free} - {wanted.date()}, key=lambda d: (abs((d - wanted.date()).days), d < wanted.date())
+    )
+    nearest = same_day + [s for d in other_days for s in free if s.date() == d]
+    return nearest[:limit]
 
 
 def appointment_overlapping_for_patient(

@@ -221,6 +221,12 @@ def test_nearest_slots_move_to_the_following_days_when_the_day_has_none(demo):
     assert [(s.date(), f"{s:%H:%M}") for s in nearest] == [(WEDNESDAY, "08:00"), (WEDNESDAY, "08:30")]
 
 
+def test_nearest_slots_look_back_to_a_closer_day_before(demo):
+    saturday = WEDNESDAY + dt.timedelta(days=3)
+    nearest = slots_nearest(medico_id=demo.ana.id, wanted=at(saturday, "10:00"), limit=1, now=LONG_BEFORE)
+    assert nearest[0].date() == saturday - dt.timedelta(days=1)  # Friday, not the Monday after (was)
+
+
 def test_nearest_slots_continue_on_the_next_working_day_when_the_day_is_full(demo):
     nearest = slots_nearest(medico_id=demo.ana.id, wanted=at(MONDAY, "17:30"), limit=3, now=LONG_BEFORE)
     assert [(s.date(), f"{s:%H:%M}") for s in nearest] == [
