@@ -110,6 +110,7 @@ class _Turn:
     new_booking: bool = False  # this message started a booking
     doctor_chosen: bool = False  # this message chose the doctor (by name or from the list)
     ruled_out: frozenset = frozenset()  # weekdays this message ruled out ("qualquer dia menos segunda")
+    busy_at: dt.datetime | None = None  # a time the patient already has another appointment at
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -477,7 +478,9 @@ def _dispatch(turn: _Turn) -> Reply:
         return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
     booking_now = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
-    abandon = intent == Intent.CANCELAR and booking_now and not _EXISTING_APPOINTMENT.search(fold(turn.text))
+    told = fold(turn.text)
+    booked_meant = _EXISTING_APPOINTMENT.search(told) or _ALL_OF_THEM.search(told)  # "cancelar tudo"
+    abandon = intent == Intent.CANCELAR and booking_now and not booked_meant
     if intent in {Intent.CANCELAR, Intent.REMARCAR} and not abandon:
         return _start_manage(turn, FLOW_CANCEL if intent == Intent.CANCELAR else FLOW_RESCHEDULE)
     if intent == Intent.CANCELAR:
@@ -925,6 +928,8 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
             option_id = items[index - 1]["id"]
         elif e.get("referencia") and len(items) >= 1 and offered.get("kind") == "doctor":
             option_id = items[0]["id"] if len(items) == 1 else None
+    if not option_id and e.get("referencia") and offered.get("doctor") and not e.get("medico_id"):
+        option_id = f"doctor:{offered['doctor']}"  # "quero marcar com ele" after a question about one doctor
     if not option_id:
         return
     kind, _, value = option_id.partition(":")
@@ -1097,6 +1102,7 @@ def _patient_busy(turn: _Turn, doctor: dict) -> bool:
     if other is None:
         return False
     turn.prefix.append(clinic_services.patient_busy_message(other))
+    turn.busy_at = _aware(s.preferred_date, s.preferred_time)
     s.preferred_time = None
     return True
 
@@ -1314,6 +1320,7 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
     """The free times on the chosen day; when there are none, the nearest ones on other days."""
     s = turn.session
     free = selectors.slot_list_free(medico_id=doctor["id"], start=s.preferred_date, days=1, now=turn.now)
+    free = [w for w in free if w != turn.busy_at]  # just refused: the patient has another appointment then
     free = _in_preferred_period(turn, doctor, free, "nesse dia")
     if free and refused is not None:
         turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))

@@ -17,6 +17,10 @@ ASK_NAME = "Para começar, qual é o seu nome completo?"
 ASK_PATIENT_NAME = "Qual é o nome completo do paciente?"
 ASK_RELATIVE_NAME = "Qual é o nome completo {whose}? (é o nome que vai na consulta)"
 RELATIVES = {
+    "filhos": "do primeiro filho (marco uma consulta de cada vez)",
+    "filhas": "da primeira filha (marco uma consulta de cada vez)",
+    "netos": "do primeiro neto (marco uma consulta de cada vez)",
+    "netas": "da primeira neta (marco uma consulta de cada vez)",
     "filho": "do seu filho",
     "filha": "da sua filha",
     "pai": "do seu pai",

@@ -481,6 +481,7 @@ def test_a_second_booking_at_the_same_time_is_refused_before_the_summary(patient
     assert "João Silva já tem uma consulta nesse horário (Dra. Ana Souza, às 14:00)" in patient.text, patient.text
     assert patient.state == "choosing_time"
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+    assert f"slot:{WEDNESDAY.isoformat()}T14:00" not in [o.id for o in patient.last.reply.options]  # was: offered
 
 
 def test_a_holiday_is_said_to_be_one_and_other_days_are_offered(patient, settings):
@@ -541,6 +542,25 @@ def test_better_not_at_the_summary_books_nothing(patient):
     patient.says("melhor não")  # was: "Desculpe, não entendi"
     assert patient.text.startswith(T.WHAT_TO_CHANGE.format(fields=T.CHANGE_FIELDS_BOOKING))
     assert not Agendamento.objects.exists()
+
+
+def test_booking_with_him_after_a_question_about_one_doctor_keeps_him(patient):
+    patient.says("q dia o dr daniel atende?")
+    patient.says("blz, qro marcar c ele pro meu filho")  # was: the specialty list, Dr. Daniel forgotten
+    patient.says("Enzo Lima")
+    assert patient.session.selected_doctor.nome == "Dr. Daniel Rocha" and patient.state == "choosing_plan"
+
+
+def test_booking_for_ones_children_asks_one_childs_name(patient):
+    patient.says("quero marcar pediatra pros meus filhos")  # was: "qual é o seu nome completo?"
+    assert T.RELATIVES["filhos"] in patient.text
+
+
+def test_cancelling_everything_in_the_middle_of_a_booking_means_the_booked_ones(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero marcar dermatologia")
+    patient.says("na vdd quero cancelar tudo")  # was: "Tudo bem, não marquei nada", the appointment left
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
 
 
 def test_an_impossible_date_is_said_not_moved(patient):

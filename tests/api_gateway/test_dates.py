@@ -366,3 +366,9 @@ def test_the_weekdays_ruled_out_are_reported(phrase, ruled_out):
 def test_hours_after_weekdays_and_corrections_of_periods_and_days(phrase, expected_date, expected_time, periodo):
     hint = dates_extract(phrase, now=NOW)
     assert (hint.date, hint.time, hint.periodo) == (expected_date, expected_time, periodo)
+
+
+@pytest.mark.parametrize("phrase", ["mesmo dia 9:30", "dia 8:30", "dia 9h"])
+def test_dia_before_a_clock_time_is_no_day_of_the_month(phrase):
+    hint = dates_extract(phrase, now=NOW)
+    assert hint.date is None and hint.time is not None  # was: the 9th / the 8th

@@ -204,6 +204,7 @@ _WEEKDAY_AND_DAY = re.compile(
     r"\b(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+(dia\s+)?(\d{1,2})\b"
     r"(?!\s*(?:[/:h]|horas?\b|hrs?\b|e\s+meia|d[ae]\s+(?:manha|tarde|noite|madrugada)))"
 )
+_DIA_BEFORE_CLOCK = re.compile(r"\bdia\s+(?=\d{1,2}\s*(?::\d{2}|h\b|h\d|hs\b|hrs?\b))")
 _CLOCK_NEXT = re.compile(r"^\s*,?\s*(?:as\s+|a\s+)?\d{1,2}\s*(?:h|:\d\d|horas?\b)")
 # "quarta, não, quinta", "às 10, quer dizer 11", "terça... opa, quinta": what follows the last correction wins.
 _CORRECTION = re.compile(
@@ -486,6 +487,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans.append(match.span())
         work = _blank(work, *match.span())
 
+    work = _DIA_BEFORE_CLOCK.sub(lambda m: " " * len(m.group(0)), work)  # "mesmo dia 9:30": an hour, not the 9th
     work = _ABOUT_HOUR.sub(lambda m: " " * (len(m.group(0)) - 3) + "as ", work)
     # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
     work = _HOURS_SUFFIX.sub(lambda m: "h" + " " * (len(m.group(0)) - 1), work)

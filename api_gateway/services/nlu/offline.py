@@ -58,6 +58,8 @@ _ABBREVIATIONS = {
     "vcs": "vocês",
     "voce": "você",
     "obg": "obrigado",
+    "qro": "quero",
+    "c": "com",  # "marcar c ele"
     "obgd": "obrigado",
     "obgda": "obrigada",
     "brigado": "obrigado",
@@ -563,8 +565,10 @@ def _plausible_name(words: list[str]) -> bool:
 
 
 _FOR_RELATIVE = re.compile(
-    r"(?<![a-z])(?:pro|pra|para o|para a|para|p|e do|e da|consulta do|consulta da) (?:meu|minha|nosso|nossa|mo) "
-    r"(filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta|enteado|enteada|bebe"
+    r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|e do|e da|consulta do|consulta da)"
+    r" (?:meu|minha|meus|minhas|nosso|nossa|mo) (?:\d |dois |duas )?"
+    r"(filhos|filhas|netos|netas|filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta"
+    r"|enteado|enteada|bebe"
     r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
     r"(?![a-z])"
 )
