@@ -2142,6 +2142,8 @@ def _plan_price_answer(session, plan_id: int, doctor: dict | None, specialty_id:
         refused = T.PLAN_NOT_IN_SPECIALTY.format(specialty=_specialty_name(specialty_id), plan=plan)
         return f"{refused} {T.PLAN_PRICE_PRIVATE.format(items=private)}"
     covered = T.PLAN_PRICE_COVERED.format(plan=plan, items=T.join_names([d["nome"] for d in in_plan[:5]]))
+    if doctor:  # the plan may be only assumed from a question: the private price too
+        return f"{covered} {T.PLAN_PRICE_ALSO_PRIVATE.format(price=T.money(doctor['preco_consulta']))}"
     return f"{covered} {T.PLAN_PRICE_OTHERS.format(items=private)}" if out_of_plan else covered
 
 

@@ -1485,6 +1485,18 @@ def test_a_price_after_a_question_about_one_doctor_is_his(patient):
     assert "R$ 290,00" in patient.text and "R$ 200,00 a" not in patient.text
 
 
+def test_a_plan_price_for_one_doctor_also_gives_the_private_price(patient):
+    patient.says("a dra ana atende unimed?")
+    patient.says("quanto custa?")  # the plan is only assumed from the question
+    assert T.PLAN_PRICE_ALSO_PRIVATE.format(price="350,00") in patient.text
+
+
+def test_no_times_in_the_period_asked_is_said_once(patient):
+    patient.says("quero marcar com o dr igor particular, meu nome é Rui Lima")
+    patient.says("semana que vem à noite")
+    assert patient.text.count("horários livres") == 2, patient.text  # was: "Estes são os horários livres:" twice
+
+
 def test_a_price_after_a_specialty_and_plan_question_is_about_them(patient):
     patient.says("tem dermatologista pela amil?")
     patient.says("quanto custa?")  # was: the clinic's whole price range

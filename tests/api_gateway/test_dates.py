@@ -372,3 +372,8 @@ def test_hours_after_weekdays_and_corrections_of_periods_and_days(phrase, expect
 def test_dia_before_a_clock_time_is_no_day_of_the_month(phrase):
     hint = dates_extract(phrase, now=NOW)
     assert hint.date is None and hint.time is not None  # was: the 9th / the 8th
+
+
+@pytest.mark.parametrize("phrase", ["me consultava com ele ano passado", "semana passada fui aí"])
+def test_the_past_the_patient_tells_about_is_no_date(phrase):
+    assert dates_extract(phrase, now=NOW).date is None  # was: today

@@ -618,3 +618,11 @@ def test_asking_about_the_weekend_is_a_question_on_opening_hours(clinic, phone):
     for text in ("vocês atendem no fim de semana?", "atende fim de semana?"):
         result = offline_interpret(text=text, session=_session(phone), now=NOW)
         assert (result.intent, result.entities.get("topico")) == (Intent.PERGUNTA, "horario")  # was: a booking
+
+
+@pytest.mark.parametrize(
+    ("text", "weekday"), [("sesta feira", 4), ("qinta", 3), ("tersa", 1), ("sabdo", 5), ("secta feira", 4)]
+)
+def test_weekday_typos_are_read(clinic, phone, text, weekday):
+    result = offline_interpret(text=text, session=_session(phone, "choosing_date", flow="agendar"), now=NOW)
+    assert datetime.fromisoformat(result.entities["data"]).weekday() == weekday  # was: "não entendi"

@@ -187,6 +187,8 @@ _NOT_DATES = re.compile(
     r"(?:dias?|semanas?|meses|mes|anos?)(?:\s+(?:ja|atras))?\b"
     r"|\bdesde\s+(?:ontem|anteontem|cedo|hoje|o\s+fim\s+de\s+semana|a\s+semana\s+passada|semana\s+passada"
     r"|o\s+mes\s+passado|segunda|terca|quarta|quinta|sexta|sabado|domingo)\b"
+    # The past the patient tells about ("me consultava com ele ano passado") is no date to book.
+    r"|\b(?:(?:no|o|ate\s+o)\s+)?(?:ano|mes)\s+(?:passado|retrasado)\b|\b(?:na\s+)?semana\s+passada\b"
 )
 _ISO_DATE = re.compile(r"(?<![\d/-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d/-])")
 _NUMERIC_DATE = re.compile(r"(?<![\d/-])(\d{1,2})\s*[/-]\s*(\d{1,2})(?:\s*[/-]\s*(\d{4}|\d{2}))?(?![\d/])")
