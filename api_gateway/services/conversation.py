@@ -928,6 +928,8 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
             option_id = items[index - 1]["id"]
         elif e.get("referencia") and len(items) >= 1 and offered.get("kind") == "doctor":
             option_id = items[0]["id"] if len(items) == 1 else None
+    if not option_id and e.get("qualquer_medico") and offered.get("kind") == "doctor" and items:
+        option_id = _first_free_doctor(turn, [i["id"] for i in items])  # "tanto faz": whoever is free first
     if not option_id and e.get("referencia") and offered.get("doctor") and not e.get("medico_id"):
         option_id = f"doctor:{offered['doctor']}"  # "quero marcar com ele" after a question about one doctor
     if not option_id:
@@ -952,6 +954,21 @@ def _resolve_option(turn: _Turn, e: dict) -> None:
         own = {a.pk for a in selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)}
         if int(value) in own:
             s.target_appointment_id = int(value)
+
+
+def _first_free_doctor(turn: _Turn, option_ids: list[str]) -> str | None:
+    """Of the doctors offered, the one with the earliest free time (on the day asked, if one was)."""
+    s, first = turn.session, None
+    start = s.preferred_date or timezone.localtime(turn.now).date()
+    days = 1 if s.preferred_date else settings.SLOT_SEARCH_DAYS
+    for option_id in option_ids:
+        kind, _, value = option_id.partition(":")
+        if kind != "doctor" or not value.isdigit():
+            continue
+        free = selectors.slot_list_free(medico_id=int(value), start=start, days=days, now=turn.now)
+        if free and (first is None or free[0] < first[0]):
+            first = (free[0], option_id)
+    return first[1] if first else (option_ids[0] if option_ids else None)
 
 
 def _go_back(s: ConversationSession) -> None:

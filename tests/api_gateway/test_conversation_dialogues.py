@@ -563,6 +563,14 @@ def test_cancelling_everything_in_the_middle_of_a_booking_means_the_booked_ones(
     assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
 
 
+@pytest.mark.parametrize("said", ["tanto faz", "o mais rapido possivel, qualquer medico serve"])
+def test_any_doctor_means_whoever_is_free_first(patient, said):
+    _book_directly("Dr. Carlos Mendes", TUESDAY, "08:00")  # Dr. Carlos (row 1) is free later than Dra. Ana
+    patient.says("quero marcar cardiologia particular, meu nome é Rui Lima")
+    patient.says(said)  # was: row 1 whatever its agenda ("o mais rápido": not understood)
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza", patient.text
+
+
 def test_an_impossible_date_is_said_not_moved(patient):
     patient.says("quero marcar com a dra ana particular, meu nome é Rui Lima")
     patient.says("dia 30/02")  # was: the times of 30/12, without a word

@@ -234,8 +234,8 @@ IN_CONTEXT = [
     # without "a", a weekday is the day wanted, not row 2 (it chose Dra. Ana and lost Monday)
     ("selecting_doctor", "ana+carlos", "segunda de manhã", Intent.INFORMAR, {"data": "2026-11-30"}, 0.6),
     ("selecting_doctor", "ana+carlos", "a última", Intent.INFORMAR, {"opcao": 2}, 0.95),
-    ("selecting_doctor", "ana+carlos", "tanto faz", Intent.INFORMAR, {"opcao": 1}, 0.95),
-    ("selecting_doctor", "ana+carlos", "qualquer um", Intent.INFORMAR, {"opcao": 1}, 0.95),
+    ("selecting_doctor", "ana+carlos", "tanto faz", Intent.INFORMAR, {"qualquer_medico": True}, 0.95),
+    ("selecting_doctor", "ana+carlos", "qualquer um", Intent.INFORMAR, {"qualquer_medico": True}, 0.95),
     ("selecting_doctor", "ana+carlos", "opção 3", Intent.INFORMAR, {"opcao": 3}, 0.8),
     ("selecting_doctor", "ana+carlos", "Carlos", Intent.INFORMAR, {"opcao": 2}, 0.8),
     ("selecting_doctor", "ana", "com ele", Intent.INFORMAR, {"referencia": True, "opcao": 1}, 0.95),

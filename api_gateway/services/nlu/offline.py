@@ -986,8 +986,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     # 5. References to what was offered. Slots are offered earliest first: "o mais cedo possível" is the first.
     if option is None and offered_kind == "slot" and items and _has(norm, _EARLIEST) and not (hint.date or hint.time):
         option = 1
-    if option is None and offered_kind == "doctor" and items and _has(norm, _ANY_ONE):
-        option = 1  # "tanto faz": the first one offered
+    if option is None and offered_kind == "doctor" and items and (_has(norm, _ANY_ONE) or _has(norm, _EARLIEST)):
+        entities["qualquer_medico"] = True  # "tanto faz", "o mais rápido possível": whoever is free first
     if option is None and items:
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
@@ -1029,6 +1029,7 @@ def _looks_like_intent(norm: str) -> bool:
 _SLOT_KEYS = (
     "nome",
     "exceto_dias",
+    "qualquer_medico",
     "especialidade_id",
     "medico_id",
     "convenio_id",
@@ -1131,6 +1132,7 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if has_slots:
         certain = short and (
             "opcao" in entities
+            or "qualquer_medico" in entities
             or (state == "choosing_time" and "hora" in entities)
             or (state == "collecting_patient_info" and set(entities) == {"nome"})
         )

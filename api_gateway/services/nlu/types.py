@@ -37,6 +37,7 @@ class Intent(StrEnum):
 #   data_invalida: "DD/MM"        a date that does not exist ("30/02"; offline NLU only)
 #   dia_semana: int               a weekday named beside a date that falls on another (0 = Monday; offline only)
 #   exceto_dias: [int]            weekdays ruled out ("qualquer dia menos segunda"; offline NLU only)
+#   qualquer_medico: bool         any of the doctors offered, whoever is free first ("tanto faz"; offline NLU only)
 #   hora: "HH:MM"                 clinic-local time
 #   periodo: "manha" | "tarde" | "noite"
 #   depois_de, antes_de: "HH:MM"  bounds on the time of day ("depois das 17h", "entre 9 e 11"; offline NLU only)
@@ -63,6 +64,7 @@ ENTITY_KEYS = (
     "data_invalida",
     "dia_semana",
     "exceto_dias",
+    "qualquer_medico",
     "hora",
     "periodo",
     "depois_de",
