@@ -81,7 +81,7 @@ BOOKING_STATES = {
     S.CONFIRMING,
 }
 MAX_LIST_ROWS = 10
-BUTTON_KINDS = {"menu", "confirm", "name"}
+BUTTON_KINDS = {"menu", "confirm", "name", "topic"}
 RESUME_SOURCE = "resume"  # the step's prompt repeated after a question mid-flow: not an answer to it
 
 
@@ -250,6 +250,8 @@ def _option_intent(option_id: str) -> NLUResult | None:
     }
     if (kind, value) in fixed:
         return NLUResult(intent=fixed[(kind, value)], confidence=1.0, source="option")
+    if kind == "topic" and value in _QUESTION_TOPICS:  # a row of the "Tirar dúvidas" list
+        return NLUResult(intent=Intent.PERGUNTA, confidence=1.0, entities={"topico": value}, source="option")
     if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
         return NLUResult(intent=Intent.INFORMAR, confidence=1.0, entities={"option_id": option_id}, source="option")
     return None
@@ -1747,6 +1749,11 @@ def _answer_question(turn: _Turn) -> Reply:
     if turn.nlu.entities.get("topico") == "urgencia":
         answer = T.NO_EMERGENCY_CARE  # a fixed safety answer, never the model's wording
     answer = answer or _answer_from_data(turn)
+    if not answer and turn.nlu.source == "option" and not s.flow:  # "Tirar dúvidas": the common topics, as a list
+        rows = [(f"topic:{key}", title) for key, title in _QUESTION_TOPICS.items()]
+        s.last_options = {"kind": "topic", "items": [{"id": key, "title": title} for key, title in rows]}
+        options = [Option(key, title) for key, title in rows]
+        return Reply(text=T.QUESTIONS_PROMPT, kind="list", button_label=T.BUTTON_QUESTIONS, options=options)
     if not answer:
         answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER
     if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO, S.MANAGING_APPOINTMENT}:
@@ -1789,6 +1796,15 @@ def _prompt_again(turn: _Turn) -> Reply:
     return _advance(turn)
 
 
+_QUESTION_TOPICS = {
+    "convenio": "Convênios aceitos",
+    "preco": "Preço das consultas",
+    "especialidades": "Especialidades",
+    "medicos": "Médicos",
+    "exames": "Exames e preparo",
+    "endereco": "Endereço",
+    "horario": "Horário de funcionamento",
+}
 _MEMORY_KEYS = ("topic", "exam", "specialty", "doctor", "plan")
 
 

@@ -248,7 +248,10 @@ BUTTON_RESCHEDULE = "Remarcar"
 BUTTON_BOOK = "Marcar consulta"
 BUTTON_QUESTIONS = "Tirar dúvidas"
 BUTTON_HUMAN = "Falar c/ atendente"
-QUESTIONS_PROMPT = "Claro! Pode perguntar sobre endereço, horários, convênios, exames, preparo e preços."
+QUESTIONS_PROMPT = (
+    "Claro! Escolha um assunto na lista ou escreva sua pergunta (endereço, horários, convênios, exames, preparo, "
+    "preços)."
+)
 
 
 def money(value) -> str:

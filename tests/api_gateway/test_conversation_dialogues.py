@@ -1059,6 +1059,14 @@ def test_not_going_anymore_asks_about_the_appointment(patient, said):
     assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
 
 
+def test_the_questions_button_offers_topics_a_number_can_pick(patient):
+    patient.says("oi")
+    patient.says("2")  # "Tirar dúvidas": was a prompt with nothing to tap
+    assert patient.text.startswith(T.QUESTIONS_PROMPT) and len(patient.last.reply.options) == 7
+    patient.says("6")
+    assert "Av. Paulista, 1000" in patient.text
+
+
 def test_a_yes_to_the_offer_of_a_person_hands_over(patient):
     patient.says("tem estacionamento?")
     assert patient.text.endswith(T.UNKNOWN_ANSWER)
