@@ -1448,6 +1448,10 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         return _manage_selected(turn, named)
     if flow in {FLOW_CANCEL, FLOW_CONFIRM} and _ALL_OF_THEM.search(fold(turn.text)):  # "desmarca tudo"
         return _confirm_cancel_all(turn) if flow == FLOW_CANCEL else _attendance_confirmed(turn, appointments)
+    e = turn.nlu.entities
+    asked = _doctor(e["medico_id"])["nome"] if e.get("medico_id") and _doctor(e["medico_id"]) else None
+    if asked and not any(str(a.medico_id) == str(e["medico_id"]) for a in appointments):
+        turn.prefix.append(T.NO_APPOINTMENT_WITH.format(doctor=asked))  # "cancela a da dra ana": none with her
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
     items = [
@@ -1461,12 +1465,13 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         for a in rows
     ]
     s.last_options = {"kind": "appointment", "items": items}
-    return _appointment_choice(items)
+    return _appointment_choice(items, turn)
 
 
-def _appointment_choice(items: list[dict]) -> Reply:
+def _appointment_choice(items: list[dict], turn: _Turn | None = None) -> Reply:
     options = [Option(i["id"], i["title"][:24], i.get("description", "")) for i in items]
-    return Reply(text=T.CHOOSE_APPOINTMENT, kind="list", button_label="Consultas", options=options)
+    reply = Reply(text=T.CHOOSE_APPOINTMENT, kind="list", button_label="Consultas", options=options)
+    return _with_prefix(turn, reply) if turn else reply
 
 
 def _appointment_who(a, appointments: list) -> str:

@@ -176,6 +176,7 @@ CHOOSE_APPOINTMENT = "Encontrei estas consultas marcadas. Qual delas?"
 CONFIRM_CANCEL = "Quer mesmo cancelar a consulta de {when} com {doctor}? Se preferir outro dia, diga *remarcar*."
 CONFIRM_CANCEL_ALL = "Quer mesmo cancelar estas {count} consultas?\n{items}"
 CANCELLED_ALL = "✅ Consultas canceladas:\n{items}"
+NO_APPOINTMENT_WITH = "Não encontrei consulta sua com {doctor}."
 NOTHING_CHANGED = "Tudo bem, nada foi alterado: suas consultas continuam marcadas."
 LATE_CHANGE = (
     "⚠️ Faltam menos de {hours} horas para esta consulta: pela política da clínica, cancelar ou remarcar sem custo "

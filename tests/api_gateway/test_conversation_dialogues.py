@@ -1113,6 +1113,13 @@ def test_an_appointment_is_named_by_whose_it_is_and_moved_to_the_day_after_pra(p
     assert f"{FRIDAY:%d/%m/%Y}" in patient.text and patient.state == "confirming", patient.text
 
 
+def test_an_appointment_asked_by_a_doctor_the_patient_has_none_with_is_said(patient):
+    _family_appointments(patient)  # Dr. Igor and Dr. Daniel
+    patient.says("cancela a da dra ana")  # was: the list, as if one of them were hers
+    assert T.NO_APPOINTMENT_WITH.format(doctor="Dra. Ana Souza") in patient.text
+    assert T.CHOOSE_APPOINTMENT in patient.text
+
+
 def test_cancelling_everything_in_the_first_message_asks_once_for_all(patient):
     _family_appointments(patient)
     patient.says("desmarca tudo")  # was: "Qual delas?"
