@@ -159,6 +159,7 @@ def _windows(text: str) -> list[tuple[int, int]]:
 # --- The regex layer (runs on folded text) -----------------------------------------------------------------------
 
 _WEEKDAYS = {"segunda": 0, "terca": 1, "quarta": 2, "quinta": 3, "sexta": 4, "sabado": 5, "domingo": 6}
+_WEEKDAY_NAMES = "|".join(_WEEKDAYS)  # for patterns: "segunda|terca|..."
 _MONTHS = {
     "janeiro": 1,
     "fevereiro": 2,
@@ -203,7 +204,7 @@ _RELATIVE_DAYS = re.compile(
 # 10th (months away, or next year), or drops the number. Without "dia" the number may be an hour ("quarta 10"):
 # it is a day when a time follows, when that day is that weekday, or when it cannot be a clinic hour.
 _WEEKDAY_AND_DAY = re.compile(
-    r"\b(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s*,?\s+(dia\s+)?(\d{1,2})\b"
+    rf"\b({_WEEKDAY_NAMES})(?:-feira)?\s*,?\s+(dia\s+)?(\d{{1,2}})\b"
     r"(?!\s*(?:[/:h]|horas?\b|hrs?\b|e\s+meia|d[ae]\s+(?:manha|tarde|noite|madrugada)))"
 )
 _DIA_BEFORE_CLOCK = re.compile(r"\bdia\s+(?=\d{1,2}\s*(?::\d{2}|h\b|h\d|hs\b|hrs?\b))")
@@ -217,7 +218,7 @@ _CORRECTION = re.compile(
 _WEEKEND = re.compile(r"\b(?:fim|final)\s+de\s+semana\b")
 _DAYS_IN_PAST_KEPT = 60  # "30/11" said on 2 December is a date gone by, not next year's
 # A day or a part of the day the patient rules out: "segunda não, quarta", "menos segunda", "de manhã não posso".
-_ONE_DAY = r"(?:(?:segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?|hoje|amanha|dia\s+\d{1,2})"
+_ONE_DAY = rf"(?:(?:{_WEEKDAY_NAMES})(?:-feira)?|hoje|amanha|dia\s+\d{{1,2}})"
 _DAY_WORD = rf"{_ONE_DAY}(?:\s*(?:,|e|nem|ou)\s*{_ONE_DAY})*"  # "segunda e terça não posso"
 _DAY_WORD_AFTER_NO = rf"{_ONE_DAY}(?:\s*(?:e|nem|ou)\s*{_ONE_DAY})*"  # "não posso sexta, quinta sim": Friday only
 _NO_AFTER = r"\s+(?:eu\s+)?(?:nao|n)(?=\s*[,.;!]|\s*$|\s+(?:posso|consigo|da|rola|quero|pode|vai|vou|serve|tenho))"
@@ -485,7 +486,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         work = _blank(work, *match.span())
     ruled_out: list[int] = []
     for match in _NEGATED_DAY.finditer(work):
-        ruled_out += [_WEEKDAYS[w] for w in re.findall(r"segunda|terca|quarta|quinta|sexta|sabado|domingo", match[0])]
+        ruled_out += [_WEEKDAYS[w] for w in re.findall(_WEEKDAY_NAMES, match[0])]
         spans.append(match.span())
         work = _blank(work, *match.span())
 
