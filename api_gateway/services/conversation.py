@@ -368,7 +368,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
             if s.flow == FLOW_CANCEL:
                 _flow_reset(s)
             else:
-                s.current_state, s.last_options = S.CHOOSING_TIME, {}
+                s.last_options = {"kind": "after_warning"}
         return Reply(text=warning)  # nothing else: the flow stays where it was, and staff keep the conversation
     if s.current_state == S.HUMAN_HANDOFF:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
@@ -506,8 +506,10 @@ def _dispatch(turn: _Turn) -> Reply:
         return _manage_step(turn)
 
     if s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE} and not _has_booking_entities(nlu):
-        if intent == Intent.CONFIRMAR and s.last_options.get("kind") == "change":
-            return _advance(turn)  # "ok" to "O que você quer alterar?" is no "sim" to the booking: the summary again
+        if intent == Intent.CONFIRMAR and s.last_options.get("kind") in {"change", "after_warning"}:
+            # "ok" to "O que você quer alterar?", or to an emergency warning, is no "sim" to the booking: the
+            # summary again
+            return _advance(turn)
         if intent == Intent.CONFIRMAR:
             return _book(turn) if s.flow == FLOW_BOOK else _reschedule(turn)
         if intent == Intent.NEGAR:

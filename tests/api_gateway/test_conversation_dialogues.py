@@ -1688,6 +1688,7 @@ def test_a_warning_sign_mid_booking_keeps_the_booking_where_it_was(patient):
     assert patient.session.failed_attempts == 0 and patient.session.preferred_time == dt.time(14, 0)
     patient.says("ok")  # answers the warning: the summary again, nothing booked on it
     assert patient.state == "confirming" and not Agendamento.objects.exists()
+    assert patient.text.startswith("Confira os dados da consulta") and patient.session.failed_attempts == 0
     patient.says("sim")
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
 
