@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -111,6 +112,11 @@ class _Turn:
     doctor_chosen: bool = False  # this message chose the doctor (by name or from the list)
     ruled_out: frozenset = frozenset()  # weekdays this message ruled out ("qualquer dia menos segunda")
     busy_at: dt.datetime | None = None  # a time the patient already has another appointment at
+
+    @functools.cached_property
+    def folded(self) -> str:
+        """The message folded for the text rules (lower case, no accents), once per turn."""
+        return fold(self.text)
 
 
 # --- entry points ---------------------------------------------------------------------------------------------
@@ -441,7 +447,7 @@ def _dispatch(turn: _Turn) -> Reply:
         return _handoff(turn, T.HANDOFF)
     quiet = not s.flow or s.current_state == S.IDLE
     if quiet and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
-        told = fold(turn.text)
+        told = turn.folded
         if _CANT_ATTEND.search(told) and not _WANTS_BOOKING.search(told):  # "não vou poder ir amanhã"
             turn.prefix.append(T.CANT_ATTEND)
             return _with_prefix(turn, _start_manage(turn, FLOW_CANCEL))
@@ -452,7 +458,7 @@ def _dispatch(turn: _Turn) -> Reply:
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
         return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
-    if moving and (intent == Intent.REINICIAR or (intent == Intent.CANCELAR and len(fold(turn.text).split()) <= 2)):
+    if moving and (intent == Intent.REINICIAR or (intent == Intent.CANCELAR and len(turn.folded.split()) <= 2)):
         # "Desistir" or the "cancelar" the change menu offers, while moving an appointment: the move is dropped,
         # never the appointment (cancelling it takes words that say so: "quero cancelar a consulta").
         _flow_reset(s)
@@ -464,10 +470,10 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
     plan_named = {"convenio_id", "convenio", "particular"} & set(nlu.entities)
     last_plan = s.last_options.get("last") if s.current_state == S.CHOOSING_PLAN else None
-    if last_plan and not plan_named and _SAME_PLAN.search(fold(turn.text)):  # "o mesmo", "mesmo convênio"
+    if last_plan and not plan_named and _SAME_PLAN.search(turn.folded):  # "o mesmo", "mesmo convênio"
         nlu.entities["convenio_id"], plan_named = last_plan, True
     if s.current_state == S.CHOOSING_PLAN and not plan_named:
-        if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(fold(turn.text)):
+        if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(turn.folded):
             return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio", "tenho sim": which one
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
@@ -480,7 +486,7 @@ def _dispatch(turn: _Turn) -> Reply:
         return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
     booking_now = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
-    told = fold(turn.text)
+    told = turn.folded
     booked_meant = _EXISTING_APPOINTMENT.search(told) or _ALL_OF_THEM.search(told)  # "cancelar tudo"
     abandon = intent == Intent.CANCELAR and booking_now and not booked_meant
     if intent in {Intent.CANCELAR, Intent.REMARCAR} and not abandon:
@@ -719,7 +725,7 @@ def _field_to_change(turn: _Turn) -> str | None:
     """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any; also
     "doctor" when another doctor is asked for while this one's times are offered."""
     s = turn.session
-    text = fold(turn.text)
+    text = turn.folded
     if s.last_options.get("kind") == "change" and s.current_state == S.CONFIRMING:
         picked = turn.option_id or ""
         items, row = s.last_options.get("items", []), turn.nlu.entities.get("opcao")
@@ -800,7 +806,7 @@ def _merge_entities(turn: _Turn) -> bool:
         e.pop("especialidade_id", None)
     if _missing_specialty(e):  # mid-flow "quero neurologista": the step's question (and list) follows
         turn.prefix.append(T.SPECIALTY_MISSING.format(specialty=e["especialidade"]))
-    also = e.get("sintoma") and s.flow and s.selected_specialty_id and _ALSO.search(fold(turn.text))
+    also = e.get("sintoma") and s.flow and s.selected_specialty_id and _ALSO.search(turn.folded)
     if also and e.get("especialidade_id") and int(e["especialidade_id"]) != s.selected_specialty_id:
         # "também tô com dor de cabeça" at the summary of an Ortopedia booking: another need, not a new choice
         turn.prefix.append(T.COMPLAINT_ALSO.format(complaint=e["sintoma"], specialty=e["especialidade"]))
@@ -1167,10 +1173,11 @@ def _ask_plan(turn: _Turn, *, which: bool = False) -> Reply | None:
     s.current_state = S.CHOOSING_PLAN
     last = selectors.plan_last_used(s.phone_number, s.patient_name) if s.patient_name else None
     last = last if last in taken else None
-    plans.sort(key=lambda p: p["id"] != last)  # the plan used last time on top
-    rows = [("plan:particular", T.PLAN_PRIVATE_ROW)] + [(f"plan:{p['id']}", p["nome"]) for p in plans]
-    if last:
-        rows.insert(0, rows.pop(1))
+    rows = [("plan:particular", T.PLAN_PRIVATE_ROW)] + [
+        (f"plan:{p['id']}", p["nome"]) for p in plans if p["id"] != last
+    ]
+    if last:  # the plan used last time on top
+        rows.insert(0, (f"plan:{last}", _plan_name(last)))
     rows = rows[:MAX_LIST_ROWS]
     s.last_options = {"kind": "plan", "items": [{"id": key, "title": title} for key, title in rows], "last": last}
     text = T.ASK_PLAN_WHICH if which else T.ASK_PLAN
@@ -1216,15 +1223,11 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
             doctors, plan, or_private = all_doctors, "", None
     if s.preferred_date and len(doctors) > 1:  # "pediatria sábado": who works that weekday
         weekday = s.preferred_date.weekday()
-        working = [
-            d
-            for d in doctors
-            if any(sh["dia_semana"] == weekday for sh in (selectors.doctor_detail(d["id"]) or {}).get("horarios", []))
-        ]
+        working = [d for d in doctors if any(sh["dia_semana"] == weekday for sh in _shifts(d["id"]))]
         if working:  # "dermatologia quarta": who works Wednesdays, and said so even when all of them do
             doctors = working
             day_note = f" {T.on_weekday(weekday)}"
-        elif not working:  # "cardiologia sábado": nobody then; said, and the day dropped
+        else:  # "cardiologia sábado": nobody then; said, and the day dropped
             turn.prefix.append(T.NOBODY_ON_WEEKDAY.format(specialty=specialty, day=T.on_weekday(weekday)))
             s.preferred_date = None
     if len(doctors) == 1 and not or_private:
@@ -1351,7 +1354,7 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
         return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
     if not free:
         closed = _holiday_closed(s.preferred_date)
-        works = {sh["dia_semana"] for sh in (selectors.doctor_detail(doctor["id"]) or {}).get("horarios", [])}
+        works = {sh["dia_semana"] for sh in _shifts(doctor["id"])}
         if closed:  # "dia 25": Christmas, not a doctor without times
             turn.prefix.append(closed)
         elif works and s.preferred_date.weekday() not in works:  # "sábado" with a Tuesday/Thursday doctor
@@ -1448,12 +1451,12 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if named is not None:
         s.target_appointment_id = named.pk
         return _manage_selected(turn, named)
-    if flow in {FLOW_CANCEL, FLOW_CONFIRM} and _ALL_OF_THEM.search(fold(turn.text)):  # "desmarca tudo"
+    if flow in {FLOW_CANCEL, FLOW_CONFIRM} and _ALL_OF_THEM.search(turn.folded):  # "desmarca tudo"
         return _confirm_cancel_all(turn) if flow == FLOW_CANCEL else _attendance_confirmed(turn, appointments)
     e = turn.nlu.entities
-    asked = _doctor(e["medico_id"])["nome"] if e.get("medico_id") and _doctor(e["medico_id"]) else None
-    if asked and not any(str(a.medico_id) == str(e["medico_id"]) for a in appointments):
-        turn.prefix.append(T.NO_APPOINTMENT_WITH.format(doctor=asked))  # "cancela a da dra ana": none with her
+    asked = _doctor(e["medico_id"]) if e.get("medico_id") else None
+    if asked and not any(a.medico_id == asked["id"] for a in appointments):
+        turn.prefix.append(T.NO_APPOINTMENT_WITH.format(doctor=asked["nome"]))  # "cancela a da dra ana": none with her
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
     items = [
@@ -1494,7 +1497,7 @@ def _appointment_named(turn: _Turn, appointments: list):
         fits = [a for a in appointments if str(a.especialidade_id) == str(e["especialidade_id"])]
         if len(fits) == 1:
             return fits[0]
-    words = set(re.findall(r"[a-z]+", fold(turn.text)))
+    words = set(re.findall(r"[a-z]+", turn.folded))
     names = {a.pk: fold(a.paciente_nome).split()[:1] for a in appointments}
     fits = [a for a in appointments if names[a.pk] and names[a.pk][0] in words]  # "a do pedro"
     if fits and len({a.paciente_nome for a in fits}) == 1 and len({n[0] for n in names.values() if n}) > 1:
@@ -1502,7 +1505,7 @@ def _appointment_named(turn: _Turn, appointments: list):
             return fits[0]
         appointments = fits
     wanted_date, _ = _wanted_moment(e)
-    moved = _MOVED_TO.search(fold(turn.text))
+    moved = _MOVED_TO.search(turn.folded)
     if moved:  # "remarca a de quinta pra sexta": the appointment is Thursday's, whatever the NLU took as the day
         before = dates_extract(turn.text[: moved.start()], now=turn.now).date
         wanted_date = before or wanted_date
@@ -1573,7 +1576,7 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
     # "remarcar pra quarta às 9": the new moment, unless the message only described the appointment being moved.
     wanted_date, wanted_time = _wanted_moment(turn.nlu.entities)
-    moved = _MOVED_TO.search(fold(turn.text))
+    moved = _MOVED_TO.search(turn.folded)
     if moved:  # "remarca a de quinta pra sexta": Friday is where it goes
         target = dates_extract(turn.text[moved.end() :], now=turn.now)
         if target.date and target.grain == "day":
@@ -1598,7 +1601,7 @@ def _manage_step(turn: _Turn) -> Reply:
         e = dict(nlu.entities)
         _resolve_option(turn, e)
         appointment = _own_appointment(s) if s.target_appointment_id else None
-        text = fold(turn.text)
+        text = turn.folded
         if appointment is None and (nlu.intent == Intent.NEGAR or _NONE_OF_THEM.search(text)):
             _flow_reset(s)  # "nenhuma", "deixa": a way out of "Qual delas?"
             return Reply(text=T.NOTHING_CHANGED)
@@ -1622,7 +1625,7 @@ def _manage_step(turn: _Turn) -> Reply:
     if appointment is None:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
-    text = fold(turn.text)
+    text = turn.folded
     if nlu.intent in {Intent.REINICIAR, Intent.VOLTAR}:  # "menu", "voltar": out of the question, nothing cancelled
         _flow_reset(s)
         return _menu(s, f"{T.KEEP_APPOINTMENT} {T.MENU_AGAIN}")
@@ -1673,7 +1676,7 @@ def _confirm_cancel_all(turn: _Turn, targets: list[int] | None = None) -> Reply:
 def _cancel_all(turn: _Turn) -> Reply:
     s, nlu = turn.session, turn.nlu
     targets = s.last_options["targets"]
-    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(fold(turn.text))
+    keep = nlu.intent == Intent.NEGAR or _KEEP_APPOINTMENT.search(turn.folded)
     if keep or nlu.intent not in {Intent.CONFIRMAR, Intent.CANCELAR}:
         if not keep:
             turn.understood = False
@@ -1893,7 +1896,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
     topic = e.get("topico")
     exam = _by_id(catalog["exames"], e.get("exame_id"))
     doctor = _doctor(e["medico_id"]) if e.get("medico_id") else _doctor_referred(turn)
-    other_subject = doctor or e.get("especialidade_id") or _CONSULTATION_WORD.search(fold(turn.text))
+    other_subject = doctor or e.get("especialidade_id") or _CONSULTATION_WORD.search(turn.folded)
     if exam is None and topic in {"preco", "preparo"} and not other_subject:
         exam = _by_id(catalog["exames"], turn.session.last_options.get("exam"))  # the exam just talked about
     remembered = turn.session.last_options if not turn.session.flow else {}
@@ -1921,7 +1924,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return f"Nosso e-mail é {clinic['email']}."
     if topic == "politicas":
         policy = clinic.get("politicas") or ""
-        if _LATE.search(fold(turn.text)):  # "vou me atrasar 20 min": the lateness rule, and what can be done
+        if _LATE.search(turn.folded):  # "vou me atrasar 20 min": the lateness rule, and what can be done
             rule = [x for x in re.split(r"(?<=[.!?])\s+", policy) if re.search(r"atras|toleran", fold(x))]
             if rule:
                 return " ".join(rule) + T.LATE_HELP
@@ -2018,7 +2021,7 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
 
     if doctor:
         _remember_doctors(s, [doctor])
-        shifts = (selectors.doctor_detail(doctor["id"]) or {}).get("horarios", [])
+        shifts = _shifts(doctor["id"])
         if not shifts:
             return T.DOCTOR_NO_AGENDA.format(doctor=doctor["nome"])
         if not asked:
@@ -2030,7 +2033,7 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     if not specialty_id:
         return None
     doctors = selectors.doctor_list(especialidade_id=specialty_id)[:MAX_LIST_ROWS]
-    weeks = [(d, (selectors.doctor_detail(d["id"]) or {}).get("horarios", [])) for d in doctors]
+    weeks = [(d, _shifts(d["id"])) for d in doctors]
     weeks = [(d, shifts) for d, shifts in weeks if shifts]
     everyone = T.join_names([f"{d['nome']} ({T.weekly_hours(shifts)})" for d, shifts in weeks])
     specialty = _specialty_name(specialty_id)
@@ -2074,7 +2077,7 @@ _CONSULTATION_WORD = re.compile(r"(?<![a-z])(?:consulta|consultas|medic[oa]|dout
 
 def _wants_an_exam(turn: _Turn) -> bool:
     """ "quero agendar exame de sangue", "quero marcar um eletrocardiograma": an exam, not a consultation."""
-    e, text = turn.nlu.entities, fold(turn.text)
+    e, text = turn.nlu.entities, turn.folded
     if e.get("especialidade_id") or e.get("medico_id") or _CONSULTATION_WORD.search(text):
         return False
     return bool(e.get("exame_id") or _EXAM_WORD.search(text))
@@ -2202,6 +2205,11 @@ def _doctor(doctor_id: int | None) -> dict | None:
     if not doctor_id:
         return None
     return _by_id(_catalog()["medicos"], doctor_id)
+
+
+def _shifts(doctor_id: int) -> list[dict]:
+    """The doctor's weekly shifts (HorarioTrabalho rows, from the cached doctor detail)."""
+    return (selectors.doctor_detail(doctor_id) or {}).get("horarios", [])
 
 
 def _by_id(rows: list[dict], row_id) -> dict | None:

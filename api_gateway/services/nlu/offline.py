@@ -922,10 +922,11 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         if bare is not None and not _looks_like_intent(norm):
             name, name_span = bare, (0, len(t.original))
         elif "," in t.original:  # "Maria Silva, pela unimed": the name, then something else
-            head = t.original.split(",", 1)[0]
-            bare = _bare_name(_prepare(head))
-            if bare is not None and not _looks_like_intent(_prepare(head).norm):
-                name, name_span = bare, (0, len(head))
+            raw = t.original.split(",", 1)[0]
+            head = _prepare(raw)
+            bare = _bare_name(head)
+            if bare is not None and not _looks_like_intent(head.norm):
+                name, name_span = bare, (0, len(raw))
     if name:
         entities["nome"] = name
 
