@@ -466,7 +466,10 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
-    if intent == Intent.AGUARDAR:  # "vou ver com meu marido e te falo": the step waits, nothing is booked
+    at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
+    if intent == Intent.AGUARDAR or (intent == Intent.DESPEDIDA and at_summary):
+        # "vou ver com meu marido e te falo": the step waits, nothing is booked. "falou" / "tchau" at the summary
+        # may be a yes in slang or a goodbye: neither books nor drops it, the summary stays waiting for a "sim".
         return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
     plan_named = {"convenio_id", "convenio", "particular"} & set(nlu.entities)
     last_plan = s.last_options.get("last") if s.current_state == S.CHOOSING_PLAN else None

@@ -29,7 +29,7 @@ def _words(pattern: str) -> re.Pattern:
 _A_LOT = r"(?:muito|mt|mto|demais|bastante|sem parar)"
 _MEDICAL = _words(
     # chest pain and the heart
-    r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peito|aperto no peito|pressao no peito|peito pesado"
+    r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peit[ou]|aperto no peito|pressao no peito|peito pesado"
     r"|pontada (?:\w+ ){0,5}peito|peito (?:\w+ ){0,2}(?:apertado|apertando|doendo|doi|queimando)"
     r"|dor (?:\w+ ){0,4}braco esquerdo|infart\w*|enfart\w*|ataque cardiaco|parada cardiaca"
     # breathing
@@ -60,7 +60,14 @@ _MEDICAL = _words(
     r"|alvejante|cloro|bateria|pilha|moeda|ima)"
     r"|(?:tomou|tomei|engoliu|engoli|vou tomar) (?:um monte|muitos|varios|todos os|uma cartela|a cartela|um vidro|"
     r"o vidro|a caixa) (?:\w+ ){0,2}(?:remedios?|comprimidos?|pilulas?)"
-    r"|picad\w* de (?:cobra|escorpiao|aranha)|mordid\w* de cobra|fratura exposta|queimadura grave|atropelad\w*"
+    # an overdose said with the drug's name or without a count: "tomei uma cartela inteira de rivotril"
+    r"|(?:tomou|tomei|engoliu|engoli|vou tomar) (?:uma|a|duas|tres) (?:cartelas?|caixas?) inteiras?"
+    r"|(?:tomou|tomei|engoliu|engoli) (?:muito|muitos|demais|um monte de) (?:remedios?|comprimidos?|pilulas?)"
+    r"|(?:tomou|tomei|engoliu|engoli) (?:\w+ ){0,2}(?:remedios?|comprimidos?|pilulas?) (?:demais|de uma vez)"
+    r"|(?:picad|mordid)\w* (?:de|por) (?:uma |um )?(?:cobra|escorpiao|aranha|jararaca|cascavel)"
+    r"|(?:cobra|escorpiao|aranha|jararaca|cascavel) (?:me |\w+ )?(?:picou|mordeu)"
+    r"|osso (?:\w+ ){0,2}(?:pra|para) fora|osso (?:exposto|aparecendo)"
+    r"|fratura exposta|queimadura grave|atropelad\w*"
     r"|baleado|esfaquead\w*|bat\w* a cabeca (?:\w+ ){0,6}(?:desmai\w*|apag\w*|vomit\w*|sonolent\w*|confus\w*)"
     r"|febre (?:muito alta|de 40|de 41)|(?:bebe|nenem|filh[oa]|crianca) de \d+ (?:dias|mes|meses) (?:\w+ ){0,3}febre"
     r"|febre (?:\w+ ){0,6}manchas roxas|manchas roxas (?:\w+ ){0,6}febre"

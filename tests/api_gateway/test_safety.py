@@ -37,6 +37,13 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "estou grávida de 32 semanas e perdendo sangue",
         "a bolsa estourou",
         "minha filha de 2 meses tá com febre 38.5 e não quer mamar",
+        # a fourth probe's misses
+        "fui picado por uma cobra",
+        "uma cobra mordeu meu filho",
+        "tomei uma cartela inteira de rivotril",
+        "engoli muito remedio",
+        "ele caiu e o osso ta pra fora",
+        "DOR NO PEITU FORTI",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -97,6 +104,8 @@ def test_thoughts_of_self_harm(text):
         "quero sumir de tanta vergonha, esqueci de desmarcar",
         "ninguém vai sentir falta do meu antigo plano",
         "estou me cortando de rir",
+        "tomei o remédio da pressão hoje de manhã",
+        "a cobra do zoológico me picou ano passado",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):

@@ -244,7 +244,7 @@ _GREETING = _re(
 _THANKS = _re(r"obrigad[oa]s?|muito obrigad[oa]|valeu|agradeco|agradecid[oa]|grat[oa]|thanks|thank you|gratidao")
 _BYE = _re(
     r"tchau|tchauzinho|ate logo|ate mais|ate breve|ate a proxima|ate amanha|adeus|falou|bom fim de semana"
-    r"|bom final de semana|fui|xau"
+    r"|bom final de semana|xau|(?:ja |bom |entao )?fui ?$"  # "fui" alone, never "fui picado por uma cobra"
 )
 _YES_STRONG = _re(
     r"sim|s|confirmo|confirmado|confirmar|confirma|pode confirmar|pode marcar|pode agendar|com certeza|claro"
