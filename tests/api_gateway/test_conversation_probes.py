@@ -8,13 +8,14 @@ from api_gateway.services import texts as T
 from api_gateway.services.nlu.offline import offline_interpret
 from api_gateway.services.nlu.types import Intent
 from rag_agent.models import Agendamento
-from tests.api_gateway.test_conversation_dialogues import (  # noqa: F401 - `patient` is a fixture
-    Patient,
-    _reach_confirmation_with_ana_on_wednesday,
-    patient,
-)
+from tests.api_gateway.test_conversation_dialogues import Patient, _reach_confirmation_with_ana_on_wednesday
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def patient(clinic):
+    return Patient("5511999990001")
 
 
 @pytest.mark.parametrize("said", ["falou", "tchau", "flw"])
