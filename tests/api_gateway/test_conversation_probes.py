@@ -2,6 +2,8 @@
 that went wrong before, driven through the conversation service with the reference clock of the dialogue tests
 (the next Monday at 10:00)."""
 
+import datetime as dt
+
 import pytest
 
 from api_gateway.services import texts as T
@@ -36,3 +38,25 @@ def test_a_sentence_starting_with_fui_is_no_goodbye(said):
 @pytest.mark.parametrize("said", ["fui", "bom, fui!"])
 def test_fui_alone_is_a_goodbye(said):
     assert offline_interpret(text=said).intent == Intent.DESPEDIDA
+
+
+def test_asking_for_the_first_time_of_another_day_at_the_summary_books_nothing(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("tem o primeiro horário de segunda?")  # was: "o primeiro" pressed row 1, "Confirmar"
+    assert not Agendamento.objects.filter(paciente_telefone=patient.phone).exists()
+    assert "segunda-feira" in patient.text
+
+
+@pytest.mark.parametrize("said", ["o primeiro que tiver", "o primeiro horário disponível"])
+def test_the_first_free_time_is_no_row_number(said):
+    assert offline_interpret(text=said).entities.get("opcao") != 1
+
+
+@pytest.mark.parametrize(("said", "weekday"), [("segunda no período da tarde", 0), ("sexta no fim da tarde", 4)])
+def test_a_weekday_with_a_period_over_a_list_of_doctors_is_a_day(patient, said, weekday):
+    patient.says("quero marcar cardiologia, meu nome é João Silva")
+    patient.says("particular")
+    assert patient.state == "selecting_doctor"
+    patient.says(said)  # was: "no" read as "nº", so "segunda no" was row 2 of the doctors
+    days = {item["id"] for item in patient.session.last_options.get("items", [])}
+    assert days and all(dt.datetime.fromisoformat(d.split(":", 1)[1]).weekday() == weekday for d in days), days

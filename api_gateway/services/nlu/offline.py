@@ -450,7 +450,8 @@ _OPTION_NOUN = r"(?:opcao|opcoes|alternativa|item|numero|n|no|num|horario|data|d
 _ORDINAL_RE = re.compile(
     r"(?<![a-z0-9])(?:(o|a|os|as|pel[oa]|n[oa]|com\s+[oa]|quero\s+[oa]|escolho\s+[oa]|fico\s+com\s+[oa])\s+)?"
     r"(primeir|segund|terceir|quart|quint|sext|setim|oitav|non|decim|ultim|penultim)([oa])(?![a-z0-9])"
-    rf"(\s+{_OPTION_NOUN}(?![a-z0-9]))?"
+    # "n"/"no"/"num" are "nº" only before a number: "segunda no período da tarde" is a weekday, not "second nº"
+    rf"(\s+{_OPTION_NOUN.replace('|n|no|num|', '|')}(?![a-z0-9]))?"
 )
 # "dia 2" is the 2nd of the month, never the second row: the numbered form leaves "dia" out.
 _NUMBERED_NOUN = _OPTION_NOUN.replace("|dia|", "|")
@@ -827,6 +828,11 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
             continue  # "dia primeiro" is a date
         if re.match(r"\s+vez(?![a-z])", text.folded[match.end() :]):
             continue  # "não gostei dela da última vez", "a primeira vez que venho": no row
+        if stem == "primeir" and re.match(r"\s+(?:que tiver|disponivel|livre|vag[oa])", text.folded[match.end() :]):
+            continue  # "o primeiro (horário) que tiver": the earliest slot, not row 1
+        option_noun = noun and noun.split()[0] in {"opcao", "opcoes", "alternativa", "item", "numero"}
+        if state == "confirming" and (text.has_question_mark or (noun and not option_noun)):
+            continue  # "tem o primeiro horário de segunda?" at the summary asks; it does not press "Confirmar"
         is_weekday = stem in {"segund", "quart", "quint", "sext"} and _gender == "a"
         # "a segunda/quinta" is a weekday unless the patient is choosing from a list that is not of dates; and it
         # is a weekday anyway when "feira" or an hour goes with it ("segunda às 10h"), at the confirmation, whose
