@@ -60,3 +60,15 @@ def test_a_weekday_with_a_period_over_a_list_of_doctors_is_a_day(patient, said, 
     patient.says(said)  # was: "no" read as "nº", so "segunda no" was row 2 of the doctors
     days = {item["id"] for item in patient.session.last_options.get("items", [])}
     assert days and all(dt.datetime.fromisoformat(d.split(":", 1)[1]).weekday() == weekday for d in days), days
+
+
+@pytest.mark.parametrize(("said", "first_day"), [("depois do natal", (12, 26)), ("a partir do dia 28", (None, 28))])
+def test_a_first_day_offers_no_earlier_slot(patient, said, first_day):
+    patient.says("quero marcar ortopedia particular, meu nome é João Silva")
+    patient.says(said)  # was: the slots nearest that day, some before it
+    days = [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).date() for i in patient.session.last_options["items"]]
+    month, day = first_day
+    start = patient.now.date().replace(day=day) if month is None else patient.now.date().replace(month=month, day=day)
+    if start < patient.now.date():
+        start = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=day)
+    assert days and min(days) >= start, (days, start)

@@ -102,7 +102,7 @@ def test_phrase_resolves_to_clinic_local_date_time_and_period(phrase, expected_d
 
 def test_a_week_or_a_month_says_so_in_the_grain():
     assert dates_extract("semana que vem", now=NOW).grain == "week"
-    assert dates_extract("mês que vem", now=NOW).grain == "month"
+    assert dates_extract("mês que vem", now=NOW).grain == "from"  # from its first day on (see below)
     assert dates_extract("semana que vem de tarde", now=NOW).grain == "week"  # an interval for Duckling
     assert dates_extract("segunda de tarde", now=NOW).grain == "day"
     assert dates_extract("quinta", now=NOW).grain == "day"
@@ -377,3 +377,49 @@ def test_dia_before_a_clock_time_is_no_day_of_the_month(phrase):
 @pytest.mark.parametrize("phrase", ["me consultava com ele ano passado", "semana passada fui aí"])
 def test_the_past_the_patient_tells_about_is_no_date(phrase):
     assert dates_extract(phrase, now=NOW).date is None  # was: today
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected_date", "expected_time"),
+    [
+        ("15.30", None, time(15, 30)),  # was 15:00: the dot is how many write the minutes
+        ("às 8.30", None, time(8, 30)),
+        ("segunda 14.30", date(2026, 11, 30), time(14, 30)),  # was: the 14th
+        ("dia 28 do mês que vem", date(2026, 12, 28), None),  # was: 28 November, this month
+        ("dia 30 do próximo mês às 9h", date(2026, 12, 30), time(9, 0)),
+    ],
+)
+def test_dotted_clock_times_and_a_day_of_next_month(phrase, expected_date, expected_time):
+    hint = dates_extract(phrase, now=NOW)
+    assert (hint.date, hint.time) == (expected_date, expected_time)
+
+
+@pytest.mark.parametrize("phrase", ["febre de 38.5", "custa 15.50 reais"])
+def test_decimals_are_no_clock_times(phrase):
+    assert dates_extract(phrase, now=NOW).time is None
+
+
+@pytest.mark.parametrize(
+    ("phrase", "first_day"),
+    [
+        ("depois do natal", date(2026, 12, 26)),
+        ("a partir do dia 30", date(2026, 11, 30)),
+        ("depois do dia 30", date(2026, 12, 1)),
+        ("a partir de 02/12", date(2026, 12, 2)),
+        ("mês que vem", date(2026, 12, 1)),
+        ("em janeiro", date(2027, 1, 1)),
+    ],
+)
+def test_a_first_day_is_no_single_day(phrase, first_day):
+    hint = dates_extract(phrase, now=NOW)  # was: that day only, so the nearest slots included earlier days
+    assert (hint.date, hint.grain) == (first_day, "from")
+
+
+@pytest.mark.parametrize("phrase", ["depois de amanhã", "depois das 15 no dia 30", "dia 30"])
+def test_after_a_time_or_the_day_after_tomorrow_is_still_a_day(phrase):
+    assert dates_extract(phrase, now=NOW).grain == "day"
+
+
+def test_this_weekday_said_on_that_weekday_is_today():
+    assert dates_extract("nessa segunda às 15h", now=NOW).date == NOW.date()
+    assert dates_extract("segunda às 15h", now=NOW).date == date(2026, 11, 30)  # a bare weekday: next week's

@@ -196,6 +196,9 @@ _NUMERIC_DATE = re.compile(r"(?<![\d/-])(\d{1,2})\s*[/-]\s*(\d{1,2})(?:\s*[/-]\s
 _DAY_MONTH_NAME = re.compile(
     r"\b(?:dia\s+)?(\d{1,2}|primeiro)\s*(?:º|o|°)?\s+de\s+(" + "|".join(_MONTHS) + r")(?:\s+de\s+(\d{4}))?\b"
 )
+_DAY_NEXT_MONTH = re.compile(
+    r"\bdia\s+(\d{1,2}|primeiro)\s+d[oe]\s+(?:mes\s+que\s+vem|proximo\s+mes|outro\s+mes|mes\s+seguinte)\b"
+)
 _DIA_PRIMEIRO = re.compile(r"\bdia\s+(?:primeiro|1o|1º|1°)\b")
 _RELATIVE_DAYS = re.compile(
     r"\b(?:daqui\s+a|daqui|em|dentro\s+de)\s+(\d{1,2}|um|uma|dois|duas|tres)\s+(dias?|semanas?)\b"
@@ -206,6 +209,9 @@ _RELATIVE_DAYS = re.compile(
 _WEEKDAY_AND_DAY = re.compile(
     rf"\b({_WEEKDAY_NAMES})(?:-feira)?\s*,?\s+(dia\s+)?(\d{{1,2}})\b"
     r"(?!\s*(?:[/:h]|horas?\b|hrs?\b|e\s+meia|d[ae]\s+(?:manha|tarde|noite|madrugada)))"
+)
+_DOTTED_CLOCK = re.compile(
+    r"(?<![\d.,])([01]?\d|2[0-3])\.([0-5]\d)(?![\d.,])(?!\s*(?:reais|real|kg|g|mg|ml|cm|m|graus|anos|%))"
 )
 _DIA_BEFORE_CLOCK = re.compile(r"\bdia\s+(?=\d{1,2}\s*(?::\d{2}|h\b|h\d|hs\b|hrs?\b))")
 _CLOCK_NEXT = re.compile(r"^\s*,?\s*(?:as\s+|a\s+)?\d{1,2}\s*(?:h|:\d\d|horas?\b)")
@@ -280,6 +286,13 @@ _WEEKDAY_NEXT = re.compile(
     r"\b(?:(?:n[oa]\s+)?(?:proxim[oa]|outr[oa])\s+(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?"
     r"|(segunda|terca|quarta|quinta|sexta|sabado|domingo)(?:-feira)?\s+que\s+vem)\b"
 )
+# "a partir do dia 20", "depois do natal", "após o feriado de ano novo": a first day, not that day. Not "depois de
+# amanhã" (a day) nor "depois das 17h" (a time).
+_FROM_DATE = re.compile(
+    r"\b(a\s+partir|depois|apos)\s+(?:d[oa]s?|de|o)\s+(?=dia\s+\d|\d{1,2}\s*/\s*\d"
+    r"|feriado|natal|vespera|ano\s+novo|reveillon|carnaval|" + "|".join(_MONTHS) + r"|proxim[oa]|mes|semana)"
+)
+_THIS_WEEKDAY = re.compile(rf"\b(?:nessa|nesta|essa|esta|hoje|hj)\s+({_WEEKDAY_NAMES})(?:-feira)?\b")
 _OTHER_DATE_WORDS = re.compile(r"\b(?:semana|mes|dia\s+\d{1,2}|\d+\s+de\s+[a-z]+|depois|ontem|outr[oa])\b")
 _DATE_WORDS = re.compile(
     r"\b(?:hoje|amanha|depois\s+de\s+amanha|segunda|terca|quarta|quinta|sexta|sabado|domingo|semana|mes|dia\s+\d{1,2}"
@@ -490,6 +503,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans.append(match.span())
         work = _blank(work, *match.span())
 
+    work = _DOTTED_CLOCK.sub(r"\1:\2", work)  # "15.30" is 15:30 (same length), not 15h and a stray 30
     work = _DIA_BEFORE_CLOCK.sub(lambda m: " " * len(m.group(0)), work)  # "mesmo dia 9:30": an hour, not the 9th
     work = _ABOUT_HOUR.sub(lambda m: " " * (len(m.group(0)) - 3) + "as ", work)
     # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
@@ -528,6 +542,18 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                     start = prefix.start()
                 spans.append((start, match.end()))
                 work = _blank(work, start, match.end())
+
+    match = _DAY_NEXT_MONTH.search(work)
+    if match:
+        day = 1 if match.group(1) == "primeiro" else int(match.group(1))
+        year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+        candidate = _this_year(day, month, date(year, 1, 1))
+        if candidate is None and invalid is None:
+            invalid = f"{day:02d}/{month:02d}"  # "dia 31 do mês que vem" in a 30-day month
+        if candidate and found_date is None:
+            found_date, grain = candidate, "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
 
     match = _WEEKDAY_AND_DAY.search(work)
     if match:
@@ -596,6 +622,14 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans.append(match.span())
         work = _blank(work, *match.span())
 
+    match = _THIS_WEEKDAY.search(work)
+    if match and _WEEKDAYS[match.group(1)] == today.weekday():
+        # "nessa sexta" said on a Friday is today; a bare "sexta" is next week's (see `_not_today_by_weekday`)
+        if found_date is None:
+            found_date, grain = today, "day"
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+
     match = _WEEKDAY_NEXT.search(work)
     if match and not _OTHER_DATE_WORDS.search(work[match.end() : match.end() + 25]):
         # "sábado que vem" said on a Monday is this coming Saturday (Duckling says the one after); the same day
@@ -624,7 +658,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
                     _not_today_by_weekday(max(anchor.date(), today), span_text, today),
                     _interval_grain(span_text),
                 )
-            if periodo is None and start_dt is not None:
+            if periodo is None and start_dt is not None and start_dt.time() != time(0):  # not a span of days
                 periodo = _period_of_hour(start_dt.hour)
             continue
         moment = _parse_iso(value.get("value", ""))
@@ -663,6 +697,15 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         match = _BARE_HOUR.match(work.strip())
         if match:
             found_time = _clock_reading(int(match.group(1)), int(match.group(2) or 0))
+
+    opening = _FROM_DATE.search(folded)
+    if found_date and grain in ("day", "month") and opening:
+        # "a partir do dia 20", "depois do natal", "mês que vem": any day from then on, never an earlier one
+        if opening.group(1) != "a partir" and grain == "day":
+            found_date += timedelta(days=1)  # "depois do natal" is the 26th on
+        grain = "from"
+    elif found_date and grain == "month":
+        grain = "from"  # "em janeiro", "mês que vem": from its first day on
 
     if shift:  # spans back to the caller's text offsets
         text_end, work_end = shift

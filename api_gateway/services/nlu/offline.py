@@ -949,8 +949,9 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
 
     # 3. Dates and times.
     hint = dates_extract(analysed, now=now, expect_time=state == "choosing_time" and option is None)
-    if hint.date and hint.grain == "week":
-        entities["a_partir_de"] = hint.date.isoformat()  # "semana que vem": from that Monday on, not that Monday
+    if hint.date and hint.grain in ("week", "from"):
+        # "semana que vem", "depois do natal", "em janeiro": from that day on, not that day
+        entities["a_partir_de"] = hint.date.isoformat()
     elif hint.date:
         entities["data"] = hint.date.isoformat()
     if hint.time:
