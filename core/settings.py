@@ -235,6 +235,8 @@ HANDOFF_AFTER_FAILURES = env_int("HANDOFF_AFTER_FAILURES", 3)
 # A conversation handed to the staff returns to the bot when the patient writes after this many silent hours.
 HANDOFF_IDLE_HOURS = env_int("HANDOFF_IDLE_HOURS", 12)
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
+# How soon a slot may be booked: one that starts in 9 minutes cannot be reached (nor prepared for by the desk).
+BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 60)
 # How far ahead an appointment may be booked (the agenda is not open for ever).
 BOOKING_HORIZON_DAYS = env_int("BOOKING_HORIZON_DAYS", 180)
 # Public holidays the clinic is closed on (rag_agent/closures.py): a country ("BR"), a country and a state

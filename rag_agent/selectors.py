@@ -310,11 +310,13 @@ def slot_list_free(
     now: dt.datetime | None = None,
     exclude_agendamento_id: int | None = None,
 ) -> list[dt.datetime]:
-    """Free slots (aware, America/Sao_Paulo) of an active doctor from `start` for `days` days, strictly after now."""
+    """Free slots (aware, America/Sao_Paulo) of an active doctor from `start` for `days` days, starting at least
+    BOOKING_MIN_NOTICE_MINUTES after now."""
     detail = doctor_detail(medico_id)
     if detail is None or not detail["ativo"] or not detail["horarios"] or days <= 0:
         return []
     now = now or timezone.now()
+    earliest = now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES)
     tz = _clinic_tz()
     last = start + dt.timedelta(days=days - 1)
     booked = _booked(medico_id, start, last, exclude_id=exclude_agendamento_id)
@@ -323,7 +325,7 @@ def slot_list_free(
         day = start + dt.timedelta(days=offset)
         for time in doctor_grid(detail, day):
             when = dt.datetime.combine(day, time, tzinfo=tz)
-            if when > now and (day, time) not in booked:
+            if when > now and when >= earliest and (day, time) not in booked:
                 free.append(when)
                 if limit is not None and len(free) >= limit:
                     return free

@@ -31,6 +31,9 @@ INVALID_DOCTOR_MESSAGE = "Não encontramos esse médico na especialidade escolhi
 INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
 HOLIDAY_MESSAGE = "{date} é feriado ({holiday}): a clínica não abre."
 PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
+TOO_SOON_MESSAGE = (
+    "Esse horário está muito em cima da hora: agendamos com pelo menos {minutes} minutos de antecedência."
+)
 TOO_FAR_MESSAGE = "A agenda está aberta só até {date}. Por favor, escolha uma data até lá."
 INVALID_PATIENT_MESSAGE = "Precisamos do nome e do telefone do paciente para agendar."
 APPOINTMENT_NOT_FOUND_MESSAGE = "Não encontramos esse agendamento entre as suas consultas ativas."
@@ -83,8 +86,11 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         raise InvalidBooking(HOLIDAY_MESSAGE.format(date=f"{data:%d/%m}", holiday=holiday))
     if hora not in doctor_grid(detail, data):
         raise InvalidBooking(INVALID_SLOT_MESSAGE)
-    if dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone()) <= timezone.now():
+    starts = dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone())
+    if starts <= timezone.now():
         raise InvalidBooking(PAST_SLOT_MESSAGE)
+    if starts < timezone.now() + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES):
+        raise InvalidBooking(TOO_SOON_MESSAGE.format(minutes=settings.BOOKING_MIN_NOTICE_MINUTES))
     last_day = booking_last_day()
     if data > last_day:
         raise InvalidBooking(TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))

@@ -167,7 +167,8 @@ def test_slots_span_several_days_and_stop_at_the_limit(demo):
     assert slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=7, limit=3, now=LONG_BEFORE) == week[:3]
 
 
-def test_past_times_of_today_are_excluded_using_sao_paulo_time(demo):
+def test_past_times_of_today_are_excluded_using_sao_paulo_time(demo, settings):
+    settings.BOOKING_MIN_NOTICE_MINUTES = 0
     now_sp = at(MONDAY, "10:05")
     now_utc = now_sp.astimezone(dt.UTC)  # 13:05 UTC is the same instant
     for now in (now_sp, now_utc):
@@ -175,6 +176,14 @@ def test_past_times_of_today_are_excluded_using_sao_paulo_time(demo):
         assert _hhmm(slots)[:2] == ["10:30", "11:00"]
     on_the_dot = slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=1, now=at(MONDAY, "10:00"))
     assert _hhmm(on_the_dot)[0] == "10:30"  # strictly after now
+
+
+def test_slots_sooner_than_the_minimum_notice_are_not_offered(demo, settings):
+    settings.BOOKING_MIN_NOTICE_MINUTES = 60
+    slots = slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=1, now=at(MONDAY, "10:05"))
+    assert _hhmm(slots)[:2] == ["11:30", "14:00"]  # 10:30 and 11:00 start within the hour: nobody gets there
+    on_the_dot = slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=1, now=at(MONDAY, "10:00"))
+    assert _hhmm(on_the_dot)[0] == "11:00"  # exactly the notice away is still bookable
 
 
 def test_booked_slots_are_excluded_and_cancelled_ones_are_free_again(demo, django_assert_num_queries):

@@ -111,6 +111,14 @@ def test_past_slots_are_invalid(demo, phone):
         _book_ana(demo, phone, day=last_monday)
 
 
+def test_slots_sooner_than_the_minimum_notice_are_refused(demo, phone, settings):
+    settings.BOOKING_MIN_NOTICE_MINUTES = 60 * 24 * 60  # two months: next Monday is too soon
+    with pytest.raises(InvalidBooking, match="pelo menos 86400 minutos de antecedência"):
+        _book_ana(demo, phone)
+    settings.BOOKING_MIN_NOTICE_MINUTES = 60
+    assert _book_ana(demo, phone).data == MONDAY
+
+
 def test_doctor_without_the_specialty_is_invalid(demo, phone):
     with pytest.raises(InvalidBooking):
         appointment_book(
