@@ -573,6 +573,7 @@ def _dispatch(turn: _Turn) -> Reply:
                 or _missing_specialty(nlu.entities)
                 or nlu.entities.get("sintoma")
                 or nlu.entities.get("data_invalida")  # said in the prefix
+                or nlu.entities.get("para_quem") not in {None, "eu"}  # "é pro meu filho": his name is asked
                 or turn.ruled_out  # "menos segunda": the list without Mondays
             )
             if nothing_usable and not answered:
@@ -1039,11 +1040,11 @@ def _next_step(turn: _Turn) -> Reply:
             s.last_options["hint"] = hint
             return reply
         answered = turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO} and turn.nlu.source != RESUME_SOURCE
-        if s.current_state == S.COLLECTING_PATIENT_INFO and answered:
+        if s.current_state == S.COLLECTING_PATIENT_INFO and answered and not relative:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
                 return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
-        if relative:
+        if relative:  # "é pro meu filho" answering "qual é o seu nome?": his name, not a failed answer
             return Reply(text=T.ASK_RELATIVE_NAME.format(whose=T.RELATIVES.get(relative, "do paciente")))
         # "o nome" at the summary: the rest is chosen, so not "Para começar, ..."
         return Reply(text=T.ASK_PATIENT_NAME if s.selected_doctor_id else T.ASK_NAME)

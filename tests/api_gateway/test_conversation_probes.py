@@ -72,3 +72,30 @@ def test_a_first_day_offers_no_earlier_slot(patient, said, first_day):
     if start < patient.now.date():
         start = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=day)
     assert days and min(days) >= start, (days, start)
+
+
+@pytest.mark.parametrize(
+    ("first", "whose"),
+    [
+        ("quero marcar pediatria pra minha filha de 5 anos, meu nome é Ana Lima", "da sua filha"),  # was: Ana Lima
+        ("quero marcar pediatria, a paciente é minha filha", "da sua filha"),  # was: "qual é o seu nome"
+        ("minha filha de 5 anos tá com febre, quero marcar", "da sua filha"),
+    ],
+)
+def test_a_booking_for_a_relative_asks_the_relatives_name(patient, first, whose):
+    patient.says(first)
+    assert T.ASK_RELATIVE_NAME.format(whose=whose) in patient.text
+    assert patient.session.patient_name == ""
+
+
+def test_saying_who_the_patient_is_answers_the_name_question(patient):
+    patient.says("quero marcar")
+    patient.says("é pro meu filho")  # was: "Desculpe, não entendi ... o seu nome completo"
+    assert patient.text == T.ASK_RELATIVE_NAME.format(whose="do seu filho")
+    patient.says("Pedro Lima")
+    assert patient.session.patient_name == "Pedro Lima"
+
+
+def test_the_senders_own_name_is_the_patients_when_booking_for_themself(patient):
+    patient.says("meu nome é Ana Lima, quero marcar pra mim")
+    assert patient.session.patient_name == "Ana Lima"

@@ -583,14 +583,23 @@ def _plausible_name(words: list[str]) -> bool:
     return True
 
 
-_FOR_RELATIVE = re.compile(
-    r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|e do|e da|consulta do|consulta da)"
-    r" (?:meu|minha|meus|minhas|nosso|nossa|mo) (?:\d |dois |duas )?"
+_RELATIVE_WORDS = (
     r"(filhos|filhas|netos|netas|filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta"
     r"|enteado|enteada|bebe"
     r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
-    r"(?![a-z])"
 )
+_FOR_RELATIVE = re.compile(
+    r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|e do|e da|consulta do|consulta da"
+    # "a paciente é minha filha", "é o meu filho" (the answer to "qual é o seu nome?")
+    r"|paciente (?:e|eh|vai ser|sera)(?: [ao])?|^\W*(?:e|eh)(?: [ao])?)"
+    rf" (?:meu|minha|meus|minhas|nosso|nossa|mo) (?:\d |dois |duas )?{_RELATIVE_WORDS}(?![a-z])"
+    # "minha filha de 5 anos está com febre": the relative opens the message and is the one who needs care
+    rf"|^\W*(?:[ao] )?(?:meu|minha) {_RELATIVE_WORDS}"
+    r"(?= (?:de \d+ (?:anos?|mes|meses)|ta|esta|tem|precisa|vai precisar|anda|acordou|amanheceu|caiu|com)(?![a-z]))"
+)
+# How the sender names themself ("meu nome é Ana Lima, quero marcar pra minha filha"): not the patient's name
+# when the booking is for a relative.
+_SELF_INTRO = re.compile(r"(?:meu nome|me chamo|pode me chamar|chamo-me|eu sou|sou|aqui e|aqui eh|quem fala)\b")
 
 
 _FOR_SELF = re.compile(r"(?<![a-z])(?:pra|para|p) (?:mim|eu mesm[oa])(?![a-z])")
@@ -938,7 +947,9 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
 
     relative = _FOR_RELATIVE.search(t.folded)
     if relative:  # "pro meu filho": the name to ask for is the child's, not the sender's
-        entities["para_quem"] = relative.group(1)
+        entities["para_quem"] = relative.group(1) or relative.group(2)
+        if name and name_span and _SELF_INTRO.match(t.folded, name_span[0]):
+            del entities["nome"]  # "meu nome é Ana, é pra minha filha": Ana is the mother
     elif _FOR_SELF.search(t.folded):  # "pra mim": the sender, whoever the last booking was for
         entities["para_quem"] = "eu"
 
