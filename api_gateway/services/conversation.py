@@ -1470,6 +1470,7 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
             "description": _appointment_who(a, rows),
             "when": _aware(a.data, a.hora).isoformat(),  # so "a de amanhã" / "a das 10h" can name one
             "doctor_id": a.medico_id,  # so "a do dr. Igor" can
+            "specialty_id": a.especialidade_id,  # and "a da ortopedia"
         }
         for a in rows
     ]

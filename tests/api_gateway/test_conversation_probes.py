@@ -10,7 +10,12 @@ from api_gateway.services import texts as T
 from api_gateway.services.nlu.offline import offline_interpret
 from api_gateway.services.nlu.types import Intent
 from rag_agent.models import Agendamento
-from tests.api_gateway.test_conversation_dialogues import Patient, _reach_confirmation_with_ana_on_wednesday
+from tests.api_gateway.test_conversation_dialogues import (
+    WEDNESDAY,
+    Patient,
+    _book_directly,
+    _reach_confirmation_with_ana_on_wednesday,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +104,37 @@ def test_saying_who_the_patient_is_answers_the_name_question(patient):
 def test_the_senders_own_name_is_the_patients_when_booking_for_themself(patient):
     patient.says("meu nome é Ana Lima, quero marcar pra mim")
     assert patient.session.patient_name == "Ana Lima"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "n vou mais poder ir na consulta da dra ana",  # was: a new booking with Dra. Ana
+        "nao da pra eu ir na consulta de quarta",  # was: a new booking on Wednesday
+        "não vou poder comparecer na consulta",
+    ],
+)
+def test_not_being_able_to_go_asks_about_the_appointment(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text
+
+
+def test_an_appointment_is_chosen_by_its_specialty(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    _book_directly("Dr. Gustavo Pereira", WEDNESDAY + dt.timedelta(days=1), "14:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    assert "Qual delas" in patient.text
+    patient.says("a da ortopedia")  # was: "Qual delas?" again
+    assert "Quer mesmo cancelar a consulta de quinta-feira" in patient.text and "Gustavo" in patient.text
+
+
+def test_which_appointments_do_we_have_lists_them(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quais consultas temos marcadas?")  # was: a new booking ("qual é o seu nome completo?")
+    assert "Suas próximas consultas" in patient.text and "Dra. Ana Souza" in patient.text
+
+
+@pytest.mark.parametrize("said", ["não dá pra eu ir de manhã, quero marcar dermato", "não vou poder ir à tarde"])
+def test_a_part_of_the_day_the_patient_cannot_go_is_no_cancellation(said):
+    assert offline_interpret(text=said).intent != Intent.CANCELAR

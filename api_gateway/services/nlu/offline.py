@@ -313,7 +313,12 @@ _CANCEL_NEGATED = _re(
     r"(?:cancel\w*|desmarc\w*|desist\w*)"
 )
 _DONT_WANT_ANYMORE = _re(
-    r"nao quero mais|nao vou mais|nao preciso mais|nao vou poder ir|nao vou conseguir ir"
+    r"(?:nao|n) quero mais|(?:nao|n) vou mais|(?:nao|n) preciso mais"
+    # "n vou mais poder ir na consulta", "não dá pra eu ir na consulta", "não vou poder comparecer"
+    r"|(?:(?:nao|n) (?:vou|vai|irei|vamos) (?:mais )?(?:poder|conseguir|dar (?:pra|para))"
+    r"|(?:nao|n) (?:da|dara|vai dar) (?:mais )?(?:pra|para)(?: eu| mim| a gente)?|(?:nao|n) (?:posso|consigo) mais)"
+    r" (?:ir|comparecer)(?! (?:de|a|as|na|no|pela|pelo|nesse|nessa|em) (?:manha|tarde|noite|periodo|sabado|domingo"
+    r"|segunda|terca|quarta|quinta|sexta|semana|dia \d))"  # "não posso ir de manhã" is a wish for the booking
     r"|deixa (?:pra|para) depois|deixa quieto|depois eu marco|outra hora"
 )
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
@@ -332,6 +337,7 @@ _MY_APPOINTMENTS = _re(
     r"|consultas (?:que )?eu tenho|consultas tenho|que consultas tenho|tenho (?:alguma )?consulta marcada"
     r"|(?:que horas|quando) (?:e|eh|sera|vai ser) (?:a )?consulta|consultas? d[oa] (?:meu|minha) [a-z]+"
     r"|(?:meu|minha) (?:filh[oa]|mae|pai|espos[oa]|marido|avo|irma[o]?) tem consulta|tem consulta quando"
+    r"|(?:quais|que) consultas (?:\w+ ){0,2}(?:marcadas|agendadas)"  # "quais consultas temos marcadas?"
 )
 _BOOK_STRONG = _re(
     r"marcar|marca|agendar|agenda|agendamento|marcacao|reservar|quero (?:uma )?consulta|gostaria de (?:uma )?consulta"
@@ -755,10 +761,12 @@ def _option_by_values(items: list[dict], entities: dict, text: _Text) -> int | N
             for index, item in enumerate(items, 1):
                 if str(item.get("id", "")) == f"{prefix}:{entities[key]}":
                     return index
-    if entities.get("medico_id") is not None:  # "a do dr. Igor" among appointments: only if one is his
-        his = [i for i, item in enumerate(items, 1) if str(item.get("doctor_id")) == str(entities["medico_id"])]
-        if len(his) == 1:
-            return his[0]
+    # "a do dr. Igor", "a da ortopedia" among appointments: only if exactly one is his (or of that specialty)
+    for key, field in (("medico_id", "doctor_id"), ("especialidade_id", "specialty_id")):
+        if entities.get(key) is not None:
+            rows = [i for i, item in enumerate(items, 1) if str(item.get(field)) == str(entities[key])]
+            if len(rows) == 1:
+                return rows[0]
     # A distinctive word of one title ("a Beatriz", "pediatria") when the names matcher found nothing.
     message_words = set(text.words)
     # "confirma pra quinta dia 10", "confirma, mas com a dra ana": something else to confirm, not the summary's button
