@@ -138,3 +138,32 @@ def test_which_appointments_do_we_have_lists_them(patient):
 @pytest.mark.parametrize("said", ["não dá pra eu ir de manhã, quero marcar dermato", "não vou poder ir à tarde"])
 def test_a_part_of_the_day_the_patient_cannot_go_is_no_cancellation(said):
     assert offline_interpret(text=said).intent != Intent.CANCELAR
+
+
+@pytest.mark.parametrize("said", ["hahaha", "hum", "asdf", "kkkk", "aaaaaaa", "pera", "Ué"])
+def test_filler_at_the_name_question_is_no_name(patient, said):
+    patient.says("quero marcar")
+    patient.says(said)  # was: "Hahaha" (and the others) taken as the patient's name
+    assert patient.session.patient_name == ""
+    assert patient.state == "collecting_patient_info"
+
+
+@pytest.mark.parametrize(
+    ("said", "name"),
+    [
+        ("Maria aqui", "Maria"),
+        ("meu nome? Pedro Alves", "Pedro Alves"),
+        ("É a Joana", "Joana"),
+        ("oi Clara Mendes aqui, quero marcar", "Clara Mendes"),
+        ("Rhaissa Kelly", "Rhaissa Kelly"),
+    ],
+)
+def test_names_said_the_way_people_say_them(patient, said, name):
+    patient.says("quero marcar")
+    patient.says(said)  # was: "Não consegui identificar o nome"
+    assert patient.session.patient_name == name
+
+
+@pytest.mark.parametrize("said", ["Casa aqui é longe?", "tudo aqui é caro?"])
+def test_here_in_a_sentence_introduces_no_name(said):
+    assert "nome" not in offline_interpret(text=said).entities

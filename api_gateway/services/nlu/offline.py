@@ -492,6 +492,12 @@ _NAME_INTRO = re.compile(
     r"|sobrinh[oa]|net[oa]|enteado|enteada),?"
     r"|(?:a consulta|o agendamento|a marcacao|o horario) (?:e|eh|vai ser|sera) (?:pra|para)(?: o| a)?)\s+"
 )
+# "Clara aqui", "oi, Clara Mendes aqui": a capitalised name at the start (after a greeting), then "aqui"
+_NAME_HERE = re.compile(
+    r"^\W*(?:(?i:oi|olá|ola|bom dia|boa tarde|boa noite)\W+)?"
+    r"([A-ZÀ-Ý][^\W\d_]+(?:\s+(?:d[aeo]s?\s+)?[A-ZÀ-Ý][^\W\d_]+){0,5})\s+(?i:aqui)\b"
+    r"(?=\s*(?:[,.!;]|$|(?i:quero|queria|gostaria|preciso|falando|tudo bem|td bem)\b))"
+)
 # "sou Luana Ribeiro": without an article "sou" is a name only as two or more words, the first capitalised
 # ("sou casada", "sou nova aqui" are not names).
 _NAME_INTRO_BARE = re.compile(r"(?<![a-zA-Z])(?i:(?:eu )?sou)\s+(?=[A-ZÀ-Ý])")
@@ -518,6 +524,7 @@ _NOT_NAME_WORDS = frozenset(
     pediatra cardiologista dermatologista ortopedista ginecologista oftalmologista oculista clinico cardio
     dermato gineco orto oftalmo neuro neurologista psicologo psicologa psiquiatra dentista urologista endocrino
     endocrinologista otorrino nutricionista fisioterapeuta especialista raio ultrassom checkup
+    longe perto caro cara barato barata facil dificil bom ruim aberto aberta fechado fechada
     """.split()
 )
 _NAME_STOP = frozenset(
@@ -584,9 +591,18 @@ def _plausible_name(words: list[str]) -> bool:
         vowels = sum(c in "aeiouy" for c in folded_word)
         if vowels == 0 or (len(folded_word) >= 6 and vowels / len(folded_word) < 0.25):
             return False
-        if re.search(r"[^aeiouy]{5,}", folded_word):
+        if re.search(r"[^aeiouy]{5,}", folded_word) or _NOT_A_NAME_WORD.fullmatch(folded_word):
             return False
     return True
+
+
+# Interjections, laughter and keyboard mashing a patient types while thinking ("espera", "hahaha", "hum",
+# "asdf", "aaaa"): never a name, however it is capitalised.
+_NOT_A_NAME_WORD = re.compile(
+    r"espera|pera|perai|calma|hum+|hm+|hein|ue|uai|eita|affs?|ah+|eh+|oh+|oxe|oxi|vixe|vish|putz|poxa|caramba"
+    r"|nossa|tipo|sei|blz|vlw|okay|ops|opa|uhum|aham|ahn|ne|rs+|k+|(?:h?[aeiu]h?){2,}|(?:ha|he|hi|hu|ka|ah)+"
+    r"|\w*(?:asdf|qwer|zxcv|hjkl|sdfg|dfgh|jkl)\w*|\w*(\w)\1\1\w*"
+)
 
 
 _RELATIVE_WORDS = (
@@ -623,13 +639,22 @@ def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
         words, end = _name_words(text.original, start=intro.end())
         if len(words) >= 2 and _plausible_name(words):
             return _title_case(words), (intro.start(), end)
+    here = _NAME_HERE.search(text.original)
+    if here:  # "oi, Clara aqui, quero marcar"
+        words = here.group(1).split()
+        if _plausible_name(words):
+            return _title_case(words), here.span()
     return None, None
 
 
 def _bare_name(text: _Text) -> str | None:
     """The whole message is a name (the bot just asked for it)."""
     candidate = re.sub(r"^[\s,.!:;-]+|[\s,.!:;-]+$", "", text.original)
-    candidate = re.sub(r"^(?:(?:e|é|sou)\s+)?", "", candidate, flags=re.IGNORECASE)  # "sou Pedro Lima"
+    # "sou Pedro Lima", "é a Joana", "meu nome? Pedro Alves", "Maria aqui"
+    candidate = re.sub(
+        r"^(?:(?:e|é|sou|eu sou|aqui é|aqui e|meu nome\??:?)\s+(?:[ao]\s+)?)?", "", candidate, flags=re.IGNORECASE
+    )
+    candidate = re.sub(r"\s+aqui$", "", candidate, flags=re.IGNORECASE)
     if not candidate or re.search(r"[\d@#$%&*=+<>/\\|?]", candidate):
         return None
     words, end = _name_words(candidate, start=0)
