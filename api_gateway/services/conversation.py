@@ -28,6 +28,7 @@ from api_gateway.models import ConversationState as S
 from api_gateway.services import safety
 from api_gateway.services import texts as T
 from api_gateway.services.nlu.dates import dates_extract, fold
+from api_gateway.services.nlu.offline import NOT_BOOKING
 from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
@@ -466,6 +467,13 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.REINICIAR:
         _flow_reset(s)
         return _menu(s, T.RESTARTED)
+    if s.flow == FLOW_BOOK and NOT_BOOKING.search(turn.folded):  # "não quero marcar, só saber o horário dele"
+        chosen = _doctor(s.selected_doctor_id) if s.selected_doctor_id else None
+        _flow_reset(s)
+        if chosen:
+            _remember_doctors(s, [chosen])  # "dele" is still him
+        if intent != Intent.PERGUNTA:
+            return Reply(text=T.BOOKING_ABANDONED)
     at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
     if intent == Intent.AGUARDAR or (intent == Intent.DESPEDIDA and at_summary):
         # "vou ver com meu marido e te falo": the step waits, nothing is booked. "falou" / "tchau" at the summary
@@ -1967,7 +1975,18 @@ def _answer_from_data(turn: _Turn) -> str | None:
             return T.CONSULTATION_PRICE_RANGE.format(low=T.money(min(prices)), high=T.money(max(prices)))
         return None
     if topic == "medicos" and e.get("medico_id") and doctor:  # "quem é a dra ana?"
-        return _doctor_profile(turn.session, doctor)
+        asked_specialty = e.get("especialidade_id")
+        if asked_specialty and int(asked_specialty) not in doctor["especialidade_ids"]:
+            # "o dr igor é pediatra?": no, and who is
+            others = selectors.doctor_list(especialidade_id=int(asked_specialty))[:MAX_LIST_ROWS]
+            return T.DOCTOR_NOT_OF_SPECIALTY.format(
+                doctor=doctor["nome"],
+                specialty=_specialty_name(int(asked_specialty)),
+                his=T.join_names([_specialty_name(sid) for sid in doctor["especialidade_ids"]]),
+                others=T.join_names([d["nome"] for d in others]) or "nenhum médico no momento",
+            )
+        profile = _doctor_profile(turn.session, doctor)
+        return f"Sim. {profile}" if asked_specialty else profile
     named_specialty = e.get("especialidade_id")  # named in this message ("tem ortopedista?"), not remembered
     plan_topics = {None, "especialidades", "medicos"}
     asks_plan = e.get("convenio") and turn.nlu.intent == Intent.PERGUNTA and topic in plan_topics
@@ -2024,6 +2043,13 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     def hours_of(shifts: list[dict]) -> str:
         return T.day_hours(shifts, weekday) if weekday is not None else T.weekly_hours(shifts)
 
+    closed = _holiday_closed(wanted_date) if wanted_date else None
+    if closed and doctor:  # "o dr igor atende dia 25?": the clinic is closed on Christmas, whatever his Fridays
+        _remember_doctors(s, [doctor])
+        shifts = _shifts(doctor["id"])
+        return f"{closed} {T.DOCTOR_AGENDA.format(doctor=doctor['nome'], hours=T.weekly_hours(shifts))}"
+    if closed:
+        return closed
     if doctor:
         _remember_doctors(s, [doctor])
         shifts = _shifts(doctor["id"])
@@ -2116,10 +2142,14 @@ def _all_doctor_names() -> str:
     return T.join_names([d["nome"] for d in _catalog()["medicos"][:MAX_LIST_ROWS]])
 
 
+_PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
+
+
 def _doctor_referred(turn: _Turn) -> dict | None:
     """ "e ele aceita bradesco?" right after an answer that named one doctor."""
     items = turn.session.last_options.get("items", []) if turn.session.last_options.get("kind") == "doctor" else []
-    if turn.nlu.entities.get("referencia") and len(items) == 1:
+    pronoun = _PRONOUN.search(turn.folded)
+    if (turn.nlu.entities.get("referencia") or pronoun) and len(items) == 1:
         return _doctor(int(items[0]["id"].partition(":")[2]))
     return None
 

@@ -185,6 +185,7 @@ LATE_CHANGE = (
 DOCTOR_NOT_FOUND = "Não encontrei {doctor} entre os médicos da clínica."
 DOCTOR_PROFILE = "{doctor} ({crm}) atende {specialties}.{bio} Consulta particular: R$ {price}. Convênios: {plans}."
 DOCTOR_AGENDA = "{doctor} atende: {hours}."
+DOCTOR_NOT_OF_SPECIALTY = "Não: {doctor} atende {his}. Em {specialty}: {others}."
 DOCTOR_WORKS_ON = "Sim, {doctor} atende {when}, {hours}."
 DOCTOR_OFF_ON = "Não: {doctor} não atende {when}. Atende: {hours}."
 DOCTOR_NO_AGENDA = "{doctor} não tem horários de atendimento cadastrados no momento."

@@ -11,6 +11,7 @@ from api_gateway.services.nlu.offline import offline_interpret
 from api_gateway.services.nlu.types import Intent
 from rag_agent.models import Agendamento
 from tests.api_gateway.test_conversation_dialogues import (
+    REF,
     WEDNESDAY,
     Patient,
     _book_directly,
@@ -167,3 +168,36 @@ def test_names_said_the_way_people_say_them(patient, said, name):
 @pytest.mark.parametrize("said", ["Casa aqui é longe?", "tudo aqui é caro?"])
 def test_here_in_a_sentence_introduces_no_name(said):
     assert "nome" not in offline_interpret(text=said).entities
+
+
+def test_asking_whether_a_doctor_works_on_a_holiday_says_the_clinic_is_closed(patient, settings):
+    settings.CLINIC_HOLIDAYS = "BR-SP"
+    year = REF.year if dt.date(REF.year, 12, 25) > REF.date() else REF.year + 1
+    while dt.date(year, 12, 25).weekday() > 4:  # a weekday, when Dr. Igor would otherwise work
+        year += 1
+    patient.says(f"o dr igor atende dia 25/12/{year}?")  # was: "Sim, Dr. Igor Santos atende às sextas..."
+    assert f"25/12/{year} é feriado (Natal): a clínica não abre." in patient.text
+    assert not patient.text.startswith("Sim")
+
+
+def test_is_this_doctor_of_that_specialty_is_answered(patient):
+    patient.says("o dr igor é pediatra?")  # was: a booking with him ("Qual é o nome completo do paciente?")
+    assert "Não: Dr. Igor Santos atende Clínica Geral. Em Pediatria: Dr. Daniel Rocha" in patient.text
+    assert patient.session.flow == ""
+    patient.says("a dra ana é cardiologista?")
+    assert patient.text.startswith("Sim. Dra. Ana Souza")
+
+
+def test_he_and_she_follow_the_doctor_just_talked_about(patient):
+    patient.says("quem é o dr igor?")
+    patient.says("quais dias ele atende?")  # was: a booking with him
+    assert patient.text.startswith("Dr. Igor Santos atende: ") and patient.session.flow == ""
+    patient.says("ele atende sabado?")  # was: the clinic's opening hours
+    assert patient.text.startswith("Não: Dr. Igor Santos não atende aos sábados.")
+
+
+def test_not_wanting_to_book_drops_the_booking_and_answers(patient):
+    patient.says("quero marcar com o dr igor")
+    patient.says("não quero marcar, só quero saber o horário dele")  # was: the name question again
+    assert patient.text.startswith("Dr. Igor Santos atende: ")
+    assert patient.session.flow == ""

@@ -166,6 +166,12 @@ class _Text:
     has_alnum: bool
 
 
+# The patient says they are not booking: the words are read as no booking request ("não quero marcar, só quero
+# saber o horário dele" is a question); the conversation also drops a booking under way.
+NOT_BOOKING = re.compile(
+    r"(?<![a-z])(?:nao|n) (?:quero|queria|vou|preciso|to querendo|estou querendo) (?:marcar|agendar)"
+    r"(?: (?:nada|agora|ainda|consulta|nao))?(?![a-z])|(?<![a-z])nao (?:e|eh) (?:pra|para) (?:marcar|agendar)(?![a-z])"
+)
 _GREETING_QUESTION = re.compile(
     r"(?<![a-z])(?:tudo bem|td bem|tudo bom|td bom|tudo certo|tudo joia|como vai(?: voce)?|como voce esta|blz|beleza)"
     r"\s*\?+"
@@ -187,7 +193,7 @@ def _prepare(text: str) -> _Text:
     plain = re.sub(r"\s+", " ", plain).strip()
     words = plain.replace("?", " ").split()
     corrected = [_correct(w) for w in words]
-    norm = " ".join(corrected)
+    norm = NOT_BOOKING.sub(" ", " ".join(corrected))  # "não quero marcar, só saber o horário": no booking word
     return _Text(
         original=text,
         folded=folded,
@@ -1217,7 +1223,8 @@ def _asks_for_an_unknown_plan(t: _Text) -> bool:
 # When a named doctor (or a specialty's doctors) works: "o dr gustavo atende sábado?", "que dias a dra ana atende".
 _AGENDA = _re(
     r"que dias?|quais (?:os )?dias|qual (?:o )?dia|dias de atendimento|dias que|que horas|qual (?:e )?(?:o )?horario"
-    r"|quais (?:sao )?(?:os )?horarios|horarios? d[oa]|atende quando|trabalha quando|quando (?:ele|ela) atende"
+    r"|quais (?:sao )?(?:os )?horarios|horarios? (?:d[oa]|dele|dela)|atende quando|trabalha quando"
+    r"|quando (?:ele|ela) atende"
     r"|(?:atende|atendem|trabalha|trabalham) (?:de |aos |nos |na |no |as |a |pela |em |durante a )?"
     r"(?:segunda|terca|quarta|quinta|sexta|sabado|domingo|manha|tarde|noite|fim de semana|fins de semana)s?"
     r"|(?:atende|atendem|trabalha|trabalham) (?:hoje|amanha|dia \d+|depois das|depois de|antes das|antes de"
@@ -1233,11 +1240,15 @@ _ABOUT_DOCTOR = _re(
 
 def _topic(t: _Text, entities: dict) -> str | None:
     norm = t.norm
-    names_who = entities.get("medico_id") or entities.get("especialidade_id")
+    # "quais dias ele atende?" after an answer about one doctor: him (the answer reads who was talked about)
+    names_who = entities.get("medico_id") or entities.get("especialidade_id") or _has(norm, _re(r"ele|ela|dele|dela"))
     if names_who and _has(norm, _AGENDA) and not (_has(norm, _BOOK_STRONG) or _has(norm, _BOOK_WEAK)):
         return "agenda"
     if entities.get("medico_id") and _has(norm, _ABOUT_DOCTOR) and not _has(norm, _BOOK_STRONG):
         return "medicos"  # "quem é a dra ana?", "qual a especialidade do dr igor?"
+    is_of_specialty = _has(norm, _re(r"e|eh")) and not (_has(norm, _BOOK_STRONG) or _has(norm, _BOOK_WEAK))
+    if entities.get("medico_id") and entities.get("especialidade_id") and t.has_question_mark and is_of_specialty:
+        return "medicos"  # "o dr igor é pediatra?": yes or no, not a booking with him
     for name, pattern in _TOPICS:
         if not _has(norm, pattern):
             continue
