@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import logging
 import re
+import statistics
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -475,6 +476,9 @@ def _dispatch(turn: _Turn) -> Reply:
         if intent != Intent.PERGUNTA:
             return Reply(text=T.BOOKING_ABANDONED)
     at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
+    picking_slot = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.last_options.get("kind") == "slot"
+    if picking_slot and _MORE_SLOTS.search(turn.folded) and not _has_booking_entities(nlu) and s.selected_doctor_id:
+        return _offer_more_slots(turn)  # "outros horários", "tem mais tarde?": the next ones, not "não entendi"
     if intent == Intent.AGUARDAR or (intent == Intent.DESPEDIDA and at_summary):
         # "vou ver com meu marido e te falo": the step waits, nothing is booked. "falou" / "tchau" at the summary
         # may be a yes in slang or a goodbye: neither books nor drops it, the summary stays waiting for a "sim".
@@ -1341,15 +1345,57 @@ def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
         free = at_time or free
     if not free:
         return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    return _slot_reply(s, text, _spread(free))
+
+
+def _spread(free: list[dt.datetime]) -> list[dt.datetime]:
+    """At most 2 slots per day, so a list spans several days."""
     spread, per_day = [], {}
-    for when in free:  # at most 2 per day, so the list spans several days
+    for when in free:
         day = timezone.localtime(when).date()
         if per_day.get(day, 0) < 2:
             spread.append(when)
             per_day[day] = per_day.get(day, 0) + 1
         if len(spread) == MAX_LIST_ROWS:
             break
-    return _slot_reply(s, text, spread)
+    return spread
+
+
+def _offer_more_slots(turn: _Turn) -> Reply:
+    """ "outros horários", "tem mais tarde?", "mais pra frente": the free slots after the last one listed (that
+    day's first, when a day's times were listed), in the period asked for if any are left there."""
+    s = turn.session
+    doctor = _doctor(s.selected_doctor_id)
+    shown = [dt.datetime.fromisoformat(i["id"].partition(":")[2]) for i in s.last_options.get("items", [])]
+    if s.current_state == S.CHOOSING_DATE and _LATER_IN_THE_DAY.search(turn.folded):
+        # "mais tarde" over a list of days is later in the day: the afternoon after morning times, else after
+        # the time most days showed
+        usual = statistics.mode(max(w.time() for w in shown if w.date() == day) for day in {w.date() for w in shown})
+        if usual < dt.time(12):
+            s.preferred_period, s.preferred_after, s.preferred_before = "tarde", None, None
+        else:
+            s.preferred_period, s.preferred_before = "", None
+            s.preferred_after = dt.time(min(usual.hour + 1, 23), usual.minute)
+        return _offer_next_slots(turn, doctor, T.ASK_DATE.format(doctor=doctor["nome"]))
+    last = _aware(max(shown).date(), max(shown).time())
+    if s.current_state == S.CHOOSING_DATE and _OTHER_DAYS.search(turn.folded):  # "outros dias": not those listed
+        last = _aware(last.date(), dt.time(23, 59))
+    free = selectors.slot_list_free(
+        medico_id=doctor["id"], start=last.date(), days=settings.SLOT_SEARCH_DAYS, now=turn.now
+    )
+    free = [w for w in free if w > last]
+    wanted = [w for w in free if _in_period(w, s.preferred_period) and _in_window(s, timezone.localtime(w).time())]
+    free = wanted or free
+    if not free:
+        return Reply(text=T.NO_MORE_SLOTS.format(doctor=doctor["nome"]))
+    if s.current_state == S.CHOOSING_TIME:
+        same_day = [w for w in free if timezone.localtime(w).date() == last.date()]
+        if same_day:
+            return _slot_reply(s, T.ASK_TIME.format(doctor=doctor["nome"], date=T.date_long(last.date())), same_day)
+        turn.prefix.append(T.NO_MORE_ON_DAY.format(date=T.date_long(last.date())))
+        s.preferred_date, s.preferred_time = None, None
+        s.current_state = S.CHOOSING_DATE
+    return _with_prefix(turn, _slot_reply(s, T.MORE_SLOTS.format(doctor=doctor["nome"]), _spread(free)))
 
 
 def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None = None) -> Reply:
@@ -2142,6 +2188,14 @@ def _all_doctor_names() -> str:
     return T.join_names([d["nome"] for d in _catalog()["medicos"][:MAX_LIST_ROWS]])
 
 
+_MORE_SLOTS = re.compile(
+    r"\b(?:outr[oa]s (?:horarios|opcoes|datas|dias)|mais (?:horarios|opcoes|datas|dias)|tem mais\b(?! cedo)"
+    r"|mais (?:pra|para) frente|(?:tem|e|algum|alguma|so) (?:\w+ )?depois\b(?! d)|mais tarde\b(?! eu)"
+    r"|mais (?:pro|para o) (?:fim|final) do dia"
+    r"|proximos horarios|ver mais|mostra mais|nenhum desses|nenhuma dessas|nenhum desses horarios)"
+)
+_LATER_IN_THE_DAY = re.compile(r"\bmais tarde\b|\bmais (?:pro|para o) (?:fim|final) do dia\b")
+_OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mais (?:pra|para) frente|depois)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 
 

@@ -86,6 +86,9 @@ ASK_DATE_FROM = (
     "Estes são os horários livres com {doctor} a partir de {date}. Escolha um ou me diga a data que prefere."
 )
 ASK_TIME = "Horários livres com {doctor} em {date}:"
+MORE_SLOTS = "Mais horários livres com {doctor}:"
+NO_MORE_ON_DAY = "Não há mais horários livres em {date}."
+NO_MORE_SLOTS = "Não há mais horários livres com {doctor} nas próximas semanas. Quer tentar outro médico?"
 DOCTOR_DURATION = "A consulta com {doctor} dura {minutes} minutos."
 DURATION_SINGLE = "As consultas duram {minutes} minutos."
 DURATION_RANGE = "As consultas duram de {low} a {high} minutos, conforme o médico."

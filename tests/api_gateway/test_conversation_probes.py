@@ -201,3 +201,47 @@ def test_not_wanting_to_book_drops_the_booking_and_answers(patient):
     patient.says("não quero marcar, só quero saber o horário dele")  # was: the name question again
     assert patient.text.startswith("Dr. Igor Santos atende: ")
     assert patient.session.flow == ""
+
+
+def _slots_listed(patient) -> list[dt.datetime]:
+    return [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]) for i in patient.session.last_options["items"]]
+
+
+def test_later_over_a_days_times_lists_the_rest_of_that_day(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says("quarta")
+    first = _slots_listed(patient)
+    assert patient.state == "choosing_time" and len(first) == 10
+    patient.says("tem mais tarde?")  # was: "Não encontrei essa informação", then a handoff
+    later = _slots_listed(patient)
+    assert later and all(w.date() == WEDNESDAY and w > max(first) for w in later)
+    assert later[-1].time() == dt.time(17, 30)  # the last slot of her 14-18 shift is reachable
+
+
+def test_later_over_a_list_of_days_is_later_in_the_day(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    assert all(w.hour < 12 for w in _slots_listed(patient)[2:])
+    patient.says("mais tarde")  # was: "Desculpe, não entendi"
+    assert all(w.hour >= 12 for w in _slots_listed(patient))
+
+
+def test_other_days_lists_days_not_shown(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    shown_days = {w.date() for w in _slots_listed(patient)}
+    patient.says("outros dias")  # was: "Desculpe, não entendi"
+    days = {w.date() for w in _slots_listed(patient)}
+    assert days and not days & shown_days and min(days) > max(shown_days)
+
+
+@pytest.mark.parametrize("said", ["esquece", "deixa pra lá", "mudei de ideia", "nada não"])
+def test_giving_up_at_the_slot_list_ends_the_booking(patient, said):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says(said)  # was: "Desculpe, não entendi" and the list again
+    assert patient.text == T.BOOKING_ABANDONED and patient.session.flow == ""
+
+
+@pytest.mark.parametrize("said", ["voltar pro menu", "início"])
+def test_back_to_the_menu_restarts(patient, said):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says(said)
+    assert patient.text.startswith(T.RESTARTED) and patient.session.flow == ""

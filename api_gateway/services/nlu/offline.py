@@ -304,9 +304,10 @@ _ATTENDANT = _re(
 _ATTENDANT_WORD = _re(r"atendente|humano|recepcionista|recepcao")
 _RESTART = _re(
     r"recomecar|comecar de novo|comecar do zero|comecar novamente|reiniciar|reinicia|do zero|resetar|reset"
-    r"|menu inicial|menu principal|voltar ao inicio|voltar ao menu|comecar tudo de novo"
-    # the whole message is a command word ("menu", "sair", "parar", "stop")
-    r"|^ ?(?:menu|sair|parar|pare|stop|chega|encerrar|finalizar)[ !.]*$"
+    r"|menu inicial|menu principal|comecar tudo de novo"
+    r"|voltar (?:ao|pro|para o|pra o|pro o) (?:inicio|menu|comeco)|volta (?:ao|pro|pra o) (?:inicio|menu|comeco)"
+    # the whole message is a command word ("menu", "sair", "parar", "stop", "início")
+    r"|^ ?(?:menu|sair|parar|pare|para|stop|chega|encerrar|finalizar|inicio)[ !.]*$"
 )
 _BACK = re.compile(
     r"^ ?(?:quero |pode |podemos |vamos |preciso |da pra )?(?:voltar|volta|retornar)"
@@ -326,6 +327,9 @@ _DONT_WANT_ANYMORE = _re(
     r" (?:ir|comparecer)(?! (?:de|a|as|na|no|pela|pelo|nesse|nessa|em) (?:manha|tarde|noite|periodo|sabado|domingo"
     r"|segunda|terca|quarta|quinta|sexta|semana|dia \d))"  # "não posso ir de manhã" is a wish for the booking
     r"|deixa (?:pra|para) depois|deixa quieto|depois eu marco|outra hora"
+    # giving up the booking under way: "esquece", "deixa pra lá", "mudei de ideia", "nada não"
+    r"|^ ?(?:esquece|esqueca|deixa (?:pra|para) la|mudei de ideia|desencana|nada nao|deixa)(?: (?:entao|isso|tudo))?"
+    r"(?: (?:por favor|obrigad[oa]|valeu))? ?$"
 )
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
 _MOVE_TARGET_DAY = r"(?:sexta|segunda|terca|quarta|quinta|sabado|domingo|amanha|hoje|semana que vem|\d+)"
