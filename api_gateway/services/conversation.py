@@ -448,6 +448,10 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
     quiet = not s.flow or s.current_state == S.IDLE
+    if _SERVICE_COMPLAINT.search(turn.folded) and (quiet or intent == Intent.DESCONHECIDO):
+        # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
+        s.last_options = {"offer": "handoff"}
+        return Reply(text=T.SERVICE_COMPLAINT)
     if quiet and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
         told = turn.folded
         if _CANT_ATTEND.search(told) and not _WANTS_BOOKING.search(told):  # "não vou poder ir amanhã"
@@ -547,6 +551,8 @@ def _dispatch(turn: _Turn) -> Reply:
             s.patient_name, s.name_confirmed = "", False
             return Reply(text=T.ASK_NAME)
 
+    if not s.flow and s.last_options.get("offer") in {"handoff", "book"} and _TAKES_OFFER.match(turn.folded):
+        intent = Intent.CONFIRMAR  # "quero", "por favor", "pode transferir" to "Posso transferir...?"
     if not s.flow and s.last_options.get("offer") == "handoff" and intent in {Intent.CONFIRMAR, Intent.NEGAR}:
         s.last_options = {}  # "sim" to "Posso transferir para um atendente, se preferir."
         return _handoff(turn, T.HANDOFF) if intent == Intent.CONFIRMAR else _menu(s, T.MENU_AGAIN)
@@ -2196,6 +2202,18 @@ _MORE_SLOTS = re.compile(
 )
 _LATER_IN_THE_DAY = re.compile(r"\bmais tarde\b|\bmais (?:pro|para o) (?:fim|final) do dia\b")
 _OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mais (?:pra|para) frente|depois)\b")
+_TAKES_OFFER = re.compile(
+    r"^\W*(?:sim\W+)?(?:quero|queria|gostaria|por favor|pode|pode ser|pode sim|pode transferir|transfere|transferir"
+    r"|me transfere|manda|bora|quero sim|sim quero|sim por favor)(?:\W+(?:sim|por favor|pf|pfv|obrigad[oa]))?\W*$"
+)
+_SERVICE_COMPLAINT = re.compile(
+    r"\b(?:fui mal atendid[oa]|mal atendid[oa]|pessimo atendimento|atendimento (?:pessimo|horrivel|ruim|lamentavel)"
+    r"|esperei (?:\d+|uma|duas|tres|muito|demais|horas)(?: \w+)?(?: horas?| hr| h)?\b.{0,40}"
+    r"(?:atendid|consulta|absurdo)"
+    r"|(?:quero|queria|vou) (?:fazer |registrar |abrir )?(?:uma )?reclamac\w*|(?:quero|vou) reclamar|descaso"
+    r"|falta de respeito|(?:robo|bot|voce|vc|vcs|voces) (?:e |eh |sao |e um |e muito )?(?:burr[oa]s?|inutil|inuteis"
+    r"|pessim[oa]s?|horrive(?:l|is)|idiota)|absurdo (?:isso|o atendimento)|que absurdo|vergonha (?:de|esse|essa))\b"
+)
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 
 

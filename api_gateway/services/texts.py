@@ -137,6 +137,10 @@ LATER_CONFIRMING = (
 )
 LATER = "Tudo bem, fico no aguardo! Quando decidir, é só responder por aqui. 🙂"
 BOOKING_ABANDONED = "Tudo bem, não marquei nada. Se precisar, é só chamar. 🙂"
+SERVICE_COMPLAINT = (
+    "Sinto muito por isso. 😔 Sua opinião é importante: posso transferir você para a equipe da recepção, que vai "
+    "ouvir e resolver por aqui. Quer que eu transfira?"
+)
 HANDOFF = (
     "Certo! Vou transferir a conversa para um atendente da recepção, que vai responder por aqui assim que possível. 🙋"
 )

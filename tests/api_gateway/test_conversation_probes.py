@@ -245,3 +245,33 @@ def test_back_to_the_menu_restarts(patient, said):
     patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
     patient.says(said)
     assert patient.text.startswith(T.RESTARTED) and patient.session.flow == ""
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "fui mal atendida na recepção ontem",  # was: a booking ("qual é o seu nome completo?")
+        "esperei 2 horas pra ser atendido, absurdo",
+        "quero fazer uma reclamação",  # was: "Desculpe, não entendi"
+        "robô burro",
+    ],
+)
+def test_a_complaint_gets_an_apology_and_a_person(patient, said):
+    patient.says(said)
+    assert patient.text.endswith(T.SERVICE_COMPLAINT) and patient.session.flow == ""
+    patient.says("quero")
+    assert patient.state == "human_handoff"
+
+
+@pytest.mark.parametrize("said", ["to me sentindo péssima, quero marcar clínico geral", "a dra ana é boa?"])
+def test_feeling_bad_or_asking_about_a_doctor_is_no_complaint(patient, said):
+    patient.says(said)
+    assert T.SERVICE_COMPLAINT not in patient.text
+
+
+@pytest.mark.parametrize("said", ["por favor", "pode transferir", "quero sim"])
+def test_taking_the_offer_of_a_person_in_other_words(patient, said):
+    patient.says("tem ressonância?")
+    assert patient.text.endswith(T.UNKNOWN_ANSWER)
+    patient.says(said)  # was: "Desculpe, não entendi"
+    assert patient.state == "human_handoff"
