@@ -572,6 +572,9 @@ def _dispatch(turn: _Turn) -> Reply:
                 return Reply(text=clinic_services.TOO_MANY_OPEN_MESSAGE.format(limit=limit))
             s.flow = FLOW_BOOK
             turn.new_booking = True
+            availability = _availability_line(turn) if "?" in turn.text else None
+            if availability:  # "tem horário amanhã com cardiologista?": answered before the name is asked
+                turn.prefix.append(availability)
         return _advance(turn)
     if s.flow:
         if not changed and intent == Intent.DESPEDIDA:  # "tchau" mid-flow: let the patient go, nothing booked
@@ -1365,6 +1368,36 @@ def _spread(free: list[dt.datetime]) -> list[dt.datetime]:
         if len(spread) == MAX_LIST_ROWS:
             break
     return spread
+
+
+def _availability_line(turn: _Turn) -> str | None:
+    """Whether the doctor (or a doctor of the specialty) asked about has free slots on the day asked, and from
+    when: "tem vaga amanhã com cardiologista?" deserves a yes or no before the booking's first question."""
+    e = turn.nlu.entities
+    day, _ = _wanted_moment(e)
+    if day is None or not (e.get("medico_id") or e.get("especialidade_id")):
+        return None
+    closed = _holiday_closed(day)
+    if closed:
+        return closed
+    doctors = (
+        [_doctor(e["medico_id"])]
+        if e.get("medico_id")
+        else selectors.doctor_list(especialidade_id=int(e["especialidade_id"]))
+    )
+    free = {
+        d["nome"]: slots
+        for d in doctors[:MAX_LIST_ROWS]
+        if d and (slots := selectors.slot_list_free(medico_id=d["id"], start=day, days=1, now=turn.now))
+    }
+    when = T.date_long(day)
+    if not free:
+        who = f"com {doctors[0]['nome']}" if e.get("medico_id") else f"em {_specialty_name(int(e['especialidade_id']))}"
+        return T.NO_AVAILABILITY.format(date=when, who=who)
+    items = T.join_names(
+        [f"{name} (a partir das {timezone.localtime(slots[0]):%H:%M})" for name, slots in free.items()]
+    )
+    return T.AVAILABILITY.format(date=when, items=items)
 
 
 def _offer_more_slots(turn: _Turn) -> Reply:

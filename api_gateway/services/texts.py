@@ -86,6 +86,8 @@ ASK_DATE_FROM = (
     "Estes são os horários livres com {doctor} a partir de {date}. Escolha um ou me diga a data que prefere."
 )
 ASK_TIME = "Horários livres com {doctor} em {date}:"
+AVAILABILITY = "Sim! Para {date}, há horários livres com {items}."
+NO_AVAILABILITY = "Para {date}, não há horários livres {who}; já te mostro os mais próximos."
 MORE_SLOTS = "Mais horários livres com {doctor}:"
 NO_MORE_ON_DAY = "Não há mais horários livres em {date}."
 NO_MORE_SLOTS = "Não há mais horários livres com {doctor} nas próximas semanas. Quer tentar outro médico?"

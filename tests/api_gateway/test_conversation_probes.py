@@ -12,6 +12,7 @@ from api_gateway.services.nlu.types import Intent
 from rag_agent.models import Agendamento
 from tests.api_gateway.test_conversation_dialogues import (
     REF,
+    TUESDAY,
     WEDNESDAY,
     Patient,
     _book_directly,
@@ -275,3 +276,17 @@ def test_taking_the_offer_of_a_person_in_other_words(patient, said):
     assert patient.text.endswith(T.UNKNOWN_ANSWER)
     patient.says(said)  # was: "Desculpe, não entendi"
     assert patient.state == "human_handoff"
+
+
+def test_asking_for_a_free_slot_is_answered_before_the_name(patient):
+    patient.says("tem horário amanhã com cardiologista?")  # was: straight to "qual é o seu nome completo?"
+    assert f"Sim! Para {T.date_long(TUESDAY)}, há horários livres com Dr. Carlos Mendes (a partir das 08:00)." in (
+        patient.text
+    )
+    assert patient.state == "collecting_patient_info"
+
+
+def test_asking_for_a_day_the_doctor_is_off_says_so_before_the_name(patient):
+    saturday = REF.date() + dt.timedelta(days=5)
+    patient.says("tem horário com a dra ana no sábado?")
+    assert f"Para {T.date_long(saturday)}, não há horários livres com Dra. Ana Souza" in patient.text
