@@ -1856,7 +1856,7 @@ def _answer_question(turn: _Turn) -> Reply:
     answer = (turn.nlu.answer or "").strip() if turn.nlu.source == "gemini" else ""
     if turn.nlu.entities.get("topico") == "urgencia":
         answer = T.NO_EMERGENCY_CARE  # a fixed safety answer, never the model's wording
-    answer = answer or _answer_from_data(turn)
+    answer = answer or _answers_each_question(turn) or _answer_from_data(turn)
     if not answer and turn.nlu.source == "option" and not s.flow:  # "Tirar dúvidas": the common topics, as a list
         rows = [(f"topic:{key}", title) for key, title in _QUESTION_TOPICS.items()]
         s.last_options = {"kind": "topic", "items": [{"id": key, "title": title} for key, title in rows]}
@@ -1884,6 +1884,29 @@ def _answer_question(turn: _Turn) -> Reply:
     if answer == T.UNKNOWN_ANSWER:  # it offers a person: a "sim" next takes it
         s.last_options["offer"] = "handoff"
     return Reply(text=answer)
+
+
+def _answers_each_question(turn: _Turn) -> str | None:
+    """ "qual o endereço e o horário?", "aceita unimed? e onde fica?": each question of a message answered from the
+    tables, in order, when it asks more than one thing (None otherwise: the message's one answer is found whole).
+    The parts are read by the offline rules, which cost nothing; Gemini reads a message whole by itself."""
+    parts = [p.strip() for p in _QUESTION_BREAK.split(turn.text or "") if len(p.split()) >= 2]
+    if len(parts) < 2:
+        return None
+    from api_gateway.services.nlu.offline import offline_interpret
+
+    answers: list[str] = []
+    for part in parts:
+        nlu = offline_interpret(text=part, session=turn.session, now=turn.now)
+        if nlu.intent != Intent.PERGUNTA and not nlu.entities.get("exame_id"):
+            continue
+        part_turn = dataclasses.replace(turn, nlu=nlu, text=part)
+        answer = _answer_from_data(part_turn)
+        if not turn.session.flow:  # "tem dermatologista? quanto custa?": the price follows the specialty
+            turn.session.last_options = {**turn.session.last_options, **_question_memory(part_turn)}
+        if answer and answer not in answers:
+            answers.append(answer)
+    return "\n\n".join(answers) if len(answers) >= 2 else None
 
 
 def _prompt_again(turn: _Turn) -> Reply:
@@ -2246,6 +2269,12 @@ _SERVICE_COMPLAINT = re.compile(
     r"|(?:quero|queria|vou) (?:fazer |registrar |abrir )?(?:uma )?reclamac\w*|(?:quero|vou) reclamar|descaso"
     r"|falta de respeito|(?:robo|bot|voce|vc|vcs|voces) (?:e |eh |sao |e um |e muito )?(?:burr[oa]s?|inutil|inuteis"
     r"|pessim[oa]s?|horrive(?:l|is)|idiota)|absurdo (?:isso|o atendimento)|que absurdo|vergonha (?:de|esse|essa))\b"
+)
+# Where one question of a message ends and the next begins: "?", ";", or "e" before another question or subject.
+_QUESTION_BREAK = re.compile(
+    r"\?+|;|\s+e\s+(?=(?:tamb[eé]m\s+)?(?:qual|quais|quanto|onde|como|quando|que horas|aceita|aceitam|tem|vcs|voc[eê]s"
+    r"|precisa|o\s|a\s|os\s|as\s))",
+    re.IGNORECASE,
 )
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

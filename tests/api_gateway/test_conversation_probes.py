@@ -290,3 +290,20 @@ def test_asking_for_a_day_the_doctor_is_off_says_so_before_the_name(patient):
     saturday = REF.date() + dt.timedelta(days=5)
     patient.says("tem horário com a dra ana no sábado?")
     assert f"Para {T.date_long(saturday)}, não há horários livres com Dra. Ana Souza" in patient.text
+
+
+def test_each_question_of_a_message_is_answered(patient, clinic):
+    patient.says("qual o endereço e o horário de funcionamento?")  # was: the address only
+    assert clinic.endereco in patient.text and clinic.horario_funcionamento in patient.text
+
+
+def test_two_exams_in_one_question_get_both_prices(patient):
+    patient.says("quanto custa o hemograma e o colesterol?")  # was: the cholesterol only
+    assert "Hemograma completo: R$ 35,00" in patient.text and "Colesterol total e frações: R$ 45,00" in patient.text
+
+
+def test_later_questions_of_a_message_follow_its_subject(patient):
+    patient.says("vcs tem dermatologista? quanto custa? aceita amil?")  # was: the first answered only
+    assert "Sim, temos Dermatologia" in patient.text
+    assert "Consulta particular em Dermatologia" in patient.text
+    assert "Em Dermatologia, atendem pelo convênio Amil" in patient.text
