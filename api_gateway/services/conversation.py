@@ -2007,6 +2007,7 @@ def _remember_doctors(s: ConversationSession, doctors: list[dict]) -> None:
     s.last_options = {
         "kind": "doctor",
         "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
+        "prose": True,  # named in a sentence, not a numbered list: "3" is not the third of them
     }
 
 

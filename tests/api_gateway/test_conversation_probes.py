@@ -307,3 +307,13 @@ def test_later_questions_of_a_message_follow_its_subject(patient):
     assert "Sim, temos Dermatologia" in patient.text
     assert "Consulta particular em Dermatologia" in patient.text
     assert "Em Dermatologia, atendem pelo convênio Amil" in patient.text
+
+
+def test_a_number_after_doctors_named_in_a_sentence_picks_none_of_them(patient):
+    patient.says("oi")
+    patient.says("quais os médicos?")
+    patient.says("3")  # was: the third doctor named in the sentence, and a booking with him
+    assert patient.session.flow == "" and patient.session.selected_doctor_id is None
+    patient.says("quais os médicos de cardiologia?")
+    patient.says("o primeiro")  # an ordinal still points at them
+    assert patient.session.flow == "agendar" and patient.session.selected_doctor_id is not None

@@ -870,7 +870,9 @@ _EARLIEST = _re(
 _HOUR_MENTION = re.compile(r"(?<![a-z0-9])(?:\d{1,2}\s*(?:h|hs|hrs?|horas?)(?![a-z])|\d{1,2}:\d{2}|as \d{1,2})")
 
 
-def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[int | None, tuple[int, int] | None, bool]:
+def _option_from_text(
+    text: _Text, *, state: str, items: list[dict], numbered: bool = True
+) -> tuple[int | None, tuple[int, int] | None, bool]:
     """(opcao, span in folded text, explicit) for "o primeiro", "opção 2", "a última", "2"."""
     count = len(items)
     for match in _ORDINAL_RE.finditer(text.folded):
@@ -914,6 +916,8 @@ def _option_from_text(text: _Text, *, state: str, items: list[dict]) -> tuple[in
             value = _ORDINALS[stem]
         if value is not None and (not count or value <= count):
             return value, match.span(), bool(noun or article)
+    if not numbered:
+        return None, None, False
     for match in _NUMBERED_OPTION.finditer(text.folded):
         raw = match.group(1)
         value = _CARDINALS.get(raw) or (int(raw) if raw.isdigit() else None)
@@ -997,7 +1001,11 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities["para_quem"] = "eu"
 
     # 2. Option references ("o primeiro", "opção 2", "2"), kept out of the date parser ("a segunda opção").
-    option, option_span, _explicit = _option_from_text(t, state=state, items=items)
+    # Doctors named in a sentence ("Nossos médicos de Cardiologia: Dr. Carlos e Dra. Ana") can be "o primeiro" or
+    # "ele", but they had no numbers: a bare "3" then is not the third of them (it was most likely a menu row).
+    last_options = getattr(session, "last_options", None)
+    numbered = not (isinstance(last_options, dict) and last_options.get("prose"))
+    option, option_span, _explicit = _option_from_text(t, state=state, items=items, numbered=numbered)
     blanked = [s for s in (name_span, option_span) if s]
     analysed = _blank_spans(t.original, blanked)
 
