@@ -2039,7 +2039,16 @@ def _answer_from_data(turn: _Turn) -> str | None:
         closed = _holiday_closed(asked_day) if asked_day else None
         if closed:  # "vocês abrem no natal?", "dia 25/12 funciona?"
             return closed
-        return f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
+        hours = f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
+        if _HOLIDAY_WORD.search(turn.folded) and not asked_day and settings.CLINIC_HOLIDAYS:
+            return f"{T.CLOSED_ON_HOLIDAYS} {hours}"  # "abre feriado?"
+        if asked_day:  # "vocês abrem hoje?", "e domingo?": yes or no for that day, from the doctors' shifts
+            open_days = {sh["dia_semana"] for d in catalog["medicos"] for sh in _shifts(d["id"])}
+            day = T.on_weekday(asked_day.weekday())
+            if asked_day.weekday() not in open_days:
+                return f"{T.CLOSED_ON_DAY.format(day=day)} {hours}"
+            return f"{T.OPEN_ON_DAY.format(day=day)} {hours}"
+        return hours
     if topic == "telefone":
         return f"Nosso telefone é {clinic['telefone']}."
     if topic == "email":
@@ -2277,6 +2286,7 @@ _QUESTION_BREAK = re.compile(
     r"|precisa|o\s|a\s|os\s|as\s))",
     re.IGNORECASE,
 )
+_HOLIDAY_WORD = re.compile(r"\bferiados?\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 
 

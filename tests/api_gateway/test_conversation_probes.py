@@ -317,3 +317,13 @@ def test_a_number_after_doctors_named_in_a_sentence_picks_none_of_them(patient):
     patient.says("quais os médicos de cardiologia?")
     patient.says("o primeiro")  # an ordinal still points at them
     assert patient.session.flow == "agendar" and patient.session.selected_doctor_id is not None
+
+
+def test_open_on_a_day_is_answered_yes_or_no(patient, settings):
+    settings.CLINIC_HOLIDAYS = "BR"
+    patient.says("vcs abrem hj?")  # was: the opening hours, with no yes or no
+    assert "Sim, atendemos às segundas." in patient.text
+    patient.says("e domingo?")
+    assert patient.text.startswith("Não, aos domingos a clínica não abre.")
+    patient.says("abre feriado?")
+    assert patient.text.startswith(T.CLOSED_ON_HOLIDAYS)
