@@ -2124,6 +2124,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return T.SPECIALTIES_LIST.format(items=T.join_names([sp["nome"] for sp in catalog["especialidades"][:15]]))
     if topic == "exames":
         items = T.join_names([f"{x['nome']} (R$ {T.money(x['preco'])})" for x in catalog["exames"][:10]])
+        if e.get("exame") and not exam:  # "faz ressonância?"
+            return T.EXAM_NOT_OFFERED.format(exam=e["exame"], items=items)
         return T.EXAMS_LIST.format(items=items)
     return None
 

@@ -91,6 +91,7 @@ NO_AVAILABILITY = "Para {date}, não há horários livres {who}; já te mostro o
 OPEN_ON_DAY = "Sim, atendemos {day}."
 CLOSED_ON_DAY = "Não, {day} a clínica não abre."
 CLOSED_ON_HOLIDAYS = "Nos feriados a clínica não abre."
+EXAM_NOT_OFFERED = "Não fazemos {exam} aqui. Os exames que fazemos são: {items}."
 MORE_SLOTS = "Mais horários livres com {doctor}:"
 NO_MORE_ON_DAY = "Não há mais horários livres em {date}."
 NO_MORE_SLOTS = "Não há mais horários livres com {doctor} nas próximas semanas. Quer tentar outro médico?"

@@ -272,7 +272,7 @@ def test_feeling_bad_or_asking_about_a_doctor_is_no_complaint(patient, said):
 
 @pytest.mark.parametrize("said", ["por favor", "pode transferir", "quero sim"])
 def test_taking_the_offer_of_a_person_in_other_words(patient, said):
-    patient.says("tem ressonância?")
+    patient.says("tem estacionamento?")
     assert patient.text.endswith(T.UNKNOWN_ANSWER)
     patient.says(said)  # was: "Desculpe, não entendi"
     assert patient.state == "human_handoff"
@@ -327,3 +327,15 @@ def test_open_on_a_day_is_answered_yes_or_no(patient, settings):
     assert patient.text.startswith("Não, aos domingos a clínica não abre.")
     patient.says("abre feriado?")
     assert patient.text.startswith(T.CLOSED_ON_HOLIDAYS)
+
+
+def test_an_exam_the_clinic_does_not_do_is_a_clear_no(patient):
+    patient.says("vocês fazem ressonância?")  # was: "Desculpe, não entendi"
+    assert "Não fazemos ressonância aqui. Os exames que fazemos são: " in patient.text
+    assert "Hemograma completo (R$ 35,00)" in patient.text
+
+
+def test_a_doctor_the_clinic_does_not_have_is_a_clear_no(patient):
+    patient.says("tem o dr paulo?")  # was: "Desculpe, não entendi"
+    assert "Não encontrei Dr. Paulo entre os médicos da clínica." in patient.text
+    assert patient.session.flow == ""

@@ -726,6 +726,15 @@ def _plan_not_taken(text: str) -> dict:
 _TITLED_NAME = re.compile(r"(?<![a-z])(dra|dr|doutora|doutor)\.?\s+([a-z][a-z'-]{2,})")
 
 
+# Exams patients ask for by name; one the clinic's table does not list is answered "não fazemos".
+_UNOFFERED_EXAM = re.compile(
+    r"(?<![a-z])(?:ressonancia(?: magnetica)?|tomografia(?: computadorizada)?|mamografia|endoscopia|colonoscopia"
+    r"|eletrocardiograma|ecocardiograma|ecocardiografia|holter|densitometria|eletroencefalograma|espirometria"
+    r"|teste ergometrico|cintilografia|ultrassom \w+|ultrassonografia \w+|raio x d[eoa]s? \w+|papanicolau"
+    r"|exame de urina|urina tipo 1|exame de fezes|parasitologico|audiometria|biopsia|pet scan)(?![a-z])"
+)
+
+
 def _doctor_not_found(text: str) -> dict:
     """ "com o dr roberto" when no doctor of the clinic matched: medico without an id, so the bot can say so."""
     for match in _TITLED_NAME.finditer(fold(text)):
@@ -1045,6 +1054,10 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities.update(_plan_not_taken(mention_text))
     if not entities.get("medico_id"):
         entities.update(_doctor_not_found(mention_text))
+    if not entities.get("exame_id"):
+        unknown_exam = _UNOFFERED_EXAM.search(fold(mention_text))
+        if unknown_exam:  # "faz ressonância?": an exam this clinic does not list, said so rather than "não entendi"
+            entities["exame"] = mention_text[unknown_exam.start() : unknown_exam.end()].lower()  # as written
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
@@ -1284,6 +1297,10 @@ def _topic(t: _Text, entities: dict) -> str | None:
     offers = _re(r"tem|tem algum|tem alguma|voces tem|existe|fazem|faz|oferecem|atende|atendem|trabalham com")
     follow_up = t.has_question_mark and t.words[:1] == ["e"] and len(t.words) <= 4  # "e oculista?" after "tem X?"
     booking = _has(norm, _BOOK_WEAK) or _has(norm, _BOOK_STRONG)  # "queria marcar ..., ela tem bradesco"
+    if asks and not booking and entities.get("exame") and not entities.get("exame_id"):
+        return "exames"  # "faz ressonância?": one the clinic does not list
+    if asks and not booking and entities.get("medico") and not entities.get("medico_id"):
+        return "medicos"  # "tem o dr paulo?": no such doctor here
     if asks and (_has(norm, offers) or follow_up) and not booking:
         if entities.get("exame_id") and _has(norm, offers):  # "e o hemograma?" asks its price (no topic)
             return "exames"
