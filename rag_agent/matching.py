@@ -40,13 +40,24 @@ SHORT_WORD = 4  # words this short only match exactly
 # Normalized official name -> normalized aliases. Applied only when that name exists in the catalogue.
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "especialidade": {
-        "cardiologia": ("cardiologista", "cardio", "cardiologico"),
-        "dermatologia": ("dermatologista", "dermato", "dermatologico"),
-        "pediatria": ("pediatra", "pediatrico", "crianca", "criancas", "infantil"),
-        "ortopedia": ("ortopedista", "ortopedico"),
-        "ginecologia": ("ginecologista", "gineco", "ginecologico"),
+        # with the lay names patients use ("médico do coração", "médico de olho")
+        "cardiologia": ("cardiologista", "cardio", "cardiologico", "medico do coracao", "medico de coracao"),
+        "dermatologia": ("dermatologista", "dermato", "dermatologico", "medico de pele", "medico da pele"),
+        "pediatria": ("pediatra", "pediatrico", "crianca", "criancas", "infantil", "medico de crianca"),
+        "ortopedia": ("ortopedista", "ortopedico", "orto", "medico de osso", "medico dos ossos", "medico do osso"),
+        "ginecologia": ("ginecologista", "gineco", "ginecologico", "medico de mulher", "medico da mulher"),
         "clinica geral": ("clinico geral", "clinica medica", "clinico"),
-        "oftalmologia": ("oftalmologista", "oftalmo", "oculista", "oftalmologico"),
+        "oftalmologia": (
+            "oftalmologista",
+            "oftalmo",
+            "oculista",
+            "oftalmologico",
+            "medico de olho",
+            "medico dos olhos",
+            "medico do olho",
+            "medico de vista",
+            "medico da vista",
+        ),
     },
     "convenio": {
         "sulamerica": ("sul america",),
@@ -175,7 +186,8 @@ class MatchIndex:
             index.phrases[norm] = (item["id"], item["nome"])
             # Keyed by the full normalized name: "raio x de torax", whose "de" _words drops.
             for alias in ALIASES.get(kind, {}).get(normalize(item["nome"]), ()):
-                index.candidates.append(_Candidate(" ".join(_words(alias)), item["id"], item["nome"]))
+                if alias.split()[0] not in GENERIC_WORDS:  # "médico de olho" only as a whole phrase: "médico"
+                    index.candidates.append(_Candidate(" ".join(_words(alias)), item["id"], item["nome"]))
                 index.phrases[" ".join(_words(alias))] = (item["id"], item["nome"])
             head = norm.split()[0] if norm else ""
             if len(norm.split()) > 1:

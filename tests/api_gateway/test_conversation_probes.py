@@ -339,3 +339,17 @@ def test_a_doctor_the_clinic_does_not_have_is_a_clear_no(patient):
     patient.says("tem o dr paulo?")  # was: "Desculpe, não entendi"
     assert "Não encontrei Dr. Paulo entre os médicos da clínica." in patient.text
     assert patient.session.flow == ""
+
+
+@pytest.mark.parametrize(
+    ("said", "specialty"),
+    [
+        ("quero marcar orto", "Ortopedia"),
+        ("quero médico do coração", "Cardiologia"),
+        ("tem médico de olho?", "Oftalmologia"),
+        ("quero marcar médico de osso", "Ortopedia"),
+        ("médico de pele", "Dermatologia"),
+    ],
+)
+def test_lay_names_and_short_forms_of_specialties(clinic, said, specialty):
+    assert offline_interpret(text=said).entities.get("especialidade") == specialty  # was: none found
