@@ -2111,6 +2111,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "convenio" or asks_plan:  # "aceita amil?", "a dra ana atende unimed?", "tem ortopedista pela amil?"
         if doctor is None and not named_specialty and turn.session.flow:  # "aceita sulamerica?" at the summary
             doctor = _doctor(turn.session.selected_doctor_id)
+        if not (e.get("convenio_id") or e.get("convenio")) and remembered.get("plan") and (doctor or named_specialty):
+            e["convenio_id"] = remembered["plan"]  # "aceita amil?" then "e na dermato?": Amil in Dermatologia
         return _plan_answer(turn, doctor, specialty_id)
     if topic == "medicos" or (topic == "especialidades" and named_specialty):
         doctors = selectors.doctor_list(especialidade_id=specialty_id) if specialty_id else catalog["medicos"]

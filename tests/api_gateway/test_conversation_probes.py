@@ -353,3 +353,18 @@ def test_a_doctor_the_clinic_does_not_have_is_a_clear_no(patient):
 )
 def test_lay_names_and_short_forms_of_specialties(clinic, said, specialty):
     assert offline_interpret(text=said).entities.get("especialidade") == specialty  # was: none found
+
+
+def test_a_follow_up_keeps_the_question_asked(patient):
+    patient.says("quanto custa a consulta de cardiologia?")
+    patient.says("e do oftalmo?")  # was: "Sim, temos Oftalmologia" (no price)
+    assert patient.text.startswith("Consulta particular em Oftalmologia: Dr. Lucas Oliveira R$")
+    patient.says("aceita amil?")
+    patient.says("e na dermato?")  # was: every plan of the clinic
+    assert patient.text.startswith("Em Dermatologia, atendem pelo convênio Amil: ")
+
+
+def test_with_whom_after_a_price_question_narrows_it(patient):
+    patient.says("quanto é a consulta?")
+    patient.says("com o ortopedista")  # was: a booking ("qual é o seu nome completo?")
+    assert patient.text.startswith("Consulta particular em Ortopedia: ") and patient.session.flow == ""

@@ -1088,9 +1088,18 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     intent, confidence = _classify(t, state=state, flow=flow, entities=entities, items=items, short=short)
     asked_before = (getattr(session, "last_options", None) or {}).get("topic")
     follow_up = t.words[:1] == ["e"] and len(t.words) <= 5 and not _has(norm, _BOOK_STRONG)
+    # "quanto é a consulta?" then "com o ortopedista": the same question about someone, not a booking with him
+    narrows = asked_before in {"preco", "convenio", "agenda", "duracao"} and t.words[:1] in (["com"], ["pra"], ["para"])
+    subject = any(entities.get(k) for k in ("especialidade_id", "medico_id", "convenio_id"))
+    follow_up = follow_up or (narrows and subject and len(t.words) <= 5 and not _has(norm, _BOOK_STRONG))
     if asked_before and follow_up and not entities.get("topico") and intent != Intent.PERGUNTA:
         entities["topico"] = asked_before  # "quanto custa cardiologia?" then "e de pediatria"
         intent, confidence = Intent.PERGUNTA, CLEAR
+    # "e do oftalmo?" after a price: the price again, not "do you have it?" (which a bare "e X?" reads as when
+    # nothing else was asked)
+    generic = entities.get("topico") in {"especialidades", "medicos"} and not _has(norm, _re(r"tem|atende|atendem"))
+    if asked_before and follow_up and generic and asked_before not in {"especialidades", "medicos"}:
+        entities["topico"] = asked_before
     if entities.get("topico") is None:
         entities.pop("topico", None)
     if word_count > LONG_MESSAGE_WORDS:
