@@ -584,6 +584,10 @@ def _dispatch(turn: _Turn) -> Reply:
             turn.prefix.append(T.YOU_ARE_WELCOME)
             return _advance(turn)
         if not changed:
+            nothing_chosen = not (s.patient_name or s.selected_specialty_id or s.selected_doctor_id)
+            if intent == Intent.NEGAR and nothing_chosen and s.flow == FLOW_BOOK:
+                _flow_reset(s)  # "não, obrigado" to the first question: nothing to change, the booking ends
+                return Reply(text=T.BOOKING_ABANDONED)
             if intent == Intent.NEGAR:
                 return _what_to_change(s)
             nothing_usable = intent in {Intent.DESCONHECIDO, Intent.INFORMAR, Intent.CONFIRMAR}

@@ -368,3 +368,22 @@ def test_with_whom_after_a_price_question_narrows_it(patient):
     patient.says("quanto é a consulta?")
     patient.says("com o ortopedista")  # was: a booking ("qual é o seu nome completo?")
     assert patient.text.startswith("Consulta particular em Ortopedia: ") and patient.session.flow == ""
+
+
+@pytest.mark.parametrize("said", ["nn", "nop"])
+def test_chat_no_at_the_summary_asks_what_to_change(patient, said):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says(said)  # was: "Desculpe, não entendi"
+    assert "O que você quer alterar" in patient.text
+
+
+def test_a_corrected_name_at_the_summary_replaces_it(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("errei o nome, é Rafael Gomes Neto")  # was: "Qual é o nome completo do paciente?"
+    assert patient.state == "confirming" and "Paciente: Rafael Gomes Neto" in patient.text
+
+
+def test_no_thanks_before_anything_is_chosen_ends_the_booking(patient):
+    patient.says("quero marcar")
+    patient.says("não, obrigado")  # was: "O que você quer alterar: o nome, a data...?"
+    assert patient.text == T.BOOKING_ABANDONED and patient.session.flow == ""

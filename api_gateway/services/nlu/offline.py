@@ -286,7 +286,7 @@ _YES_WEAK = _re(
     r"|esta bem|ta bem|ta bom|esta otimo|ta otimo|ta certo|esta certo|serve|fechou|top|legal|uhum|aham|isso ai"
 )
 _NO = _re(
-    r"nao|n|negativo|nope|nem|de jeito nenhum|nenhum|nenhuma|prefiro outro|prefiro outra|outro|outra"
+    r"nao|n|nn|nop|nops|naum|negativo|nope|nem|de jeito nenhum|nenhum|nenhuma|prefiro outro|prefiro outra|outro|outra"
     r"|outro horario|outra data|outro dia|outro medico|errado|errada|esta errado|nao e isso|nao obrigad[oa]"
     r"|melhor nao"
 )
@@ -497,7 +497,7 @@ _NAME_INTRO = re.compile(
     r"|(?:o )?nome d[oa] (?:meu|minha) [a-z]+(?: e| eh|:)|(?:meu|minha) [a-z]+ se chama"
     # a correction at the summary: "o nome certo é Ana Lima", "o nome tá errado, é Sandra Mello"
     r"|(?:o )?nome (?:certo|correto|completo)(?: e| eh|:)|(?<![a-z] )o nome (?:e|eh)"
-    r"|nome (?:ta|esta) errado,? (?:o certo )?(?:e|eh)"
+    r"|nome (?:ta|esta) errado,? (?:o certo )?(?:e|eh)|errei (?:o|no) nome,? (?:o certo |o correto )?(?:e|eh)"
     r"|(?:e )?(?:pro|pra|para o|para a|para) (?:meu|minha) (?:filh[oa]|pai|mae|espos[oa]|marido|av[oa]|irma|irmao"
     r"|sobrinh[oa]|net[oa]|enteado|enteada),?"
     r"|(?:a consulta|o agendamento|a marcacao|o horario) (?:e|eh|vai ser|sera) (?:pra|para)(?: o| a)?)\s+"
