@@ -387,3 +387,19 @@ def test_no_thanks_before_anything_is_chosen_ends_the_booking(patient):
     patient.says("quero marcar")
     patient.says("não, obrigado")  # was: "O que você quer alterar: o nome, a data...?"
     assert patient.text == T.BOOKING_ABANDONED and patient.session.flow == ""
+
+
+@pytest.mark.parametrize(("said", "row"), [("dois", 2), ("2️⃣", 2), ("a três", 3)])
+def test_a_row_number_in_words_or_as_an_emoji(patient, said, row):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says("quarta")
+    listed = _slots_listed(patient)
+    patient.says(said)  # was: "Desculpe, não entendi"
+    assert patient.state == "confirming" and f"às {listed[row - 1]:%H:%M}" in patient.text
+
+
+def test_the_one_at_an_hour(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says("quarta")
+    patient.says("o das 9")  # was: "Desculpe, não entendi"
+    assert patient.state == "confirming" and "às 09:00" in patient.text

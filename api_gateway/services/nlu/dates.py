@@ -327,6 +327,8 @@ _ABOUT_HOUR = re.compile(
     # "umas"/"tipo" only before something that is clearly an hour ("umas 3 consultas" is no time)
     r"|\b(?:umas|tipo)\s+(?=\d{1,2}(?:\s*(?:h|hs|horas?)\b|:\d{2}|\s*$|\s*[,.!?]|\s+d[ae]\s+(?:manha|tarde|noite)))"
 )
+# "o das 9", "aquele das 10": "das" before an hour that ends the phrase ("das 9 às 12" is a range, kept)
+_OF_HOUR = re.compile(r"(?<![a-z])das(?=\s+\d{1,2}(?:\s*(?:h|hs|horas?))?\s*(?:$|[,.!?;]))")
 _HOURS_SUFFIX = re.compile(r"(?<=\d)\s?(?:hrs|hr|hs)\b")
 _BARE_HOUR = re.compile(r"^\D{0,12}?\b(\d{1,2})(?:\s*[:h\s]\s*(\d{2}))?\s*(?:h|hs|hrs?|horas?)?\s*[.!]?$")
 _SMALL_NUMBERS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3}
@@ -506,6 +508,7 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     work = _DOTTED_CLOCK.sub(r"\1:\2", work)  # "15.30" is 15:30 (same length), not 15h and a stray 30
     work = _DIA_BEFORE_CLOCK.sub(lambda m: " " * len(m.group(0)), work)  # "mesmo dia 9:30": an hour, not the 9th
     work = _ABOUT_HOUR.sub(lambda m: " " * (len(m.group(0)) - 3) + "as ", work)
+    work = _OF_HOUR.sub(" as", work)  # "o das 9": the one at 9 (same length)
     # Duckling knows "10h" and "10hs" but not "10hrs"; same-length rewrite keeps offsets valid.
     work = _HOURS_SUFFIX.sub(lambda m: "h" + " " * (len(m.group(0)) - 1), work)
 

@@ -178,6 +178,9 @@ _GREETING_QUESTION = re.compile(
 )
 
 
+_KEYCAP = re.compile(r"(\d)\ufe0f?\u20e3|🔟")
+
+
 def _prepare(text: str) -> _Text:
     text = _CONTROL.sub(" ", (text or "")[:MAX_TEXT_LENGTH])
     text = re.sub(r"\s+", " ", text).strip()
@@ -188,6 +191,7 @@ def _prepare(text: str) -> _Text:
         return replacement if replacement is not None else word
 
     text = _WORD.sub(expand, text)
+    text = _KEYCAP.sub(lambda m: "10" if m.group(0) == "🔟" else m.group(1), text)  # "2️⃣" is a typed "2"
     folded = fold(text)
     plain = re.sub(r"[^a-z0-9/:?]+", " ", folded)
     plain = re.sub(r"\s+", " ", plain).strip()
@@ -461,7 +465,20 @@ _ORDINALS = {
     "non": 9,
     "decim": 10,
 }
-_CARDINALS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3, "quatro": 4, "cinco": 5, "seis": 6, "sete": 7}
+_CARDINALS = {
+    "um": 1,
+    "uma": 1,
+    "dois": 2,
+    "duas": 2,
+    "tres": 3,
+    "quatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "sete": 7,
+    "oito": 8,
+    "nove": 9,
+    "dez": 10,
+}
 _OPTION_NOUN = r"(?:opcao|opcoes|alternativa|item|numero|n|no|num|horario|data|dia|medic[oa]|doutor[a]?|especialidade)"
 _ORDINAL_RE = re.compile(
     r"(?<![a-z0-9])(?:(o|a|os|as|pel[oa]|n[oa]|com\s+[oa]|quero\s+[oa]|escolho\s+[oa]|fico\s+com\s+[oa])\s+)?"
@@ -478,6 +495,10 @@ _NUMBERED_OPTION = re.compile(
     r"(?!\s*(?:dias?|semanas?|mes|meses|anos?|horas?|minutos?|min|vezes|meses))"
 )
 _BARE_NUMBER = re.compile(r"^\s*(?:n|no|numero|opcao)?\s*(\d{1,2})\s*[.)!]?\s*$")
+# A number written as a word, alone: "dois", "a três".
+_BARE_CARDINAL = re.compile(
+    r"^\s*(?:(?:o|a|opcao|numero)\s+)?(um|uma|dois|duas|tres|quatro|cinco|seis|sete|oito|nove|dez)\s*[.!]?\s*$"
+)
 # A pronoun pointing at what was just offered. The bare pronouns ("esse", "ele") count only when options are on
 # the table; "essa semana" is not a reference.
 _REFERENCE_STRONG = _re(
@@ -935,6 +956,11 @@ def _option_from_text(
         if value and (named or 1 <= value <= count) and (items or named):
             return value, match.span(), True
     match = _BARE_NUMBER.match(text.folded)
+    cardinal = _BARE_CARDINAL.match(text.folded)
+    if cardinal and items:
+        value = _CARDINALS.get(cardinal.group(1))
+        if value and value <= len(items):
+            return value, cardinal.span(), True
     if match and (items or state.startswith("selecting")):
         value = int(match.group(1))
         # In choosing_time a bare number is an hour ("10"), unless it can only be a row number ("2" of 5 rows).
