@@ -489,7 +489,8 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.LATER_CONFIRMING if s.current_state == S.CONFIRMING and s.flow else T.LATER)
     plan_named = {"convenio_id", "convenio", "particular"} & set(nlu.entities)
     last_plan = s.last_options.get("last") if s.current_state == S.CHOOSING_PLAN else None
-    if last_plan and not plan_named and _SAME_PLAN.search(turn.folded):  # "o mesmo", "mesmo convênio"
+    same = _SAME_PLAN.search(turn.folded) or (intent == Intent.CONFIRMAR and not _PLAN_UNNAMED.search(turn.folded))
+    if last_plan and not plan_named and same:  # "o mesmo", "mesmo convênio", "sim" to "Da última vez foi pelo X"
         nlu.entities["convenio_id"], plan_named = last_plan, True
     if s.current_state == S.CHOOSING_PLAN and not plan_named:
         if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(turn.folded):
@@ -795,6 +796,8 @@ def _repeats_selection(nlu: NLUResult, s: ConversationSession) -> bool:
         "especialidade_id": s.selected_specialty_id,
         "convenio_id": s.selected_convenio_id,
     }
+    if e.get("particular") and s.insurance_type == "particular":
+        return True  # "ok, pode ser particular então" after a plan we do not take
     return any(e.get(key) is not None and str(e[key]) == str(value) for key, value in chosen.items() if value)
 
 

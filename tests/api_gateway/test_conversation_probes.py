@@ -403,3 +403,22 @@ def test_the_one_at_an_hour(patient):
     patient.says("o das 9")  # was: "Desculpe, não entendi" (the list of days showed no 9:00)
     listed = _slots_listed(patient)
     assert listed and all(w.time() == dt.time(9, 0) for w in listed)
+
+
+def test_yes_to_the_plan_used_last_time_takes_it(patient):
+    patient.says("quero marcar com o dr daniel bradesco, meu nome é Rui Lima")
+    patient.says("1")
+    patient.says("sim")
+    patient.says("quero marcar cardiologia")
+    patient.says("sim")  # the same patient
+    assert patient.text.startswith(T.ASK_PLAN_AGAIN.format(plan="Bradesco Saúde"))
+    patient.says("sim")  # was: "Qual é o seu convênio?"
+    assert patient.session.selected_convenio.nome == "Bradesco Saúde"
+
+
+def test_accepting_private_after_a_plan_not_taken_is_understood(patient):
+    patient.says("quero marcar dermatologia, meu nome é João Silva")
+    patient.says("hapvida")
+    assert "Não atendemos pelo convênio Hapvida" in patient.text
+    patient.says("ok pode ser particular então")  # was: "Desculpe, não entendi"
+    assert not patient.text.startswith(T.NOT_UNDERSTOOD) and patient.state == "selecting_doctor"
