@@ -114,6 +114,7 @@ class _Turn:
     doctor_chosen: bool = False  # this message chose the doctor (by name or from the list)
     ruled_out: frozenset = frozenset()  # weekdays this message ruled out ("qualquer dia menos segunda")
     busy_at: dt.datetime | None = None  # a time the patient already has another appointment at
+    latest: bool = False  # "o mais tarde possível": the day's last times
 
     @functools.cached_property
     def folded(self) -> str:
@@ -872,6 +873,10 @@ def _merge_entities(turn: _Turn) -> bool:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
 
     wanted_date, wanted_time = _wanted_moment(e)
+    moving = s.flow == FLOW_RESCHEDULE and s.target_appointment_id
+    if moving and wanted_time is None and _SAME_TIME.search(turn.folded):  # "mesmo horário na sexta"
+        appointment = _own_appointment(s)
+        wanted_time = appointment.hora if appointment else None
     if e.get("data_invalida"):  # "30/02": said, never moved to a day the patient did not name
         turn.prefix.append(T.DATE_INVALID.format(date=e["data_invalida"]))
     said = e.get("dia_semana")
@@ -907,7 +912,11 @@ def _merge_entities(turn: _Turn) -> bool:
         if s.preferred_time and not wanted_time and s.preferred_date:
             if not _in_period(_aware(s.preferred_date, s.preferred_time), s.preferred_period):
                 s.preferred_time = None
-    return _slots(s) != before
+    if _AS_LATE_AS_POSSIBLE.search(turn.folded) and not wanted_time:
+        # "segunda o mais tarde possível": the last times of the day, whatever part of the day was said before
+        turn.latest = True
+        s.preferred_period, s.preferred_after, s.preferred_before, s.preferred_time = "", None, None, None
+    return _slots(s) != before or turn.latest
 
 
 def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
@@ -1450,6 +1459,8 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
     free = selectors.slot_list_free(medico_id=doctor["id"], start=s.preferred_date, days=1, now=turn.now)
     free = [w for w in free if w != turn.busy_at]  # just refused: the patient has another appointment then
     free = _in_preferred_period(turn, doctor, free, "nesse dia")
+    if turn.latest:
+        free = free[-MAX_LIST_ROWS:]
     if free and refused is not None:
         turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))
         s.current_state = S.CHOOSING_TIME
@@ -2298,6 +2309,11 @@ _QUESTION_BREAK = re.compile(
     re.IGNORECASE,
 )
 _HOLIDAY_WORD = re.compile(r"\bferiados?\b")
+_AS_LATE_AS_POSSIBLE = re.compile(
+    r"\b(?:o mais tarde possivel|mais tarde possivel|ultimo horario do dia|no fim do dia|no final do dia"
+    r"|bem no fim da tarde|bem no final da tarde)\b"
+)
+_SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 
 

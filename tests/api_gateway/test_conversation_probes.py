@@ -422,3 +422,18 @@ def test_accepting_private_after_a_plan_not_taken_is_understood(patient):
     assert "Não atendemos pelo convênio Hapvida" in patient.text
     patient.says("ok pode ser particular então")  # was: "Desculpe, não entendi"
     assert not patient.text.startswith(T.NOT_UNDERSTOOD) and patient.state == "selecting_doctor"
+
+
+def test_same_time_on_another_day_when_moving_an_appointment(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar minha consulta")
+    patient.says("mesmo horário na sexta")  # was: Friday's times from 08:00, the 09:00 not kept
+    assert patient.state == "confirming" and "sexta-feira" in patient.text and "às 09:00" in patient.text
+
+
+def test_as_late_as_possible_lists_the_days_last_times(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar minha consulta pra de manhã")
+    patient.says("na verdade sexta o mais tarde possível")  # was: the morning times, the old wish kept
+    listed = _slots_listed(patient)
+    assert listed[-1].time() == dt.time(17, 30) and all(w.weekday() == 4 for w in listed)
