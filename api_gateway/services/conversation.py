@@ -1268,6 +1268,15 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         if working:  # "dermatologia quarta": who works Wednesdays, and said so even when all of them do
             doctors = working
             day_note = f" {T.on_weekday(weekday)}"
+            at = f"{s.preferred_time:%H:%M}" if s.preferred_time else None
+            covering = [
+                d
+                for d in working
+                if at and any(sh["dia_semana"] == weekday and sh["inicio"] <= at < sh["fim"] for sh in _shifts(d["id"]))
+            ]
+            if covering:  # "dermatologia quarta às 14h": who is there at 14:00, not who works mornings
+                doctors = covering
+                day_note += f" às {at}"
         else:  # "cardiologia sábado": nobody then; said, and the day dropped
             turn.prefix.append(T.NOBODY_ON_WEEKDAY.format(specialty=specialty, day=T.on_weekday(weekday)))
             s.preferred_date = None

@@ -437,3 +437,10 @@ def test_as_late_as_possible_lists_the_days_last_times(patient):
     patient.says("na verdade sexta o mais tarde possível")  # was: the morning times, the old wish kept
     listed = _slots_listed(patient)
     assert listed[-1].time() == dt.time(17, 30) and all(w.weekday() == 4 for w in listed)
+
+
+def test_a_specialty_with_a_day_and_time_offers_who_works_then(patient):
+    patient.says("quero marcar dermatologia quarta às 14h particular, meu nome é João Silva")
+    # was: Dra. Beatriz (Wednesdays 09-13) offered beside Dra. Juliana (13-19)
+    assert "quem atende é Dra. Juliana Martins" in patient.text
+    assert patient.state == "confirming" and "às 14:00" in patient.text
