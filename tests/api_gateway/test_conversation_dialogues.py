@@ -785,13 +785,18 @@ def test_going_back_from_the_only_doctors_times_asks_the_plan_again(patient):
     assert patient.state == "choosing_plan" and patient.session.selected_convenio is None
 
 
-def test_a_returning_patient_is_offered_the_plan_used_last_time(patient):
+def _returning_patient_at_the_plan_question(patient: Patient) -> None:
+    """Rui Lima booked by Bradesco before; his new booking reaches "Da última vez foi pelo Bradesco Saúde"."""
     patient.says("quero marcar com o dr daniel bradesco, meu nome é Rui Lima")
     patient.says("1")
     patient.says("sim")
     patient.says("quero marcar cardiologia")
     patient.says("sim")  # the same patient
     assert patient.text.startswith(T.ASK_PLAN_AGAIN.format(plan="Bradesco Saúde"))
+
+
+def test_a_returning_patient_is_offered_the_plan_used_last_time(patient):
+    _returning_patient_at_the_plan_question(patient)
     assert patient.last.reply.options[0].title == "Bradesco Saúde"
     patient.says("o mesmo")
     assert patient.session.selected_convenio.nome == "Bradesco Saúde"

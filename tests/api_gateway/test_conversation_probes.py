@@ -17,6 +17,7 @@ from tests.api_gateway.test_conversation_dialogues import (
     Patient,
     _book_directly,
     _reach_confirmation_with_ana_on_wednesday,
+    _returning_patient_at_the_plan_question,
 )
 
 pytestmark = pytest.mark.django_db
@@ -406,12 +407,7 @@ def test_the_one_at_an_hour(patient):
 
 
 def test_yes_to_the_plan_used_last_time_takes_it(patient):
-    patient.says("quero marcar com o dr daniel bradesco, meu nome é Rui Lima")
-    patient.says("1")
-    patient.says("sim")
-    patient.says("quero marcar cardiologia")
-    patient.says("sim")  # the same patient
-    assert patient.text.startswith(T.ASK_PLAN_AGAIN.format(plan="Bradesco Saúde"))
+    _returning_patient_at_the_plan_question(patient)
     patient.says("sim")  # was: "Qual é o seu convênio?"
     assert patient.session.selected_convenio.nome == "Bradesco Saúde"
 
