@@ -72,8 +72,12 @@ _CANT_ATTEND = re.compile(
 _WANTS_BOOKING = re.compile(r"(?<![a-z])(?:marcar|agendar|marca|marcacao|agendamento|nova consulta)(?![a-z])")
 _CONFIRMS_ATTENDANCE = re.compile(
     r"(?<![a-z])(?<!nao )(?<!nao vou )(?<!nao vou poder )(?<!nao consigo )(?<!nao posso )"
-    r"(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente)"
-    r"|confirmo (?:a|minha) consulta)(?![a-z])"
+    r"(?:confirm\w* (?:a |minha )*presenca|vou (?:na|a) consulta sim|estarei (?:la|presente|ai)"
+    r"|confirmo (?:a|minha) consulta"
+    # "confirmo as duas consultas", "vou sim na consulta de amanhã", "o pedro vai sim na consulta"
+    r"|confirm(?:o|a|ar) (?:as |os )?(?:duas|dois|tres|ambas|todas)(?: as)?(?: consultas)?"
+    r"|(?:vou|vai|vamos) sim(?: na consulta| comparecer)?|(?:vou|vai|vamos) comparecer"
+    r"|(?:vou|vai) (?:na|a) consulta sim)(?![a-z])"
 )
 BOOKING_STATES = {
     S.SELECTING_SPECIALTY,
@@ -462,10 +466,15 @@ def _dispatch(turn: _Turn) -> Reply:
             return _confirm_attendance(turn)
     if s.current_state == S.MANAGING_APPOINTMENT and intent in {Intent.CANCELAR, Intent.NEGAR, Intent.CONFIRMAR}:
         return _manage_step(turn)  # "cancela as duas", "nenhuma", "a de amanhã sim" answer "Qual delas?"
+    if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent == Intent.MEUS_AGENDAMENTOS:
+        _flow_reset(s)  # "minhas consultas" at "Quer mesmo cancelar?": the list, nothing cancelled
+        return _list_appointments(turn)
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
         return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
-    if moving and (intent == Intent.REINICIAR or (intent == Intent.CANCELAR and len(turn.folded.split()) <= 2)):
+    # "cancelar" (the change menu's word), "deixa pra lá", "não quero mais remarcar": the move is given up
+    gives_up = intent == Intent.CANCELAR and (len(turn.folded.split()) <= 2 or not _CANCEL_WORD.search(turn.folded))
+    if moving and (intent == Intent.REINICIAR or gives_up):
         # "Desistir" or the "cancelar" the change menu offers, while moving an appointment: the move is dropped,
         # never the appointment (cancelling it takes words that say so: "quero cancelar a consulta").
         _flow_reset(s)
@@ -523,7 +532,7 @@ def _dispatch(turn: _Turn) -> Reply:
     # question on a topic that names an offered row ("quanto custa com o dr. Gustavo?" after a list) is a question.
     topic = nlu.entities.get("topico")
     scheduling = _has_booking_entities(nlu, _SCHEDULING_KEYS - {"opcao"} if topic else _SCHEDULING_KEYS)
-    if intent == Intent.PERGUNTA and (topic in {"horario", "agenda"} or not scheduling):
+    if intent == Intent.PERGUNTA and (topic in _NEVER_A_BOOKING or not scheduling):
         return _answer_question(turn)
     if intent == Intent.VOLTAR:
         _go_back(s)
@@ -1656,6 +1665,8 @@ def _confirm_attendance(turn: _Turn) -> Reply:
     if not appointments:
         return Reply(text=T.NO_APPOINTMENTS)
     named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
+    if named is None and _ALL_OF_THEM.search(turn.folded):  # "confirmo as duas consultas"
+        return _attendance_confirmed(turn, appointments)
     if named is None:  # "confirmo presença" with two: "Qual delas?" ("as duas" confirms both)
         return _start_manage(turn, FLOW_CONFIRM)
     return _attendance_confirmed(turn, [named])
@@ -2322,6 +2333,9 @@ _AS_LATE_AS_POSSIBLE = re.compile(
     r"\b(?:o mais tarde possivel|mais tarde possivel|ultimo horario do dia|no fim do dia|no final do dia"
     r"|bem no fim da tarde|bem no final da tarde)\b"
 )
+# Questions answered as asked even when they carry a date ("se eu cancelar a de quarta tem multa?")
+_NEVER_A_BOOKING = frozenset({"horario", "agenda", "politicas", "preparo", "duracao", "endereco", "telefone", "email"})
+_CANCEL_WORD = re.compile(r"\b(?:cancel\w*|desmarc\w*)")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

@@ -440,3 +440,65 @@ def test_a_specialty_with_a_day_and_time_offers_who_works_then(patient):
     # was: Dra. Beatriz (Wednesdays 09-13) offered beside Dra. Juliana (13-19)
     assert "quem atende é Dra. Juliana Martins" in patient.text
     assert patient.state == "confirming" and "às 14:00" in patient.text
+
+
+def _two_appointments(patient) -> tuple[Agendamento, Agendamento]:
+    return (
+        _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone),
+        _book_directly("Dr. Gustavo Pereira", WEDNESDAY + dt.timedelta(days=1), "14:00", phone=patient.phone),
+    )
+
+
+@pytest.mark.parametrize("said", ["confirmo as duas consultas", "confirmo as duas", "confirmo todas"])
+def test_confirming_both_appointments_confirms_both_and_cancels_none(patient, said):
+    appointments = _two_appointments(patient)
+    patient.says(said)  # was: a new booking, or "Quer mesmo cancelar estas 2 consultas?"
+    assert T.ATTENDANCE_CONFIRMED.split("{")[0] in patient.text
+    for appointment in appointments:
+        appointment.refresh_from_db()
+        assert appointment.status == Agendamento.Status.CONFIRMADO
+
+
+@pytest.mark.parametrize("said", ["vou sim na consulta de quarta, pode confirmar", "confirmado, estarei lá na quarta"])
+def test_saying_one_will_go_confirms_that_appointment(patient, said):
+    wednesday, thursday = _two_appointments(patient)
+    patient.says(said)  # was: a new booking or "Quer mesmo cancelar...?"
+    wednesday.refresh_from_db()
+    thursday.refresh_from_db()
+    assert wednesday.status == Agendamento.Status.CONFIRMADO and thursday.status == Agendamento.Status.AGENDADO
+
+
+@pytest.mark.parametrize("question", ["se eu cancelar perco o dinheiro?", "quanto custa se eu cancelar agora?"])
+def test_a_question_at_the_cancel_prompt_cancels_nothing(patient, question):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar")
+    patient.says(question)  # was: "Consulta ... cancelada."
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.AGENDADO
+    assert "Cancelamento sem custo" in patient.text and "Quer mesmo cancelar" in patient.text
+
+
+def test_a_question_with_a_day_about_the_rules_is_answered(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("se eu cancelar a consulta de quarta tem multa?")  # was: a new booking
+    assert "Cancelamento sem custo" in patient.text and patient.session.flow == ""
+
+
+@pytest.mark.parametrize("said", ["deixa pra lá", "não quero mais remarcar"])
+def test_giving_up_a_move_keeps_the_appointment(patient, said):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar")
+    patient.says(said)  # was: "Quer mesmo cancelar a consulta...?"
+    assert patient.text == T.RESCHEDULE_ABANDONED and patient.session.flow == ""
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.AGENDADO
+
+
+def test_my_appointments_at_the_cancel_prompt_lists_them(patient):
+    appointment = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero cancelar")
+    patient.says("minhas consultas")  # was: "Quer mesmo cancelar...?" again
+    assert "Suas próximas consultas" in patient.text and patient.session.flow == ""
+    patient.says("sim")
+    appointment.refresh_from_db()
+    assert appointment.status == Agendamento.Status.AGENDADO

@@ -388,6 +388,10 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"politica|politicas|cancelamento|regras|documento|documentos|atraso|atras\w+|tolerancia"
             r"|o que (?:eu )?(?:preciso )?levar|levar o que|carteirinha|antecedencia|multa|remarcacao"
             r"|(?:preciso|precisa|tenho que|devo) levar|levar (?:alguma coisa|algo|algum documento)"
+            # "se eu cancelar perco o dinheiro?": the cancellation rule asked about, not a cancellation
+            r"|se (?:eu )?(?:cancelar|desmarcar|faltar|nao for|nao puder ir)|perco o dinheiro|perco o valor"
+            r"|(?:cobra|cobram|paga|pago|custa) (?:\w+ )?(?:pra|para|se) (?:eu )?(?:cancelar|desmarcar|remarcar)"
+            r"|levar (?:\w+ )?exames?"
         ),
     ),
     (
