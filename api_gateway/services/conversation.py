@@ -432,11 +432,13 @@ def _acts_beside_emergency(turn: _Turn) -> bool:
     served. A message that only describes the emergency gets the warning alone, not a "não entendi" or the
     specialty for its complaint after it."""
     nlu, e = turn.nlu, turn.nlu.entities
+    if safety.emergency_kind(turn.text) == safety.SELF_HARM:
+        return False  # a crisis gets CVV alone, never a booking question after it
+    if nlu.intent == Intent.AGENDAR:
+        return bool(_WANTS_BOOKING.search(turn.folded))  # asked in words, not inferred from "criança com febre"
     if nlu.intent in _ACTIONS or (nlu.intent == Intent.PERGUNTA and e.get("topico")):
         return True
     named = {"medico_id", "convenio_id", "exame_id", "data", "hora", "nome", "opcao", "option_id"}
-    if not e.get("sintoma"):
-        named.add("especialidade_id")
     return any(e.get(key) for key in named)
 
 

@@ -30,6 +30,8 @@ _A_LOT = r"(?:muito|mt|mto|demais|bastante|sem parar)"
 _MEDICAL = _words(
     # chest pain and the heart
     r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peit[ou]|aperto no peito|pressao no peito|peito pesado"
+    r"|(?:doendo|doi|doi muito|apertando|queimando) (?:o|no|meu) peito"
+    r"|braco esquerdo (?:\w+ ){0,3}(?:formigando|dormente|adormecido|doendo)"
     r"|pontada (?:\w+ ){0,5}peito|peito (?:\w+ ){0,2}(?:apertado|apertando|doendo|doi|queimando)"
     r"|dor (?:\w+ ){0,4}braco esquerdo|infart\w*|enfart\w*|ataque cardiaco|parada cardiaca"
     # breathing
@@ -68,6 +70,10 @@ _MEDICAL = _words(
     r"|(?:cobra|escorpiao|aranha|jararaca|cascavel) (?:me |\w+ )?(?:picou|mordeu)"
     r"|osso (?:\w+ ){0,2}(?:pra|para) fora|osso (?:exposto|aparecendo)"
     r"|fratura exposta|queimadura grave|atropelad\w*"
+    # injuries: "levei uma facada", "sofri um acidente de carro agora", "quebrou o braço agora"
+    r"|(?:levei|levou|tomei|tomou) (?:uma )?(?:facada|tiro|tiros)|facada|acidente de (?:carro|moto|transito|onibus"
+    r"|bicicleta)|capot(?:ei|ou|amos)|quebr(?:ei|ou|amos) (?:o|a) (?:braco|perna|pe|clavicula|costela|bacia|femur"
+    r"|pescoco|coluna|tornozelo|punho|nariz)"
     r"|baleado|esfaquead\w*|bat\w* a cabeca (?:\w+ ){0,6}(?:desmai\w*|apag\w*|vomit\w*|sonolent\w*|confus\w*)"
     r"|febre (?:muito alta|de 40|de 41)|(?:bebe|nenem|filh[oa]|crianca) de \d+ (?:dias|mes|meses) (?:\w+ ){0,3}febre"
     r"|febre (?:\w+ ){0,6}manchas roxas|manchas roxas (?:\w+ ){0,6}febre"
@@ -86,7 +92,10 @@ _SELF_HARM = _words(
     r"|dormir e nao acordar mais|me jogar (?:da|de|do|na|no|em) \w+|desaparecer (?:pra|para) sempre"
     r"|sumir (?:pra|para) sempre"
     r"|me machucar de proposito|(?:vou|quero|vontade de) me cortar(?! (?:o|a|os|as|meu|minha|um|uma|de) )"
-    r"|(?:se|me) cortando(?! de )|automutila\w*"
+    r"|(?:se|me) cortando(?! de (?!novo))|automutila\w*|me machuc\w* de proposito|me corto (?:quando|toda|sempre)"
+    r"|dormir e (?:nunca mais|nao) acordar|(?:a )?vida (?:nao tem|perdeu o) (?:mais )?sentido"
+    r"|(?:melhor|bom) se eu nao existisse|queria nao existir|nao queria (?:mais )?existir"
+    r"|nao quero mais (?:estar|ficar) aqui|(?:quero|vou) acabar com tudo$|^nao aguento mais$"
 )
 # A history, not an emergency: "tive um infarto em 2019", "meu pai teve AVC em março", "desmaiei ontem, hoje
 # estou bem", a long-standing complaint ("falta de ar quando subo escada faz meses").
@@ -95,6 +104,7 @@ _PAST = _words(
     r"ano passado|anos atras|meses atras|semanas atras|mes passado|semana passada|ha \d+ (?:anos?|meses|semanas)"
     rf"|em (?:19|20)\d\d|em (?:{_MONTHS})|ja tive|ja teve|tive|teve|historico|sequela\w*|acompanhamento|retorno"
     r"|pos (?:avc|infarto)|depois do (?:avc|infarto|derrame)|desde o (?:avc|infarto|derrame)|(?<!desde )ontem"
+    r"|laudo|pericia|atestado|antig[oa]"
     r"|anteontem|ja passou|(?:a |o )?\w+ passou(?! mal)|hoje (?:to|estou|ta|esta) bem|faz (?:meses|anos)"
     r"|ha (?:meses|anos)|as vezes|quando (?:subo|faco esforco|corro)|tenho asma|epilepsia|vive engasgando"
 )
@@ -104,6 +114,8 @@ _FIGURATIVE = _words(
     r"kkk+|rsrs\w*|ha(?:ha)+|quase (?:tive|me deu|infartei|morri|desmaiei)|de tanto|de sono|de rir|de vergonha"
     r"|prevenir|prevencao|risco de|medo de|todo mes|todos os meses|menstrua\w*|saudade|de trabalho|com tanta coisa"
     r"|cachorr[oa]|gat[oa]|veterinari\w*|pelo nariz|nariz entupido|rinite|sinusite"
+    # a question about an exam or a disease, not an event: "o eletrocardiograma detecta infarto?"
+    r"|detecta\w*|diagnostic\w*|identifica\w*|previne|evita|sintomas? de"
 )
 _NOW = _words(r"agora|neste momento|nesse momento|urgente|socorro|esta tendo|ta tendo|estou tendo|to tendo")
 # Places and questions that name an emergency without being one.

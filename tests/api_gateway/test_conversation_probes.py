@@ -502,3 +502,15 @@ def test_my_appointments_at_the_cancel_prompt_lists_them(patient):
     patient.says("sim")
     appointment.refresh_from_db()
     assert appointment.status == Agendamento.Status.AGENDADO
+
+
+@pytest.mark.parametrize(
+    ("said", "warning"),
+    [
+        ("criança com febre de 40 e convulsionando", T.EMERGENCY_MEDICAL),
+        ("to muito deprimido, queria morrer", T.EMERGENCY_SELF_HARM),
+    ],
+)
+def test_an_emergency_without_a_request_gets_the_warning_alone(patient, said, warning):
+    patient.says(said)  # was: the warning, then "qual é o seu nome completo?" for a booking
+    assert patient.text == warning and patient.session.flow == ""

@@ -44,6 +44,11 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "engoli muito remedio",
         "ele caiu e o osso ta pra fora",
         "DOR NO PEITU FORTI",
+        # a fifth probe's misses
+        "meu braço esquerdo ta formigando e doendo o peito",
+        "levei uma facada",
+        "sofri um acidente de carro agora",
+        "meu filho quebrou o braço agora jogando bola",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -62,6 +67,15 @@ def test_warning_signs_are_medical_emergencies(text):
         "vou acabar com tudo hoje",
         "queria dormir e não acordar mais",
         "não vejo mais sentido em viver",
+        # a fifth probe's misses
+        "to me cortando de novo",
+        "eu me machuco de proposito quando fico triste",
+        "queria dormir e nunca mais acordar",
+        "a vida nao tem mais sentido",
+        "seria melhor se eu nao existisse",
+        "nao quero mais estar aqui",
+        "quero acabar com tudo",
+        "nao aguento mais",
     ],
 )
 def test_thoughts_of_self_harm(text):
@@ -106,6 +120,11 @@ def test_thoughts_of_self_harm(text):
         "estou me cortando de rir",
         "tomei o remédio da pressão hoje de manhã",
         "a cobra do zoológico me picou ano passado",
+        "o eletrocardiograma detecta infarto?",
+        "preciso de um laudo de convulsao antiga pra pericia",
+        "quebrei o braço ano passado, quero ortopedista",
+        "não aguento mais essa dor nas costas, quero ortopedista",
+        "quero acabar com tudo isso de papelada do convênio",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):
