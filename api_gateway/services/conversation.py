@@ -493,6 +493,7 @@ def _dispatch(turn: _Turn) -> Reply:
             return Reply(text=T.BOOKING_ABANDONED)
     at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
     picking_slot = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.last_options.get("kind") == "slot"
+    picking_slot = picking_slot and intent not in {Intent.AGUARDAR, Intent.DESPEDIDA}  # "e depois volto"
     if picking_slot and _MORE_SLOTS.search(turn.folded) and not _has_booking_entities(nlu) and s.selected_doctor_id:
         return _offer_more_slots(turn)  # "outros horários", "tem mais tarde?": the next ones, not "não entendi"
     if intent == Intent.AGUARDAR or (intent == Intent.DESPEDIDA and at_summary):

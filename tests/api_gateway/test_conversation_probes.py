@@ -514,3 +514,19 @@ def test_my_appointments_at_the_cancel_prompt_lists_them(patient):
 def test_an_emergency_without_a_request_gets_the_warning_alone(patient, said, warning):
     patient.says(said)  # was: the warning, then "qual é o seu nome completo?" for a booking
     assert patient.text == warning and patient.session.flow == ""
+
+
+@pytest.mark.parametrize(
+    "said", ["ok obrigado, depois confirmo", "ok obrigado, vou confirmar depois com minha esposa", "sim ou melhor não"]
+)
+def test_a_deferred_or_withdrawn_yes_at_the_summary_books_nothing(patient, said):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says(said)  # was: "✅ Consulta agendada!" ("confirmo" pressed the Confirmar button)
+    assert not Agendamento.objects.filter(paciente_telefone=patient.phone).exists()
+    assert patient.state == "confirming"
+
+
+def test_coming_back_later_at_the_slot_list_is_no_request_for_more(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    patient.says("vou ver com meu marido e depois volto")  # was: "Mais horários livres..."
+    assert patient.text == T.LATER

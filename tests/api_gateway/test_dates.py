@@ -385,6 +385,7 @@ def test_the_past_the_patient_tells_about_is_no_date(phrase):
         ("15.30", None, time(15, 30)),  # was 15:00: the dot is how many write the minutes
         ("às 8.30", None, time(8, 30)),
         ("segunda 14.30", date(2026, 11, 30), time(14, 30)),  # was: the 14th
+        ("amanhã às 12h", date(2026, 11, 24), time(12, 0)),  # was: midnight (the "manha" of "amanha")
         ("dia 28 do mês que vem", date(2026, 12, 28), None),  # was: 28 November, this month
         ("dia 30 do próximo mês às 9h", date(2026, 12, 30), time(9, 0)),
     ],

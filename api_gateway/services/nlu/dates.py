@@ -320,7 +320,7 @@ _PERIODS = (
         "noite",
     ),
 )
-_PERIOD_WORD = re.compile(r"manha|tarde|noite|madrugada|meio")
+_PERIOD_WORD = re.compile(r"\b(?:manha|tarde|noite|madrugada|meio)\b")  # not the "manha" of "amanha"
 # "lá pelas 10", "umas 10h", "tipo 15h": an approximate hour is the hour (rewritten to "as 10", same length).
 _ABOUT_HOUR = re.compile(
     r"\b(?:la\s+pel[ao]s|la\s+pr[ao]s|perto\s+d[ao]s)\s+(?=\d{1,2}\b|\d{1,2}\s*h)"

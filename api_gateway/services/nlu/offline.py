@@ -272,7 +272,9 @@ _LATER = _re(
     r"vou ver|deixa eu ver|deixe eu ver|vou pensar|deixa eu pensar|vou confirmar com|vou falar com|vou conversar com"
     r"|vou checar|vou verificar|preciso ver|preciso confirmar com|preciso falar com|ver com (?:o |a )?(?:meu|minha)"
     r"|te (?:falo|aviso|retorno|confirmo|respondo|chamo)|(?:falo|aviso|retorno|confirmo|respondo|chamo) depois"
-    r"|depois eu (?:vejo|confirmo|falo|aviso|respondo|chamo)|mais tarde eu|antes de (?:eu )?confirmar|ainda nao sei"
+    r"|depois (?:eu )?(?:vejo|confirmo|falo|aviso|respondo|chamo|volto|retorno)|mais tarde eu"
+    r"|antes de (?:eu )?confirmar|ainda nao sei|(?:vou |vamos )?confirmar depois|confirmo depois"
+    r"|depois (?:a gente|eu) (?:ve|confirma)"
     r"|nao sei ainda|fico de ver|vou consultar"
 )
 # Answers to "particular ou convênio?" that mean private; "nenhum desses" means a plan not listed instead
@@ -998,6 +1000,9 @@ def _result(intent: Intent, confidence: float, entities: dict) -> NLUResult:
     return NLUResult(intent=intent, confidence=confidence, entities=entities, source=SOURCE)
 
 
+_CHANGED_MIND = re.compile(r"(?<![a-z])(?:ou melhor|quer dizer|alias|digo)(?![a-z])\W*")
+
+
 def _interpret(*, text: str, session: ConversationSession | None, now: datetime) -> NLUResult:
     t = _prepare(text)
     state = str(getattr(session, "current_state", "") or "idle")
@@ -1015,6 +1020,12 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     norm = t.norm
     word_count = len(t.words)
     short = word_count <= SHORT_MESSAGE_WORDS
+    changed_mind = list(_CHANGED_MIND.finditer(t.folded))
+    if changed_mind and word_count <= 8:
+        # "sim, ou melhor, não": the answer is what follows the correction (dates keep their own correction rule)
+        tail = t.original[changed_mind[-1].end() :]
+        if 0 < len(tail.split()) <= 3:
+            return _interpret(text=tail, session=session, now=now)
 
     # 1. The patient's own name first, so "meu nome é Carlos" never becomes Dr. Carlos.
     name, name_span = _name_introduced(t)
@@ -1101,7 +1112,7 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         option = 1
     if option is None and offered_kind == "doctor" and items and (_has(norm, _ANY_ONE) or _has(norm, _EARLIEST)):
         entities["qualquer_medico"] = True  # "tanto faz", "o mais rápido possível": whoever is free first
-    if option is None and items:
+    if option is None and items and not _has(norm, _LATER):  # "ok obrigado, depois confirmo" presses nothing
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
             option = described
