@@ -575,6 +575,8 @@ def _dispatch(turn: _Turn) -> Reply:
             s.last_options = {}
             return Reply(text=T.BOOKING_ABANDONED)
         intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
+        if s.last_options.get("para_quem") and not nlu.entities.get("para_quem"):
+            nlu.entities["para_quem"] = s.last_options["para_quem"]
     if intent == Intent.AGENDAR and not s.flow and _wants_an_exam(turn):
         return Reply(text=_exam_booking_answer(turn))  # the bot books consultations; exams go through the desk
     changed = _merge_entities(turn)
@@ -1072,6 +1074,8 @@ def _next_step(turn: _Turn) -> Reply:
     relative = turn.nlu.entities.get("para_quem")  # "pro meu filho": neither the sender's nor a past name
     if relative and turn.new_booking and not turn.nlu.entities.get("nome"):
         s.patient_name, s.name_confirmed = "", False  # "pra mim" too: the last booking may have been a child's
+    elif relative and relative != "eu" and not turn.nlu.entities.get("nome") and _WHO_CORRECTED.search(turn.folded):
+        s.patient_name, s.name_confirmed = "", False  # "ah, na verdade é pro meu filho" at the summary
     relative = None if relative == "eu" else relative
     if s.patient_name and turn.new_booking and not turn.nlu.entities.get("nome"):
         # A new booking by a number we know: the last appointment may have been a relative's.
@@ -2035,6 +2039,8 @@ def _answer_need(turn: _Turn) -> Reply:
     s.selected_specialty_id = int(specialty_id)  # so "sim", "quanto custa?" or "quero marcar" follow on
     _remember_doctors(s, doctors)
     s.last_options["offer"] = "book"
+    if e.get("para_quem"):  # "minha filha de 8 anos tá com dor de ouvido" then "sim": her name will be asked
+        s.last_options["para_quem"] = e["para_quem"]
     name = _specialty_name(specialty_id)
     parts = [T.COMPLAINT_SPECIALTY.format(complaint=e.get("sintoma"), specialty=name)]
     if doctors:
@@ -2339,6 +2345,10 @@ _AS_LATE_AS_POSSIBLE = re.compile(
 # Questions answered as asked even when they carry a date ("se eu cancelar a de quarta tem multa?")
 _NEVER_A_BOOKING = frozenset({"horario", "agenda", "politicas", "preparo", "duracao", "endereco", "telefone", "email"})
 _CANCEL_WORD = re.compile(r"\b(?:cancel\w*|desmarc\w*)")
+# "na verdade é pro meu filho", "esqueci, é pra minha mãe", "a paciente é minha filha": someone else than named
+_WHO_CORRECTED = re.compile(
+    r"\b(?:na verdade|esqueci|errei|me enganei|nao e (?:pra|para) mim|(?:o|a) paciente (?:e|vai ser)|ah,? e)\b"
+)
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

@@ -530,3 +530,52 @@ def test_coming_back_later_at_the_slot_list_is_no_request_for_more(patient):
     patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
     patient.says("vou ver com meu marido e depois volto")  # was: "Mais horários livres..."
     assert patient.text == T.LATER
+
+
+def test_a_typed_2_under_the_name_check_asks_the_name(patient):
+    patient.says("quero marcar cardiologia com a dra. Ana na quarta às 14h particular, meu nome é João Silva")
+    patient.says("sim")
+    patient.says("quero marcar outra consulta")
+    assert "Posso registrar a consulta no nome de *João Silva*?" in patient.text
+    patient.says("2")  # was: "Desculpe, não entendi", and João Silva kept
+    assert patient.state == "collecting_patient_info" and patient.session.patient_name == ""
+
+
+def test_a_relative_said_at_the_summary_asks_the_relatives_name(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("ah na verdade é pro meu filho")  # was: the same summary, "Paciente: João Silva"
+    assert patient.text == T.ASK_RELATIVE_NAME.format(whose="do seu filho")
+    patient.says("Pedro Silva")
+    assert patient.state == "confirming" and "Paciente: Pedro Silva" in patient.text
+
+
+def test_the_childs_name_said_once_is_not_asked_again(patient):
+    patient.says("quero marcar pro meu filho")
+    patient.says("Pedro Lima")
+    patient.says("pediatria pro meu filho")
+    assert patient.session.patient_name == "Pedro Lima"
+
+
+@pytest.mark.parametrize(
+    ("first", "whose"),
+    [
+        ("oi, minha filha ta com manchas na pele, quero marcar", "da sua filha"),
+        ("marcar p/ minha mãe cardio", "da sua mãe"),
+    ],
+)
+def test_a_relative_after_a_greeting_or_p_slash(patient, first, whose):
+    patient.says(first)  # was: "qual é o seu nome completo?"
+    assert T.ASK_RELATIVE_NAME.format(whose=whose) in patient.text
+
+
+def test_a_relative_with_a_complaint_is_remembered_when_the_booking_follows(patient):
+    patient.says("minha filha de 8 anos tá com dor de ouvido")
+    patient.says("sim")  # was: "qual é o seu nome completo?" (the parent's)
+    assert patient.text == T.ASK_RELATIVE_NAME.format(whose="da sua filha")
+
+
+@pytest.mark.parametrize("said", ["particular, não uso meu unimed", "tenho amil mas quero particular"])
+def test_a_plan_set_aside_for_private_is_private(patient, said):
+    patient.says("quero marcar cardiologia, meu nome é João Silva")
+    patient.says(said)  # was: the plan named, set aside, recorded
+    assert patient.session.insurance_type == "particular" and patient.session.selected_convenio_id is None

@@ -368,6 +368,10 @@ _QUESTION_WORD = _re(
     r"qual|quais|quanto|quantos|quanta|onde|como|quando|que horas|por que|porque|sera que|aceita|aceitam"
     r"|atende|atendem|tem|tenho que|precisa|preciso|posso|pode|e necessario|e preciso|voces|sabe|saberia|existe"
 )
+_PLAN_SET_ASIDE = _re(
+    r"nao (?:vou )?(?:uso|usar|quero usar) (?:o |meu |o meu )?\w+|mas (?:quero|prefiro|vou) (?:pagar )?particular"
+    r"|prefiro (?:pagar )?particular|quero (?:pagar )?particular|vai ser particular|sem usar|nao pelo"
+)
 _PRIVATE = _re(
     r"particular|sem convenio|sem plano|nao tenho (?:convenio|plano)|nao possuo (?:convenio|plano)"
     r"|nao uso (?:convenio|plano)|vou pagar|pagar do bolso|pago do bolso|pagamento particular|nenhum convenio"
@@ -648,12 +652,12 @@ _RELATIVE_WORDS = (
     r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
 )
 _FOR_RELATIVE = re.compile(
-    r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|e do|e da|consulta do|consulta da"
+    r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|p/|e do|e da|consulta do|consulta da"
     # "a paciente é minha filha", "é o meu filho" (the answer to "qual é o seu nome?")
     r"|paciente (?:e|eh|vai ser|sera)(?: [ao])?|^\W*(?:e|eh)(?: [ao])?)"
     rf" (?:meu|minha|meus|minhas|nosso|nossa|mo) (?:\d |dois |duas )?{_RELATIVE_WORDS}(?![a-z])"
     # "minha filha de 5 anos está com febre": the relative opens the message and is the one who needs care
-    rf"|^\W*(?:[ao] )?(?:meu|minha) {_RELATIVE_WORDS}"
+    rf"|^\W*(?:(?:oi|ola|bom dia|boa tarde|boa noite)\W+)?(?:[ao] )?(?:meu|minha) {_RELATIVE_WORDS}"
     r"(?= (?:de \d+ (?:anos?|mes|meses)|ta|esta|tem|precisa|vai precisar|anda|acordou|amanheceu|caiu|com)(?![a-z]))"
 )
 # How the sender names themself ("meu nome é Ana Lima, quero marcar pra minha filha"): not the patient's name
@@ -1102,6 +1106,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
+        if _has(norm, _PLAN_SET_ASIDE):  # "tenho amil mas quero particular", "particular, não uso meu unimed"
+            entities.pop("convenio_id", None)
     plan_asked = state == "choosing_plan" and not (entities.get("convenio_id") or entities.get("convenio"))
     if plan_asked and _has(norm, _NO_PLAN_ANSWER) and not _has(norm, _PLAN_NOT_LISTED):
         entities["particular"] = True  # "particular ou convênio?" "não tenho", "n", "no pix"
@@ -1116,6 +1122,9 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         described = _option_by_values(items, entities, t) if _describes_option(entities, t) else None
         if described is not None:
             option = described
+    if option is None and offered_kind == "name":  # a typed "1"/"2" for "Sim"/"Não" under "no nome de X?"
+        typed = _BARE_NUMBER.match(t.folded)
+        option = int(typed.group(1)) if typed and typed.group(1) in {"1", "2"} else None
     if entities.get("sintoma"):
         option = None  # "ver a dor nas costas primeiro" names a complaint, not the first row on screen
     if option is not None:
