@@ -579,3 +579,19 @@ def test_a_plan_set_aside_for_private_is_private(patient, said):
     patient.says("quero marcar cardiologia, meu nome é João Silva")
     patient.says(said)  # was: the plan named, set aside, recorded
     assert patient.session.insurance_type == "particular" and patient.session.selected_convenio_id is None
+
+
+@pytest.mark.parametrize(("said", "nth"), [("o segundo de quarta", 2), ("a primeira de quarta", 1)])
+def test_an_ordinal_of_a_day_counts_that_days_rows(patient, said, nth):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    wednesdays = [w for w in _slots_listed(patient) if w.date() == WEDNESDAY]
+    patient.says(said)  # was: the nth row of the whole list (Monday's)
+    assert patient.state == "confirming" and f"{WEDNESDAY:%d/%m/%Y} às {wednesdays[nth - 1]:%H:%M}" in patient.text
+
+
+def test_todays_weekday_and_a_listed_time_is_todays_slot(patient):
+    patient.says("quero marcar cardiologia com a dra ana particular, meu nome é João Silva")
+    first = _slots_listed(patient)[0]
+    assert first.date() == REF.date()
+    patient.says(f"segunda {first:%H:%M}")  # was: next Monday at that time
+    assert f"{REF.date():%d/%m/%Y} às {first:%H:%M}" in patient.text

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import time as _time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -1065,6 +1065,18 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
 
     # 3. Dates and times.
     hint = dates_extract(analysed, now=now, expect_time=state == "choosing_time" and option is None)
+    today = now.astimezone(CLINIC_TZ).date()
+    if hint.date and offered_kind == "slot" and (hint.date - today).days == 7:
+        # "segunda 11:30" said on a Monday over a list showing today's 11:30: that slot, not next week's
+        shown_today = {_item_moment(item)[1] for item in items if _item_moment(item)[0] == today}
+        if hint.time and hint.time.strftime("%H:%M") in shown_today:
+            hint = replace(hint, date=today)
+    if option is not None and option_span and hint.date and hint.grain == "day" and offered_kind == "slot":
+        # "o segundo de quarta", "o último de sexta": counted among that day's rows, not the whole list
+        on_day = [i for i, item in enumerate(items, 1) if _item_moment(item)[0] == hint.date]
+        said = t.folded[option_span[0] : option_span[1]]
+        nth = len(on_day) if "ultim" in said else option
+        option = on_day[nth - 1] if on_day and 1 <= nth <= len(on_day) else None
     if hint.date and hint.grain in ("week", "from"):
         # "semana que vem", "depois do natal", "em janeiro": from that day on, not that day
         entities["a_partir_de"] = hint.date.isoformat()
