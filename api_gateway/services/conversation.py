@@ -426,6 +426,17 @@ def _emergency_warning(turn: _Turn) -> str:
     return T.EMERGENCY_SELF_HARM if kind == safety.SELF_HARM else T.EMERGENCY_MEDICAL
 
 
+def _just_booked(turn: _Turn):
+    """The patient's appointment booked in the last 15 minutes, if any (the newest). `criado_em` is the
+    database's clock, so it is compared with the real time, not the turn's."""
+    recent = [
+        a
+        for a in selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
+        if a.criado_em and timezone.now() - a.criado_em <= dt.timedelta(minutes=15)
+    ]
+    return max(recent, key=lambda a: a.criado_em) if recent else None
+
+
 def _acts_beside_emergency(turn: _Turn) -> bool:
     """Whether the message also asks for something we act on ("quero marcar cardiologista, estou com dor no
     peito", "tô com dor no peito, vocês aceitam Bradesco?"): then the warning comes first and the request is still
@@ -459,6 +470,16 @@ def _dispatch(turn: _Turn) -> Reply:
         # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
         s.last_options = {"offer": "handoff"}
         return Reply(text=T.SERVICE_COMPLAINT)
+    oops = _OOPS.search(turn.folded) and intent not in _ACTIONS - {Intent.AGENDAR} | {Intent.PERGUNTA}
+    if (
+        not s.flow
+        and oops
+        and (_has_booking_entities(nlu, frozenset({"data", "hora", "nome"})) or "nome" in turn.folded)
+    ):
+        just_booked = _just_booked(turn)
+        if just_booked is not None:  # "ops, errei, queria quarta": the booking just made, not a second one
+            when = f"{T.date_long(just_booked.data)} às {just_booked.hora:%H:%M}"
+            return Reply(text=T.JUST_BOOKED_CHANGE.format(when=when, doctor=just_booked.medico.nome))
     if quiet and intent not in {Intent.REMARCAR, Intent.PERGUNTA}:
         told = turn.folded
         if _CANT_ATTEND.search(told) and not _WANTS_BOOKING.search(told):  # "não vou poder ir amanhã"
@@ -2349,6 +2370,8 @@ _CANCEL_WORD = re.compile(r"\b(?:cancel\w*|desmarc\w*)")
 _WHO_CORRECTED = re.compile(
     r"\b(?:na verdade|esqueci|errei|me enganei|nao e (?:pra|para) mim|(?:o|a) paciente (?:e|vai ser)|ah,? e)\b"
 )
+# "ops, errei, queria quarta", "ih, o nome tá errado": a correction of what was just done
+_OOPS = re.compile(r"\b(?:ops|ih|errei|me enganei|nome (?:ta|esta) errado|era (?:pra|para) ser)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

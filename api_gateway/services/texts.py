@@ -92,6 +92,10 @@ OPEN_ON_DAY = "Sim, atendemos {day}."
 CLOSED_ON_DAY = "Não, {day} a clínica não abre."
 CLOSED_ON_HOLIDAYS = "Nos feriados a clínica não abre."
 EXAM_NOT_OFFERED = "Não fazemos {exam} aqui. Os exames que fazemos são: {items}."
+JUST_BOOKED_CHANGE = (
+    "Sua consulta de {when} com {doctor} já está marcada. Para mudar a data ou o horário, diga *remarcar*; para "
+    "corrigir o nome, diga *atendente* que a recepção ajusta."
+)
 MORE_SLOTS = "Mais horários livres com {doctor}:"
 NO_MORE_ON_DAY = "Não há mais horários livres em {date}."
 NO_MORE_SLOTS = "Não há mais horários livres com {doctor} nas próximas semanas. Quer tentar outro médico?"

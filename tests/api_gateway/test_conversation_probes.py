@@ -595,3 +595,13 @@ def test_todays_weekday_and_a_listed_time_is_todays_slot(patient):
     assert first.date() == REF.date()
     patient.says(f"segunda {first:%H:%M}")  # was: next Monday at that time
     assert f"{REF.date():%d/%m/%Y} às {first:%H:%M}" in patient.text
+
+
+@pytest.mark.parametrize("said", ["ops errei, queria sexta e não quarta", "ih o nome tá errado, é Sônia Braga Lima"])
+def test_correcting_a_booking_just_made_starts_no_second_one(patient, said):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("sim")
+    patient.says(said)  # was: "Posso registrar a consulta no nome de...?", a second booking under way
+    assert "já está marcada" in patient.text and "*remarcar*" in patient.text
+    assert patient.session.flow == ""
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
