@@ -513,6 +513,21 @@ def _dispatch(turn: _Turn) -> Reply:
         if intent != Intent.PERGUNTA:
             return Reply(text=T.BOOKING_ABANDONED)
     at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
+    at_booking_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
+    shift = _EARLIER_OR_LATER.search(turn.folded) if at_booking_summary and s.preferred_time else None
+    if shift and intent != Intent.AGUARDAR and not _has_booking_entities(nlu):
+        # "pode ser mais tarde?" at the summary: that day's times after (or before) the one chosen
+        chosen = s.preferred_time
+        s.preferred_period, s.preferred_time = "", None
+        s.preferred_after, s.preferred_before = (
+            (None, chosen)
+            if shift.group(0) == "mais cedo"
+            else (
+                (dt.datetime.combine(dt.date.min, chosen) + dt.timedelta(minutes=1)).time(),
+                None,
+            )
+        )
+        return _advance(turn)
     picking_slot = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.last_options.get("kind") == "slot"
     picking_slot = picking_slot and intent not in {Intent.AGUARDAR, Intent.DESPEDIDA}  # "e depois volto"
     if picking_slot and _MORE_SLOTS.search(turn.folded) and not _has_booking_entities(nlu) and s.selected_doctor_id:
@@ -2144,6 +2159,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "preco":
         plan_id = None if e.get("particular") else e.get("convenio_id") or turn.session.selected_convenio_id
         plan_id = plan_id or (None if e.get("particular") else remembered.get("plan"))
+        chosen = _doctor(turn.session.selected_doctor_id) if turn.session.flow else None
+        if plan_id and chosen and not (doctor or e.get("especialidade_id")):
+            doctor = chosen  # "ok, mas quanto custa?" at the summary: this booking's doctor, not the specialty's
         if plan_id and (doctor or specialty_id):
             return _plan_price_answer(turn.session, int(plan_id), doctor, specialty_id)
         if doctor:
@@ -2372,6 +2390,7 @@ _WHO_CORRECTED = re.compile(
 )
 # "ops, errei, queria quarta", "ih, o nome tá errado": a correction of what was just done
 _OOPS = re.compile(r"\b(?:ops|ih|errei|me enganei|nome (?:ta|esta) errado|era (?:pra|para) ser)\b")
+_EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

@@ -605,3 +605,41 @@ def test_correcting_a_booking_just_made_starts_no_second_one(patient, said):
     assert "já está marcada" in patient.text and "*remarcar*" in patient.text
     assert patient.session.flow == ""
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
+@pytest.mark.parametrize("said", ["ah então não quero", "ah então não precisa, obrigada"])
+def test_not_wanting_it_after_all_ends_the_booking(patient, said):
+    patient.says("quero marcar cardiologia particular, meu nome é João Silva")
+    patient.says(said)  # was: "Desculpe, não entendi" / "Por nada!" and the list again
+    assert patient.text == T.BOOKING_ABANDONED
+
+
+@pytest.mark.parametrize(
+    ("said", "name"), [("Boa tarde! Rita Jones", "Rita Jones"), ("bom dia Rita Lee Jones", "Rita Lee Jones")]
+)
+def test_a_greeting_before_the_name(patient, said, name):
+    patient.says("quero marcar")
+    patient.says(said)  # was: the name asked again
+    assert patient.session.patient_name == name
+
+
+def test_the_price_at_the_summary_is_this_bookings(patient):
+    patient.says("quero marcar cardiologia com a dra ana unimed quarta 14h, meu nome é Roberto Dias")
+    assert patient.state == "confirming"
+    patient.says("ok mas quanto custa?")  # was: the specialty's other doctor, Dr. Carlos
+    assert "com Dra. Ana Souza" in patient.text and "Carlos" not in patient.text.split("Voltando")[0]
+
+
+@pytest.mark.parametrize(("said", "later"), [("pode ser mais tarde?", True), ("tem mais cedo?", False)])
+def test_later_or_earlier_at_the_summary_lists_that_days_other_times(patient, said, later):
+    _reach_confirmation_with_ana_on_wednesday(patient)  # 14:00
+    patient.says(said)  # was: "Não encontrei essa informação"
+    listed = _slots_listed(patient)
+    assert listed and all(w.date() == WEDNESDAY for w in listed)
+    assert all((w.time() > dt.time(14)) if later else (w.time() < dt.time(14)) for w in listed)
+
+
+def test_confirming_later_at_the_summary_is_no_later_time(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("te confirmo mais tarde")
+    assert patient.text == T.LATER_CONFIRMING

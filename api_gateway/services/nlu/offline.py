@@ -334,7 +334,8 @@ _DONT_WANT_ANYMORE = _re(
     r"|segunda|terca|quarta|quinta|sexta|semana|dia \d))"  # "não posso ir de manhã" is a wish for the booking
     r"|deixa (?:pra|para) depois|deixa quieto|depois eu marco|outra hora"
     # giving up the booking under way: "esquece", "deixa pra lá", "mudei de ideia", "nada não"
-    r"|^ ?(?:esquece|esqueca|deixa (?:pra|para) la|mudei de ideia|desencana|nada nao|deixa)(?: (?:entao|isso|tudo))?"
+    r"|^ ?(?:ah )?(?:entao )?(?:esquece|esqueca|deixa (?:pra|para) la|mudei de ideia|desencana|nada nao|deixa"
+    r"|nao quero|nao precisa|nao precisa mais)(?: (?:entao|isso|tudo))?"
     r"(?: (?:por favor|obrigad[oa]|valeu))? ?$"
 )
 _RESCHEDULE_STRONG = _re(r"remarc\w*|reagend\w*|adiar|adia|antecipar|transferir (?:a|minha) consulta")
@@ -693,8 +694,12 @@ def _bare_name(text: _Text) -> str | None:
     candidate = re.sub(r"^[\s,.!:;-]+|[\s,.!:;-]+$", "", text.original)
     # "sou Pedro Lima", "é a Joana", "meu nome? Pedro Alves", "Maria aqui"
     candidate = re.sub(
-        r"^(?:(?:e|é|sou|eu sou|aqui é|aqui e|meu nome\??:?)\s+(?:[ao]\s+)?)?", "", candidate, flags=re.IGNORECASE
-    )
+        r"^(?:(?:oi|olá|ola|bom dia|boa tarde|boa noite)\W+)?(?:(?:e|é|sou|eu sou|aqui é|aqui e|meu nome\??:?)\s+"
+        r"(?:[ao]\s+)?)?",
+        "",
+        candidate,
+        flags=re.IGNORECASE,
+    )  # "Boa tarde! Rita Jones"
     candidate = re.sub(r"\s+aqui$", "", candidate, flags=re.IGNORECASE)
     if not candidate or re.search(r"[\d@#$%&*=+<>/\\|?]", candidate):
         return None
@@ -1004,6 +1009,7 @@ def _result(intent: Intent, confidence: float, entities: dict) -> NLUResult:
     return NLUResult(intent=intent, confidence=confidence, entities=entities, source=SOURCE)
 
 
+_LEADING_GREETING = re.compile(r"^ ?(?:oi|ola|bom dia|boa tarde|boa noite) ")
 _CHANGED_MIND = re.compile(r"(?<![a-z])(?:ou melhor|quer dizer|alias|digo)(?![a-z])\W*")
 
 
@@ -1035,7 +1041,7 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     name, name_span = _name_introduced(t)
     if name is None and state == "collecting_patient_info":
         bare = _bare_name(t)
-        if bare is not None and not _looks_like_intent(norm):
+        if bare is not None and not _looks_like_intent(_LEADING_GREETING.sub(" ", norm)):  # "Boa tarde! Rita Jones"
             name, name_span = bare, (0, len(t.original))
         elif "," in t.original:  # "Maria Silva, pela unimed": the name, then something else
             raw = t.original.split(",", 1)[0]
