@@ -664,8 +664,13 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.THANKS)
     if intent == Intent.DESPEDIDA:
         return Reply(text=T.GOODBYE)
-    if intent == Intent.PERGUNTA:
-        return _answer_question(turn)
+    if intent == Intent.PERGUNTA or (intent == Intent.INFORMAR and nlu.entities.get("exame_id")):
+        return _answer_question(turn)  # "oq é o exame tsh": the exam's line
+    if "?" in turn.text and intent == Intent.DESCONHECIDO and len(turn.folded.split()) >= 2:
+        # "fazem teleconsulta?", "dá pra parcelar?": a question the tables do not answer gets a person offered,
+        # not "não entendi"
+        s.last_options = {"offer": "handoff"}
+        return Reply(text=T.UNKNOWN_ANSWER)
     turn.understood = False
     return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
 
@@ -2148,7 +2153,11 @@ def _answer_from_data(turn: _Turn) -> str | None:
             return None
         if doctor:
             return T.DOCTOR_DURATION.format(doctor=doctor["nome"], minutes=doctor["duracao_consulta_minutos"])
-        minutes = sorted({d["duracao_consulta_minutos"] for d in catalog["medicos"]})
+        named = e.get("especialidade_id")  # "quanto tempo dura a consulta com o ortopedista?": that specialty's
+        medicos = selectors.doctor_list(especialidade_id=int(named)) if named else catalog["medicos"]
+        if named and len(medicos) == 1:
+            return T.DOCTOR_DURATION.format(doctor=medicos[0]["nome"], minutes=medicos[0]["duracao_consulta_minutos"])
+        minutes = sorted({d["duracao_consulta_minutos"] for d in medicos})
         if minutes:
             if len(minutes) == 1:
                 return T.DURATION_SINGLE.format(minutes=minutes[0])

@@ -643,3 +643,26 @@ def test_confirming_later_at_the_summary_is_no_later_time(patient):
     _reach_confirmation_with_ana_on_wednesday(patient)
     patient.says("te confirmo mais tarde")
     assert patient.text == T.LATER_CONFIRMING
+
+
+@pytest.mark.parametrize("question", ["fazem teleconsulta?", "dá pra parcelar?"])
+def test_a_question_the_tables_do_not_answer_offers_a_person(patient, question):
+    patient.says(question)  # was: "Desculpe, não entendi" and the menu
+    assert patient.text.endswith(T.UNKNOWN_ANSWER)
+    patient.says("sim")
+    assert patient.state == "human_handoff"
+
+
+def test_an_exam_named_alone_gets_its_line(patient):
+    patient.says("oq é o exame tsh")  # was: "Desculpe, não entendi"
+    assert "TSH: R$ 40,00" in patient.text
+
+
+def test_the_duration_of_a_specialty_with_one_doctor_is_his(patient):
+    patient.says("quanto tempo dura a consulta com o ortopedista?")  # was: the clinic's range, 20 to 40 minutes
+    assert "A consulta com Dr. Gustavo Pereira dura 40 minutos." in patient.text
+
+
+def test_open_now_is_the_opening_hours(patient, clinic):
+    patient.says("vcs tão abertos agora?")  # was: "Não encontrei essa informação"
+    assert clinic.horario_funcionamento in patient.text

@@ -434,7 +434,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|funciona (?:no|na|nos|aos|de|em|sabado|domingo|feriado|dia|hoje|amanha)|funcionam|funcionar"
             r"|(?:vao|vai) abrir"
             r"|abrir (?:no|na|nos|em|dia|hoje|amanha|sabado|domingo|feriado)|estao abertos"
-            r"|esta aberta|aberto"
+            r"|esta aberta|aberto|abertos|aberta|tao abertos|ta aberto|ta aberta|^ ?o horario ?$"
             r"|horario de voces|horario da clinica|horarios da clinica|horarios de voces|^ ?qual (?:e )?o horario ?$"
             r"|atende (?:no |aos |de |em )?(?:sabado|sabados|domingo|domingos|feriado|feriados)"
             r"|(?:atende|atendem|abre|abrem|funciona|funcionam) (?:no |de |em |nos |aos )?"
