@@ -1984,8 +1984,14 @@ def _answers_each_question(turn: _Turn) -> str | None:
     answers: list[str] = []
     for part in parts:
         nlu = offline_interpret(text=part, session=turn.session, now=turn.now)
-        if nlu.intent != Intent.PERGUNTA and not nlu.entities.get("exame_id"):
-            continue
+        e = nlu.entities
+        if (e.get("convenio_id") or e.get("convenio")) and e.get("topico") not in {"preco", "convenio"}:
+            e["topico"] = "convenio"  # "ginecologista atende sábado? e pelo bradesco?": the plan, not the days
+        elif nlu.intent != Intent.PERGUNTA and not e.get("exame_id"):
+            if answers and (e.get("especialidade_id") or e.get("medico_id")):
+                e["topico"] = turn.session.last_options.get("topic")  # "quanto custa cardio? e pediatria?"
+            else:
+                continue
         part_turn = dataclasses.replace(turn, nlu=nlu, text=part)
         answer = _answer_from_data(part_turn)
         if not turn.session.flow:  # "tem dermatologista? quanto custa?": the price follows the specialty

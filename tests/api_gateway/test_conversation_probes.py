@@ -666,3 +666,9 @@ def test_the_duration_of_a_specialty_with_one_doctor_is_his(patient):
 def test_open_now_is_the_opening_hours(patient, clinic):
     patient.says("vcs tão abertos agora?")  # was: "Não encontrei essa informação"
     assert clinic.horario_funcionamento in patient.text
+
+
+def test_a_plan_asked_after_another_question_is_answered_for_its_subject(patient):
+    patient.says("ginecologista atende sábado? e pelo bradesco?")  # was: the days answered twice, no plan
+    assert "Aos sábados, nenhum médico de Ginecologia atende" in patient.text
+    assert "Em Ginecologia, atendem pelo convênio Bradesco Saúde: Dra. Helena Costa." in patient.text
