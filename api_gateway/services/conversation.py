@@ -613,6 +613,13 @@ def _dispatch(turn: _Turn) -> Reply:
         intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
         if s.last_options.get("para_quem") and not nlu.entities.get("para_quem"):
             nlu.entities["para_quem"] = s.last_options["para_quem"]
+    offered_doctors = [i["id"] for i in s.last_options.get("items", []) if str(i.get("id", "")).startswith("doctor:")]
+    if s.current_state == S.SELECTING_DOCTOR and offered_doctors and _CHEAPEST.search(turn.folded):
+        # "a mais barata": the offered doctor with the lowest private price
+        doctors = [d for d in (_doctor(int(i.partition(":")[2])) for i in offered_doctors) if d]
+        if doctors:
+            nlu.entities["medico_id"] = min(doctors, key=lambda d: d["preco_consulta"] or 0)["id"]
+            intent = Intent.INFORMAR
     if intent == Intent.AGENDAR and not s.flow and _wants_an_exam(turn):
         return Reply(text=_exam_booking_answer(turn))  # the bot books consultations; exams go through the desk
     changed = _merge_entities(turn)
@@ -2405,6 +2412,7 @@ _WHO_CORRECTED = re.compile(
 )
 # "ops, errei, queria quarta", "ih, o nome tá errado": a correction of what was just done
 _OOPS = re.compile(r"\b(?:ops|ih|errei|me enganei|nome (?:ta|esta) errado|era (?:pra|para) ser)\b")
+_CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")

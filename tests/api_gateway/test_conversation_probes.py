@@ -672,3 +672,10 @@ def test_a_plan_asked_after_another_question_is_answered_for_its_subject(patient
     patient.says("ginecologista atende sábado? e pelo bradesco?")  # was: the days answered twice, no plan
     assert "Aos sábados, nenhum médico de Ginecologia atende" in patient.text
     assert "Em Ginecologia, atendem pelo convênio Bradesco Saúde: Dra. Helena Costa." in patient.text
+
+
+def test_the_cheapest_doctor_of_the_list(patient):
+    patient.says("quero marcar dermatologia particular, meu nome é João Silva")
+    assert patient.state == "selecting_doctor"
+    patient.says("a mais barata")  # was: "Desculpe, não entendi"
+    assert patient.session.selected_doctor.nome == "Dra. Juliana Martins"  # R$ 250 against Dra. Beatriz's R$ 300
