@@ -541,6 +541,9 @@ def _dispatch(turn: _Turn) -> Reply:
     same = _SAME_PLAN.search(turn.folded) or (intent == Intent.CONFIRMAR and not _PLAN_UNNAMED.search(turn.folded))
     if last_plan and not plan_named and same:  # "o mesmo", "mesmo convênio", "sim" to "Da última vez foi pelo X"
         nlu.entities["convenio_id"], plan_named = last_plan, True
+    if s.current_state == S.CHOOSING_PLAN and not plan_named and _NOT_SURE.search(turn.folded):
+        turn.prefix.append(T.PLAN_NOT_SURE)  # "não sei": what each answer means, then the same question
+        return _with_prefix(turn, _ask_plan(turn) or _advance(turn))
     if s.current_state == S.CHOOSING_PLAN and not plan_named:
         if intent == Intent.CONFIRMAR or _PLAN_UNNAMED.search(turn.folded):
             return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio", "tenho sim": which one
@@ -2412,6 +2415,7 @@ _WHO_CORRECTED = re.compile(
 )
 # "ops, errei, queria quarta", "ih, o nome tá errado": a correction of what was just done
 _OOPS = re.compile(r"\b(?:ops|ih|errei|me enganei|nome (?:ta|esta) errado|era (?:pra|para) ser)\b")
+_NOT_SURE = re.compile(r"^\W*(?:(?:ah|hum|hmm)\W+)?(?:nao sei|sei la|nao tenho certeza|nao lembro)\b")
 _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")

@@ -96,6 +96,10 @@ JUST_BOOKED_CHANGE = (
     "Sua consulta de {when} com {doctor} já está marcada. Para mudar a data ou o horário, diga *remarcar*; para "
     "corrigir o nome, diga *atendente* que a recepção ajusta."
 )
+PLAN_NOT_SURE = (
+    "Sem problema! Se você tem um plano de saúde, o nome está na carteirinha; escolha-o na lista. Sem plano, a "
+    "consulta é *particular*."
+)
 MORE_SLOTS = "Mais horários livres com {doctor}:"
 NO_MORE_ON_DAY = "Não há mais horários livres em {date}."
 NO_MORE_SLOTS = "Não há mais horários livres com {doctor} nas próximas semanas. Quer tentar outro médico?"

@@ -679,3 +679,10 @@ def test_the_cheapest_doctor_of_the_list(patient):
     assert patient.state == "selecting_doctor"
     patient.says("a mais barata")  # was: "Desculpe, não entendi"
     assert patient.session.selected_doctor.nome == "Dra. Juliana Martins"  # R$ 250 against Dra. Beatriz's R$ 300
+
+
+def test_not_knowing_the_plan_is_explained(patient):
+    patient.says("quero marcar cardiologia, meu nome é João Silva")
+    assert patient.state == "choosing_plan"
+    patient.says("não sei")  # was: "Desculpe, não entendi"
+    assert patient.text.startswith(T.PLAN_NOT_SURE) and patient.state == "choosing_plan"
