@@ -1467,11 +1467,22 @@ def _availability_line(turn: _Turn) -> str | None:
     when: "tem vaga amanhã com cardiologista?" deserves a yes or no before the booking's first question."""
     e = turn.nlu.entities
     day, _ = _wanted_moment(e)
-    if day is None or not (e.get("medico_id") or e.get("especialidade_id")):
+    if day is None:
         return None
     closed = _holiday_closed(day)
     if closed:
         return closed
+    if not (e.get("medico_id") or e.get("especialidade_id")):  # "vocês têm vaga pra amanhã?": which specialties
+        open_specialties = {
+            sid
+            for d in _catalog()["medicos"]
+            for sid in d["especialidade_ids"]
+            if selectors.slot_list_free(medico_id=d["id"], start=day, days=1, limit=1, now=turn.now)
+        }
+        names = [sp["nome"] for sp in _catalog()["especialidades"] if sp["id"] in open_specialties]
+        if not names:
+            return T.NO_AVAILABILITY.format(date=T.date_long(day), who="na clínica")
+        return T.AVAILABILITY_SPECIALTIES.format(date=T.date_long(day), items=T.join_names(names))
     doctors = (
         [_doctor(e["medico_id"])]
         if e.get("medico_id")

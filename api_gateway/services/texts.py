@@ -87,6 +87,7 @@ ASK_DATE_FROM = (
 )
 ASK_TIME = "Horários livres com {doctor} em {date}:"
 AVAILABILITY = "Sim! Para {date}, há horários livres com {items}."
+AVAILABILITY_SPECIALTIES = "Sim! Para {date}, há horários livres em {items}."
 NO_AVAILABILITY = "Para {date}, não há horários livres {who}; já te mostro os mais próximos."
 OPEN_ON_DAY = "Sim, atendemos {day}."
 CLOSED_ON_DAY = "Não, {day} a clínica não abre."

@@ -686,3 +686,9 @@ def test_not_knowing_the_plan_is_explained(patient):
     assert patient.state == "choosing_plan"
     patient.says("não sei")  # was: "Desculpe, não entendi"
     assert patient.text.startswith(T.PLAN_NOT_SURE) and patient.state == "choosing_plan"
+
+
+def test_a_free_slot_asked_for_a_day_without_a_specialty_names_the_specialties(patient):
+    patient.says("vcs tem vaga pra amanhã?")  # was: straight to "qual é o seu nome completo?"
+    assert f"Sim! Para {T.date_long(TUESDAY)}, há horários livres em " in patient.text
+    assert "Cardiologia" in patient.text  # Dr. Carlos works Tuesdays
