@@ -426,6 +426,20 @@ def _emergency_warning(turn: _Turn) -> str:
     return T.EMERGENCY_SELF_HARM if kind == safety.SELF_HARM else T.EMERGENCY_MEDICAL
 
 
+def _carry_question_subject(turn: _Turn) -> None:
+    """A booking asked as a follow-up of a question ("e tem horário quinta?", "quero marcar com ela") keeps the one
+    doctor and the plan that question was about, unless the message names others."""
+    e, memory = turn.nlu.entities, turn.session.last_options or {}
+    if e.get("medico_id") or e.get("especialidade_id"):
+        return
+    follow_up = turn.folded.lstrip().startswith("e ") or _PRONOUN.search(turn.folded)
+    doctors = [i["id"] for i in memory.get("items", []) if str(i.get("id", "")).startswith("doctor:")]
+    if follow_up and memory.get("kind") == "doctor" and len(doctors) == 1:
+        e["medico_id"] = int(doctors[0].partition(":")[2])
+        if memory.get("plan") and not (e.get("convenio_id") or e.get("particular")):
+            e["convenio_id"] = memory["plan"]
+
+
 def _just_booked(turn: _Turn):
     """The patient's appointment booked in the last 15 minutes, if any (the newest). `criado_em` is the
     database's clock, so it is compared with the real time, not the turn's."""
@@ -623,6 +637,9 @@ def _dispatch(turn: _Turn) -> Reply:
         if doctors:
             nlu.entities["medico_id"] = min(doctors, key=lambda d: d["preco_consulta"] or 0)["id"]
             intent = Intent.INFORMAR
+    dated = _has_booking_entities(nlu, frozenset({"data", "hora", "a_partir_de"}))
+    if not s.flow and (intent == Intent.AGENDAR or (dated and intent in {Intent.PERGUNTA, Intent.INFORMAR})):
+        _carry_question_subject(turn)  # "a dra beatriz atende unimed?" then "e tem horário quinta?": her, by Unimed
     if intent == Intent.AGENDAR and not s.flow and _wants_an_exam(turn):
         return Reply(text=_exam_booking_answer(turn))  # the bot books consultations; exams go through the desk
     changed = _merge_entities(turn)

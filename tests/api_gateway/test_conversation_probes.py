@@ -692,3 +692,13 @@ def test_a_free_slot_asked_for_a_day_without_a_specialty_names_the_specialties(p
     patient.says("vcs tem vaga pra amanhã?")  # was: straight to "qual é o seu nome completo?"
     assert f"Sim! Para {T.date_long(TUESDAY)}, há horários livres em " in patient.text
     assert "Cardiologia" in patient.text  # Dr. Carlos works Tuesdays
+
+
+def test_a_booking_asked_as_a_follow_up_keeps_the_doctor_and_plan(patient):
+    thursday = REF.date() + dt.timedelta(days=3)
+    patient.says("a dra beatriz atende unimed?")
+    patient.says("e tem horário quinta?")  # was: any doctor, then the specialty list after the name
+    assert "com Dra. Beatriz Lima" in patient.text
+    patient.says("Tatiana Klein")
+    assert patient.session.selected_doctor.nome == "Dra. Beatriz Lima"
+    assert patient.session.selected_convenio.nome == "Unimed" and patient.session.preferred_date == thursday
