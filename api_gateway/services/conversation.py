@@ -1690,6 +1690,10 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         for a in rows
     ]
     s.last_options = {"kind": "appointment", "items": items}
+    if flow == FLOW_RESCHEDULE and _MOVED_TO.search(turn.folded):  # "remarca pra sexta às 10h", then "Qual delas?"
+        wanted = {k: e[k] for k in ("data", "hora", "periodo") if e.get(k)}
+        if wanted:
+            s.last_options["wanted"] = wanted
     return _appointment_choice(items, turn)
 
 
@@ -1839,6 +1843,11 @@ def _manage_step(turn: _Turn) -> Reply:
         if appointment is None:
             turn.understood = False
             return _appointment_choice(s.last_options.get("items", []))
+        wanted = s.last_options.get("wanted")
+        if s.flow == FLOW_RESCHEDULE and wanted:  # the moment said with "remarca pra sexta às 10h", not "a de terça"
+            for key in ("data", "hora", "periodo"):
+                nlu.entities.pop(key, None)
+            nlu.entities.update(wanted)
         return _manage_selected(turn, appointment)
     # CONFIRMING a cancellation
     if s.last_options.get("targets"):

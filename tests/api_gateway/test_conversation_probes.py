@@ -702,3 +702,12 @@ def test_a_booking_asked_as_a_follow_up_keeps_the_doctor_and_plan(patient):
     patient.says("Tatiana Klein")
     assert patient.session.selected_doctor.nome == "Dra. Beatriz Lima"
     assert patient.session.selected_convenio.nome == "Unimed" and patient.session.preferred_date == thursday
+
+
+def test_the_new_moment_survives_the_which_one_question(patient):
+    _two_appointments(patient)
+    friday = REF.date() + dt.timedelta(days=4)
+    patient.says("remarca a minha consulta pra sexta às 10h")
+    assert "Qual delas" in patient.text
+    patient.says("1")  # was: the new day and time forgotten, the next free slots listed
+    assert patient.state == "confirming" and f"{friday:%d/%m/%Y} às 10:00" in patient.text
