@@ -711,3 +711,9 @@ def test_the_new_moment_survives_the_which_one_question(patient):
     assert "Qual delas" in patient.text
     patient.says("1")  # was: the new day and time forgotten, the next free slots listed
     assert patient.state == "confirming" and f"{friday:%d/%m/%Y} às 10:00" in patient.text
+
+
+def test_and_whether_starts_a_second_question(patient):
+    patient.says("queria saber o valor da consulta com ortopedista e se aceita sul america")  # was: the plan only
+    assert "Consulta particular em Ortopedia: Dr. Gustavo Pereira R$ 330,00." in patient.text
+    assert "Em Ortopedia, atendem pelo convênio SulAmérica" in patient.text
