@@ -527,20 +527,16 @@ def _dispatch(turn: _Turn) -> Reply:
         if intent != Intent.PERGUNTA:
             return Reply(text=T.BOOKING_ABANDONED)
     at_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
-    at_booking_summary = s.current_state == S.CONFIRMING and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
-    shift = _EARLIER_OR_LATER.search(turn.folded) if at_booking_summary and s.preferred_time else None
+    shift = _EARLIER_OR_LATER.search(turn.folded) if at_summary and s.preferred_time else None
     if shift and intent != Intent.AGUARDAR and not _has_booking_entities(nlu):
         # "pode ser mais tarde?" at the summary: that day's times after (or before) the one chosen
         chosen = s.preferred_time
         s.preferred_period, s.preferred_time = "", None
-        s.preferred_after, s.preferred_before = (
-            (None, chosen)
-            if shift.group(0) == "mais cedo"
-            else (
-                (dt.datetime.combine(dt.date.min, chosen) + dt.timedelta(minutes=1)).time(),
-                None,
-            )
-        )
+        if shift.group(0) == "mais cedo":
+            s.preferred_after, s.preferred_before = None, chosen
+        else:
+            s.preferred_after = (dt.datetime.combine(dt.date.min, chosen) + dt.timedelta(minutes=1)).time()
+            s.preferred_before = None
         return _advance(turn)
     picking_slot = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.last_options.get("kind") == "slot"
     picking_slot = picking_slot and intent not in {Intent.AGUARDAR, Intent.DESPEDIDA}  # "e depois volto"
