@@ -424,3 +424,9 @@ def test_after_a_time_or_the_day_after_tomorrow_is_still_a_day(phrase):
 def test_this_weekday_said_on_that_weekday_is_today():
     assert dates_extract("nessa segunda às 15h", now=NOW).date == NOW.date()
     assert dates_extract("segunda às 15h", now=NOW).date == date(2026, 11, 30)  # a bare weekday: next week's
+
+
+@pytest.mark.parametrize("phrase", ["das 9 às 12", "entre 9 e 12", "das 9h até 12h"])
+def test_a_window_from_one_hour_to_another(phrase):
+    hint = dates_extract(phrase, now=NOW)  # "das 9 às 12" was read as 12:00
+    assert (hint.after, hint.before, hint.time) == (time(9, 0), time(12, 0), None)

@@ -246,7 +246,10 @@ _CLOCK = (
 )
 _BOUND_AFTER = re.compile(r"\b(?:depois|dps|apos|a\s+partir|partir)\s+(?:d[aeo]s?\s+|as\s+)*" + _CLOCK)
 _BOUND_BEFORE = re.compile(r"\b(?:antes|ate)\s+(?:d[aeo]s?\s+|as\s+)*" + _CLOCK)
-_BOUND_BETWEEN = re.compile(r"\bentre\s+(?:as\s+)?" + _CLOCK + r"\s+e\s+(?:as\s+)?" + _CLOCK)
+# "entre 9 e 12", "das 9 às 12": a window
+_BOUND_BETWEEN = re.compile(
+    r"\b(?:entre\s+(?:as\s+)?" + _CLOCK + r"\s+e|das\s+" + _CLOCK + r"\s+(?:as|a|ate))\s+(?:as\s+)?" + _CLOCK
+)
 
 
 def _bound(hour: str, minutes_h: str | None, minutes_colon: str | None) -> time | None:
@@ -595,7 +598,9 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     after = before = None
     match = _BOUND_BETWEEN.search(work)
     if match:
-        after, before = _bound(*match.groups()[:3]), _bound(*match.groups()[3:])
+        groups = match.groups()
+        first = groups[:3] if groups[0] is not None else groups[3:6]  # "entre X e" or "das X às"
+        after, before = _bound(*first), _bound(*groups[6:])
         spans.append(match.span())
         work = _blank(work, *match.span())
     for pattern in (_BOUND_AFTER, _BOUND_BEFORE):
