@@ -650,6 +650,7 @@ def _dispatch(turn: _Turn) -> Reply:
             availability = _availability_line(turn) if "?" in turn.text else None
             if availability:  # "tem horário amanhã com cardiologista?": answered before the name is asked
                 turn.prefix.append(availability)
+            turn.prefix.extend(_side_questions(turn))  # "tem clínico geral hoje de manhã? quanto é?": the price too
         return _advance(turn)
     if s.flow:
         if not changed and intent == Intent.DESPEDIDA:  # "tchau" mid-flow: let the patient go, nothing booked
@@ -2044,6 +2045,27 @@ def _answers_each_question(turn: _Turn) -> str | None:
     return "\n\n".join(answers) if len(answers) >= 2 else None
 
 
+def _side_questions(turn: _Turn) -> list[str]:
+    """The answers to the data questions asked beside a booking request, each from the tables ("quanto é?",
+    "aceita unimed?"): they are not lost because the message also asked for a slot."""
+    parts = [p.strip() for p in _QUESTION_BREAK.split(turn.text or "") if p.strip()]
+    if len(parts) < 2:
+        return []
+    from api_gateway.services.nlu.offline import offline_interpret
+
+    answers = []
+    for part in parts[1:]:
+        nlu = offline_interpret(text=part, session=turn.session, now=turn.now)
+        if nlu.intent != Intent.PERGUNTA or nlu.entities.get("topico") not in _SIDE_TOPICS:
+            continue
+        nlu.entities.setdefault("especialidade_id", turn.nlu.entities.get("especialidade_id"))
+        nlu.entities.setdefault("medico_id", turn.nlu.entities.get("medico_id"))
+        answer = _answer_from_data(dataclasses.replace(turn, nlu=nlu, text=part))
+        if answer and answer not in answers:
+            answers.append(answer)
+    return answers
+
+
 def _prompt_again(turn: _Turn) -> Reply:
     """The question the flow was waiting on, asked again after a question of the patient's was answered: the
     booking's next step, or "Qual delas?" / "Quer mesmo cancelar?" (never a booking question in their place)."""
@@ -2451,6 +2473,7 @@ _OOPS = re.compile(r"\b(?:ops|ih|errei|me enganei|nome (?:ta|esta) errado|era (?
 _NOT_SURE = re.compile(r"^\W*(?:(?:ah|hum|hmm)\W+)?(?:nao sei|sei la|nao tenho certeza|nao lembro)\b")
 _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
+_SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

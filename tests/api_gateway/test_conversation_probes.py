@@ -717,3 +717,9 @@ def test_and_whether_starts_a_second_question(patient):
     patient.says("queria saber o valor da consulta com ortopedista e se aceita sul america")  # was: the plan only
     assert "Consulta particular em Ortopedia: Dr. Gustavo Pereira R$ 330,00." in patient.text
     assert "Em Ortopedia, atendem pelo convênio SulAmérica" in patient.text
+
+
+def test_a_price_asked_beside_a_slot_question_is_answered(patient):
+    patient.says("tem clínico geral amanhã de manhã? quanto é?")  # was: the booking started, the price skipped
+    assert "Consulta particular em Clínica Geral: " in patient.text
+    assert patient.state == "collecting_patient_info"
