@@ -2020,14 +2020,8 @@ def _answers_each_question(turn: _Turn) -> str | None:
     """ "qual o endereço e o horário?", "aceita unimed? e onde fica?": each question of a message answered from the
     tables, in order, when it asks more than one thing (None otherwise: the message's one answer is found whole).
     The parts are read by the offline rules, which cost nothing; Gemini reads a message whole by itself."""
-    parts = [p.strip() for p in _QUESTION_BREAK.split(turn.text or "") if len(p.split()) >= 2]
-    if len(parts) < 2:
-        return None
-    from api_gateway.services.nlu.offline import offline_interpret
-
     answers: list[str] = []
-    for part in parts:
-        nlu = offline_interpret(text=part, session=turn.session, now=turn.now)
+    for part, nlu in _question_parts(turn, min_words=2):
         e = nlu.entities
         if (e.get("convenio_id") or e.get("convenio")) and e.get("topico") not in {"preco", "convenio"}:
             e["topico"] = "convenio"  # "ginecologista atende sábado? e pelo bradesco?": the plan, not the days
@@ -2045,17 +2039,23 @@ def _answers_each_question(turn: _Turn) -> str | None:
     return "\n\n".join(answers) if len(answers) >= 2 else None
 
 
+def _question_parts(turn: _Turn, *, min_words: int):
+    """Each question of a message ("?", ";" or "e" before a new question) with its reading by the offline rules,
+    read one at a time so a part can follow what an earlier part's answer remembered. Nothing for one question."""
+    parts = [p.strip() for p in _QUESTION_BREAK.split(turn.text or "") if len(p.split()) >= min_words]
+    if len(parts) < 2:
+        return
+    from api_gateway.services.nlu.offline import offline_interpret
+
+    for part in parts:
+        yield part, offline_interpret(text=part, session=turn.session, now=turn.now)
+
+
 def _side_questions(turn: _Turn) -> list[str]:
     """The answers to the data questions asked beside a booking request, each from the tables ("quanto é?",
     "aceita unimed?"): they are not lost because the message also asked for a slot."""
-    parts = [p.strip() for p in _QUESTION_BREAK.split(turn.text or "") if p.strip()]
-    if len(parts) < 2:
-        return []
-    from api_gateway.services.nlu.offline import offline_interpret
-
     answers = []
-    for part in parts[1:]:
-        nlu = offline_interpret(text=part, session=turn.session, now=turn.now)
+    for part, nlu in list(_question_parts(turn, min_words=1))[1:]:
         if nlu.intent != Intent.PERGUNTA or nlu.entities.get("topico") not in _SIDE_TOPICS:
             continue
         nlu.entities.setdefault("especialidade_id", turn.nlu.entities.get("especialidade_id"))
