@@ -372,7 +372,9 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     if channel_type in SILENT_TYPES:
         return Reply(text="", send=False)
     warning = _emergency_warning(turn) if channel_type not in MEDIA_TYPES else ""
-    if warning and (s.current_state == S.HUMAN_HANDOFF or not _acts_beside_emergency(turn)):
+    # a crisis (CVV) gets the warning alone, never a booking question after it
+    alone = s.current_state == S.HUMAN_HANDOFF or warning == T.EMERGENCY_SELF_HARM
+    if warning and (alone or not _acts_beside_emergency(turn)):
         s.has_greeted = True
         if s.current_state == S.CONFIRMING:
             # A yes/no was pending ("Quer mesmo cancelar?", a booking's summary): after an emergency, the next "ok,
@@ -457,8 +459,6 @@ def _acts_beside_emergency(turn: _Turn) -> bool:
     served. A message that only describes the emergency gets the warning alone, not a "não entendi" or the
     specialty for its complaint after it."""
     nlu, e = turn.nlu, turn.nlu.entities
-    if safety.emergency_kind(turn.text) == safety.SELF_HARM:
-        return False  # a crisis gets CVV alone, never a booking question after it
     if nlu.intent == Intent.AGENDAR:
         return bool(_WANTS_BOOKING.search(turn.folded))  # asked in words, not inferred from "criança com febre"
     if nlu.intent in _ACTIONS or (nlu.intent == Intent.PERGUNTA and e.get("topico")):
@@ -1431,13 +1431,18 @@ def _window_label(s: ConversationSession) -> str:
     return " ".join(parts)
 
 
+def _fits_wishes(s: ConversationSession, when: dt.datetime) -> bool:
+    """In the part of the day and between the bounds the patient asked for."""
+    return _in_period(when, s.preferred_period) and _in_window(s, timezone.localtime(when).time())
+
+
 def _in_preferred_period(turn: _Turn, doctor: dict, free: list[dt.datetime], where: str) -> list[dt.datetime]:
     """The free slots in the period (and between the bounds) the patient asked for; all of them, saying so, when
     there are none there."""
     s = turn.session
     if not (s.preferred_period or s.preferred_after or s.preferred_before) or not free:
         return free
-    inside = [w for w in free if _in_period(w, s.preferred_period) and _in_window(s, timezone.localtime(w).time())]
+    inside = [w for w in free if _fits_wishes(s, w)]
     if not inside:
         label = _window_label(s)
         turn.prefix.append(T.NO_SLOTS_IN_PERIOD.format(doctor=doctor["nome"], period=label, where=where))
@@ -1540,8 +1545,7 @@ def _offer_more_slots(turn: _Turn) -> Reply:
         medico_id=doctor["id"], start=last.date(), days=settings.SLOT_SEARCH_DAYS, now=turn.now
     )
     free = [w for w in free if w > last]
-    wanted = [w for w in free if _in_period(w, s.preferred_period) and _in_window(s, timezone.localtime(w).time())]
-    free = wanted or free
+    free = [w for w in free if _fits_wishes(s, w)] or free
     if not free:
         return Reply(text=T.NO_MORE_SLOTS.format(doctor=doctor["nome"]))
     if s.current_state == S.CHOOSING_TIME:
@@ -2332,23 +2336,21 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
         return T.day_hours(shifts, weekday) if weekday is not None else T.weekly_hours(shifts)
 
     closed = _holiday_closed(wanted_date) if wanted_date else None
-    if closed and doctor:  # "o dr igor atende dia 25?": the clinic is closed on Christmas, whatever his Fridays
-        _remember_doctors(s, [doctor])
-        shifts = _shifts(doctor["id"])
-        return f"{closed} {T.DOCTOR_AGENDA.format(doctor=doctor['nome'], hours=T.weekly_hours(shifts))}"
-    if closed:
-        return closed
     if doctor:
         _remember_doctors(s, [doctor])
         shifts = _shifts(doctor["id"])
         if not shifts:
             return T.DOCTOR_NO_AGENDA.format(doctor=doctor["nome"])
+        if closed:  # "o dr igor atende dia 25?": the clinic is closed on Christmas, whatever his Fridays
+            return f"{closed} {T.DOCTOR_AGENDA.format(doctor=doctor['nome'], hours=T.weekly_hours(shifts))}"
         if not asked:
             return T.DOCTOR_AGENDA.format(doctor=doctor["nome"], hours=T.weekly_hours(shifts))
         matching = fitting(shifts)
         if not matching:
             return T.DOCTOR_OFF_ON.format(doctor=doctor["nome"], when=when, hours=T.weekly_hours(shifts))
         return T.DOCTOR_WORKS_ON.format(doctor=doctor["nome"], when=when, hours=hours_of(matching))
+    if closed:
+        return closed
     if not specialty_id:
         return None
     doctors = selectors.doctor_list(especialidade_id=specialty_id)[:MAX_LIST_ROWS]

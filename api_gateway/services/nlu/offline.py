@@ -45,6 +45,8 @@ LONG_MESSAGE_WORDS = 40
 
 _SELECTING_STATES = {"selecting_specialty", "selecting_doctor", "choosing_date", "managing_appointment"}
 _OPTION_KINDS_EXCLUDED = {"name", "ask_name"}
+# A greeting that may open a message before what it says ("oi, minha filha...", "Boa tarde! Rita Jones")
+_GREETINGS = r"oi|ol[aá]|bom dia|boa tarde|boa noite"
 
 # --- text normalisation -------------------------------------------------------------------------------------------
 
@@ -536,7 +538,7 @@ _NAME_INTRO = re.compile(
 )
 # "Clara aqui", "oi, Clara Mendes aqui": a capitalised name at the start (after a greeting), then "aqui"
 _NAME_HERE = re.compile(
-    r"^\W*(?:(?i:oi|olá|ola|bom dia|boa tarde|boa noite)\W+)?"
+    rf"^\W*(?:(?i:{_GREETINGS})\W+)?"
     r"([A-ZÀ-Ý][^\W\d_]+(?:\s+(?:d[aeo]s?\s+)?[A-ZÀ-Ý][^\W\d_]+){0,5})\s+(?i:aqui)\b"
     r"(?=\s*(?:[,.!;]|$|(?i:quero|queria|gostaria|preciso|falando|tudo bem|td bem)\b))"
 )
@@ -658,7 +660,7 @@ _FOR_RELATIVE = re.compile(
     r"|paciente (?:e|eh|vai ser|sera)(?: [ao])?|^\W*(?:e|eh)(?: [ao])?)"
     rf" (?:meu|minha|meus|minhas|nosso|nossa|mo) (?:\d |dois |duas )?{_RELATIVE_WORDS}(?![a-z])"
     # "minha filha de 5 anos está com febre": the relative opens the message and is the one who needs care
-    rf"|^\W*(?:(?:oi|ola|bom dia|boa tarde|boa noite)\W+)?(?:[ao] )?(?:meu|minha) {_RELATIVE_WORDS}"
+    rf"|^\W*(?:(?:{_GREETINGS})\W+)?(?:[ao] )?(?:meu|minha) {_RELATIVE_WORDS}"
     r"(?= (?:de \d+ (?:anos?|mes|meses)|ta|esta|tem|precisa|vai precisar|anda|acordou|amanheceu|caiu|com)(?![a-z]))"
 )
 # How the sender names themself ("meu nome é Ana Lima, quero marcar pra minha filha"): not the patient's name
@@ -694,7 +696,7 @@ def _bare_name(text: _Text) -> str | None:
     candidate = re.sub(r"^[\s,.!:;-]+|[\s,.!:;-]+$", "", text.original)
     # "sou Pedro Lima", "é a Joana", "meu nome? Pedro Alves", "Maria aqui"
     candidate = re.sub(
-        r"^(?:(?:oi|olá|ola|bom dia|boa tarde|boa noite)\W+)?(?:(?:e|é|sou|eu sou|aqui é|aqui e|meu nome\??:?)\s+"
+        rf"^(?:(?:{_GREETINGS})\W+)?(?:(?:e|é|sou|eu sou|aqui é|aqui e|meu nome\??:?)\s+"
         r"(?:[ao]\s+)?)?",
         "",
         candidate,
@@ -1009,7 +1011,7 @@ def _result(intent: Intent, confidence: float, entities: dict) -> NLUResult:
     return NLUResult(intent=intent, confidence=confidence, entities=entities, source=SOURCE)
 
 
-_LEADING_GREETING = re.compile(r"^ ?(?:oi|ola|bom dia|boa tarde|boa noite) ")
+_LEADING_GREETING = re.compile(rf"^ ?(?:{_GREETINGS}) ")
 _CHANGED_MIND = re.compile(r"(?<![a-z])(?:ou melhor|quer dizer|alias|digo)(?![a-z])\W*")
 
 
