@@ -72,6 +72,8 @@ class ConversationSession(models.Model):
         blank=True,
         help_text="Primeiro dia desejado quando o paciente pediu uma semana (“semana que vem”).",
     )
+    # "pra mim e pro meu filho": the patient to offer a booking for once this one is done ("eu" or a relative).
+    next_patient = models.CharField("próximo paciente", max_length=16, blank=True)
     target_appointment = models.ForeignKey(
         "rag_agent.Agendamento",
         on_delete=models.SET_NULL,

@@ -621,8 +621,8 @@ def _dispatch(turn: _Turn) -> Reply:
         return _handoff(turn, T.HANDOFF) if intent == Intent.CONFIRMAR else _menu(s, T.MENU_AGAIN)
     if not s.flow and s.last_options.get("offer") == "book" and intent in {Intent.CONFIRMAR, Intent.NEGAR}:
         if intent == Intent.NEGAR:
-            s.last_options = {}
-            return Reply(text=T.BOOKING_ABANDONED)
+            after_booking, s.last_options = s.last_options.get("after_booking"), {}
+            return Reply(text=T.NO_NEXT_BOOKING if after_booking else T.BOOKING_ABANDONED)
         intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
         if s.last_options.get("para_quem") and not nlu.entities.get("para_quem"):
             nlu.entities["para_quem"] = s.last_options["para_quem"]
@@ -706,6 +706,7 @@ def _flow_reset(s: ConversationSession) -> None:
         "previous_state",
         "insurance_type",
         "preferred_period",
+        "next_patient",
     ):
         setattr(s, name, "")
     s.selected_specialty_id = s.selected_doctor_id = s.selected_convenio_id = s.target_appointment_id = None
@@ -1141,6 +1142,8 @@ def _next_step(turn: _Turn) -> Reply:
         s.patient_name, s.name_confirmed = "", False  # "pra mim" too: the last booking may have been a child's
     elif relative and relative != "eu" and not turn.nlu.entities.get("nome") and _WHO_CORRECTED.search(turn.folded):
         s.patient_name, s.name_confirmed = "", False  # "ah, na verdade é pro meu filho" at the summary
+    if s.flow == FLOW_BOOK and (turn.nlu.entities.get("tambem_para") or relative in T.OTHER_RELATIVE):
+        s.next_patient = turn.nlu.entities.get("tambem_para") or relative  # offered once this booking is done
     relative = None if relative == "eu" else relative
     if s.patient_name and turn.new_booking and not turn.nlu.entities.get("nome"):
         # A new booking by a number we know: the last appointment may have been a relative's.
@@ -1163,7 +1166,13 @@ def _next_step(turn: _Turn) -> Reply:
                 return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
         if relative:  # "é pro meu filho" answering "qual é o seu nome?": his name, not a failed answer
-            return Reply(text=T.ASK_RELATIVE_NAME.format(whose=T.RELATIVES.get(relative, "do paciente")))
+            whose = T.RELATIVES.get(relative, "do paciente")
+            text = T.ASK_RELATIVE_NAME.format(whose=whose)
+            second = turn.nlu.entities.get("tambem_para")
+            if second:  # "pra mim e pro meu filho"
+                then = "sua" if second == "eu" else T.RELATIVES.get(second, "do outro paciente")
+                text = f"{T.ONE_AT_A_TIME.format(first=whose, then=then)}\n\n{text}"
+            return Reply(text=text)
         # "o nome" at the summary: the rest is chosen, so not "Para começar, ..."
         return Reply(text=T.ASK_PATIENT_NAME if s.selected_doctor_id else T.ASK_NAME)
 
@@ -1652,8 +1661,19 @@ def _book(turn: _Turn) -> Reply:
         address=clinic["endereco"],
         policies=clinic.get("politicas", ""),
     ).strip()
+    following = s.next_patient
     _flow_reset(s)
+    if following:  # "pra mim e pro meu filho": now the other one ("sim" starts it, asking that patient's name)
+        s.last_options = {"offer": "book", "para_quem": T.OTHER_RELATIVE.get(following, (following,))[0]}
+        s.last_options["after_booking"] = True
+        whose = T.OTHER_RELATIVE.get(following, (None, ""))[1] or _whose_consultation(following)
+        text = f"{text}\n\n{T.NEXT_PATIENT_OFFER.format(whose=whose)}"
     return Reply(text=text)
+
+
+def _whose_consultation(patient: str) -> str:
+    """ "eu" -> "a sua consulta"; "pai" -> "a consulta do seu pai"."""
+    return "a sua consulta" if patient == "eu" else f"a consulta {T.RELATIVES.get(patient, 'do outro paciente')}"
 
 
 # --- cancelling and rescheduling ----------------------------------------------------------------------------------

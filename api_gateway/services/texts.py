@@ -48,6 +48,16 @@ RELATIVES = {
     "companheira": "da sua companheira",
     "companheiro": "do seu companheiro",
 }  # "vó"/"vô" fold alike: "do paciente"
+# Plural relatives ("pros meus dois filhos"): whom the second booking is for, and how it is offered.
+OTHER_RELATIVE = {
+    "filhos": ("filho", "a consulta do outro filho"),
+    "filhas": ("filha", "a consulta da outra filha"),
+    "netos": ("neto", "a consulta do outro neto"),
+    "netas": ("neta", "a consulta da outra neta"),
+}
+ONE_AT_A_TIME = "Marco uma consulta de cada vez: primeiro a {first}, depois a {then}."
+NEXT_PATIENT_OFFER = "Vamos marcar agora {whose}?"
+NO_NEXT_BOOKING = "Tudo bem! Quando quiser marcar a outra consulta, é só chamar. 🙂"
 ASK_NAME_AGAIN = "Não consegui identificar o nome. Pode me dizer o seu nome completo? (ex.: Maria da Silva)"
 CONFIRM_PROFILE_NAME = "Posso registrar a consulta no nome de *{name}*?"
 ASK_SPECIALTY = "Com qual especialidade você quer se consultar?"

@@ -723,3 +723,75 @@ def test_a_price_asked_beside_a_slot_question_is_answered(patient):
     patient.says("tem clínico geral amanhã de manhã? quanto é?")  # was: the booking started, the price skipped
     assert "Consulta particular em Clínica Geral: " in patient.text
     assert patient.state == "collecting_patient_info"
+
+
+# --- ninth session: two patients in one request ------------------------------------------------------------------
+
+
+def _book_child_with_dr_daniel_on_tuesday(p: Patient) -> None:
+    p.says("Pedro Lima")
+    assert p.state == "choosing_plan", p.text
+    p.says("particular")
+    p.says("dr daniel terça às 9h")
+    assert p.state == "confirming", p.text
+    p.says("sim")
+    assert "Consulta agendada" in p.text
+
+
+@pytest.mark.parametrize(
+    ("said", "order"),
+    [
+        ("quero marcar pediatra pra mim e pro meu filho", "primeiro a do seu filho, depois a sua"),
+        ("eu e meu filho precisamos de pediatra", "primeiro a do seu filho, depois a sua"),
+        ("queria marcar pediatria pro meu filho e pra mim tb", "primeiro a do seu filho, depois a sua"),
+        ("pediatra pro meu filho e pra minha filha", "primeiro a do seu filho, depois a da sua filha"),
+    ],
+)
+def test_two_patients_in_one_request_are_booked_one_after_the_other(patient, said, order):
+    patient.says(said)  # was: only the son's booking, the second patient silently dropped
+    assert "Qual é o nome completo do seu filho?" in patient.text
+    assert f"Marco uma consulta de cada vez: {order}." in patient.text
+    _book_child_with_dr_daniel_on_tuesday(patient)
+    assert "Vamos marcar agora a " in patient.text
+    patient.says("sim")
+    assert patient.session.flow == "agendar"
+    assert patient.session.patient_name == ""  # not Pedro Lima again
+    assert "Pedro Lima" not in patient.text
+
+
+def test_the_sender_is_asked_their_own_name_for_the_second_booking(patient):
+    patient.says("quero marcar pra mim e pro meu filho, pediatra")
+    _book_child_with_dr_daniel_on_tuesday(patient)
+    assert "Vamos marcar agora a sua consulta?" in patient.text
+    patient.says("sim")
+    assert patient.text.endswith(T.ASK_NAME)
+
+
+def test_two_children_get_the_second_one_offered_after_the_first_booking(patient):
+    patient.says("quero marcar pediatra pros meus dois filhos")
+    assert T.RELATIVES["filhos"] in patient.text
+    _book_child_with_dr_daniel_on_tuesday(patient)
+    assert "Vamos marcar agora a consulta do outro filho?" in patient.text
+    patient.says("sim")
+    assert "Qual é o nome completo do seu filho?" in patient.text
+
+
+def test_declining_the_second_booking_does_not_say_nothing_was_booked(patient):
+    patient.says("quero marcar pediatra pra mim e pro meu filho")
+    _book_child_with_dr_daniel_on_tuesday(patient)
+    patient.says("não, depois eu vejo")
+    assert "não marquei nada" not in patient.text  # the child's booking stands
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+    assert patient.session.flow == ""
+
+
+def test_giving_up_the_first_booking_forgets_the_second_patient(patient):
+    patient.says("quero marcar pediatra pra mim e pro meu filho")
+    patient.says("deixa pra lá")
+    patient.says("quero marcar pediatria pra minha filha")
+    patient.says("Ana Lima")
+    patient.says("particular")
+    patient.says("dr daniel terça às 9h")
+    patient.says("sim")
+    assert "Consulta agendada" in patient.text
+    assert "Vamos marcar agora" not in patient.text

@@ -670,6 +670,15 @@ _SELF_INTRO = re.compile(r"(?:meu nome|me chamo|pode me chamar|chamo-me|eu sou|s
 
 _FOR_SELF = re.compile(r"(?<![a-z])(?:pra|para|p) (?:mim|eu mesm[oa])(?![a-z])")
 
+# Two patients in one request ("pra mim e pro meu filho", "eu e minha filha", "pro meu pai e pra minha mãe"):
+# the relative is booked first, then the other one is offered. Groups: the relative, then the other relative, if any.
+_ONE_OF_TWO = r"(?:(?:pro|pra|para o|para a|para|p|o|a) )?(?:meu|minha) "
+_SELF_ONE = r"(?:(?:pra|para|p) mim|eu)"
+_TWO_PATIENTS = re.compile(
+    rf"(?<![a-z]){_SELF_ONE} e {_ONE_OF_TWO}{_RELATIVE_WORDS}(?![a-z])"
+    rf"|(?<![a-z]){_ONE_OF_TWO}{_RELATIVE_WORDS} e (?:{_SELF_ONE}|{_ONE_OF_TWO}{_RELATIVE_WORDS})(?![a-z])"
+)
+
 
 def _name_introduced(text: _Text) -> tuple[str | None, tuple[int, int] | None]:
     for intro in _NAME_INTRO.finditer(text.folded):
@@ -1061,6 +1070,12 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
             del entities["nome"]  # "meu nome é Ana, é pra minha filha": Ana is the mother
     elif _FOR_SELF.search(t.folded):  # "pra mim": the sender, whoever the last booking was for
         entities["para_quem"] = "eu"
+    two = _TWO_PATIENTS.search(t.folded)
+    if two:
+        first = two.group(1) or two.group(2)
+        entities["para_quem"], entities["tambem_para"] = first, two.group(3) or "eu"
+        if name and name_span and _SELF_INTRO.match(t.folded, name_span[0]):
+            entities.pop("nome", None)  # "sou a Ana, quero marcar pra mim e pra minha filha": hers comes second
 
     # 2. Option references ("o primeiro", "opção 2", "2"), kept out of the date parser ("a segunda opção").
     # Doctors named in a sentence ("Nossos médicos de Cardiologia: Dr. Carlos e Dra. Ana") can be "o primeiro" or

@@ -28,6 +28,7 @@ class Intent(StrEnum):
 #   especialidade: str, especialidade_id: int   (a name without an id: a specialty the clinic does not have)
 #   para_quem: str                a relative the consultation is for ("filha" in "pra minha filha"), or "eu" for
 #                                 "pra mim" (offline NLU only)
+#   tambem_para: str              a second patient in the same request ("eu" in "pro meu filho e pra mim"; offline)
 #   sintoma: str                  a complaint the specialty was chosen for ("dor nas costas"; offline NLU only)
 #   medico: str, medico_id: int
 #   convenio: str, convenio_id: int, particular: bool (no plan / private)
@@ -52,6 +53,7 @@ ENTITY_KEYS = (
     "especialidade_id",
     "sintoma",
     "para_quem",
+    "tambem_para",
     "medico",
     "medico_id",
     "convenio",
