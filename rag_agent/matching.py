@@ -159,6 +159,7 @@ class MatchIndex:
     def __init__(self, catalog: dict):
         self.kinds: dict[str, _KindIndex] = {kind: _KindIndex(kind) for kind in KINDS}
         self.max_phrase_words = 1
+        self.first_names: dict[str, list[tuple[int, str]]] = {}
         self._add_items("especialidade", catalog.get("especialidades", []))
         self._add_items("convenio", catalog.get("convenios", []))
         self._add_items("exame", catalog.get("exames", []))
@@ -201,6 +202,8 @@ class MatchIndex:
         index = self.kinds["medico"]
         for doctor in doctors:
             words = [w for w in _words(doctor["nome"]) if w not in TITLES]
+            if words:
+                self.first_names.setdefault(words[0], []).append((doctor["id"], doctor["nome"]))
             index.candidates.append(_Candidate(" ".join(words), doctor["id"], doctor["nome"]))
             for part in words:
                 if not part.isdigit():
@@ -227,6 +230,20 @@ class MatchIndex:
             if score >= FIND_THRESHOLD and (candidate.id not in best or score > best[candidate.id].score):
                 best[candidate.id] = Match(kind, candidate.id, candidate.name, round(min(score, 100.0), 1))
         return sorted(best.values(), key=lambda m: (-m.score, m.name))[:limit]
+
+    def doctor_by_first_name(self, word: str) -> Match | None:
+        """The one doctor whose first name this word is ("fernanda", or "fernada" for 6+ letters); None when no
+        doctor or several have it. For the few places where only a doctor fits ("e a fernanda?")."""
+        word = normalize(word)
+        found = self.first_names.get(word)
+        score = 100.0
+        if found is None and len(word) >= 6:
+            close = process.extractOne(word, list(self.first_names), scorer=fuzz.ratio, score_cutoff=88)
+            if close:
+                found, score = self.first_names[close[0]], close[1]
+        if not found or len(found) > 1:
+            return None
+        return Match("medico", found[0][0], found[0][1], round(score, 1))
 
     # -- mentions inside a sentence -------------------------------------------------------------------------------
 

@@ -222,6 +222,10 @@ def doctor_find(query: str, *, especialidade_id: int | None = None, limit: int =
     return match_index(catalog).find("medico", query, limit=limit, allowed_ids=allowed)
 
 
+def doctor_by_first_name(word: str) -> Match | None:
+    return match_index().doctor_by_first_name(word)
+
+
 def convenio_find(query: str, *, limit: int = 3) -> list[Match]:
     return match_index().find("convenio", query, limit=limit)
 

@@ -795,3 +795,49 @@ def test_giving_up_the_first_booking_forgets_the_second_patient(patient):
     patient.says("sim")
     assert "Consulta agendada" in patient.text
     assert "Vamos marcar agora" not in patient.text
+
+
+# --- ninth session: a doctor named by first name only ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "follow_up", "expected"),
+    [
+        ("dr daniel atende bradesco?", "e a fernanda?", "Não: Dra. Fernanda Alves não atende pelo convênio Bradesco"),
+        ("a dra beatriz atende amil?", "e a juliana?", "Não: Dra. Juliana Martins não atende pelo convênio Amil"),
+        ("quanto custa a dra ana?", "e o carlos?", "Dr. Carlos Mendes"),
+        ("dr lucas atende unimed?", "e o gustavo?", "Sim, Dr. Gustavo Pereira atende pelo convênio Unimed"),
+    ],
+)
+def test_a_follow_up_naming_another_doctor_by_first_name_is_about_that_doctor(patient, first, follow_up, expected):
+    patient.says(first)
+    patient.says(follow_up)  # was: the answer about the first doctor, read by the patient as about the second
+    assert expected in patient.text
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("helena atende sabado?", "Dra. Helena Costa"),  # was: "Sim, atendemos aos sábados"
+        ("a fernanda atende bradesco?", "Não: Dra. Fernanda Alves não atende pelo convênio Bradesco"),
+        ("juliana atende amil?", "Não: Dra. Juliana Martins não atende pelo convênio Amil"),
+        ("quanto custa a consulta com a beatriz", "Dra. Beatriz Lima"),  # was: the clinic's price range
+    ],
+)
+def test_a_question_naming_a_doctor_by_first_name_is_about_that_doctor(patient, said, expected):
+    patient.says(said)
+    assert expected in patient.text
+    assert "Sim, atendemos" not in patient.text
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "sou a Ana, quero marcar cardiologia",
+        "tô com dor nas costas",
+        "quero marcar pro meu filho, o lucas",
+        "o lucas tem consulta marcada?",
+    ],
+)
+def test_a_first_name_outside_a_question_about_a_doctor_is_no_doctor(clinic, said):
+    assert "medico_id" not in offline_interpret(text=said, now=REF).entities

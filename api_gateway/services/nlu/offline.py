@@ -791,6 +791,30 @@ def _doctor_not_found(text: str) -> dict:
     return {}
 
 
+# A doctor's first name without a title where only a doctor fits: a follow-up ("e a fernanda?"), a question
+# about them ("helena atende sábado?") or "consulta com a beatriz". Elsewhere a lone first name is the patient's
+# or a relative's ("quero marcar pro meu filho, o lucas").
+_DOCTOR_FIRST_NAME = re.compile(
+    r"^\W*e (?:com )?(?:[ao] )?(\w+)(?![a-z])"
+    r"|^\W*(?:[ao] )?(\w+) (?:atende|atendem|trabalha|aceita|cobra|faz)(?![a-z])"
+    r"|(?:consulta|marcar|agendar|horario|vaga) com (?:[ao] )?(\w+)(?![a-z])"
+)
+
+
+def _doctor_by_first_name(text: str) -> dict:
+    said = _DOCTOR_FIRST_NAME.search(fold(text))
+    if not said:
+        return {}
+    try:
+        from rag_agent.selectors import doctor_by_first_name
+
+        match = doctor_by_first_name(next(g for g in said.groups() if g))
+    except Exception:  # noqa: BLE001 - as _mentions: without the catalogue, no doctor
+        logger.exception("doctor_by_first_name failed")
+        return {}
+    return {"medico": match.name, "medico_id": match.id} if match else {}
+
+
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -1132,6 +1156,8 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities.update(_specialty_from_need(mention_text))
     if not entities.get("convenio_id"):
         entities.update(_plan_not_taken(mention_text))
+    if not entities.get("medico_id") and state != "collecting_patient_info":
+        entities.update(_doctor_by_first_name(mention_text))
     if not entities.get("medico_id"):
         entities.update(_doctor_not_found(mention_text))
     if not entities.get("exame_id"):
