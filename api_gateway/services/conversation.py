@@ -1500,28 +1500,30 @@ def _availability_line(turn: _Turn) -> str | None:
     closed = _holiday_closed(day)
     if closed:
         return closed
+    s = turn.session
+    when = " ".join(filter(None, [T.date_long(day), _window_label(s)]))  # "sábado, 12/12/2026 à tarde"
+
+    def free_on_day(doctor_id: int) -> list[dt.datetime]:  # in the part of the day asked for ("sábado à tarde")
+        return [
+            w
+            for w in selectors.slot_list_free(medico_id=doctor_id, start=day, days=1, now=turn.now)
+            if _fits_wishes(s, w)
+        ]
+
     if not (e.get("medico_id") or e.get("especialidade_id")):  # "vocês têm vaga pra amanhã?": which specialties
         open_specialties = {
-            sid
-            for d in _catalog()["medicos"]
-            for sid in d["especialidade_ids"]
-            if selectors.slot_list_free(medico_id=d["id"], start=day, days=1, limit=1, now=turn.now)
+            sid for d in _catalog()["medicos"] for sid in d["especialidade_ids"] if free_on_day(d["id"])
         }
         names = [sp["nome"] for sp in _catalog()["especialidades"] if sp["id"] in open_specialties]
         if not names:
-            return T.NO_AVAILABILITY.format(date=T.date_long(day), who="na clínica")
-        return T.AVAILABILITY_SPECIALTIES.format(date=T.date_long(day), items=T.join_names(names))
+            return T.NO_AVAILABILITY.format(date=when, who="na clínica")
+        return T.AVAILABILITY_SPECIALTIES.format(date=when, items=T.join_names(names))
     doctors = (
         [_doctor(e["medico_id"])]
         if e.get("medico_id")
         else selectors.doctor_list(especialidade_id=int(e["especialidade_id"]))
     )
-    free = {
-        d["nome"]: slots
-        for d in doctors[:MAX_LIST_ROWS]
-        if d and (slots := selectors.slot_list_free(medico_id=d["id"], start=day, days=1, now=turn.now))
-    }
-    when = T.date_long(day)
+    free = {d["nome"]: slots for d in doctors[:MAX_LIST_ROWS] if d and (slots := free_on_day(d["id"]))}
     if not free:
         who = f"com {doctors[0]['nome']}" if e.get("medico_id") else f"em {_specialty_name(int(e['especialidade_id']))}"
         return T.NO_AVAILABILITY.format(date=when, who=who)
@@ -2225,6 +2227,15 @@ def _answer_from_data(turn: _Turn) -> str | None:
         hours = f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
         if _HOLIDAY_WORD.search(turn.folded) and not asked_day and settings.CLINIC_HOLIDAYS:
             return f"{T.CLOSED_ON_HOLIDAYS} {hours}"  # "abre feriado?"
+        if asked_day and _WHO_WORKS.search(turn.folded):  # "qual médico atende sábado?": those doctors
+            return _agenda_answer(turn, None, None)
+        context = remembered.get("specialty") or remembered.get("doctor")
+        if asked_day and context and not _CLINIC_ITSELF.search(turn.folded):
+            # "tem cardiologista?" then "atende sábado?": that specialty's (or doctor's) days, not the clinic's
+            known = (
+                _doctor(remembered["doctor"]) if remembered.get("doctor") and not remembered.get("specialty") else None
+            )
+            return _agenda_answer(turn, known, remembered.get("specialty"))
         if asked_day:  # "vocês abrem hoje?", "e domingo?": yes or no for that day, from the doctors' shifts
             open_days = {sh["dia_semana"] for d in catalog["medicos"] for sh in _shifts(d["id"])}
             day = T.on_weekday(asked_day.weekday())
@@ -2372,7 +2383,7 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     if closed:
         return closed
     if not specialty_id:
-        return None
+        return _clinic_agenda(turn, fitting, hours_of, when) if asked else None
     doctors = selectors.doctor_list(especialidade_id=specialty_id)[:MAX_LIST_ROWS]
     weeks = [(d, _shifts(d["id"])) for d in doctors]
     weeks = [(d, shifts) for d, shifts in weeks if shifts]
@@ -2388,6 +2399,17 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
         return T.SPECIALTY_OFF_ON.format(when=T.capitalized(when), specialty=specialty, items=everyone)
     items = T.join_names([f"{d['nome']} ({hours_of(shifts)})" for d, shifts in on])
     return T.SPECIALTY_ON_DAY.format(when=T.capitalized(when), specialty=specialty, items=items)
+
+
+def _clinic_agenda(turn: _Turn, fitting, hours_of, when: str) -> str:
+    """ "qual médico atende sábado?": every doctor with a shift then (their specialty and hours), or nobody."""
+    on = [(d, shifts) for d in _catalog()["medicos"] if (shifts := fitting(_shifts(d["id"])))][:MAX_LIST_ROWS]
+    if not on:
+        return T.CLINIC_NOBODY_ON.format(when=T.capitalized(when))
+    _remember_doctors(turn.session, [d for d, _ in on])
+    specialties = {d["id"]: T.join_names([_specialty_name(sid) for sid in d["especialidade_ids"]]) for d, _ in on}
+    items = T.join_names([f"{d['nome']} ({specialties[d['id']]}, {hours_of(shifts)})" for d, shifts in on])
+    return T.CLINIC_DOCTORS_ON.format(when=T.capitalized(when), items=items)
 
 
 def _doctor_profile(s: ConversationSession, doctor: dict) -> str:
@@ -2412,6 +2434,13 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
 
 
 _LATE = re.compile(r"(?<![a-z])atras\w*")
+_WHO_WORKS = re.compile(
+    r"(?<![a-z])(?:qu(?:al|ais|e) (?:medic[oa]s?|doutor(?:a|es|as)?|especialidades?)|quem)(?![a-z])"
+)
+# The clinic itself, not a doctor just talked about: "vocês abrem sábado?", "a clínica funciona?"
+_CLINIC_ITSELF = re.compile(
+    r"(?<![a-z])(?:voces|vcs|vc|clinica|abre|abrem|aberto|abertos|aberta|funciona|funcionam|fecha|fecham)(?![a-z])"
+)
 _EXAM_WORD = re.compile(r"(?<![a-z])(?:exame|exames)(?![a-z])")
 _CONSULTATION_WORD = re.compile(r"(?<![a-z])(?:consulta|consultas|medic[oa]|doutor[a]?|dra?)(?![a-z])")
 

@@ -841,3 +841,33 @@ def test_a_question_naming_a_doctor_by_first_name_is_about_that_doctor(patient, 
 )
 def test_a_first_name_outside_a_question_about_a_doctor_is_no_doctor(clinic, said):
     assert "medico_id" not in offline_interpret(text=said, now=REF).entities
+
+
+# --- ninth session: who works on a day --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said", ["qual medico atende sabado?", "quem atende sabado", "que médicos atendem no sábado?"])
+def test_who_works_on_a_day_names_the_doctors_of_that_day(patient, said):
+    patient.says(said)  # was: the clinic's opening hours only
+    assert "Aos sábados, atendem: Dra. Fernanda Alves (Pediatria, das 08:00 às 12:00)." in patient.text
+
+
+@pytest.mark.parametrize(
+    ("topic", "specialty"), [("vcs tem cardiologista?", "Cardiologia"), ("tem ortopedista?", "Ortopedia")]
+)
+def test_a_day_asked_right_after_a_specialty_is_about_that_specialty(patient, topic, specialty):
+    patient.says(topic)
+    patient.says("atende sabado?")  # was: "Sim, atendemos aos sábados" (the clinic opens; no such doctor does)
+    assert f"Aos sábados, nenhum médico de {specialty} atende." in patient.text
+
+
+def test_the_clinic_opening_on_a_day_is_still_the_clinic_after_a_specialty(patient):
+    patient.says("vcs tem cardiologista?")
+    patient.says("vcs abrem sabado?")
+    assert "Sim, atendemos aos sábados" in patient.text
+
+
+def test_availability_asked_for_a_part_of_the_day_counts_only_slots_then(patient):
+    patient.says("tem algum medico sabado a tarde?")  # was: "Sim! ... há horários livres em Pediatria" (mornings)
+    assert "Sim!" not in patient.text
+    assert "sábado" in patient.text and "à tarde, não há horários livres na clínica" in patient.text
