@@ -13,6 +13,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,8 +54,16 @@ class WhatsAppWebhookView(View):
         """Meta's verification handshake: echo hub.challenge when the verify token matches."""
         token = request.GET.get("hub.verify_token", "")
         expected = settings.WHATSAPP_VERIFY_TOKEN
-        if request.GET.get("hub.mode") == "subscribe" and expected and hmac.compare_digest(token, expected):
-            return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+        # Compared as bytes: compare_digest refuses non-ASCII str (an accented token was a 500).
+        if (
+            request.GET.get("hub.mode") == "subscribe"
+            and expected
+            and hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            challenge = request.GET.get("hub.challenge")
+            if not challenge:
+                return HttpResponse("Missing hub.challenge.", status=400, content_type="text/plain")
+            return HttpResponse(challenge, content_type="text/plain")
         logger.warning("webhook verification refused (mode=%s)", request.GET.get("hub.mode"))
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
 
@@ -116,8 +125,19 @@ _ERRORS = {
 }
 
 
+class _JSONParser(JSONParser):
+    """DRF's parser, with one readable message for every body that is not JSON (absurdly deep nesting raised a
+    RecursionError, a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except (ParseError, RecursionError) as exc:
+            raise ParseError("O corpo da requisição não é um JSON válido.") from exc
+
+
 class MessageCreateApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [_JSONParser]
 
     @extend_schema(
         operation_id="messages_create",
@@ -167,3 +187,8 @@ class MessageCreateApi(APIView):
         if result.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+@extend_schema(exclude=True)
+class MessageCreateApiNoSlash(MessageCreateApi):
+    """The same endpoint without the trailing slash, kept out of the schema (one operation, one path)."""

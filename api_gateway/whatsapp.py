@@ -81,7 +81,8 @@ def signature_is_valid(*, body: bytes, header: str, secret: str) -> bool:
     if not header.startswith(SIGNATURE_PREFIX) or not secret:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len(SIGNATURE_PREFIX) :].strip().lower())
+    # As bytes: compare_digest refuses non-ASCII str, and a forged header is a 403, not a 500.
+    return hmac.compare_digest(expected.encode(), header[len(SIGNATURE_PREFIX) :].strip().lower().encode())
 
 
 def signature_for(*, body: bytes, secret: str) -> str:

@@ -52,7 +52,7 @@ def api_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is not None:
         detail = response.data
-        message = detail.get("detail") if isinstance(detail, dict) and "detail" in detail else "Invalid request."
+        message = detail.get("detail") if isinstance(detail, dict) and "detail" in detail else "Requisição inválida."
         fields = None if isinstance(detail, dict) and "detail" in detail else detail
         response.data = {"error": {"code": getattr(exc, "default_code", "error"), "message": str(message)}}
         if fields:

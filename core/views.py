@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def check_broker() -> dict:
     return {"backend": app.conf.broker_url.split("://", 1)[0]}
 
 
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": _timed(check_database), "cache": _timed(check_cache), "broker": _timed(check_broker)}
     healthy = all(c["ok"] for c in checks.values())
@@ -65,7 +65,7 @@ def health(request: HttpRequest) -> JsonResponse:
     )
 
 
-@require_GET
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
