@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api_gateway.auth import ApiKeyAuthentication, HasApiKey
 from api_gateway.serializers import ErrorSerializer, MessageRequestSerializer, MessageResponseSerializer
 from api_gateway.services.inbound import message_handle_api, webhook_ingest
 from api_gateway.whatsapp import PayloadError, signature_is_valid, webhook_parse
@@ -116,11 +117,14 @@ class WhatsAppWebhookView(View):
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed JSON or invalid fields (see error.fields)."),
+    401: OpenApiResponse(ErrorSerializer, description="No or wrong API key (Authorization: Bearer <key>)."),
+    403: OpenApiResponse(ErrorSerializer, description="The REST API is disabled (no API_KEYS configured)."),
     405: OpenApiResponse(ErrorSerializer, description="Method not allowed."),
     409: OpenApiResponse(ErrorSerializer, description="The same Idempotency-Key is still being processed."),
     413: OpenApiResponse(ErrorSerializer, description="Body larger than 64 KiB."),
     415: OpenApiResponse(ErrorSerializer, description="Content-Type is not application/json."),
     422: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with a different payload."),
+    429: OpenApiResponse(ErrorSerializer, description="Over PATIENT_MAX_MESSAGES_PER_MINUTE for this phone."),
     503: OpenApiResponse(ErrorSerializer, description="Another message of this patient is still being processed."),
 }
 
@@ -138,6 +142,8 @@ class _JSONParser(JSONParser):
 
 class MessageCreateApi(APIView):
     parser_classes = [_JSONParser]
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
 
     @extend_schema(
         operation_id="messages_create",
@@ -148,7 +154,7 @@ class MessageCreateApi(APIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Optional. Without it the key is sha256(message_id + phone + timestamp).",
+                description="Optional. Without it the key is the sha256 of [message_id, phone, timestamp] as JSON.",
             )
         ],
         responses={

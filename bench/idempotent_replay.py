@@ -38,16 +38,18 @@ def main(argv: list[str] | None = None) -> common.Report:
     requests = args.requests or (60 if args.small else 1000)
 
     with common.bench_database("idempotent_replay", migrate=not args.small), common.cache_cleanup():
+        from django.conf import settings
         from django.test import Client
 
         from api_gateway.services.conversation import turn_handle
         from rag_agent.demo import seed_demo_clinic
 
         seed_demo_clinic()
+        settings.API_KEYS = ["bench-api-key"]  # this process's own key for the REST client below
         phones = [f"5511944{i:06d}" for i in range(PHONES)]
         for phone in phones:
             turn_handle(phone=phone, text="oi")
-        client = Client()
+        client = Client(HTTP_AUTHORIZATION="Bearer bench-api-key")
         first: list[float] = []
         replay: list[float] = []
         warmup = 10

@@ -254,6 +254,9 @@ if CLINIC_HOLIDAYS:
             "a country and a state such as BR-SP, or an empty value for a clinic that opens on holidays."
         ) from exc
 API_MAX_TEXT_LENGTH = env_int("API_MAX_TEXT_LENGTH", 4096)
+# Keys of the REST API's clients (comma-separated), sent as "Authorization: Bearer <key>". Empty: the REST API
+# refuses every call, unless DEBUG is on (local development).
+API_KEYS = env_list("API_KEYS", "")
 
 # --- HTTP, REST API ---------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHATSAPP_MAX_BODY_BYTES + 1024

@@ -40,8 +40,10 @@ class IdempotentResult:
 
 
 def idempotency_key_derive(*, message_id: str, phone: str, timestamp: str) -> str:
-    """The key when the client sends no Idempotency-Key header: sha256(message_id + phone + timestamp)."""
-    return hashlib.sha256(f"{message_id}{phone}{timestamp}".encode()).hexdigest()
+    """The key when the client sends no Idempotency-Key header: sha256 of message_id, phone and timestamp joined
+    unambiguously (as a JSON list: plain concatenation made "x1"+"5511..." and "x15"+"511..." one key)."""
+    joined = json.dumps([message_id, phone, timestamp], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def payload_fingerprint(payload: dict) -> str:

@@ -28,7 +28,7 @@ from api_gateway.services.sender import inbound_mark_read, reply_send
 from api_gateway.services.session_cache import SessionConflict, SessionLockTimeout, session_manager
 from api_gateway.whatsapp import InboundMessage, ParsedWebhook, StatusUpdate
 from core import broker, metrics
-from core.exceptions import ServiceUnavailable
+from core.exceptions import RateLimited, ServiceUnavailable
 from core.logging import mask_name, mask_phone
 from core.redis_breaker import CircuitOpen
 
@@ -42,6 +42,7 @@ MessageType = ConversationMessage.MessageType
 TRANSIENT_ERRORS = (SessionLockTimeout, SessionConflict, OperationalError, InterfaceError, RedisError)
 
 ERROR_TRY_AGAIN = "Serviço temporariamente indisponível. Tente novamente em instantes."
+ERROR_RATE_LIMITED = "Muitas mensagens deste paciente neste minuto. Tente novamente em instantes."
 REASON_TOO_OLD = "too old"
 REASON_RATE_LIMITED = "rate limited"
 REASON_SILENT = "not answered: reaction or system notice"
@@ -650,10 +651,13 @@ def message_handle_api(
             # Nothing identifies a retry: every call is new (the key is still returned for the client to reuse).
             timestamp = f"{timezone.now().timestamp():.6f}"
         idempotency_key = idempotency_key_derive(message_id=message_id, phone=phone, timestamp=timestamp)
-    payload = {"phone": phone, "text": text, "message_id": message_id}
+    payload = {"phone": phone, "text": text, "message_id": message_id, "timestamp": timestamp}
 
     def run() -> dict:
         from api_gateway.services import conversation
+
+        if patient_rate_limited(phone=phone):  # the webhook's per-patient limit; a replay is not counted
+            raise RateLimited(ERROR_RATE_LIMITED)
 
         try:
             result = conversation.turn_handle(phone=phone, text=text, channel_type="api")

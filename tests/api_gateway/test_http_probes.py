@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from api_gateway.models import ConversationMessage
+from tests.api_gateway.test_rest_api import AUTH
 from tests.fakes import graph_server
 from tests.fakes.graph_server import signature_header, webhook_body
 
@@ -18,7 +19,7 @@ VERIFY = {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub
 
 
 def _client() -> Client:
-    return Client(raise_request_exception=False)  # a 500 is the answer under test, not an exception
+    return Client(raise_request_exception=False, **AUTH)  # a 500 is the answer under test, not an exception
 
 
 def _delivery(*, phone_number_id: str = "100200300", obj: str = "whatsapp_business_account", mid: str = "wamid.P1"):
@@ -106,3 +107,73 @@ def test_invalid_fields_get_a_portuguese_summary():
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "Requisição inválida."
     assert "phone" in response.json()["error"]["fields"]
+
+
+# --- the REST API acts as the patient it names: it needs a key, and it has the webhook's per-patient limit -------
+
+
+def _rest(body: dict, **headers):
+    return Client().post("/api/v1/messages/", data=json.dumps(body), content_type="application/json", **headers)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "Envie a chave de API no cabeçalho Authorization: Bearer <chave>."),
+        ({"HTTP_AUTHORIZATION": "Bearer wrong"}, 401, "Chave de API inválida."),
+        ({"HTTP_AUTHORIZATION": "Bearer é"}, 401, "Chave de API inválida."),
+    ],
+)
+def test_a_rest_turn_without_the_right_key_is_refused_and_runs_nothing(clinic, headers, status, message):
+    response = _rest({"phone": "5511977776666", "text": "minhas consultas"}, **headers)  # was: 200, the list
+    assert response.status_code == status
+    assert response.json()["error"]["message"] == message
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert not ConversationMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_configured_keys_the_rest_api_is_off_in_production(clinic, settings):
+    settings.API_KEYS, settings.DEBUG = [], False
+    response = _rest({"phone": "5511977776666", "text": "oi"}, **AUTH)
+    assert response.status_code == 403
+    assert "defina API_KEYS" in response.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_without_configured_keys_debug_keeps_the_rest_api_open_for_local_use(clinic, settings):
+    settings.API_KEYS, settings.DEBUG = [], True
+    assert _rest({"phone": "5511977776666", "text": "oi"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_any_of_several_keys_is_accepted(clinic, settings):
+    settings.API_KEYS = ["first-key", "second-key"]
+    assert _rest({"phone": "5511977776666", "text": "oi"}, HTTP_AUTHORIZATION="Bearer second-key").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rest_turns_over_the_per_patient_limit_are_429_and_replays_do_not_count(clinic, settings):
+    settings.PATIENT_MAX_MESSAGES_PER_MINUTE = 3
+    codes = [_rest({"phone": "5511922221111", "text": f"oi {i}"}, **AUTH).status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]  # was: no limit (40 calls in 3 s all ran turns)
+    body = _rest({"phone": "5511922221111", "text": "de novo"}, **AUTH).json()
+    assert body["error"]["message"] == "Muitas mensagens deste paciente neste minuto. Tente novamente em instantes."
+    assert _rest({"phone": "5511922221112", "text": "oi"}, **AUTH).status_code == 200  # another patient is free
+
+
+@pytest.mark.django_db
+def test_derived_keys_of_two_phones_do_not_collide(clinic):
+    first = _rest({"phone": "5511999990001", "text": "oi", "message_id": "x1"}, **AUTH)
+    second = _rest({"phone": "511999990001", "text": "oi", "message_id": "x15"}, **AUTH)
+    assert (first.status_code, second.status_code) == (200, 200)  # was: 422, "chave já usada com outro conteúdo"
+    assert first.json()["idempotency_key"] != second.json()["idempotency_key"]
+
+
+@pytest.mark.django_db
+def test_the_same_key_with_another_timestamp_is_another_payload(clinic):
+    headers = {**AUTH, "HTTP_IDEMPOTENCY_KEY": "k-1"}
+    assert _rest({"phone": "5511999990001", "text": "oi", "timestamp": "1795000000"}, **headers).status_code == 200
+    again = _rest({"phone": "5511999990001", "text": "oi", "timestamp": "1795000999"}, **headers)
+    assert again.status_code == 422  # was: replayed as if the same request

@@ -12,6 +12,7 @@ from api_gateway.services import idempotency
 from api_gateway.services.session_cache import session_manager
 
 URL = "/api/v1/messages/"
+AUTH = {"HTTP_AUTHORIZATION": "Bearer test-api-key"}  # the key tests/conftest.py configures
 PHONE = "5511999990001"
 BROKEN_REDIS = {
     "BACKEND": "django_redis.cache.RedisCache",
@@ -22,7 +23,7 @@ HEALTHY_CACHES = django_settings.CACHES  # as configured, before a test breaks R
 
 
 def _post(client, body, **headers):
-    return client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
+    return client.post(URL, data=json.dumps(body), content_type="application/json", **AUTH, **headers)
 
 
 @pytest.fixture(autouse=True)
@@ -244,24 +245,24 @@ def test_leading_plus_is_accepted_and_normalised(client, clinic):
 
 
 def test_malformed_json_is_a_400(client):
-    response = client.post(URL, data=b'{"phone": ', content_type="application/json")
+    response = client.post(URL, data=b'{"phone": ', content_type="application/json", **AUTH)
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
 
 
 def test_non_json_content_type_is_a_415(client):
-    response = client.post(URL, data="phone=1&text=oi", content_type="application/x-www-form-urlencoded")
+    response = client.post(URL, data="phone=1&text=oi", content_type="application/x-www-form-urlencoded", **AUTH)
 
     assert response.status_code == 415
 
 
 def test_wrong_method_is_a_405(client):
-    assert client.get(URL).status_code == 405
+    assert client.get(URL, **AUTH).status_code == 405
 
 
 def test_body_over_64_kib_is_a_413(client):
-    response = client.post(URL, data=json.dumps({"text": "x" * 70000}), content_type="application/json")
+    response = client.post(URL, data=json.dumps({"text": "x" * 70000}), content_type="application/json", **AUTH)
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"

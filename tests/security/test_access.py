@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from api_gateway.models import ConversationMessage
+from tests.api_gateway.test_rest_api import AUTH
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_webhook_get_with_the_verify_token_echoes_only_the_challenge(client):
 
 
 def test_the_messages_api_has_no_listing_and_returns_only_the_callers_own_turn(clinic):
-    client = Client()
+    client = Client(**AUTH)
     assert client.get("/api/v1/messages/").status_code == 405
     first = client.post("/api/v1/messages/", {"phone": "5511988000001", "text": "meu nome é Maria Oliveira, quero "
                         "marcar cardiologia"}, content_type="application/json")  # fmt: skip
@@ -69,7 +70,7 @@ def test_the_messages_api_has_no_listing_and_returns_only_the_callers_own_turn(c
 
 
 def test_metrics_and_health_expose_no_phone_number_and_no_secret(client, clinic, settings):
-    Client().post("/api/v1/messages/", {"phone": "5511988000003", "text": "oi"}, content_type="application/json")
+    Client(**AUTH).post("/api/v1/messages/", {"phone": "5511988000003", "text": "oi"}, content_type="application/json")
     for path in ("/metrics", "/health/"):
         body = client.get(path).content.decode()
         assert "5511988000003" not in body
