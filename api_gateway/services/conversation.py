@@ -58,7 +58,15 @@ _KEEP_APPOINTMENT = re.compile(
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
 # At "Qual delas?": a short way out ("nenhuma", "deixa"), or all of them ("as duas", "todas").
 _NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)\b")
-_ALL_OF_THEM = re.compile(r"(?<![a-z])(?:todas|todos|tudo|as duas|os dois|ambas|as tres|nenhuma das duas)(?![a-z])")
+_ALL_OF_THEM = re.compile(
+    r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|nenhuma das duas"
+    # "tudo", but not the greeting "oi, tudo bem?"
+    r"|tudo(?!\s+(?:bem|bom|certo|certinho|joia|tranquilo|beleza|ok|otimo|em ordem|na paz|em paz)(?![a-z])))(?![a-z])"
+)
+# "não, a outra" at "Quer mesmo cancelar a de quarta?": the patient's other appointment
+_THE_OTHER = re.compile(r"(?<![a-z])(?:a outra|o outro|outra consulta)(?![a-z])")
+# A yes this long after "Quer mesmo cancelar?" is asked again: the patient may no longer mean it.
+CANCEL_QUESTION_STALE = dt.timedelta(hours=2)
 # "remarca a de quinta pra sexta": the day after "pra" is where it goes, the one before which appointment
 _MOVED_TO = re.compile(r"(?<![a-z])(?:pra|para|pro|p/)\s")
 # "Não vou poder ir amanhã": an appointment the patient will miss. Not "não posso ir de manhã" (a wish for a time).
@@ -498,7 +506,8 @@ def _dispatch(turn: _Turn) -> Reply:
         told = turn.folded
         if _CANT_ATTEND.search(told) and not _WANTS_BOOKING.search(told):  # "não vou poder ir amanhã"
             turn.prefix.append(T.CANT_ATTEND)
-            return _with_prefix(turn, _start_manage(turn, FLOW_CANCEL))
+            rather_move = _RATHER_MOVE.search(told)  # "não vou poder ir, quero remarcar": a move, not a cancel
+            return _with_prefix(turn, _start_manage(turn, FLOW_RESCHEDULE if rather_move else FLOW_CANCEL))
         if _CONFIRMS_ATTENDANCE.search(told):
             return _confirm_attendance(turn)
     if s.current_state == S.MANAGING_APPOINTMENT and intent in {Intent.CANCELAR, Intent.NEGAR, Intent.CONFIRMAR}:
@@ -506,6 +515,9 @@ def _dispatch(turn: _Turn) -> Reply:
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent == Intent.MEUS_AGENDAMENTOS:
         _flow_reset(s)  # "minhas consultas" at "Quer mesmo cancelar?": the list, nothing cancelled
         return _list_appointments(turn)
+    if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent == Intent.AGENDAR:
+        _flow_reset(s)  # "quero marcar dermato" at "Quer mesmo cancelar?": nothing cancelled, the booking starts
+        turn.prefix.append(T.KEEP_APPOINTMENT)
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent != Intent.PERGUNTA:
         return _manage_step(turn)  # "Quer mesmo cancelar?": "pode cancelar" is a yes, "não cancela" a no
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
@@ -1689,7 +1701,12 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if not appointments:
         s.flow = ""
         return Reply(text=T.NO_APPOINTMENTS)
-    named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
+    misfit = _not_as_described(turn, appointments[0]) if len(appointments) == 1 else None
+    if misfit:  # "cancela a de quinta" when the only one is Tuesday's: shown to be picked, never taken for it
+        turn.prefix.append(misfit)
+        named = None
+    else:
+        named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
     if named is not None:
         s.target_appointment_id = named.pk
         return _manage_selected(turn, named)
@@ -1697,7 +1714,7 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         return _confirm_cancel_all(turn) if flow == FLOW_CANCEL else _attendance_confirmed(turn, appointments)
     e = turn.nlu.entities
     asked = _doctor(e["medico_id"]) if e.get("medico_id") else None
-    if asked and not any(a.medico_id == asked["id"] for a in appointments):
+    if asked and not misfit and not any(a.medico_id == asked["id"] for a in appointments):
         turn.prefix.append(T.NO_APPOINTMENT_WITH.format(doctor=asked["nome"]))  # "cancela a da dra ana": none with her
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
@@ -1758,6 +1775,31 @@ def _appointment_named(turn: _Turn, appointments: list):
         wanted_date = before or wanted_date
     fits = [a for a in appointments if a.data == wanted_date]
     return fits[0] if len(fits) == 1 else None
+
+
+def _not_as_described(turn: _Turn, appointment) -> str | None:
+    """Why the patient's only appointment is not the one the request describes ("a de quinta", "com o dr
+    gustavo", "a de ortopedia"), or None. A move describes it before "pra" ("remarca a de quinta pra sexta");
+    without "pra", a day said with "remarcar" is where it goes, not which one."""
+    e = turn.nlu.entities
+    moved = _MOVED_TO.search(turn.folded) if turn.session.flow == FLOW_RESCHEDULE else None
+    if moved:
+        described = turn.text[: moved.start()]
+        found = selectors.mentions_find(described)
+        doctor_id = found["medico"][0].id if found.get("medico") else None
+        specialty_id = found["especialidade"][0].id if found.get("especialidade") else None
+        day = dates_extract(described, now=turn.now).date
+    else:
+        doctor_id, specialty_id = e.get("medico_id"), e.get("especialidade_id")
+        day = None if turn.session.flow == FLOW_RESCHEDULE else _wanted_moment(e)[0]
+    if doctor_id is not None and int(doctor_id) != appointment.medico_id:
+        doctor = _doctor(int(doctor_id))
+        return T.NO_APPOINTMENT_WITH.format(doctor=doctor["nome"]) if doctor else None
+    if doctor_id is None and specialty_id is not None and int(specialty_id) != appointment.especialidade_id:
+        return T.NO_APPOINTMENT_IN.format(specialty=_specialty_name(int(specialty_id)))
+    if day is not None and day != appointment.data:
+        return T.NO_APPOINTMENT_ON.format(date=T.date_long(day))
+    return None
 
 
 def _appointment_title(a) -> str:
@@ -1848,6 +1890,8 @@ def _manage_step(turn: _Turn) -> Reply:
     s, nlu = turn.session, turn.nlu
     if s.current_state == S.MANAGING_APPOINTMENT:
         e = dict(nlu.entities)
+        if nlu.intent == Intent.CONFIRMAR and len(s.last_options.get("items", [])) == 1:
+            e.setdefault("opcao", 1)  # "sim" to the one row shown
         _resolve_option(turn, e)
         appointment = _own_appointment(s) if s.target_appointment_id else None
         text = turn.folded
@@ -1873,12 +1917,32 @@ def _manage_step(turn: _Turn) -> Reply:
             nlu.entities.update(wanted)
         return _manage_selected(turn, appointment)
     # CONFIRMING a cancellation
-    if s.last_options.get("targets"):
-        return _cancel_all(turn)
+    upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+    targets = s.last_options.get("targets")
+    if targets:  # "cancela só a de quinta" at "Quer mesmo cancelar estas 2?": only that one, asked once more
+        named = (
+            None
+            if _ALL_OF_THEM.search(turn.folded)
+            else _appointment_named(turn, [a for a in upcoming if a.pk in targets])
+        )
+        if named is None and _stale_question(turn) and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
+            turn.prefix.append(T.CANCEL_ASKED_AGAIN)
+            return _with_prefix(turn, _confirm_cancel_all(turn, targets))
+        if named is None:
+            return _cancel_all(turn)
+        s.last_options, s.target_appointment_id = {}, named.pk
+        return _manage_selected(turn, named)
     appointment = _own_appointment(s)
     if appointment is None:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
+    other = _other_appointment_meant(turn, appointment, upcoming)
+    if other is not None:  # "não, a outra", "não é essa, é a do ortopedista"
+        s.target_appointment_id = other.pk
+        return _manage_selected(turn, other)
+    if _stale_question(turn) and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
+        turn.prefix.append(T.CANCEL_ASKED_AGAIN)  # "ok" a day later: asked again rather than cancelled
+        return _manage_selected(turn, appointment)
     text = turn.folded
     if nlu.intent in {Intent.REINICIAR, Intent.VOLTAR}:  # "menu", "voltar": out of the question, nothing cancelled
         _flow_reset(s)
@@ -1899,6 +1963,25 @@ def _manage_step(turn: _Turn) -> Reply:
         return Reply(text=T.KEEP_APPOINTMENT)
     turn.understood = False
     return _manage_selected(turn, appointment)
+
+
+def _other_appointment_meant(turn: _Turn, asked_about, upcoming: list):
+    """At "Quer mesmo cancelar a de quarta?": another of the patient's appointments, named ("é a do ortopedista")
+    or "a outra" when there are two."""
+    others = [a for a in upcoming if a.pk != asked_about.pk]
+    if not others:
+        return None
+    named = _appointment_named(turn, upcoming)
+    if named is not None and named.pk != asked_about.pk:
+        return named
+    if _THE_OTHER.search(turn.folded) and len(others) == 1:
+        return others[0]
+    return None
+
+
+def _stale_question(turn: _Turn) -> bool:
+    last = turn.session.last_activity
+    return bool(last) and turn.now - last > CANCEL_QUESTION_STALE
 
 
 def _confirm_cancel_all(turn: _Turn, targets: list[int] | None = None) -> Reply:

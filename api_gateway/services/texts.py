@@ -209,6 +209,9 @@ CONFIRM_CANCEL = "Quer mesmo cancelar a consulta de {when} com {doctor}? Se pref
 CONFIRM_CANCEL_ALL = "Quer mesmo cancelar estas {count} consultas?\n{items}"
 CANCELLED_ALL = "✅ Consultas canceladas:\n{items}"
 NO_APPOINTMENT_WITH = "Não encontrei consulta sua com {doctor}."
+NO_APPOINTMENT_IN = "Não encontrei consulta sua de {specialty}."
+NO_APPOINTMENT_ON = "Não encontrei consulta sua em {date}."
+CANCEL_ASKED_AGAIN = "Só para confirmar, já que faz um tempo desde a pergunta:"
 NOTHING_CHANGED = "Tudo bem, nada foi alterado: suas consultas continuam marcadas."
 LATE_CHANGE = (
     "⚠️ Faltam menos de {hours} horas para esta consulta: pela política da clínica, cancelar ou remarcar sem custo "

@@ -871,3 +871,113 @@ def test_availability_asked_for_a_part_of_the_day_counts_only_slots_then(patient
     patient.says("tem algum medico sabado a tarde?")  # was: "Sim! ... há horários livres em Pediatria" (mornings)
     assert "Sim!" not in patient.text
     assert "sábado" in patient.text and "à tarde, não há horários livres na clínica" in patient.text
+
+
+# --- ninth session: cancelling only what the patient means -------------------------------------------------------
+
+
+def _status(appointment: Agendamento) -> str:
+    appointment.refresh_from_db()
+    return appointment.status
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("nao nao, cancela so a de quinta", 0),  # Thursday's is Gustavo's: Ana's (index 0) stays
+        ("cancela so a de quarta", 1),
+        ("pode cancelar a do ortopedista", 0),
+    ],
+)
+def test_naming_one_at_cancel_both_cancels_only_that_one(patient, said, kept):
+    appointments = _two_appointments(patient)
+    patient.says("cancela tudo")
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    patient.says(said)  # was: "Consultas canceladas" — both
+    assert "Quer mesmo cancelar a consulta de" in patient.text
+    patient.says("sim")
+    assert _status(appointments[kept]) != "cancelado"
+    assert _status(appointments[1 - kept]) == "cancelado"
+
+
+@pytest.mark.parametrize(
+    "said", ["oi tudo bem? preciso cancelar minha consulta", "boa tarde, tudo certo? vou ter q desmarcar a consulta"]
+)
+def test_tudo_bem_in_a_greeting_is_not_cancel_all(patient, said):
+    _two_appointments(patient)
+    patient.says(said)  # was: "Quer mesmo cancelar estas 2 consultas?"
+    assert T.CHOOSE_APPOINTMENT in patient.text
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "nao vou poder ir na consulta, quero remarcar",
+        "boa tarde! surgiu um imprevisto e nao vou conseguir comparecer na consulta. gostaria de remarcar",
+    ],
+)
+def test_cant_attend_but_wants_to_reschedule_is_a_reschedule(patient, said):
+    appointment = _book_directly("Dr. Igor Santos", TUESDAY, "08:00", phone=patient.phone)
+    patient.says(said)  # was: "Quer mesmo cancelar a consulta de terça...?", and "sim" cancelled it
+    assert "Vamos remarcar" in patient.text
+    assert patient.session.flow == "remarcar"
+    patient.says("sim")
+    assert _status(appointment) != "cancelado"
+
+
+@pytest.mark.parametrize(
+    ("said", "notice"),
+    [
+        ("nao vou poder ir na consulta de quinta", "Não encontrei consulta sua"),
+        ("cancela minha consulta com o dr gustavo", "Não encontrei consulta sua com Dr. Gustavo Pereira."),
+        ("quero cancelar a consulta de ortopedia", "Não encontrei consulta sua"),
+    ],
+)
+def test_a_single_appointment_that_does_not_fit_the_request_is_not_taken_for_it(patient, said, notice):
+    appointment = _book_directly("Dr. Igor Santos", TUESDAY, "08:00", phone=patient.phone)
+    patient.says(said)  # was: "Quer mesmo cancelar a consulta de terça com Dr. Igor?" and "sim" cancelled it
+    assert notice in patient.text
+    assert "Quer mesmo cancelar" not in patient.text
+    patient.says("sim")
+    assert _status(appointment) != "cancelado"
+    assert "Quer mesmo cancelar a consulta de" in patient.text  # picking it still works, after a second look
+
+
+def test_a_yes_long_after_the_cancel_question_asks_again(patient):
+    appointment = _book_directly("Dr. Igor Santos", TUESDAY + dt.timedelta(days=7), "08:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    assert "Quer mesmo cancelar" in patient.text
+    patient.now += dt.timedelta(hours=33)
+    patient.says("ok")  # was: cancelled 33 hours after the question
+    assert _status(appointment) != "cancelado"
+    assert "Quer mesmo cancelar" in patient.text
+    patient.says("sim")
+    assert _status(appointment) == "cancelado"
+
+
+def test_a_booking_asked_at_the_cancel_question_keeps_the_appointment_and_books(patient):
+    appointment = _book_directly("Dr. Igor Santos", TUESDAY, "08:00", phone=patient.phone)
+    patient.says("quero cancelar minha consulta")
+    patient.says("bom dia, quero marcar dermato pra sexta")  # was: the cancel question again
+    assert patient.session.flow == "agendar"
+    assert _status(appointment) != "cancelado"
+
+
+@pytest.mark.parametrize("said", ["nao, a outra", "nao é essa, é a do ortopedista"])
+def test_the_other_one_at_the_cancel_question_switches_to_it(patient, said):
+    ana, gustavo = _two_appointments(patient)
+    patient.says("cancela a de quarta")
+    assert "Quer mesmo cancelar a consulta de quarta" in patient.text
+    patient.says(said)  # was: "a consulta continua marcada" (flow over), or the same question about Wednesday
+    assert "Quer mesmo cancelar a consulta de quinta" in patient.text
+    patient.says("sim")
+    assert (_status(ana), _status(gustavo)) == ("agendado", "cancelado")
+
+
+def test_a_yes_long_after_the_cancel_both_question_asks_again(patient):
+    appointments = _two_appointments(patient)
+    patient.says("cancela as duas")
+    patient.now += dt.timedelta(hours=5)
+    patient.says("sim")
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    assert [_status(a) for a in appointments] == ["agendado", "agendado"]
