@@ -315,11 +315,13 @@ def slot_list_free(
     exclude_agendamento_id: int | None = None,
 ) -> list[dt.datetime]:
     """Free slots (aware, America/Sao_Paulo) of an active doctor from `start` for `days` days, starting at least
-    BOOKING_MIN_NOTICE_MINUTES after now."""
+    BOOKING_MIN_NOTICE_MINUTES after now and no later than the booking horizon (BOOKING_HORIZON_DAYS)."""
+    now = now or timezone.now()
+    horizon = timezone.localtime(now, _clinic_tz()).date() + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
+    days = min(days, (horizon - start).days + 1)  # a slot the booking would refuse is never offered
     detail = doctor_detail(medico_id)
     if detail is None or not detail["ativo"] or not detail["horarios"] or days <= 0:
         return []
-    now = now or timezone.now()
     earliest = now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES)
     tz = _clinic_tz()
     last = start + dt.timedelta(days=days - 1)

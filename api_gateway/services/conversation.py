@@ -1226,8 +1226,8 @@ def _next_step(turn: _Turn) -> Reply:
         s.preferred_date = None
         turn.prefix.append(T.DATE_IN_PAST)
     last_day = today + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
-    if s.preferred_date and s.preferred_date > last_day:  # "daqui a 2 anos", "10/03/2028"
-        s.preferred_date = None
+    if (s.preferred_date and s.preferred_date > last_day) or (s.preferred_from and s.preferred_from > last_day):
+        s.preferred_date = s.preferred_from = None  # "daqui a 2 anos", "10/03/2028", "em julho" past the horizon
         turn.prefix.append(clinic_services.TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
     if s.preferred_date is None:
         return _offer_next_slots(turn, doctor, T.ASK_DATE.format(doctor=doctor["nome"]))

@@ -3,6 +3,7 @@ that went wrong before, driven through the conversation service with the referen
 (the next Monday at 10:00)."""
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -981,3 +982,42 @@ def test_a_yes_long_after_the_cancel_both_question_asks_again(patient):
     patient.says("sim")
     assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
     assert [_status(a) for a in appointments] == ["agendado", "agendado"]
+
+
+# --- ninth session: an ordinal that is a date -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "said", ["primeira semana de janeiro", "ultima semana do ano", "ultimo dia do ano", "a segunda quinzena de janeiro"]
+)
+def test_an_ordinal_week_or_day_at_a_list_is_a_date_not_a_row(patient, said):
+    patient.says("quero marcar clinico geral, meu nome é Maria da Silva")
+    patient.says("particular")
+    patient.says("1")  # Dr. Igor: his free slots are listed
+    assert patient.state == "choosing_date", patient.text
+    patient.says(said)  # was: row 1 (or the last row) taken, and the summary of a day the patient never asked for
+    assert patient.state != "confirming"
+    assert "Confira os dados" not in patient.text
+
+
+def test_an_ordinal_week_at_the_menu_is_not_the_first_button(patient):
+    patient.says("oi")
+    patient.says("quero remarcar pra primeira semana de janeiro")  # was: button 1, "Marcar consulta"
+    assert patient.session.flow != "agendar"
+
+
+def test_a_month_past_the_horizon_is_refused_at_once_and_no_slot_past_it_is_offered(patient, settings):
+    settings.BOOKING_HORIZON_DAYS = 20
+    months = ["janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro",
+              "novembro", "dezembro"]  # fmt: skip
+    later = REF.date().replace(day=1) + dt.timedelta(days=70)  # a month that starts well past the horizon
+    patient.says(f"quero marcar clinico geral em {months[later.month - 1]}, meu nome é Maria da Silva")
+    patient.says("particular")
+    patient.says("1")  # was: that month's slots listed, then "A agenda está aberta só até ..." for each one picked
+    assert "A agenda está aberta só até" in patient.text
+    last_day = REF.date() + dt.timedelta(days=20)
+    for _ in range(4):
+        shown = [dt.date(REF.year, int(m), int(d)) for d, m in re.findall(r"(\d\d)/(\d\d) às", patient.text)]
+        shown = [d if d >= REF.date() else d.replace(year=REF.year + 1) for d in shown]
+        assert shown and max(shown) <= last_day
+        patient.says("outros horários")

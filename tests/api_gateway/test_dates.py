@@ -430,3 +430,41 @@ def test_this_weekday_said_on_that_weekday_is_today():
 def test_a_window_from_one_hour_to_another(phrase):
     hint = dates_extract(phrase, now=NOW)  # "das 9 às 12" was read as 12:00
     assert (hint.after, hint.before, hint.time) == (time(9, 0), time(12, 0), None)
+
+
+# --- ninth session: the turn of the year ------------------------------------------------------------------------
+DEC_21 = datetime(2026, 12, 21, 10, 0, tzinfo=SP)  # a Monday, four days before Christmas
+DEC_26 = datetime(2026, 12, 26, 10, 0, tzinfo=SP)
+JAN_2 = datetime(2027, 1, 2, 10, 0, tzinfo=SP)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "first_day", "grain"),
+    [
+        # "ano que vem" was 1 January as a day: a holiday, so the nearest slots were 31 December
+        ("só pro ano que vem", DEC_21, date(2027, 1, 1), "from"),
+        ("ano q vem", DEC_21, date(2027, 1, 1), "from"),
+        ("no próximo ano", DEC_21, date(2027, 1, 1), "from"),
+        ("passando o ano novo", DEC_21, date(2027, 1, 2), "from"),
+        ("depois das festas", DEC_21, date(2027, 1, 2), "from"),
+        ("no começo do ano", DEC_21, date(2027, 1, 1), "from"),
+        # "depois do natal" said after Christmas was December 2027, beyond the agenda
+        ("depois do natal", DEC_26, date(2026, 12, 26), "from"),
+        ("depois do ano novo", JAN_2, date(2027, 1, 2), "from"),
+        # the last day or week of the year was today
+        ("último dia do ano", DEC_21, date(2026, 12, 31), "day"),
+        ("na última semana do ano", DEC_21, date(2026, 12, 28), "week"),
+        # "segunda quinzena de janeiro" was Monday 28/12
+        ("segunda quinzena de janeiro", DEC_21, date(2027, 1, 16), "from"),
+        ("primeira quinzena de fevereiro", DEC_21, date(2027, 2, 1), "from"),
+        ("primeiro dia útil do ano", DEC_21, date(2027, 1, 4), "day"),
+    ],
+)
+def test_phrases_of_the_turn_of_the_year(phrase, now, first_day, grain):
+    hint = dates_extract(phrase, now=now)
+    assert (hint.date, hint.grain) == (first_day, grain)
+
+
+@pytest.mark.parametrize("phrase", ["31/12", "dia 26/12"])
+def test_a_date_just_gone_by_across_new_year_is_in_the_past(phrase):
+    assert dates_extract(phrase, now=JAN_2).date == date(2026, 12, int(phrase[-5:-3]))  # was: December 2027

@@ -295,6 +295,18 @@ _FROM_DATE = re.compile(
     r"\b(a\s+partir|depois|apos)\s+(?:d[oa]s?|de|o)\s+(?=dia\s+\d|\d{1,2}\s*/\s*\d"
     r"|feriado|natal|vespera|ano\s+novo|reveillon|carnaval|" + "|".join(_MONTHS) + r"|proxim[oa]|mes|semana)"
 )
+# The turn of the year, which Duckling reads as 1 January (a holiday) or not at all.
+_NEXT_YEAR = re.compile(r"\b(?:ano\s+(?:que|q)\s+vem|proximo\s+ano|ano\s+seguinte)\b")
+_START_OF_YEAR = re.compile(r"\b(?:comeco|inicio|inicinho|comecinho)\s+do\s+ano\b")
+_AFTER_NEW_YEAR = re.compile(
+    r"\b(?:passando|depois|apos|dps)\s+(?:d?[oa]s?\s+)?(?:ano\s+novo|reveillon|reveion|festas|virada)\b"
+)
+_LAST_DAY_OF_YEAR = re.compile(r"\bultimo\s+dia\s+do\s+ano\b")
+_END_OF_YEAR = re.compile(r"\b(?:ultima\s+semana|fim|final)\s+do\s+ano\b")
+_FIRST_WORKDAY_OF_YEAR = re.compile(r"\bprimeiro\s+dia\s+util\s+do\s+ano\b")
+_FORTNIGHT = re.compile(
+    r"\b(primeira|segunda|1a|2a)\s+quinzena\s+(?:de|do\s+mes\s+de)\s+(" + "|".join(_MONTHS) + r")\b"
+)
 _THIS_WEEKDAY = re.compile(rf"\b(?:nessa|nesta|essa|esta|hoje|hj)\s+({_WEEKDAY_NAMES})(?:-feira)?\b")
 _OTHER_DATE_WORDS = re.compile(r"\b(?:semana|mes|dia\s+\d{1,2}|\d+\s+de\s+[a-z]+|depois|ontem|outr[oa])\b")
 _DATE_WORDS = re.compile(
@@ -533,8 +545,8 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
             if year_text:
                 year = int(year_text) + (2000 if len(year_text) == 2 else 0)
             candidate = _next_occurrence(day, month, today, year) if 1 <= month <= 12 else None
-            gone = _this_year(day, month, today) if year is None else None
-            if gone and 0 < (today - gone).days <= _DAYS_IN_PAST_KEPT:
+            gone = _recently_gone(day, month, today) if year is None else None
+            if gone and gone != today:
                 candidate = gone  # said the caller: "essa data já passou", not a booking a year ahead
             if candidate is None and 1 <= month <= 12 and 1 <= day <= 31 and invalid is None:
                 invalid = f"{day:02d}/{month:02d}"  # "30/02": said so, never moved to another day
@@ -622,11 +634,22 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         spans.append(match.span())
         work = _blank(work, *match.span())
 
+    turn_of_year = _turn_of_the_year(work, today)
+    if turn_of_year:
+        (first_day, year_grain), span = turn_of_year
+        if found_date is None:
+            found_date, grain = first_day, year_grain
+        spans.append(span)
+        work = _blank(work, *span)
+
     match = _HOLIDAY_WORDS.search(work)
     if match:
         month, day = _HOLIDAY_DAYS[match.group(1) or match.group(2)]
         if found_date is None:
             found_date, grain = _next_occurrence(day, month, today), "day"
+            gone = _recently_gone(day, month, today)
+            if gone and _FROM_DATE.search(folded):  # "depois do natal" on the 26th: from now, not next December
+                found_date = gone
         spans.append(match.span())
         work = _blank(work, *match.span())
 
@@ -714,6 +737,8 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         grain = "from"
     elif found_date and grain == "month":
         grain = "from"  # "em janeiro", "mês que vem": from its first day on
+    if found_date and grain == "from":
+        found_date = max(found_date, today)  # "depois do natal" said on the 27th: from today
 
     if shift:  # spans back to the caller's text offsets
         text_end, work_end = shift
@@ -734,6 +759,54 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
         invalid=invalid,
         ruled_out=tuple(ruled_out),
     )
+
+
+def _recently_gone(day: int, month: int, today: date) -> date | None:
+    """That day and month within the last _DAYS_IN_PAST_KEPT days (today included), this year or, in January,
+    last year ("31/12" said on 2 January), or None."""
+    for year in (today.year, today.year - 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue
+        if 0 <= (today - candidate).days <= _DAYS_IN_PAST_KEPT:
+            return candidate
+    return None
+
+
+def _turn_of_the_year(work: str, today: date) -> tuple[tuple[date, str], tuple[int, int]] | None:
+    """((first day, grain), span) for the phrases of the turn of the year, or None."""
+    # New Year's Day ahead: next year's from the second half of a year on, this year's in its first half.
+    new_year = date(today.year + 1 if today.month >= 7 else today.year, 1, 1)
+    match = _NEXT_YEAR.search(work)
+    if match:
+        return (date(today.year + 1, 1, 1), "from"), match.span()
+    match = _START_OF_YEAR.search(work)
+    if match:
+        return (new_year, "from"), match.span()
+    match = _AFTER_NEW_YEAR.search(work)
+    if match:
+        return (new_year + timedelta(days=1), "from"), match.span()
+    match = _FIRST_WORKDAY_OF_YEAR.search(work)
+    if match:
+        day = date(today.year + 1, 1, 2)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return (day, "day"), match.span()
+    match = _LAST_DAY_OF_YEAR.search(work)
+    if match:
+        return (date(today.year, 12, 31), "day"), match.span()
+    match = _END_OF_YEAR.search(work)
+    if match:
+        last = date(today.year, 12, 31)
+        return (max(last - timedelta(days=last.weekday()), today), "week"), match.span()
+    match = _FORTNIGHT.search(work)
+    if match:
+        month = _MONTHS[match.group(2)]
+        year = today.year if month >= today.month else today.year + 1
+        first = date(year, month, 1 if match.group(1) in {"primeira", "1a"} else 16)
+        return (first, "from"), match.span()
+    return None
 
 
 def _this_year(day: int, month: int, today: date) -> date | None:

@@ -962,6 +962,8 @@ def _option_from_text(
             continue  # "dia primeiro" is a date
         if re.match(r"\s+vez(?![a-z])", text.folded[match.end() :]):
             continue  # "não gostei dela da última vez", "a primeira vez que venho": no row
+        if re.match(r"\s+(?:semana|quinzena|dia\s+(?:util|do|da)|mes|ano)(?![a-z])", text.folded[match.end(3) :]):
+            continue  # "primeira semana de janeiro", "último dia do ano": a date, not a row (it booked row 1)
         if stem == "primeir" and re.match(r"\s+(?:que tiver|disponivel|livre|vag[oa])", text.folded[match.end() :]):
             continue  # "o primeiro (horário) que tiver": the earliest slot, not row 1
         option_noun = noun and noun.split()[0] in {"opcao", "opcoes", "alternativa", "item", "numero"}
