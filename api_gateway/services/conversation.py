@@ -63,6 +63,10 @@ _ALL_OF_THEM = re.compile(
     # "tudo", but not the greeting "oi, tudo bem?"
     r"|tudo(?!\s+(?:bem|bom|certo|certinho|joia|tranquilo|beleza|ok|otimo|em ordem|na paz|em paz)(?![a-z])))(?![a-z])"
 )
+# Another doctor for an appointment being moved: "troca o médico", "o dr carlos em vez da dra ana"
+_NEW_DOCTOR = re.compile(
+    r"(?<![a-z])(?:(?:troca\w*|muda\w*)\s+(?:de|o|a)\s+(?:medic|doutor)|em vez d|ao inves d|outr[oa] medic)"
+)
 # "não, a outra" at "Quer mesmo cancelar a de quarta?": the patient's other appointment
 _THE_OTHER = re.compile(r"(?<![a-z])(?:a outra|o outro|outra consulta)(?![a-z])")
 # A yes this long after "Quer mesmo cancelar?" is asked again: the patient may no longer mean it.
@@ -1701,6 +1705,9 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if not appointments:
         s.flow = ""
         return Reply(text=T.NO_APPOINTMENTS)
+    said = _appointments_said(turn, appointments) if flow == FLOW_CANCEL else []
+    if len(said) >= 2:  # "cancela a de quarta e a de quinta": one question for both
+        return _confirm_cancel_all(turn, [a.pk for a in said])
     misfit = _not_as_described(turn, appointments[0]) if len(appointments) == 1 else None
     if misfit:  # "cancela a de quinta" when the only one is Tuesday's: shown to be picked, never taken for it
         turn.prefix.append(misfit)
@@ -1753,8 +1760,9 @@ def _appointment_named(turn: _Turn, appointments: list):
     """The one appointment the request names by its doctor or its day ("remarcar a da dra. Ana pra sexta",
     "cancelar a de amanhã"), if exactly one fits."""
     e = turn.nlu.entities
-    if e.get("medico_id") is not None:
-        fits = [a for a in appointments if str(a.medico_id) == str(e["medico_id"])]
+    doctors = _doctors_said(turn)  # "a da dra ana pro dr carlos": Ana's is the one, Carlos the new doctor
+    if doctors:
+        fits = [a for a in appointments if a.medico_id in doctors]
         if len(fits) == 1:
             return fits[0]
     if e.get("especialidade_id") is not None:  # "cancela a da dermato"
@@ -1777,6 +1785,26 @@ def _appointment_named(turn: _Turn, appointments: list):
     return fits[0] if len(fits) == 1 else None
 
 
+def _doctors_said(turn: _Turn) -> set[int]:
+    """Every doctor the message names: the NLU's (maybe a first name alone) and each one titled or in full."""
+    found = {m.id for m in selectors.mentions_find(turn.text).get("medico", [])}
+    medico_id = turn.nlu.entities.get("medico_id")
+    return found | ({int(medico_id)} if medico_id is not None else set())
+
+
+def _appointments_said(turn: _Turn, appointments: list) -> list:
+    """Each appointment the message names on its own, by its weekday ("a de quarta"), its date ("09/12") or its
+    doctor ("a da dra ana e a do dr gustavo")."""
+    words = set(re.findall(r"[a-z]+", turn.folded))
+    doctors = _doctors_said(turn)
+    said = []
+    for a in appointments:
+        weekday = fold(T.WEEKDAYS[a.data.weekday()]).split("-")[0]
+        if weekday in words or f"{a.data:%d/%m}" in turn.folded or a.medico_id in doctors:
+            said.append(a)
+    return said
+
+
 def _not_as_described(turn: _Turn, appointment) -> str | None:
     """Why the patient's only appointment is not the one the request describes ("a de quinta", "com o dr
     gustavo", "a de ortopedia"), or None. A move describes it before "pra" ("remarca a de quinta pra sexta");
@@ -1792,6 +1820,10 @@ def _not_as_described(turn: _Turn, appointment) -> str | None:
     else:
         doctor_id, specialty_id = e.get("medico_id"), e.get("especialidade_id")
         day = None if turn.session.flow == FLOW_RESCHEDULE else _wanted_moment(e)[0]
+    if turn.session.flow == FLOW_RESCHEDULE and (
+        _NEW_DOCTOR.search(turn.folded) or appointment.medico_id in _doctors_said(turn)
+    ):
+        doctor_id = specialty_id = None  # "o dr carlos em vez da dra ana": the doctor it goes to, not which one
     if doctor_id is not None and int(doctor_id) != appointment.medico_id:
         doctor = _doctor(int(doctor_id))
         return T.NO_APPOINTMENT_WITH.format(doctor=doctor["nome"]) if doctor else None
@@ -1860,9 +1892,12 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
         ]
         question = T.CONFIRM_CANCEL.format(when=when, doctor=appointment.medico.nome)
         return _with_prefix(turn, _buttons(s, "confirm", question, options))
-    # Reschedule: same doctor and specialty, new date and time.
+    # Reschedule: same doctor (unless another is asked for) and specialty, new date and time.
     s.selected_doctor_id = appointment.medico_id
     s.selected_specialty_id = appointment.especialidade_id
+    others = _doctors_said(turn) - {appointment.medico_id}
+    if len(others) == 1 and (_NEW_DOCTOR.search(turn.folded) or _MOVED_TO.search(turn.folded)):
+        s.selected_doctor_id = others.pop()  # "troca o médico pro dr carlos": his slots (the plan is checked next)
     s.selected_convenio_id = appointment.convenio_id
     s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
     # "remarcar pra quarta às 9": the new moment, unless the message only described the appointment being moved.
@@ -1936,6 +1971,8 @@ def _manage_step(turn: _Turn) -> Reply:
     if appointment is None:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
+    if _ALL_OF_THEM.search(turn.folded) and len(upcoming) > 1 and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
+        return _confirm_cancel_all(turn)  # "cancela as duas" at the question about one of them
     other = _other_appointment_meant(turn, appointment, upcoming)
     if other is not None:  # "não, a outra", "não é essa, é a do ortopedista"
         s.target_appointment_id = other.pk

@@ -1021,3 +1021,52 @@ def test_a_month_past_the_horizon_is_refused_at_once_and_no_slot_past_it_is_offe
         shown = [d if d >= REF.date() else d.replace(year=REF.year + 1) for d in shown]
         assert shown and max(shown) <= last_day
         patient.says("outros horários")
+
+
+# --- ninth session: moves said without "remarcar", and two appointments named at once ------------------------------
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["joga a consulta de quarta pra sexta", "transfere a consulta de quarta pra sexta", "passa a de quarta pra sexta"],
+)
+def test_moving_an_appointment_in_other_words_reschedules_it(patient, said):
+    ana, _ = _two_appointments(patient)
+    patient.says(said)  # was: a new booking ("Posso registrar a consulta no nome de ...?"), the old one kept
+    assert patient.session.flow == "remarcar"
+    assert patient.session.target_appointment_id == ana.pk
+    assert patient.session.preferred_date == WEDNESDAY + dt.timedelta(days=2)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "troca o medico pra o dr carlos",
+        "queria mudar de medico, pode ser o dr carlos em vez da dra ana?",
+        "quero trocar minha consulta da dra ana pro dr carlos",
+    ],
+)
+def test_changing_the_doctor_of_an_appointment_reschedules_it_with_the_new_doctor(patient, said):
+    ana = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)  # was: a new booking with Dr. Carlos beside Ana's, or "Não encontrei consulta sua com ..."
+    assert patient.session.flow == "remarcar"
+    assert patient.session.target_appointment_id == ana.pk
+    assert patient.session.selected_doctor.nome == "Dr. Carlos Mendes"
+
+
+@pytest.mark.parametrize("said", ["cancela a de quarta e a de quinta tb", "cancela a da dra ana e a do dr gustavo"])
+def test_two_appointments_named_in_one_cancel_are_both_asked_about(patient, said):
+    appointments = _two_appointments(patient)
+    patient.says(said)  # was: only one of them asked about (and cancelled), the other silently kept
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    patient.says("sim")
+    assert [_status(a) for a in appointments] == ["cancelado", "cancelado"]
+
+
+def test_both_said_at_the_question_about_one_asks_about_both(patient):
+    appointments = _two_appointments(patient)
+    patient.says("cancela a de quarta")
+    patient.says("cancela as duas")  # was: only Wednesday's cancelled
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
+    patient.says("sim")
+    assert [_status(a) for a in appointments] == ["cancelado", "cancelado"]

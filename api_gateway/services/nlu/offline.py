@@ -348,6 +348,11 @@ _RESCHEDULE_WEAK = _re(
     r"|(?:mudar|muda|passar|passa|jogar|joga)\s+(?:(?:a|minha) consulta\s+|ela\s+)?(?:pra|para)\s+"
     r"(?:o dia|dia|a semana|semana|outr[oa] (?:dia|semana|data|horario|hora|mes)|depois|mais tarde|mais cedo"
     rf"|{_MOVE_TARGET_DAY})|(?:mudar|muda|trocar|troca|alterar|altera)\s+a\s+(?:de|do|da)\s+{_MOVE_TARGET_DAY}"
+    # "joga a consulta de quarta pra sexta", "passa a de quarta pra quinta", "transfere a do dr igor pra terça"
+    r"|(?:mudar|muda|passar|passa|jogar|joga|transferir|transfere|transfira|empurrar|empurra)\s+(?:a|minha)\s+"
+    r"(?:consulta\s+)?(?:de|do|da|das)\s+[a-z0-9]+(?:\s+[a-z0-9]+)?\s+(?:pra|para|pro)"
+    # "troca o médico pro dr carlos", "queria mudar de médico": the same appointment with another doctor
+    r"|(?:mudar|muda|trocar|troca)\s+(?:de|o|a)\s+(?:medic[oa]|doutor[a]?)"
 )
 _MY_APPOINTMENTS = _re(
     r"minhas consultas|meus agendamentos|minha consulta|meu agendamento|minhas marcacoes|minha marcacao"
