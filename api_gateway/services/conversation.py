@@ -67,6 +67,17 @@ _ALL_OF_THEM = re.compile(
 _NEW_DOCTOR = re.compile(
     r"(?<![a-z])(?:(?:troca\w*|muda\w*)\s+(?:de|o|a)\s+(?:medic|doutor)|em vez d|ao inves d|outr[oa] medic)"
 )
+# A message about an appointment already booked ("a consulta com a dra ana é que horas?", "to marcada com a dra
+# ana?", "mantém a consulta de quarta"): never the start of another booking.
+_ABOUT_BOOKED = re.compile(
+    r"(?<![a-z])(?:(?:tenho|to|estou|esta|ta|tava|estava|fiquei|ficou)\s+(?:com\s+)?(?:(?:horario|consulta)\s+)?marcad[oa]"
+    r"|(?:horario|consulta)\s+marcad[oa]"
+    r"|(?:a|minha|na|da)\s+consulta\s+(?:com|de|do|da)\s+[^?]*(?:que horas|q horas|qual horario|quando|com quem"
+    r"|(?:e|eh)\s+com|mais cedo|mais tarde)"
+    r"|(?:que horas|q horas|qual (?:o )?horario|quando)\s+(?:e\s+|eh\s+|fica\s+)?(?:a|da|minha)\s+consulta"
+    r"|(?:mantem|mantenha|manter|deixa|deixe)\s+(?:a|minha)\s+consulta)(?![a-z])"
+)
+_EARLIER_OR_LATER = re.compile(r"(?<![a-z])mais (?:cedo|tarde)(?![a-z])")
 # "não, a outra" at "Quer mesmo cancelar a de quarta?": the patient's other appointment
 _THE_OTHER = re.compile(r"(?<![a-z])(?:a outra|o outro|outra consulta)(?![a-z])")
 # A yes this long after "Quer mesmo cancelar?" is asked again: the patient may no longer mean it.
@@ -514,6 +525,15 @@ def _dispatch(turn: _Turn) -> Reply:
             return _with_prefix(turn, _start_manage(turn, FLOW_RESCHEDULE if rather_move else FLOW_CANCEL))
         if _CONFIRMS_ATTENDANCE.search(told):
             return _confirm_attendance(turn)
+    if (
+        quiet
+        and intent != Intent.REMARCAR
+        and _ABOUT_BOOKED.search(turn.folded)
+        and not _WANTS_BOOKING.search(turn.folded)
+    ):
+        reply = _about_booked(turn)
+        if reply is not None:
+            return reply
     if s.current_state == S.MANAGING_APPOINTMENT and intent in {Intent.CANCELAR, Intent.NEGAR, Intent.CONFIRMAR}:
         return _manage_step(turn)  # "cancela as duas", "nenhuma", "a de amanhã sim" answer "Qual delas?"
     if s.flow == FLOW_CANCEL and s.current_state == S.CONFIRMING and intent == Intent.MEUS_AGENDAMENTOS:
@@ -2109,6 +2129,18 @@ def _reschedule(turn: _Turn) -> Reply:
             address=_clinic()["endereco"],
         )
     )
+
+
+def _about_booked(turn: _Turn) -> Reply | None:
+    """A message about the patient's booked appointments: kept ("mantém a consulta"), moved ("dá pra ser mais
+    cedo?") or listed ("é que horas?"). None when the patient has none (then it may well be a new booking)."""
+    if not selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now):
+        return None
+    if _KEEP_APPOINTMENT.search(turn.folded):
+        return Reply(text=T.KEEP_APPOINTMENT)
+    if _EARLIER_OR_LATER.search(turn.folded):
+        return _start_manage(turn, FLOW_RESCHEDULE)
+    return _list_appointments(turn)
 
 
 def _list_appointments(turn: _Turn) -> Reply:

@@ -1070,3 +1070,43 @@ def test_both_said_at_the_question_about_one_asks_about_both(patient):
     assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
     patient.says("sim")
     assert [_status(a) for a in appointments] == ["cancelado", "cancelado"]
+
+
+# --- ninth session: the appointment already booked is no new booking ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "a consulta com a dra ana é que horas?",
+        "tenho horario marcado com o dr gustavo?",
+        "to marcada com a dra ana?",
+        "qual horario da consulta do pedro?",
+        "a consulta de quarta é com a dra ana ou dr carlos?",
+    ],
+)
+def test_a_question_about_a_booked_appointment_lists_them(patient, said):
+    _two_appointments(patient)
+    patient.says(said)  # was: "Posso registrar a consulta no nome de ...?", a duplicate booking under way
+    assert "Suas próximas consultas" in patient.text
+    assert patient.session.flow == ""
+
+
+@pytest.mark.parametrize("said", ["mantem a consulta de quarta", "ok, entao deixa a consulta como esta"])
+def test_keeping_the_appointment_unasked_keeps_it(patient, said):
+    _two_appointments(patient)
+    patient.says(said)  # was: a new booking under way
+    assert patient.text.endswith(T.KEEP_APPOINTMENT)
+    assert patient.session.flow == ""
+
+
+def test_asking_for_an_earlier_time_of_a_booked_appointment_moves_it(patient):
+    _, gustavo = _two_appointments(patient)
+    patient.says("a consulta de quinta, da pra ser mais cedo?")
+    assert patient.session.flow == "remarcar"
+    assert patient.session.target_appointment_id == gustavo.pk
+
+
+def test_without_appointments_the_same_words_still_book(patient):
+    patient.says("quero marcar consulta com a dra ana")
+    assert patient.session.flow == "agendar"
