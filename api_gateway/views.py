@@ -94,7 +94,7 @@ class WhatsAppWebhookView(View):
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             return _error(400, "malformed_json", "Malformed JSON.")
         try:
-            parsed = webhook_parse(payload)
+            parsed = webhook_parse(payload, own_number_id=settings.WHATSAPP_PHONE_NUMBER_ID)
         except PayloadError as exc:
             # Valid JSON we do not handle: a non-200 would only make Meta retry it for days.
             logger.info("webhook POST ignored: %s", exc)
@@ -111,6 +111,7 @@ class WhatsAppWebhookView(View):
                 "duplicates": summary.duplicates,
                 "ignored": summary.ignored,
                 "statuses": summary.statuses_applied,
+                "errors": len(parsed.problems),  # items that could not be read (logged with where they were)
             }
         )
 

@@ -90,9 +90,13 @@ def signature_for(*, body: bytes, secret: str) -> str:
     return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def webhook_parse(payload: object) -> ParsedWebhook:
+def webhook_parse(payload: object, *, own_number_id: str = "") -> ParsedWebhook:
+    """The messages and statuses of a delivery. With `own_number_id` (our WHATSAPP_PHONE_NUMBER_ID), changes for
+    another number of the same business account are skipped: they are not ours to answer."""
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise PayloadError("not a WhatsApp webhook envelope (no entry[])")
+    if payload.get("object", "whatsapp_business_account") != "whatsapp_business_account":
+        raise PayloadError(f"object {str(payload.get('object'))[:40]!r} is not whatsapp_business_account")
     parsed = ParsedWebhook()
     for e, entry in enumerate(payload["entry"]):
         changes = entry.get("changes") if isinstance(entry, dict) else None
@@ -106,6 +110,11 @@ def webhook_parse(payload: object) -> ParsedWebhook:
                 continue
             if change.get("field", "messages") != "messages":
                 parsed.ignored_fields.append(str(change.get("field")))
+                continue
+            metadata = change["value"].get("metadata")
+            number_id = str(metadata.get("phone_number_id") or "") if isinstance(metadata, dict) else ""
+            if own_number_id and number_id and number_id != own_number_id:
+                parsed.ignored_fields.append("messages for another phone_number_id")
                 continue
             _parse_value(change["value"], where, parsed)
     return parsed
@@ -203,7 +212,7 @@ def _parse_status(raw: dict) -> StatusUpdate:
         status=status,
         timestamp=_timestamp(raw["timestamp"]),
         recipient=_digits(raw.get("recipient_id", "")) or str(raw.get("recipient_user_id", "")),
-        error_code=int(first["code"]) if "code" in first else None,
+        error_code=_int_or_none(first.get("code")),  # a null or odd code still records the failure
         error_title=str(first.get("title") or first.get("message") or ""),
     )
 
@@ -217,13 +226,21 @@ def _contact_for(raw: dict, contacts: list[dict]) -> dict:
 
 
 def _clean(value: object) -> str:
-    """Text as we can store it: PostgreSQL refuses NUL characters, which would lose the whole message."""
-    return str(value or "").replace("\x00", "")
+    """Text as we can store it: PostgreSQL refuses NUL characters and no database takes a lone surrogate ("\\ud800"
+    in the JSON), either of which would lose the whole message."""
+    return str(value or "").replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _timestamp(value: object) -> dt.datetime:
     try:
-        return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+        return dt.datetime.fromtimestamp(int(float(value)), tz=dt.UTC)  # "1795000000.5" too
     except (OverflowError, OSError) as exc:  # beyond what the platform's time_t (or datetime) can hold
         raise ValueError(f"timestamp out of range: {str(value)[:20]}") from exc
 

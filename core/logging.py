@@ -10,6 +10,8 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 # A run of 10+ digits (optionally with +, spaces, dots, hyphens, parentheses) is treated as a phone number.
 _PHONE_RE = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{8,}\d(?![\w])")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A WhatsApp message id is base64 of a record that starts with the patient's number: only its tail is logged.
+_WAMID_RE = re.compile(r"wamid\.([A-Za-z0-9+/=_-]{13,})")
 
 
 def mask_phone(value: object) -> str:
@@ -33,6 +35,7 @@ def mask_text(text: str) -> str:
         digits = re.sub(r"\D", "", text)
         return mask_phone(digits) if len(digits) >= 10 and not _DATE_RE.search(text) else text
 
+    text = _WAMID_RE.sub(lambda m: f"wamid.…{m.group(1)[-10:]}", text)
     return _PHONE_RE.sub(_sub, text)
 
 

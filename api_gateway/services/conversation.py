@@ -41,7 +41,9 @@ from rag_agent.closures import holiday_name
 
 logger = logging.getLogger(__name__)
 
-MEDIA_TYPES = {"image", "audio", "video", "document", "sticker", "unsupported"}
+# Channel types read as words; any other (media, contacts, orders, "unsupported", a type WhatsApp adds later) gets
+# the polite "only text" answer, never "não entendi".
+READABLE_TYPES = frozenset({"text", "interactive", "button", "api", "location"})
 SILENT_TYPES = {"reaction", "system"}
 HISTORY_SIZE = 4
 HISTORY_CHARS = 300
@@ -237,7 +239,7 @@ def _turn(
 def _interpret(
     *, session: ConversationSession, text: str, option_id: str | None, channel_type: str, now: dt.datetime
 ) -> NLUResult:
-    if channel_type in MEDIA_TYPES or channel_type in SILENT_TYPES or channel_type == "location":
+    if channel_type not in READABLE_TYPES - {"location"}:  # no words to read (and no tokens to spend)
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
     if session.current_state == S.HUMAN_HANDOFF:
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")  # staff answer; no tokens spent
@@ -394,7 +396,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     s = turn.session
     if channel_type in SILENT_TYPES:
         return Reply(text="", send=False)
-    warning = _emergency_warning(turn) if channel_type not in MEDIA_TYPES else ""
+    warning = _emergency_warning(turn) if channel_type in READABLE_TYPES else ""
     # a crisis (CVV) gets the warning alone, never a booking question after it
     alone = s.current_state == S.HUMAN_HANDOFF or warning == T.EMERGENCY_SELF_HARM
     if warning and (alone or not _acts_beside_emergency(turn)):
@@ -412,7 +414,7 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
     if channel_type == "location":
         return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
-    if channel_type in MEDIA_TYPES:
+    if channel_type not in READABLE_TYPES:
         return Reply(text=T.MEDIA_NOT_SUPPORTED)
     _resume_after_question(s)
 

@@ -177,3 +177,63 @@ def test_the_same_key_with_another_timestamp_is_another_payload(clinic):
     assert _rest({"phone": "5511999990001", "text": "oi", "timestamp": "1795000000"}, **headers).status_code == 200
     again = _rest({"phone": "5511999990001", "text": "oi", "timestamp": "1795000999"}, **headers)
     assert again.status_code == 422  # was: replayed as if the same request
+
+
+# --- deliveries that are not ours, or not quite well formed ------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_inline")
+def test_a_message_to_another_number_of_the_account_is_not_answered_from_ours(clinic, fake_graph):
+    response = _signed_post(webhook_body(_delivery(phone_number_id="999888777")))
+    assert response.status_code == 200  # acknowledged, so Meta stops retrying
+    assert fake_graph.sends == []  # was: answered through our number
+    assert not ConversationMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_inline")
+def test_an_envelope_of_another_product_is_ignored(clinic, fake_graph):
+    response = _signed_post(webhook_body(_delivery(obj="instagram")))
+    assert response.json()["status"] == "ignored"
+    assert not ConversationMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_inline")
+def test_items_that_could_not_be_read_are_counted_and_odd_but_readable_ones_are_kept(clinic, fake_graph):
+    payload = _delivery()
+    good = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    payload["entry"][0]["changes"][0]["value"]["messages"] = [
+        {**good, "id": "wamid.SURROGATE", "text": {"body": "oi \ud800 tudo bem"}},  # was: lost at INSERT
+        {**good, "id": "wamid.FRACTION", "timestamp": f"{int(time.time())}.5"},  # was: dropped
+        {**good, "id": "wamid.NOTEXT", "text": None},
+    ]
+    body = json.dumps(payload).encode()  # json escapes the lone surrogate as Meta would send it
+    response = _signed_post(body)
+    assert response.json()["errors"] == 1  # was: not reported at all
+    stored = set(ConversationMessage.objects.filter(message_type="user").values_list("whatsapp_message_id", flat=True))
+    assert stored == {"wamid.SURROGATE", "wamid.FRACTION"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_inline")
+@pytest.mark.parametrize("kind", ["contacts", "order", "request_welcome", "some_future_type"])
+def test_message_types_without_words_get_the_only_text_answer(clinic, fake_graph, kind):
+    payload = _delivery()
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message.pop("text")
+    message["type"] = kind
+    message[kind] = {}
+    _signed_post(webhook_body(payload))
+    assert fake_graph.sends, "no reply"
+    assert "só consigo entender mensagens de texto" in fake_graph.sends[0].body["text"]["body"]  # was: "não entendi"
+
+
+def test_whatsapp_message_ids_are_shortened_in_logs():
+    from core.logging import mask_text
+
+    wamid = "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"  # Meta's example: it holds 16505076520
+    masked = mask_text(f"inbound {wamid} is a duplicate delivery")
+    assert "HBgLMTY1MDUwNzY1MjAV" not in masked
+    assert masked == "inbound wamid.…Q2RTY3RTcA is a duplicate delivery"
