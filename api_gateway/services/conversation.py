@@ -2413,7 +2413,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
             return None
         if doctor:
             return T.DOCTOR_DURATION.format(doctor=doctor["nome"], minutes=doctor["duracao_consulta_minutos"])
-        named = e.get("especialidade_id")  # "quanto tempo dura a consulta com o ortopedista?": that specialty's
+        named = specialty_id  # "quanto tempo dura a consulta com o ortopedista?", or the one just talked about
         medicos = selectors.doctor_list(especialidade_id=int(named)) if named else catalog["medicos"]
         if named and len(medicos) == 1:
             return T.DOCTOR_DURATION.format(doctor=medicos[0]["nome"], minutes=medicos[0]["duracao_consulta_minutos"])
@@ -2426,8 +2426,9 @@ def _answer_from_data(turn: _Turn) -> str | None:
     if topic == "preparo":
         return T.ASK_WHICH_EXAM.format(items=T.join_names([x["nome"] for x in catalog["exames"][:10]]))
     if topic == "preco":
-        plan_id = None if e.get("particular") else e.get("convenio_id") or turn.session.selected_convenio_id
-        plan_id = plan_id or (None if e.get("particular") else remembered.get("plan"))
+        # the plan said now, else the last one asked about ("e bradesco?"), else the booking's
+        plan_id = None if e.get("particular") else e.get("convenio_id") or remembered.get("plan")
+        plan_id = plan_id or (None if e.get("particular") else turn.session.selected_convenio_id)
         chosen = _doctor(turn.session.selected_doctor_id) if turn.session.flow else None
         if plan_id and chosen and not (doctor or e.get("especialidade_id")):
             doctor = chosen  # "ok, mas quanto custa?" at the summary: this booking's doctor, not the specialty's

@@ -1110,3 +1110,49 @@ def test_asking_for_an_earlier_time_of_a_booked_appointment_moves_it(patient):
 def test_without_appointments_the_same_words_still_book(patient):
     patient.says("quero marcar consulta com a dra ana")
     assert patient.session.flow == "agendar"
+
+
+# --- ninth session: questions answered with another exam, plan, or subject -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("said", "exam"),
+    [("faz raio x do joelho?", "raio x do joelho"), ("faz ultrassom de mama?", "ultrassom de mama")],
+)
+def test_an_exam_of_another_body_part_is_not_offered_as_the_one_there_is(patient, said, exam):
+    patient.says(said)  # was: "Raio-X de tórax: R$ 90,00" as if it were the exam asked for
+    assert T.EXAM_NOT_OFFERED.format(exam=exam, items="").split(":")[0] in patient.text
+
+
+@pytest.mark.parametrize("said", ["faz raio x de torax?", "quanto custa o ultrassom do abdome?", "faz raio x?"])
+def test_the_same_exam_named_with_its_part_is_still_answered(patient, said):
+    patient.says(said)
+    assert "R$" in patient.text and "Não fazemos" not in patient.text
+
+
+def test_a_plan_follow_up_then_a_price_is_about_the_last_plan(patient):
+    patient.says("dra ana atende unimed?")
+    patient.says("e bradesco?")
+    patient.says("e quanto fica a consulta?")  # was: "Pelo convênio Unimed, ..."
+    assert "Bradesco Saúde" in patient.text and "Unimed" not in patient.text
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        (["a consulta da dra juliana dura quanto"], "Dra. Juliana Martins"),  # was: her price
+        (["quem atende ortopedia", "quanto tempo dura?"], "Dr. Gustavo Pereira"),  # was: "de 20 a 40 minutos"
+    ],
+)
+def test_how_long_a_consultation_lasts_is_about_the_doctor_talked_about(patient, messages, expected):
+    for message in messages:
+        patient.says(message)
+    assert T.DOCTOR_DURATION.format(doctor=expected, minutes="").split(" ")[0] in patient.text
+    assert expected in patient.text and "minutos" in patient.text
+
+
+def test_which_days_after_questions_about_a_doctor_are_her_days(patient):
+    patient.says("tem ginecologista?")
+    patient.says("e ela atende amil?")
+    patient.says("e quais dias?")  # was: "Não encontrei essa informação"
+    assert "Dra. Helena Costa" in patient.text and "segundas e quartas" in patient.text

@@ -391,7 +391,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
     (
         "duracao",
         _re(
-            r"quanto tempo (?:dura|demora|leva)|dura quanto tempo|demora quanto tempo|duracao da consulta"
+            r"quanto tempo (?:dura|demora|leva)|dura quanto(?: tempo)?|demora quanto tempo|duracao da consulta"
             r"|tempo (?:da|de) consulta|quantos minutos"
         ),
     ),
@@ -820,6 +820,20 @@ def _doctor_by_first_name(text: str) -> dict:
     return {"medico": match.name, "medico_id": match.id} if match else {}
 
 
+# An imaging exam of a body part ("raio x do joelho", "ultrassom de mama"): the clinic's exam of that kind may be of
+# another part. Matched on the start of the part's word ("abdome" / "abdominal").
+_EXAM_PART = re.compile(
+    r"(?<![a-z])(raio\s*-?\s*x|rx|ultrassom|ultrassonografia|ultra\s*som|usg|tomografia|ressonancia)"
+    r"\s+(?:de|do|da|dos|das)\s+([a-z]+)"
+)
+_PART_SYNONYMS = {"barriga": "abdom", "peito": "torax", "pulmao": "torax", "pulmoes": "torax", "abdomen": "abdom"}
+
+
+def _same_part(part: str, exam_name: str) -> bool:
+    stem = _PART_SYNONYMS.get(part, part)[:5]
+    return any(word.startswith(stem) for word in fold(exam_name).split())
+
+
 def _blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
     for start, end in spans:
         text = text[:start] + " " * (end - start) + text[end:]
@@ -1167,7 +1181,12 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         entities.update(_doctor_by_first_name(mention_text))
     if not entities.get("medico_id"):
         entities.update(_doctor_not_found(mention_text))
-    if not entities.get("exame_id"):
+    other_part = _EXAM_PART.search(fold(mention_text)) if entities.get("exame_id") else None
+    if other_part and not _same_part(other_part.group(2), entities.get("exame", "")):
+        # "raio x do joelho" when the clinic's X-ray is of the chest: that exam is not done here
+        entities.pop("exame_id")
+        entities["exame"] = mention_text[other_part.start() : other_part.end()].lower()
+    if not entities.get("exame_id") and not entities.get("exame"):
         unknown_exam = _UNOFFERED_EXAM.search(fold(mention_text))
         if unknown_exam:  # "faz ressonância?": an exam this clinic does not list, said so rather than "não entendi"
             entities["exame"] = mention_text[unknown_exam.start() : unknown_exam.end()].lower()  # as written
@@ -1210,6 +1229,15 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     narrows = asked_before in {"preco", "convenio", "agenda", "duracao"} and t.words[:1] in (["com"], ["pra"], ["para"])
     subject = any(entities.get(k) for k in ("especialidade_id", "medico_id", "convenio_id"))
     follow_up = follow_up or (narrows and subject and len(t.words) <= 5 and not _has(norm, _BOOK_STRONG))
+    remembered = getattr(session, "last_options", None) or {}
+    if (
+        follow_up
+        and not entities.get("topico")
+        and _has(norm, _AGENDA)
+        and (remembered.get("doctor") or remembered.get("specialty"))
+    ):
+        entities["topico"] = "agenda"  # "e quais dias?" after questions about one doctor: her days
+        intent, confidence = Intent.PERGUNTA, CLEAR
     if asked_before and follow_up and not entities.get("topico") and intent != Intent.PERGUNTA:
         entities["topico"] = asked_before  # "quanto custa cardiologia?" then "e de pediatria"
         intent, confidence = Intent.PERGUNTA, CLEAR
