@@ -79,7 +79,12 @@ _ABOUT_BOOKED = re.compile(
     r"|(?:que horas|q horas|qual (?:o )?horario|quando)\s+(?:e\s+|eh\s+|fica\s+)?(?:a|da|minha)\s+consulta"
     r"|(?:mantem|mantenha|manter|deixa|deixe)\s+(?:a|minha)\s+consulta)(?![a-z])"
 )
-_EARLIER_OR_LATER = re.compile(r"(?<![a-z])mais (?:cedo|tarde)(?![a-z])")
+# While moving an appointment: keep it as it was ("deixa como está", "vou manter o horário que eu tinha")
+_KEEP_AS_IT_WAS = re.compile(
+    r"(?<![a-z])(?:(?:deixa|deixe|fica|manter|mantem|mantenha)\s+(?:\w+\s+)?(?:como|do jeito que)"
+    r"\s+(?:esta|ta|estava|tava)"
+    r"|(?:manter|mantem|mantenha)\s+(?:o|a|meu|minha)\s+(?:horario|consulta|data|dia))(?![a-z])"
+)
 # "não, a outra" at "Quer mesmo cancelar a de quarta?": the patient's other appointment
 _THE_OTHER = re.compile(r"(?<![a-z])(?:a outra|o outro|outra consulta)(?![a-z])")
 # A yes this long after "Quer mesmo cancelar?" is asked again: the patient may no longer mean it.
@@ -549,6 +554,13 @@ def _dispatch(turn: _Turn) -> Reply:
     moving = s.flow == FLOW_RESCHEDULE and s.current_state in BOOKING_STATES
     # "cancelar" (the change menu's word), "deixa pra lá", "não quero mais remarcar": the move is given up
     gives_up = intent == Intent.CANCELAR and (len(turn.folded.split()) <= 2 or not _CANCEL_WORD.search(turn.folded))
+    if moving and intent == Intent.CANCELAR and not gives_up and s.target_appointment_id:
+        target = _own_appointment(s)  # "pensando bem, quero cancelar" while moving it: that one, asked first
+        if target is not None:
+            _flow_reset(s)
+            s.flow, s.target_appointment_id = FLOW_CANCEL, target.pk
+            return _manage_selected(turn, target)
+    gives_up = gives_up or (moving and _KEEP_AS_IT_WAS.search(turn.folded))  # "deixa como está"
     if moving and (intent == Intent.REINICIAR or gives_up):
         # "Desistir" or the "cancelar" the change menu offers, while moving an appointment: the move is dropped,
         # never the appointment (cancelling it takes words that say so: "quero cancelar a consulta").
@@ -1049,6 +1061,13 @@ def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
     except ValueError:
         pass
     return wanted_date, wanted_time
+
+
+def _iso_date(value: object) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _wanted_bounds(e: dict) -> tuple[dt.time | None, dt.time | None]:
@@ -1760,7 +1779,7 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     ]
     s.last_options = {"kind": "appointment", "items": items}
     if flow == FLOW_RESCHEDULE and _MOVED_TO.search(turn.folded):  # "remarca pra sexta às 10h", then "Qual delas?"
-        wanted = {k: e[k] for k in ("data", "hora", "periodo") if e.get(k)}
+        wanted = {k: e[k] for k in ("data", "hora", "periodo", "a_partir_de") if e.get(k)}
         if wanted:
             s.last_options["wanted"] = wanted
     return _appointment_choice(items, turn)
@@ -1924,15 +1943,21 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     s.insurance_type = appointment.convenio.nome if appointment.convenio_id else "particular"
     # "remarcar pra quarta às 9": the new moment, unless the message only described the appointment being moved.
     wanted_date, wanted_time = _wanted_moment(turn.nlu.entities)
+    wanted_from = _iso_date(turn.nlu.entities.get("a_partir_de"))  # "pra semana que vem": from its Monday
     moved = _MOVED_TO.search(turn.folded)
     if moved:  # "remarca a de quinta pra sexta": Friday is where it goes
         target = dates_extract(turn.text[moved.end() :], now=turn.now)
         if target.date and target.grain == "day":
-            wanted_date = target.date
+            wanted_date, wanted_from = target.date, None
+        elif target.date and target.grain in {"week", "from"}:
+            wanted_date, wanted_from = None, target.date
         wanted_time = target.time or wanted_time
+    if wanted_time is None and _SAME_TIME.search(turn.folded):  # "pro mesmo horário na outra semana"
+        wanted_time = appointment.hora
     if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
         wanted_date = wanted_time = None
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
+    s.preferred_from = wanted_from if wanted_date is None else None
     if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
         s.preferred_period = turn.nlu.entities["periodo"]
     s.preferred_after, s.preferred_before = _wanted_bounds(turn.nlu.entities)  # "pra mais tarde, depois das 17h"
@@ -1951,6 +1976,12 @@ def _manage_step(turn: _Turn) -> Reply:
             e.setdefault("opcao", 1)  # "sim" to the one row shown
         _resolve_option(turn, e)
         appointment = _own_appointment(s) if s.target_appointment_id else None
+        if appointment is None:  # "a de quinta pra terça 15h": named by its day (or doctor), and where it goes
+            listed = {i["id"] for i in s.last_options.get("items", [])}
+            upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+            appointment = _appointment_named(turn, [a for a in upcoming if f"appointment:{a.pk}" in listed])
+            if appointment is not None:
+                s.target_appointment_id = appointment.pk
         text = turn.folded
         if appointment is None and (nlu.intent == Intent.NEGAR or _NONE_OF_THEM.search(text)):
             _flow_reset(s)  # "nenhuma", "deixa": a way out of "Qual delas?"
@@ -1969,7 +2000,7 @@ def _manage_step(turn: _Turn) -> Reply:
             return _appointment_choice(s.last_options.get("items", []))
         wanted = s.last_options.get("wanted")
         if s.flow == FLOW_RESCHEDULE and wanted:  # the moment said with "remarca pra sexta às 10h", not "a de terça"
-            for key in ("data", "hora", "periodo"):
+            for key in ("data", "hora", "periodo", "a_partir_de"):
                 nlu.entities.pop(key, None)
             nlu.entities.update(wanted)
         return _manage_selected(turn, appointment)

@@ -1156,3 +1156,54 @@ def test_which_days_after_questions_about_a_doctor_are_her_days(patient):
     patient.says("e ela atende amil?")
     patient.says("e quais dias?")  # was: "Não encontrei essa informação"
     assert "Dra. Helena Costa" in patient.text and "segundas e quartas" in patient.text
+
+
+# --- ninth session: moving an appointment where and when the patient says -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "said", ["quero remarcar a do dr gustavo pra semana que vem", "da pra passar a do dr gustavo pra semana que vem?"]
+)
+def test_a_move_to_next_week_lists_next_weeks_slots(patient, said):
+    _two_appointments(patient)
+    patient.says(said)  # was: this week's slots
+    next_monday = REF.date() + dt.timedelta(days=7)
+    assert patient.session.preferred_from == next_monday
+    shown = re.findall(r"(\d\d)/(\d\d) às", patient.text)
+    assert shown and all(dt.date(next_monday.year, int(m), int(d)) >= next_monday for d, m in shown)
+
+
+def test_the_same_time_next_week_keeps_the_time(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("remarca a da dra ana pro mesmo horario na outra semana")
+    assert patient.session.preferred_time == dt.time(9, 0)  # was: forgotten
+
+
+def test_which_one_and_where_to_in_one_answer(patient):
+    _, gustavo = _two_appointments(patient)
+    patient.says("quero remarcar")
+    assert T.CHOOSE_APPOINTMENT in patient.text
+    patient.says("a de quinta pra terca 15h")  # was: the list again
+    assert patient.session.target_appointment_id == gustavo.pk
+    assert patient.session.preferred_date == TUESDAY
+
+
+@pytest.mark.parametrize(
+    "said", ["ah nao, deixa como esta", "pensando bem vou manter o horario q eu tinha", "mantem a consulta como ta"]
+)
+def test_keeping_the_appointment_mid_move_ends_the_move(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar a da dra ana")
+    patient.says(said)  # was: "Desculpe, não entendi" and the slot list again
+    assert patient.text == T.RESCHEDULE_ABANDONED
+    assert patient.session.flow == ""
+
+
+def test_cancelling_instead_mid_move_asks_about_that_appointment(patient):
+    ana, _ = _two_appointments(patient)
+    patient.says("quero remarcar")
+    patient.says("1")
+    patient.says("pensando bem quero cancelar")  # was: "Qual delas?" again, the choice forgotten
+    assert "Quer mesmo cancelar a consulta de quarta" in patient.text
+    patient.says("sim")
+    assert _status(ana) == "cancelado"
