@@ -317,8 +317,7 @@ def slot_list_free(
     """Free slots (aware, America/Sao_Paulo) of an active doctor from `start` for `days` days, starting at least
     BOOKING_MIN_NOTICE_MINUTES after now and no later than the booking horizon (BOOKING_HORIZON_DAYS)."""
     now = now or timezone.now()
-    horizon = timezone.localtime(now, _clinic_tz()).date() + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
-    days = min(days, (horizon - start).days + 1)  # a slot the booking would refuse is never offered
+    days = min(days, (booking_last_day(now) - start).days + 1)  # a slot the booking would refuse is never offered
     detail = doctor_detail(medico_id)
     if detail is None or not detail["ativo"] or not detail["horarios"] or days <= 0:
         return []
@@ -336,6 +335,12 @@ def slot_list_free(
                 if limit is not None and len(free) >= limit:
                     return free
     return free
+
+
+def booking_last_day(now: dt.datetime | None = None) -> dt.date:
+    """The last day the agenda is open for booking (BOOKING_HORIZON_DAYS from today): "em 1000 anos" is no date."""
+    today = timezone.localtime(now or timezone.now(), _clinic_tz()).date()
+    return today + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
 
 
 def slot_is_free(*, medico_id: int, when: dt.datetime, now: dt.datetime | None = None) -> bool:

@@ -17,6 +17,7 @@ from rag_agent.selectors import (
     OPEN_STATUSES,
     appointment_overlapping_for_patient,
     appointments_upcoming_for_phone,
+    booking_last_day,
     doctor_grid,
 )
 
@@ -99,11 +100,6 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
         taken = taken.exclude(pk=exclude_id)
     if taken.exists():
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
-
-
-def booking_last_day() -> dt.date:
-    """The last day the agenda is open for booking (BOOKING_HORIZON_DAYS from today): "em 1000 anos" is no date."""
-    return timezone.localdate() + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
 
 
 def patient_busy_message(other: Agendamento) -> str:

@@ -155,6 +155,11 @@ class _Turn:
         """The message folded for the text rules (lower case, no accents), once per turn."""
         return fold(self.text)
 
+    @functools.cached_property
+    def doctors_named(self) -> set[int]:
+        """The doctors the message names by title or in full, looked up once per turn."""
+        return {m.id for m in selectors.mentions_find(self.text).get("medico", [])}
+
 
 # --- entry points ---------------------------------------------------------------------------------------------
 
@@ -1051,11 +1056,7 @@ def _merge_entities(turn: _Turn) -> bool:
 
 def _wanted_moment(e: dict) -> tuple[dt.date | None, dt.time | None]:
     """The date and time the NLU read in this message, when they are valid."""
-    wanted_date = wanted_time = None
-    try:
-        wanted_date = dt.date.fromisoformat(str(e["data"])) if e.get("data") else None
-    except ValueError:
-        pass
+    wanted_date, wanted_time = _iso_date(e.get("data")), None
     try:
         wanted_time = dt.time.fromisoformat(str(e["hora"])) if e.get("hora") else None
     except ValueError:
@@ -1270,7 +1271,7 @@ def _next_step(turn: _Turn) -> Reply:
     if s.preferred_date and s.preferred_date < today:
         s.preferred_date = None
         turn.prefix.append(T.DATE_IN_PAST)
-    last_day = today + dt.timedelta(days=settings.BOOKING_HORIZON_DAYS)
+    last_day = selectors.booking_last_day(turn.now)
     if (s.preferred_date and s.preferred_date > last_day) or (s.preferred_from and s.preferred_from > last_day):
         s.preferred_date = s.preferred_from = None  # "daqui a 2 anos", "10/03/2028", "em julho" past the horizon
         turn.prefix.append(clinic_services.TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
@@ -1723,9 +1724,9 @@ def _book(turn: _Turn) -> Reply:
     following = s.next_patient
     _flow_reset(s)
     if following:  # "pra mim e pro meu filho": now the other one ("sim" starts it, asking that patient's name)
-        s.last_options = {"offer": "book", "para_quem": T.OTHER_RELATIVE.get(following, (following,))[0]}
-        s.last_options["after_booking"] = True
-        whose = T.OTHER_RELATIVE.get(following, (None, ""))[1] or _whose_consultation(following)
+        plural = T.OTHER_RELATIVE.get(following)  # "pros meus dois filhos": the other son
+        patient, whose = plural or (following, _whose_consultation(following))
+        s.last_options = {"offer": "book", "para_quem": patient, "after_booking": True}
         text = f"{text}\n\n{T.NEXT_PATIENT_OFFER.format(whose=whose)}"
     return Reply(text=text)
 
@@ -1828,9 +1829,8 @@ def _appointment_named(turn: _Turn, appointments: list):
 
 def _doctors_said(turn: _Turn) -> set[int]:
     """Every doctor the message names: the NLU's (maybe a first name alone) and each one titled or in full."""
-    found = {m.id for m in selectors.mentions_find(turn.text).get("medico", [])}
     medico_id = turn.nlu.entities.get("medico_id")
-    return found | ({int(medico_id)} if medico_id is not None else set())
+    return turn.doctors_named | ({int(medico_id)} if medico_id is not None else set())
 
 
 def _appointments_said(turn: _Turn, appointments: list) -> list:
