@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
+from api_gateway.services.reminders import reminders_send
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +33,10 @@ def sweep_stuck() -> dict:
         "resent": len(result.resent),
         "expired": len(result.expired),
     }
+
+
+@shared_task(acks_late=True)
+def send_reminders() -> dict:
+    """Beat, every 10 minutes: the day-before reminders due now (each appointment once)."""
+    run = reminders_send()
+    return {"skipped": run.skipped, "stored": len(run.stored), "resent": len(run.resent)}

@@ -192,6 +192,7 @@ SWEEP_AFTER_MINUTES = env_int("SWEEP_AFTER_MINUTES", 5)
 SWEEP_MAX_ATTEMPTS = env_int("SWEEP_MAX_ATTEMPTS", 5)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-messages": {"task": "api_gateway.tasks.sweep_stuck", "schedule": 60.0},
+    "appointment-reminders": {"task": "api_gateway.tasks.send_reminders", "schedule": 600.0},
 }
 
 # --- Gemini -----------------------------------------------------------------------------------------------
@@ -219,6 +220,10 @@ WHATSAPP_API_VERSION = env_str("WHATSAPP_API_VERSION", "v23.0")
 WHATSAPP_TIMEOUT_SECONDS = env_float("WHATSAPP_TIMEOUT_SECONDS", 10.0)
 WHATSAPP_RETRY_BASE_SECONDS = env_float("WHATSAPP_RETRY_BASE_SECONDS", 0.5)
 WHATSAPP_MAX_MESSAGE_AGE_HOURS = env_int("WHATSAPP_MAX_MESSAGE_AGE_HOURS", 24)
+# Appointment reminders (docs/operations.md): the name of the approved message template; blank = no reminders.
+WHATSAPP_REMINDER_TEMPLATE = env_str("WHATSAPP_REMINDER_TEMPLATE")
+WHATSAPP_TEMPLATE_LANGUAGE = env_str("WHATSAPP_TEMPLATE_LANGUAGE", "pt_BR")
+REMINDER_HOURS_BEFORE = env_int("REMINDER_HOURS_BEFORE", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:
     raise ImproperlyConfigured(

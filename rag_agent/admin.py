@@ -1,8 +1,10 @@
 """Staff UI for the clinic's data. Saves invalidate the bot's caches through rag_agent.signals."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 
+from core.phones import whatsapp_number
 from rag_agent.matching import normalize
 from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
 
@@ -114,8 +116,23 @@ class ExameAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     accent_search_fields = ("nome",)
 
 
+class AgendamentoForm(forms.ModelForm):
+    class Meta:
+        model = Agendamento
+        fields = ("medico", "especialidade", "convenio", "paciente_nome", "paciente_telefone", "data", "hora", "status")
+
+    def clean_paciente_telefone(self):
+        """Stored as WhatsApp writes it (5511987654321), so the patient finds the appointment in the chat and the
+        reminder reaches them, whichever way the staff typed it."""
+        number = whatsapp_number(self.cleaned_data["paciente_telefone"])
+        if number is None:
+            raise forms.ValidationError("Informe o telefone com DDD, por exemplo (11) 98765-4321.")
+        return number
+
+
 @admin.register(Agendamento)
 class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
+    form = AgendamentoForm
     list_display = (
         "data",
         "hora",
@@ -131,7 +148,7 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     search_fields = ("paciente_nome", "paciente_telefone", "medico__nome")
     accent_search_fields = ("paciente_nome", "medico__nome")
     list_select_related = ("medico", "especialidade", "convenio")
-    readonly_fields = ("criado_em", "atualizado_em")
+    readonly_fields = ("criado_em", "atualizado_em", "lembrete_enviado_em")
     actions = ("confirmar_agendamentos", "cancelar_agendamentos")
     ordering = ("-data", "-hora")
 

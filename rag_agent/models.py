@@ -156,6 +156,8 @@ class Agendamento(models.Model):
     status = models.CharField("situação", max_length=12, choices=Status.choices, default=Status.AGENDADO)
     criado_em = models.DateTimeField("criado em", auto_now_add=True)
     atualizado_em = models.DateTimeField("atualizado em", auto_now=True)
+    # Set when the day-before reminder was claimed for sending (api_gateway/services/reminders.py): once only.
+    lembrete_enviado_em = models.DateTimeField("lembrete enviado em", null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "agendamento"

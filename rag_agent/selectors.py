@@ -22,6 +22,7 @@ __all__ = [
     "Complaint",
     "Match",
     "appointment_overlapping_for_patient",
+    "appointments_to_remind",
     "appointments_upcoming_for_phone",
     "catalog_snapshot",
     "clinic_catalog",
@@ -411,3 +412,23 @@ def plan_last_used(phone: str, name: str) -> int | None:
         .first()
     )
     return last
+
+
+def appointments_to_remind(
+    *, earliest: dt.datetime, latest: dt.datetime, booked_before: dt.datetime
+) -> list[Agendamento]:
+    """Appointments still "agendado" that start in [earliest, latest], were booked before `booked_before` and have
+    had no reminder yet, soonest first."""
+    tz = _clinic_tz()
+    first, last = timezone.localtime(earliest, tz), timezone.localtime(latest, tz)
+    candidates = (
+        Agendamento.objects.filter(
+            status=Agendamento.Status.AGENDADO,
+            lembrete_enviado_em__isnull=True,
+            criado_em__lt=booked_before,
+            data__range=(first.date(), last.date()),
+        )
+        .select_related("medico")
+        .order_by("data", "hora")
+    )
+    return [a for a in candidates if first <= timezone.make_aware(dt.datetime.combine(a.data, a.hora), tz) <= last]

@@ -25,6 +25,7 @@ LIST_BUTTON_LABEL_MAX = 20
 BUTTONS_MAX = 3
 BUTTON_TITLE_MAX = 20
 BUTTON_ID_MAX = 256
+TEMPLATE_PARAMETER_MAX = 1024  # a body parameter may not hold line breaks or tabs either (collapsed by _cut)
 
 TRANSIENT_CODES = frozenset({1, 2, 131000, 131016})
 RATE_LIMIT_CODES = frozenset({130429, 131056, 4, 80007})
@@ -161,6 +162,35 @@ def reply_payload(*, to: str, reply: Reply) -> dict:
             if payload is not None:
                 return payload
     return text_payload(to=to, body=reply.as_text())
+
+
+def template_payload(*, to: str, template: dict) -> dict:
+    """An approved message template (the only kind Meta delivers outside the 24-hour window).
+
+    `template` is what we store on the message: {"name", "language", "body": [texts], "buttons": [payloads]};
+    each body text fills a {{n}} of the template body and each payload rides on its quick-reply button n."""
+    components = []
+    if template.get("body"):
+        parameters = [{"type": "text", "text": _cut(text, TEMPLATE_PARAMETER_MAX)} for text in template["body"]]
+        components.append({"type": "body", "parameters": parameters})
+    for index, payload in enumerate(template.get("buttons") or []):
+        components.append(
+            {
+                "type": "button",
+                "sub_type": "quick_reply",
+                "index": str(index),
+                "parameters": [{"type": "payload", "payload": payload[:BUTTON_ID_MAX]}],
+            }
+        )
+    return {
+        **_base(to),
+        "type": "template",
+        "template": {
+            "name": template["name"],
+            "language": {"code": template.get("language") or "pt_BR"},
+            "components": components,
+        },
+    }
 
 
 def mark_read_payload(*, message_id: str, typing: bool = True) -> dict:

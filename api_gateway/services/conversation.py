@@ -298,6 +298,12 @@ def _option_intent(option_id: str) -> NLUResult | None:
     }
     if (kind, value) in fixed:
         return NLUResult(intent=fixed[(kind, value)], confidence=1.0, source="option")
+    if kind == "reminder":  # a quick-reply button of the reminder template: "reminder:confirm:12"
+        action, _, appointment_id = value.partition(":")
+        intent = {"confirm": Intent.CONFIRMAR, "reschedule": Intent.REMARCAR, "cancel": Intent.CANCELAR}.get(action)
+        if intent is None or not appointment_id.isdigit():
+            return None
+        return NLUResult(intent=intent, confidence=1.0, entities={"lembrete_id": int(appointment_id)}, source="option")
     if kind == "topic" and value in _QUESTION_TOPICS:  # a row of the "Tirar dúvidas" list
         return NLUResult(intent=Intent.PERGUNTA, confidence=1.0, entities={"topico": value}, source="option")
     if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
@@ -514,6 +520,9 @@ def _dispatch(turn: _Turn) -> Reply:
     intent = nlu.intent
     if intent == Intent.ATENDENTE:
         return _handoff(turn, T.HANDOFF)
+    reminded = _reminder_answer(turn)
+    if reminded is not None:
+        return reminded
     quiet = not s.flow or s.current_state == S.IDLE
     if _SERVICE_COMPLAINT.search(turn.folded) and (quiet or intent == Intent.DESCONHECIDO):
         # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
@@ -1790,6 +1799,36 @@ def _appointment_choice(items: list[dict], turn: _Turn | None = None) -> Reply:
     options = [Option(i["id"], i["title"][:24], i.get("description", "")) for i in items]
     reply = Reply(text=T.CHOOSE_APPOINTMENT, kind="list", button_label="Consultas", options=options)
     return _with_prefix(turn, reply) if turn else reply
+
+
+def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
+    """The day-before reminder was just stored for this session: the history shows it, and when nothing else is
+    under way a bare "sim" / "não" answers it (see `_reminder_answer`). Called under the session lock."""
+    _remember(session, "bot", text)
+    if not session.flow and session.current_state == S.IDLE:
+        session.last_options = {"kind": "reminder", "appointment": appointment.pk}
+
+
+def _reminder_answer(turn: _Turn) -> Reply | None:
+    """A reminder button tapped (any time), or a bare yes / no to the reminder just sent. None: not about it."""
+    s, nlu = turn.session, turn.nlu
+    tapped = nlu.entities.get("lembrete_id")
+    asked = s.last_options.get("appointment") if s.last_options.get("kind") == "reminder" and not s.flow else None
+    if tapped is None and (asked is None or nlu.intent not in {Intent.CONFIRMAR, Intent.NEGAR}):
+        return None
+    wanted = tapped if tapped is not None else asked
+    upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+    appointment = next((a for a in upcoming if a.pk == wanted), None)
+    if appointment is None:  # cancelled since, or already past
+        _flow_reset(s)
+        return Reply(text=T.REMINDER_GONE)
+    if nlu.intent == Intent.CONFIRMAR:
+        return _attendance_confirmed(turn, [appointment])
+    _flow_reset(s)
+    s.flow, s.target_appointment_id = FLOW_RESCHEDULE if nlu.intent == Intent.REMARCAR else FLOW_CANCEL, appointment.pk
+    if nlu.intent == Intent.NEGAR:  # "não" to "Você confirma a presença?": cancel it, or move it ("Remarcar")
+        turn.prefix.append(T.CANT_ATTEND)
+    return _with_prefix(turn, _manage_selected(turn, appointment))
 
 
 def _appointment_who(a, appointments: list) -> str:

@@ -101,8 +101,11 @@ def reply_send(*, bot_message_id: int) -> None:
         _record(bot, status=Delivery.NOT_SENT)
         metrics.OUTBOUND.labels("not_sent").inc()
         return
-    reply = Reply.from_dict(bot.content, (bot.entities or {}).get("reply"))
-    payload = graph.reply_payload(to=phone, reply=reply)
+    entities = bot.entities or {}
+    if entities.get("template"):  # a message the clinic starts (a reminder): only a template may open it
+        payload = graph.template_payload(to=phone, template=entities["template"])
+    else:
+        payload = graph.reply_payload(to=phone, reply=Reply.from_dict(bot.content, entities.get("reply")))
     ConversationMessage.objects.filter(pk=bot.pk).update(attempts=F("attempts") + 1)
     try:
         wamid = _send(payload)

@@ -230,6 +230,13 @@ CLINIC_NOBODY_ON = "{when}, nenhum médico atende."
 SPECIALTY_ON_DAY = "{when}, em {specialty}, atendem: {items}."
 SPECIALTY_OFF_ON = "{when}, nenhum médico de {specialty} atende. Quem atende: {items}."
 CANT_ATTEND = "Tudo bem, imprevistos acontecem."
+# The day-before reminder. It goes out as the approved template WHATSAPP_REMINDER_TEMPLATE, whose body must read
+# the same with {{1}}..{{5}} in place of the fields (docs/operations.md); this text is what we store and show.
+REMINDER = (
+    "Olá! Lembrete da consulta de {patient} com {doctor} {when} às {time}. Endereço: {address}. "
+    "Você confirma a presença?"
+)
+REMINDER_GONE = "Essa consulta não está mais marcada. Para ver as suas consultas, escreva *minhas consultas*."
 ATTENDANCE_CONFIRMED = "Obrigado por confirmar! Presença confirmada: {when}.\n📍 {address}"
 CANCELLED = "Consulta de {when} com {doctor} cancelada. Se quiser marcar outra, é só me dizer. 🙂"
 KEEP_APPOINTMENT = "Tudo bem, a consulta continua marcada."

@@ -43,6 +43,7 @@ _TITLES = {
     131051: "Unsupported message type",
     190: "Access token has expired",
     368: "Temporarily blocked for policies violations",
+    132001: "Template name does not exist in the translation",
 }
 
 

@@ -1,0 +1,153 @@
+"""The day-before appointment reminder over WhatsApp, with "Confirmar presença" / "Remarcar" / "Cancelar consulta".
+
+Outside the 24-hour window WhatsApp delivers only approved templates, so the reminder is the template named by
+WHATSAPP_REMINDER_TEMPLATE (blank: no reminders). Its three quick-reply buttons carry our payloads
+("reminder:confirm:<id>", "reminder:reschedule:<id>", "reminder:cancel:<id>"), which come back as a "button"
+message and are answered by the conversation like the patient's own words.
+
+Each appointment is reminded once: `Agendamento.lembrete_enviado_em` is claimed by a conditional UPDATE in the same
+transaction that stores the reminder as a pending bot message, so two workers (or beat firing twice) cannot both
+send it. The message row is the outbox, as for replies: `reply_send` sends it and records the outcome; a send that
+failed transiently is retried by the next run.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage
+from api_gateway.services import texts as T
+from api_gateway.services.sender import reply_send
+from api_gateway.services.session_cache import session_manager
+from core.logging import mask_phone
+from core.phones import whatsapp_number
+from rag_agent import selectors
+from rag_agent.models import Agendamento
+
+logger = logging.getLogger(__name__)
+
+MIN_LEAD = dt.timedelta(hours=2)  # closer than this to the appointment, a reminder is more noise than help
+MIN_AGE = dt.timedelta(hours=12)  # booked this recently, the patient remembers: no reminder
+SEND_FROM, SEND_UNTIL = dt.time(8, 0), dt.time(20, 0)  # clinic-local hours when a reminder may go out
+RESEND_AFTER = dt.timedelta(minutes=5)  # a pending reminder older than this is retried
+
+Delivery = ConversationMessage.Delivery
+
+
+@dataclass
+class ReminderRun:
+    skipped: str = ""  # why nothing was looked at: "disabled", "quiet hours"
+    due: list[int] = field(default_factory=list)  # appointment ids due (what a dry run reports)
+    stored: list[int] = field(default_factory=list)  # appointment ids whose reminder was stored and handed to send
+    no_number: list[int] = field(default_factory=list)  # appointment ids without a usable WhatsApp number
+    resent: list[int] = field(default_factory=list)  # bot message ids of earlier reminders retried
+
+
+def reminders_enabled() -> bool:
+    return bool(settings.WHATSAPP_REMINDER_TEMPLATE)
+
+
+def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> ReminderRun:
+    """Stores and sends the reminders due now. Safe to run often and from several workers at once."""
+    now = now or timezone.now()
+    if not reminders_enabled():
+        return ReminderRun(skipped="disabled")
+    local = timezone.localtime(now)
+    if not SEND_FROM <= local.time() < SEND_UNTIL:
+        return ReminderRun(skipped="quiet hours")
+    run = ReminderRun()
+    due = selectors.appointments_to_remind(
+        earliest=now + MIN_LEAD,
+        latest=now + dt.timedelta(hours=settings.REMINDER_HOURS_BEFORE),
+        booked_before=now - MIN_AGE,
+    )
+    run.due = [a.pk for a in due]
+    if dry_run:
+        return run
+    run.resent = _resend_pending(now)
+    for appointment in due:
+        phone = whatsapp_number(appointment.paciente_telefone)
+        if phone is None:
+            # Claimed all the same, so it is not looked at again every run; the staff see it in the log.
+            Agendamento.objects.filter(pk=appointment.pk, lembrete_enviado_em__isnull=True).update(
+                lembrete_enviado_em=now
+            )
+            logger.warning("appointment %s has no WhatsApp number; no reminder", appointment.pk)
+            run.no_number.append(appointment.pk)
+            continue
+        bot_id = _reminder_store(appointment, phone=phone, now=now)
+        if bot_id is None:
+            continue  # another run claimed it first
+        run.stored.append(appointment.pk)
+        reply_send(bot_message_id=bot_id)
+    return run
+
+
+def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
+    clinic = selectors.clinic_catalog().get("clinica") or {}
+    fields = [
+        appointment.paciente_nome,
+        appointment.medico.nome,
+        T.date_long(appointment.data),
+        f"{appointment.hora:%H:%M}",
+        clinic.get("endereco") or clinic.get("nome") or "",
+    ]
+    patient, doctor, when, time, address = fields
+    return T.REMINDER.format(patient=patient, doctor=doctor, when=when, time=time, address=address), fields
+
+
+def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
+    from api_gateway.services.conversation import reminder_offer
+
+    text, body = _reminder_text(appointment)
+    template = {
+        "name": settings.WHATSAPP_REMINDER_TEMPLATE,
+        "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
+        "body": body,
+        "buttons": [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")],
+    }
+    with session_manager.lock(phone):
+        try:
+            with transaction.atomic():
+                claimed = Agendamento.objects.filter(
+                    pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
+                ).update(lembrete_enviado_em=now)
+                if not claimed:
+                    return None
+                session = session_manager.get_or_start(phone=phone)
+                reminder_offer(session, appointment=appointment, text=text)
+                bot = ConversationMessage.objects.create(
+                    session=session,
+                    message_type=ConversationMessage.MessageType.BOT,
+                    channel_type="template",
+                    content=text,
+                    entities={"template": template, "reminder": appointment.pk},
+                    timestamp=now,
+                    delivery_status=Delivery.PENDING,
+                )
+                session_manager.save(session=session)
+        except Exception:
+            session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back offer
+            raise
+    logger.info("reminder for appointment %s stored for %s", appointment.pk, mask_phone(phone))
+    return bot.pk
+
+
+def _resend_pending(now: dt.datetime) -> list[int]:
+    """Reminders whose send failed transiently in an earlier run (still "pending"): tried again, within bounds
+    (`reply_send` fails them for good after SWEEP_MAX_ATTEMPTS)."""
+    pending = list(
+        ConversationMessage.objects.filter(
+            message_type=ConversationMessage.MessageType.BOT,
+            channel_type="template",
+            delivery_status=Delivery.PENDING,
+            created_at__lt=now - RESEND_AFTER,
+        ).values_list("pk", flat=True)
+    )
+    for bot_id in pending:
+        reply_send(bot_message_id=bot_id)
+    return pending

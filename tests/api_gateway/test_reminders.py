@@ -1,0 +1,382 @@
+"""The day-before reminder: sent once as the approved template through the real httpx client against the fake Graph
+API, and answered by the patient's button taps (through the webhook) or a bare "sim" / "não"."""
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import close_old_connections
+from django.test import Client
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
+from api_gateway.services import conversation
+from api_gateway.services import texts as T
+from api_gateway.services.reminders import RESEND_AFTER, reminders_send
+from rag_agent.admin import AgendamentoForm
+from rag_agent.models import Agendamento, Medico
+from tests.fakes import graph_server
+from tests.fakes.graph_server import graph_error, load_payload, post_webhook
+
+fake_graph = graph_server.fake_graph
+celery_inline = graph_server.celery_inline
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+TEMPLATE = "lembrete_consulta"
+Status = Agendamento.Status
+Delivery = ConversationMessage.Delivery
+
+
+@pytest.fixture
+def reminders_on(settings):
+    settings.WHATSAPP_REMINDER_TEMPLATE = TEMPLATE
+    settings.WHATSAPP_TEMPLATE_LANGUAGE = "pt_BR"
+    settings.REMINDER_HOURS_BEFORE = 24
+
+
+def _appointment(*, days=1, hour=10, phone="5511999990001", name="Maria Oliveira", booked_ago=dt.timedelta(days=3),
+                 status=Status.AGENDADO, doctor_index=0) -> Agendamento:  # fmt: skip
+    """An appointment `days` from today at `hour`, booked `booked_ago` (the real clock: the chat turns use it)."""
+    medico = Medico.objects.filter(ativo=True).order_by("pk")[doctor_index]
+    appointment = Agendamento.objects.create(
+        medico=medico,
+        especialidade=medico.especialidades.first(),
+        paciente_nome=name,
+        paciente_telefone=phone,
+        data=timezone.localdate() + dt.timedelta(days=days),
+        hora=dt.time(hour, 0),
+        status=status,
+    )
+    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=timezone.now() - booked_ago)
+    appointment.refresh_from_db()
+    return appointment
+
+
+def _day_before(appointment: Agendamento, *, at: dt.time = dt.time(10, 0)) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(appointment.data - dt.timedelta(days=1), at))
+
+
+def test_the_reminder_goes_out_once_as_the_template_with_our_button_payloads(clinic, reminders_on, fake_graph):
+    appointment = _appointment()
+    now = _day_before(appointment)
+
+    run = reminders_send(now=now)
+    again = reminders_send(now=now + dt.timedelta(minutes=10))
+
+    assert run.stored == [appointment.pk] and again.stored == []
+    assert len(fake_graph.sends) == 1
+    body = fake_graph.sends[0].body
+    assert body["to"] == "5511999990001" and body["type"] == "template"
+    template = body["template"]
+    assert template["name"] == TEMPLATE and template["language"] == {"code": "pt_BR"}
+    components = {(c["type"], c.get("index")): c for c in template["components"]}
+    params = [p["text"] for p in components[("body", None)]["parameters"]]
+    assert params == [
+        "Maria Oliveira",
+        appointment.medico.nome,
+        T.date_long(appointment.data),
+        "10:00",
+        clinic.endereco,
+    ]
+    buttons = [components[("button", str(i))] for i in range(3)]
+    assert all(b["sub_type"] == "quick_reply" for b in buttons)
+    assert [b["parameters"][0]["payload"] for b in buttons] == [
+        f"reminder:confirm:{appointment.pk}",
+        f"reminder:reschedule:{appointment.pk}",
+        f"reminder:cancel:{appointment.pk}",
+    ]
+    stored = ConversationMessage.objects.get(session__phone_number="5511999990001", channel_type="template")
+    assert stored.delivery_status == Delivery.SENT and stored.whatsapp_message_id == fake_graph.sends[0].wamid
+    assert "Maria Oliveira" in stored.content and "Você confirma a presença?" in stored.content
+    appointment.refresh_from_db()
+    assert appointment.lembrete_enviado_em == now
+
+
+@pytest.mark.parametrize(
+    ("case", "appointment_kwargs", "hours_before", "booked_hours_before_now"),
+    [
+        ("more than a day ahead", {}, 25, 72),
+        ("booked an hour ago", {}, 24, 1),
+        ("already confirmed", {"status": Status.CONFIRMADO}, 24, 72),
+        ("cancelled", {"status": Status.CANCELADO}, 24, 72),
+        ("starts within two hours", {"hour": 10}, 1.5, 72),
+        ("at night", {"hour": 10}, 13, 72),  # 21:00 the day before
+        ("before 8 in the morning", {"hour": 10}, 27, 72),  # 07:00 the day before
+    ],
+)
+def test_no_reminder_when_it_is_not_due(clinic, reminders_on, fake_graph, case, appointment_kwargs, hours_before,
+                                        booked_hours_before_now):  # fmt: skip
+    appointment = _appointment(**appointment_kwargs)
+    start = timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
+    now = start - dt.timedelta(hours=hours_before)
+    booked = now - dt.timedelta(hours=booked_hours_before_now)
+    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=booked)
+
+    run = reminders_send(now=now)
+
+    assert run.stored == [] and fake_graph.sends == []
+    appointment.refresh_from_db()
+    assert appointment.lembrete_enviado_em is None
+
+
+def test_reminders_are_off_without_a_template_name(clinic, settings, fake_graph):
+    settings.WHATSAPP_REMINDER_TEMPLATE = ""
+    appointment = _appointment()
+
+    run = reminders_send(now=_day_before(appointment))
+
+    assert run.skipped == "disabled" and fake_graph.sends == []
+
+
+def test_without_an_access_token_the_reminder_is_stored_not_sent(clinic, reminders_on):
+    appointment = _appointment()
+
+    reminders_send(now=_day_before(appointment))
+
+    stored = ConversationMessage.objects.get(channel_type="template")
+    assert stored.delivery_status == Delivery.NOT_SENT
+
+
+def test_a_transient_failure_is_retried_by_the_next_run_and_sent_once(clinic, reminders_on, fake_graph, settings):
+    appointment = _appointment()
+    now = _day_before(appointment)
+    fake_graph.default = graph_error(131000, status=500)
+
+    first = reminders_send(now=now)
+    stored = ConversationMessage.objects.get(channel_type="template")
+    assert first.stored == [appointment.pk] and stored.delivery_status == Delivery.PENDING
+    failures = len(fake_graph.sends)
+
+    fake_graph.default = graph_server.graph_ok()
+    later = now + RESEND_AFTER * 2
+    ConversationMessage.objects.filter(pk=stored.pk).update(created_at=now)
+    second = reminders_send(now=later)
+
+    stored.refresh_from_db()
+    assert second.resent == [stored.pk] and second.stored == []
+    assert stored.delivery_status == Delivery.SENT
+    assert len(fake_graph.sends) == failures + 1
+
+
+def test_a_template_meta_does_not_know_fails_for_good_and_is_not_retried(clinic, reminders_on, fake_graph):
+    appointment = _appointment()
+    now = _day_before(appointment)
+    fake_graph.default = graph_error(132001, status=404)
+
+    reminders_send(now=now)
+    sends = len(fake_graph.sends)
+    later = reminders_send(now=now + RESEND_AFTER * 3)
+
+    stored = ConversationMessage.objects.get(channel_type="template")
+    assert sends == 1 and len(fake_graph.sends) == 1 and later.resent == []
+    assert stored.delivery_status == Delivery.FAILED and stored.error_code == 132001
+
+
+def test_a_phone_that_cannot_be_a_whatsapp_number_is_skipped_once(clinic, reminders_on, fake_graph):
+    appointment = _appointment(phone="1234")
+    now = _day_before(appointment)
+
+    run = reminders_send(now=now)
+    again = reminders_send(now=now + dt.timedelta(minutes=10))
+
+    assert run.no_number == [appointment.pk] and again.no_number == []
+    assert fake_graph.sends == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_send_each_reminder_once(clinic, reminders_on, fake_graph):
+    appointments = [_appointment(hour=10 + i, doctor_index=i, phone=f"551199999000{i}") for i in range(3)]
+    now = _day_before(appointments[0], at=dt.time(12, 0))  # all three start within the next 24 hours
+    barrier = threading.Barrier(2)
+    runs = []
+
+    def worker():
+        try:
+            barrier.wait()
+            runs.append(reminders_send(now=now))
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(pk for run in runs for pk in run.stored) == sorted(a.pk for a in appointments)
+    assert len(fake_graph.sends) == 3
+    assert ConversationMessage.objects.filter(channel_type="template").count() == 3
+
+
+# --- answers --------------------------------------------------------------------------------------------------
+def _tap(client, payload: str, *, text: str):
+    body = load_payload("button", now=time.time())
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["button"] = {"payload": payload, "text": text}
+    message["id"] = f"wamid.TAP{abs(hash(payload)) % 10**8:08d}"
+    assert post_webhook(client, body).status_code == 200
+
+
+def _last_reply(phone="5511999990001") -> str:
+    return ConversationMessage.objects.filter(session__phone_number=phone, message_type="bot").latest("pk").content
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook enqueues on commit
+def test_tapping_confirm_on_the_reminder_confirms_that_appointment(clinic, reminders_on, celery_inline):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    _tap(Client(), f"reminder:confirm:{appointment.pk}", text="Confirmar presença")
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CONFIRMADO
+    assert "Presença confirmada" in _last_reply() and appointment.medico.nome in _last_reply()
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook enqueues on commit
+def test_tapping_cancel_asks_first_and_a_yes_cancels(clinic, reminders_on, celery_inline):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    _tap(Client(), f"reminder:cancel:{appointment.pk}", text="Cancelar consulta")
+    appointment.refresh_from_db()
+    assert appointment.status == Status.AGENDADO and "Quer mesmo cancelar" in _last_reply()
+
+    conversation.turn_handle(phone="5511999990001", text="sim")
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CANCELADO
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook enqueues on commit
+def test_tapping_reschedule_moves_that_appointment(clinic, reminders_on, celery_inline):
+    other = _appointment(days=5, doctor_index=1)  # a second appointment: the tap still names the reminded one
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    _tap(Client(), f"reminder:reschedule:{appointment.pk}", text="Remarcar")
+
+    session = ConversationSession.objects.get(phone_number="5511999990001")
+    assert session.flow == "remarcar" and session.target_appointment_id == appointment.pk != other.pk
+    assert appointment.medico.nome in _last_reply()
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook enqueues on commit
+def test_a_tap_on_the_reminder_of_an_appointment_cancelled_since_says_so(clinic, reminders_on, celery_inline):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    Agendamento.objects.filter(pk=appointment.pk).update(status=Status.CANCELADO)
+
+    _tap(Client(), f"reminder:confirm:{appointment.pk}", text="Confirmar presença")
+
+    assert T.REMINDER_GONE in _last_reply()
+
+
+def test_another_phone_cannot_confirm_someone_elses_appointment_by_its_payload(clinic, reminders_on):
+    appointment = _appointment(phone="5511988887777")
+
+    result = conversation.turn_handle(phone="5511999990001", text="Confirmar presença",
+                                      option_id=f"reminder:confirm:{appointment.pk}")  # fmt: skip
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.AGENDADO and T.REMINDER_GONE in result.reply.text
+
+
+@pytest.mark.parametrize("answer", ["sim", "confirmo", "Sim, estarei lá"])
+def test_a_bare_yes_after_the_reminder_confirms(clinic, reminders_on, answer):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    conversation.turn_handle(phone="5511999990001", text=answer)
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CONFIRMADO
+
+
+def test_a_bare_no_after_the_reminder_offers_to_cancel_or_move_and_cancels_nothing_yet(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    result = conversation.turn_handle(phone="5511999990001", text="não")
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.AGENDADO
+    assert "Quer mesmo cancelar" in result.reply.text and "manage:reschedule" in {o.id for o in result.reply.options}
+
+
+def test_the_reminder_is_in_the_history_the_next_turn_reads(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    session = ConversationSession.objects.get(phone_number="5511999990001")
+    assert session.recent_messages[-1]["role"] == "bot"
+    assert "Você confirma a presença?" in session.recent_messages[-1]["text"]
+
+
+def test_a_reminder_does_not_take_over_a_booking_under_way(clinic, reminders_on):
+    appointment = _appointment()
+    conversation.turn_handle(phone="5511999990001", text="quero marcar uma consulta de cardiologia")
+    before = ConversationSession.objects.get(phone_number="5511999990001")
+    assert before.flow == "agendar"
+
+    reminders_send(now=_day_before(appointment))
+
+    after = ConversationSession.objects.get(phone_number="5511999990001")
+    assert (after.flow, after.current_state, after.last_options) == (
+        before.flow,
+        before.current_state,
+        before.last_options,
+    )
+    assert after.current_state != ConversationState.IDLE
+
+
+# --- operators and staff -----------------------------------------------------------------------------------------
+def test_the_command_lists_what_is_due_on_a_dry_run_and_sends_nothing(clinic, reminders_on, fake_graph, capsys):
+    start = timezone.localtime() + dt.timedelta(hours=20)  # due now, unless now is a quiet hour
+    due = _appointment(days=(start.date() - timezone.localdate()).days, hour=start.hour)
+
+    call_command("send_reminders", "--dry-run")
+
+    out = capsys.readouterr().out
+    if dt.time(8) <= timezone.localtime().time() < dt.time(20):
+        assert f"1 reminder(s) due (appointment ids: {due.pk}); nothing sent" in out
+    else:
+        assert "nothing sent: quiet hours" in out
+    assert fake_graph.sends == []
+    due.refresh_from_db()
+    assert due.lembrete_enviado_em is None
+
+
+def test_the_command_says_when_reminders_are_off(clinic, settings, capsys):
+    settings.WHATSAPP_REMINDER_TEMPLATE = ""
+    call_command("send_reminders")
+    assert "reminders are off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("(11) 98765-4321", "5511987654321"), ("+55 11 98765-4321", "5511987654321"), ("5511987654321", "5511987654321")],
+)
+def test_the_admin_stores_the_phone_as_whatsapp_writes_it(clinic, typed, stored):
+    medico = Medico.objects.filter(ativo=True).first()
+    data = {
+        "medico": medico.pk,
+        "especialidade": medico.especialidades.first().pk,
+        "paciente_nome": "Maria Oliveira",
+        "paciente_telefone": typed,
+        "data": (timezone.localdate() + dt.timedelta(days=3)).isoformat(),
+        "hora": "10:00",
+        "status": Status.AGENDADO,
+    }
+    form = AgendamentoForm(data=data)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["paciente_telefone"] == stored
+
+
+def test_the_admin_refuses_a_phone_without_an_area_code(clinic):
+    form = AgendamentoForm(data={"paciente_telefone": "98765-4321"})
+    assert not form.is_valid()
+    assert "DDD" in form.errors["paciente_telefone"][0]
