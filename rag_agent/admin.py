@@ -152,6 +152,11 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     actions = ("confirmar_agendamentos", "cancelar_agendamentos")
     ordering = ("-data", "-hora")
 
+    def save_model(self, request, obj, form, change):
+        if change and {"data", "hora"} & set(form.changed_data):
+            obj.lembrete_enviado_em = None  # moved by the staff: the new time gets its own reminder
+        super().save_model(request, obj, form, change)
+
     @admin.display(description="convênio", ordering="convenio__nome")
     def convenio_ou_particular(self, obj):
         return obj.convenio.nome if obj.convenio else "Particular"

@@ -279,7 +279,10 @@ def appointment_reschedule(
                 )
                 agendamento.medico, agendamento.data, agendamento.hora = medico, data, hora
                 agendamento.status = Agendamento.Status.AGENDADO
-                agendamento.save(update_fields=["medico", "data", "hora", "status", "atualizado_em"])
+                agendamento.lembrete_enviado_em = None  # the new time gets its own reminder
+                agendamento.save(
+                    update_fields=["medico", "data", "hora", "status", "lembrete_enviado_em", "atualizado_em"]
+                )
         except IntegrityError as exc:
             raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
     except ApplicationError as exc:

@@ -15,6 +15,8 @@ from api_gateway.models import ConversationMessage, ConversationSession, Convers
 from api_gateway.services import conversation
 from api_gateway.services import texts as T
 from api_gateway.services.reminders import RESEND_AFTER, reminders_send
+from rag_agent import selectors
+from rag_agent import services as clinic_services
 from rag_agent.admin import AgendamentoForm
 from rag_agent.models import Agendamento, Medico
 from tests.fakes import graph_server
@@ -331,6 +333,44 @@ def test_a_reminder_does_not_take_over_a_booking_under_way(clinic, reminders_on)
         before.last_options,
     )
     assert after.current_state != ConversationState.IDLE
+
+
+def test_a_moved_appointment_is_reminded_again_for_its_new_time(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    slot = selectors.slot_list_free(medico_id=appointment.medico_id, start=appointment.data + dt.timedelta(days=3))[0]
+
+    clinic_services.appointment_reschedule(
+        agendamento_id=appointment.pk,
+        paciente_telefone=appointment.paciente_telefone,
+        data=slot.date(),
+        hora=slot.time(),
+    )
+
+    appointment.refresh_from_db()
+    assert appointment.data == slot.date() and appointment.lembrete_enviado_em is None
+
+
+def test_an_appointment_the_staff_move_in_the_admin_is_reminded_again(clinic, reminders_on, admin_client):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    new_day = appointment.data + dt.timedelta(days=7)
+    form = {
+        "medico": appointment.medico_id,
+        "especialidade": appointment.especialidade_id,
+        "convenio": "",
+        "paciente_nome": appointment.paciente_nome,
+        "paciente_telefone": appointment.paciente_telefone,
+        "data": new_day.isoformat(),
+        "hora": "10:00",
+        "status": appointment.status,
+    }
+
+    response = admin_client.post(f"/admin/rag_agent/agendamento/{appointment.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    appointment.refresh_from_db()
+    assert appointment.data == new_day and appointment.lembrete_enviado_em is None
 
 
 # --- operators and staff -----------------------------------------------------------------------------------------
