@@ -1801,6 +1801,13 @@ def _appointment_choice(items: list[dict], turn: _Turn | None = None) -> Reply:
     return _with_prefix(turn, reply) if turn else reply
 
 
+def _day_words(day: dt.date, now: dt.datetime) -> str:
+    """ "hoje (sábado)", "amanhã (domingo)", or "aos sábados" for a day further away."""
+    today = timezone.localtime(now).date()
+    near = {today: "hoje", today + dt.timedelta(days=1): "amanhã"}.get(day)
+    return f"{near} ({T.WEEKDAYS[day.weekday()].removesuffix('-feira')})" if near else T.on_weekday(day.weekday())
+
+
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
     """The day-before reminder was just stored for this session: the history shows it, and when nothing else is
     under way a bare "sim" / "não" answers it (see `_reminder_answer`). Called under the session lock."""
@@ -2462,7 +2469,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
             return _agenda_answer(turn, known, remembered.get("specialty"))
         if asked_day:  # "vocês abrem hoje?", "e domingo?": yes or no for that day, from the doctors' shifts
             open_days = {sh["dia_semana"] for d in catalog["medicos"] for sh in _shifts(d["id"])}
-            day = T.on_weekday(asked_day.weekday())
+            day = _day_words(asked_day, turn.now)
             if asked_day.weekday() not in open_days:
                 return f"{T.CLOSED_ON_DAY.format(day=day)} {hours}"
             return f"{T.OPEN_ON_DAY.format(day=day)} {hours}"

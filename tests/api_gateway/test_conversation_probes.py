@@ -324,7 +324,7 @@ def test_a_number_after_doctors_named_in_a_sentence_picks_none_of_them(patient):
 def test_open_on_a_day_is_answered_yes_or_no(patient, settings):
     settings.CLINIC_HOLIDAYS = "BR"
     patient.says("vcs abrem hj?")  # was: the opening hours, with no yes or no
-    assert "Sim, atendemos às segundas." in patient.text
+    assert "Sim, atendemos hoje (segunda)." in patient.text
     patient.says("e domingo?")
     assert patient.text.startswith("Não, aos domingos a clínica não abre.")
     patient.says("abre feriado?")
@@ -1207,3 +1207,24 @@ def test_cancelling_instead_mid_move_asks_about_that_appointment(patient):
     assert "Quer mesmo cancelar a consulta de quarta" in patient.text
     patient.says("sim")
     assert _status(ana) == "cancelado"
+
+
+# --- tenth session ----------------------------------------------------------------------------------------------
+def test_open_today_names_today_not_every_week(patient):
+    patient.says("até que horas vocês ficam abertos hoje?")  # was: "Sim, atendemos às segundas."
+    assert "hoje (segunda)" in patient.text and "às segundas" not in patient.text
+    assert "Nosso horário de funcionamento" in patient.text
+    patient.says("e amanhã?")
+    assert "amanhã (terça)" in patient.text
+    patient.says("e domingo?")
+    assert "aos domingos a clínica não abre" in patient.text
+
+
+@pytest.mark.parametrize("said", ["qual o cep de vocês?", "em que bairro fica a clínica?"])
+def test_postcode_and_neighbourhood_are_the_address(patient, clinic, said):
+    patient.says(said)  # was: "Não encontrei essa informação"
+    assert clinic.endereco in patient.text
+
+
+def test_accepting_a_plan_is_still_no_address_question():
+    assert offline_interpret(text="vocês aceitam bradesco?").entities.get("topico") == "convenio"

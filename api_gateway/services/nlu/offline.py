@@ -430,7 +430,7 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
         "endereco",
         _re(
             r"onde fica|onde ficam|onde e|onde voces|endereco|como chegar|como chego|localizacao|localizados|localizada"
-            r"|qual a rua|que rua|mapa|onde esta"
+            r"|qual a rua|que rua|mapa|onde esta|cep|qual o bairro|que bairro|em que bairro"
         ),
     ),
     (
