@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from core.metrics import cache_event
+from core.phones import phone_forms
 from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache, doctor_key
 from rag_agent.closures import holiday_name
 from rag_agent.matching import Match, MatchIndex
@@ -380,7 +381,7 @@ def appointment_overlapping_for_patient(
     end = start + dt.timedelta(minutes=minutes)
     wanted = " ".join((name or "").casefold().split())
     same_day = (
-        Agendamento.objects.filter(paciente_telefone=phone, data=data, status__in=OPEN_STATUSES)
+        Agendamento.objects.filter(paciente_telefone__in=phone_forms(phone), data=data, status__in=OPEN_STATUSES)
         .exclude(pk=exclude_id)
         .select_related("medico")
     )
@@ -396,17 +397,22 @@ def appointment_overlapping_for_patient(
 def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = None) -> list[Agendamento]:
     local = timezone.localtime(now or timezone.now(), _clinic_tz())
     return list(
-        Agendamento.objects.filter(paciente_telefone=phone, status__in=OPEN_STATUSES)
+        Agendamento.objects.filter(paciente_telefone__in=phone_forms(phone), status__in=OPEN_STATUSES)
         .filter(Q(data__gt=local.date()) | Q(data=local.date(), hora__gte=local.time().replace(microsecond=0)))
         .select_related("medico", "especialidade", "convenio")
         .order_by("data", "hora")
     )
 
 
+def appointment_for_phone(phone: str, appointment_id: int) -> Agendamento | None:
+    """One of this phone's appointments, whatever its status or date."""
+    return Agendamento.objects.filter(pk=appointment_id, paciente_telefone__in=phone_forms(phone)).first()
+
+
 def plan_last_used(phone: str, name: str) -> int | None:
     """The plan of this patient's most recent appointment made from this phone (None: private, or none yet)."""
     last = (
-        Agendamento.objects.filter(paciente_telefone=phone, paciente_nome__iexact=name)
+        Agendamento.objects.filter(paciente_telefone__in=phone_forms(phone), paciente_nome__iexact=name)
         .order_by("-criado_em")
         .values_list("convenio_id", flat=True)
         .first()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.exceptions import ApplicationError, ConflictError, UnprocessableError
 from core.logging import mask_phone
 from core.metrics import BOOKINGS
+from core.phones import phone_forms
 from rag_agent.closures import holiday_name
 from rag_agent.models import Agendamento, Convenio, Medico
 from rag_agent.selectors import (
@@ -218,7 +219,7 @@ def appointment_book(
 
 def _own_open_appointment(*, agendamento_id: int, paciente_telefone: str, for_update: bool = False) -> Agendamento:
     queryset = Agendamento.objects.filter(
-        pk=agendamento_id, paciente_telefone=paciente_telefone, status__in=OPEN_STATUSES
+        pk=agendamento_id, paciente_telefone__in=phone_forms(paciente_telefone), status__in=OPEN_STATUSES
     )
     if for_update:
         queryset = queryset.select_for_update()

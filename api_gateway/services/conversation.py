@@ -252,6 +252,8 @@ def _interpret(
     if channel_type not in READABLE_TYPES - {"location"}:  # no words to read (and no tokens to spend)
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
     if session.current_state == S.HUMAN_HANDOFF:
+        if option_id and option_id.startswith("reminder:confirm:"):  # "Confirmar presença" needs no person
+            return _option_intent(option_id) or NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")  # staff answer; no tokens spent
     if option_id:
         picked = _option_intent(option_id)
@@ -427,6 +429,8 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
                 s.last_options = {"kind": "after_warning"}
         return Reply(text=warning)  # nothing else: the flow stays where it was, and staff keep the conversation
     if s.current_state == S.HUMAN_HANDOFF:
+        if turn.nlu.entities.get("lembrete_id"):  # the reminder's "Confirmar presença": done, the staff keep the rest
+            return _reminder_answer(turn) or Reply(text="", send=False)
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
     if channel_type == "location":
         return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
@@ -1809,33 +1813,84 @@ def _day_words(day: dt.date, now: dt.datetime) -> str:
 
 
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
-    """The day-before reminder was just stored for this session: the history shows it, and when nothing else is
-    under way a bare "sim" / "não" answers it (see `_reminder_answer`). Called under the session lock."""
+    """The day-before reminder was just stored for this session (under its lock): the history shows it, and when
+    nothing else is under way a bare "sim" / "não" / "1" answers it (see `_reminder_answer`). A yes/no question left
+    open before it no longer takes a bare "sim", which would now be read as an answer to the reminder: a pending
+    cancellation is dropped (nothing changed) and a booking's summary is shown again before a yes books it, as
+    after an emergency warning."""
     _remember(session, "bot", text)
+    session.has_greeted = True  # the reminder said "Olá!"
+    if session.current_state == S.CONFIRMING and session.flow == FLOW_CANCEL:
+        _flow_reset(session)
+    elif session.current_state == S.CONFIRMING:
+        session.last_options = {"kind": "after_warning"}
     if not session.flow and session.current_state == S.IDLE:
-        session.last_options = {"kind": "reminder", "appointment": appointment.pk}
+        offered = session.last_options if session.last_options.get("kind") == "reminder" else {}
+        reminded = [pk for pk in offered.get("appointments", []) if pk != appointment.pk]
+        session.last_options = {"kind": "reminder", "appointments": [*reminded, appointment.pk]}
+
+
+# The reminder template's buttons, in order; "1", "2", "3" typed after it mean the same.
+_REMINDER_BUTTONS = {1: Intent.CONFIRMAR, 2: Intent.REMARCAR, 3: Intent.CANCELAR}
+_BARE_BUTTON_NUMBER = re.compile(r"\s*([123])\W*")
 
 
 def _reminder_answer(turn: _Turn) -> Reply | None:
-    """A reminder button tapped (any time), or a bare yes / no to the reminder just sent. None: not about it."""
+    """A reminder button tapped (any time), or a bare yes / no / button number to the reminders just sent, while
+    the bot has asked nothing since. None: the message is not about a reminder."""
     s, nlu = turn.session, turn.nlu
-    tapped = nlu.entities.get("lembrete_id")
-    asked = s.last_options.get("appointment") if s.last_options.get("kind") == "reminder" and not s.flow else None
-    if tapped is None and (asked is None or nlu.intent not in {Intent.CONFIRMAR, Intent.NEGAR}):
-        return None
-    wanted = tapped if tapped is not None else asked
-    upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
-    appointment = next((a for a in upcoming if a.pk == wanted), None)
-    if appointment is None:  # cancelled since, or already past
-        _flow_reset(s)
-        return Reply(text=T.REMINDER_GONE)
-    if nlu.intent == Intent.CONFIRMAR:
+    intent, wanted = nlu.intent, nlu.entities.get("lembrete_id")
+    if wanted is None:
+        offered = s.last_options if not s.flow else {}
+        if offered.get("kind") != "reminder" or set(offered) != {"kind", "appointments"}:
+            return None  # no reminder pending, or the bot asked something newer ("Posso transferir...?")
+        reminded = offered["appointments"]
+        typed = _BARE_BUTTON_NUMBER.fullmatch(turn.folded)
+        if typed and len(reminded) == 1:
+            intent = _REMINDER_BUTTONS[int(typed.group(1))]
+        if intent not in {Intent.CONFIRMAR, Intent.NEGAR, Intent.REMARCAR, Intent.CANCELAR}:
+            return None
+        upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+        still = [a for a in upcoming if a.pk in reminded]
+        if len(still) > 1:  # two reminders, one "sim": which one (or "as duas")
+            if intent in {Intent.NEGAR, Intent.CANCELAR}:
+                turn.prefix.append(T.CANT_ATTEND)
+            flow = {Intent.CONFIRMAR: FLOW_CONFIRM, Intent.REMARCAR: FLOW_RESCHEDULE}.get(intent, FLOW_CANCEL)
+            return _with_prefix(turn, _start_manage(turn, flow))
+        if intent in {Intent.REMARCAR, Intent.CANCELAR} and not still:
+            return None  # "quero remarcar" after an old reminder: the usual question about which appointment
+        wanted = reminded[-1]
+    appointment = next(
+        (a for a in selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now) if a.pk == wanted), None
+    )
+    if appointment is None:
+        if s.last_options.get("kind") == "reminder":
+            s.last_options = {}
+        return Reply(text=_reminder_gone(s, wanted, now=turn.now))
+    if intent == Intent.CONFIRMAR:
+        booking = s.flow == FLOW_BOOK and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO}
+        if s.current_state == S.HUMAN_HANDOFF or booking:  # confirmed; the booking under way goes on
+            confirmed = _attendance_confirmed(turn, [appointment], keep_flow=True)
+            if not booking:
+                return confirmed
+            turn.prefix.append(confirmed.text)
+            return _advance(turn)
         return _attendance_confirmed(turn, [appointment])
     _flow_reset(s)
-    s.flow, s.target_appointment_id = FLOW_RESCHEDULE if nlu.intent == Intent.REMARCAR else FLOW_CANCEL, appointment.pk
-    if nlu.intent == Intent.NEGAR:  # "não" to "Você confirma a presença?": cancel it, or move it ("Remarcar")
+    s.flow, s.target_appointment_id = FLOW_RESCHEDULE if intent == Intent.REMARCAR else FLOW_CANCEL, appointment.pk
+    if intent == Intent.NEGAR:  # "não" to "Você confirma a presença?": cancel it, or move it ("Remarcar")
         turn.prefix.append(T.CANT_ATTEND)
     return _with_prefix(turn, _manage_selected(turn, appointment))
+
+
+def _reminder_gone(s: ConversationSession, appointment_id: int, *, now: dt.datetime) -> str:
+    """Why a reminded appointment cannot be answered any more: cancelled, already past, or not this phone's."""
+    appointment = selectors.appointment_for_phone(s.phone_number, appointment_id)
+    if appointment is None:
+        return T.REMINDER_GONE
+    if appointment.status == appointment.Status.CANCELADO:
+        return T.REMINDER_CANCELLED
+    return T.REMINDER_PAST
 
 
 def _appointment_who(a, appointments: list) -> str:
@@ -1946,7 +2001,7 @@ def _confirm_attendance(turn: _Turn) -> Reply:
     return _attendance_confirmed(turn, [named])
 
 
-def _attendance_confirmed(turn: _Turn, appointments: list) -> Reply:
+def _attendance_confirmed(turn: _Turn, appointments: list, *, keep_flow: bool = False) -> Reply:
     lines = []
     for appointment in appointments:
         try:
@@ -1956,7 +2011,8 @@ def _attendance_confirmed(turn: _Turn, appointments: list) -> Reply:
         except clinic_services.AppointmentNotFound:
             continue
         lines.append(f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M} com {appointment.medico.nome}")
-    _flow_reset(turn.session)
+    if not keep_flow:
+        _flow_reset(turn.session)
     if not lines:
         return Reply(text=T.NO_APPOINTMENTS)
     return Reply(text=T.ATTENDANCE_CONFIRMED.format(when=" e ".join(lines), address=_clinic()["endereco"]))

@@ -17,6 +17,7 @@ from api_gateway.services import cache_inspect
 from api_gateway.services.session_cache import session_manager
 from core.exceptions import ValidationFailed
 from core.logging import mask_phone
+from core.phones import phone_forms
 from rag_agent.services import patient_forget_appointments
 
 logger = logging.getLogger(__name__)
@@ -58,12 +59,7 @@ def phone_variants(*, phone: str) -> list[str]:
     digits = cache_inspect.phone_normalize(phone)
     if len(digits) < 10:
         raise ValidationFailed(INVALID_PHONE_MESSAGE)
-    variants = [digits]
-    if digits.startswith("55") and len(digits) == 13 and digits[4] == "9":
-        variants.append(digits[:4] + digits[5:])
-    elif digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
-        variants.append(digits[:4] + "9" + digits[4:])
-    return variants
+    return phone_forms(digits)
 
 
 def _delete_in_batches(queryset) -> int:

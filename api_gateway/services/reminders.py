@@ -19,12 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from api_gateway.models import ConversationMessage
+from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.sender import reply_send
-from api_gateway.services.session_cache import session_manager
+from api_gateway.services.session_cache import SessionConflict, session_manager
 from core.logging import mask_phone
-from core.phones import whatsapp_number
+from core.phones import phone_forms, whatsapp_number
 from rag_agent import selectors
 from rag_agent.models import Agendamento
 
@@ -79,12 +79,29 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
             logger.warning("appointment %s has no WhatsApp number; no reminder", appointment.pk)
             run.no_number.append(appointment.pk)
             continue
-        bot_id = _reminder_store(appointment, phone=phone, now=now)
+        try:
+            bot_id = _reminder_store(appointment, phone=_chat_phone(phone), now=now)
+        except Exception:  # one appointment's trouble (a lock wait, a conflict) must not hold back the others
+            logger.exception("reminder for appointment %s not stored; the next run tries again", appointment.pk)
+            continue
         if bot_id is None:
             continue  # another run claimed it first
         run.stored.append(appointment.pk)
         reply_send(bot_message_id=bot_id)
     return run
+
+
+def _chat_phone(phone: str) -> str:
+    """The number the patient writes from, when they have written: the staff may have typed the mobile with its
+    ninth digit while WhatsApp's id for it has none (or the other way round), and the reminder belongs in the
+    conversation the patient already has."""
+    known = (
+        ConversationSession.objects.filter(phone_number__in=phone_forms(phone))
+        .order_by("-last_activity")
+        .values_list("phone_number", flat=True)
+        .first()
+    )
+    return known or phone
 
 
 def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
@@ -111,28 +128,32 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
         "buttons": [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")],
     }
     with session_manager.lock(phone):
-        try:
-            with transaction.atomic():
-                claimed = Agendamento.objects.filter(
-                    pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
-                ).update(lembrete_enviado_em=now)
-                if not claimed:
-                    return None
-                session = session_manager.get_or_start(phone=phone)
-                reminder_offer(session, appointment=appointment, text=text)
-                bot = ConversationMessage.objects.create(
-                    session=session,
-                    message_type=ConversationMessage.MessageType.BOT,
-                    channel_type="template",
-                    content=text,
-                    entities={"template": template, "reminder": appointment.pk},
-                    timestamp=now,
-                    delivery_status=Delivery.PENDING,
-                )
-                session_manager.save(session=session)
-        except Exception:
-            session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back offer
-            raise
+        for attempt in range(2):
+            try:
+                with transaction.atomic():
+                    claimed = Agendamento.objects.filter(
+                        pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
+                    ).update(lembrete_enviado_em=now)
+                    if not claimed:
+                        return None
+                    session = session_manager.get_or_start(phone=phone)
+                    reminder_offer(session, appointment=appointment, text=text)
+                    bot = ConversationMessage.objects.create(
+                        session=session,
+                        message_type=ConversationMessage.MessageType.BOT,
+                        channel_type="template",
+                        content=text,
+                        entities={"template": template, "reminder": appointment.pk},
+                        timestamp=now,
+                        delivery_status=Delivery.PENDING,
+                    )
+                    session_manager.save(session=session)
+                break
+            except Exception as exc:
+                session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back offer
+                if not isinstance(exc, SessionConflict) or attempt:
+                    raise
+                # A stale cached copy of the session: everything rolled back; once more on the database's row.
     logger.info("reminder for appointment %s stored for %s", appointment.pk, mask_phone(phone))
     return bot.pk
 

@@ -236,7 +236,11 @@ REMINDER = (
     "Olá! Lembrete da consulta de {patient} com {doctor} {when} às {time}. Endereço: {address}. "
     "Você confirma a presença?"
 )
-REMINDER_GONE = "Essa consulta não está mais marcada. Para ver as suas consultas, escreva *minhas consultas*."
+REMINDER_GONE = (
+    "Não encontrei essa consulta entre as marcadas para este número. Para ver as suas, escreva *minhas consultas*."
+)
+REMINDER_CANCELLED = "Essa consulta já foi cancelada. Se quiser marcar outra, é só me dizer."
+REMINDER_PAST = "Essa consulta já passou. Se precisar de outra, é só me dizer."
 ATTENDANCE_CONFIRMED = "Obrigado por confirmar! Presença confirmada: {when}.\n📍 {address}"
 CANCELLED = "Consulta de {when} com {doctor} cancelada. Se quiser marcar outra, é só me dizer. 🙂"
 KEEP_APPOINTMENT = "Tudo bem, a consulta continua marcada."

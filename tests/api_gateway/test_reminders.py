@@ -8,6 +8,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.db import close_old_connections
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
@@ -274,7 +275,7 @@ def test_a_tap_on_the_reminder_of_an_appointment_cancelled_since_says_so(clinic,
 
     _tap(Client(), f"reminder:confirm:{appointment.pk}", text="Confirmar presença")
 
-    assert T.REMINDER_GONE in _last_reply()
+    assert T.REMINDER_CANCELLED in _last_reply()
 
 
 def test_another_phone_cannot_confirm_someone_elses_appointment_by_its_payload(clinic, reminders_on):
@@ -373,6 +374,144 @@ def test_an_appointment_the_staff_move_in_the_admin_is_reminded_again(clinic, re
     assert appointment.data == new_day and appointment.lembrete_enviado_em is None
 
 
+# --- a helper's adversarial review (tenth session) ---------------------------------------------------------------
+def test_the_tap_from_the_number_without_the_ninth_digit_finds_the_appointment(clinic, reminders_on):
+    appointment = _appointment(phone="(21) 98765-4321")  # typed by the staff, stored as WhatsApp writes it
+    Agendamento.objects.filter(pk=appointment.pk).update(paciente_telefone="5521987654321")
+
+    result = conversation.turn_handle(phone="552187654321", text="Confirmar presença",
+                                      option_id=f"reminder:confirm:{appointment.pk}")  # fmt: skip
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CONFIRMADO, result.reply.text
+
+
+def test_the_reminder_joins_the_conversation_the_patient_already_has(clinic, reminders_on):
+    conversation.turn_handle(phone="552187654321", text="oi")  # WhatsApp's id for the line, without the 9
+    appointment = _appointment(phone="5521987654321")
+
+    reminders_send(now=_day_before(appointment))
+    conversation.turn_handle(phone="552187654321", text="sim")
+
+    assert ConversationMessage.objects.get(channel_type="template").session.phone_number == "552187654321"
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CONFIRMADO
+
+
+def test_one_yes_to_two_reminders_asks_which_and_both_can_be_confirmed(clinic, reminders_on):
+    first = _appointment(hour=10, name="Maria Oliveira")
+    second = _appointment(hour=15, name="Pedro Oliveira", doctor_index=1)
+    reminders_send(now=_day_before(first, at=dt.time(16, 0)))
+
+    asked = conversation.turn_handle(phone="5511999990001", text="sim")
+    assert T.CHOOSE_APPOINTMENT in asked.reply.text
+    assert Agendamento.objects.filter(status=Status.CONFIRMADO).count() == 0
+    conversation.turn_handle(phone="5511999990001", text="as duas")
+
+    assert {a.status for a in Agendamento.objects.filter(pk__in=[first.pk, second.pk])} == {Status.CONFIRMADO}
+
+
+def test_a_yes_to_a_newer_question_is_not_taken_for_the_reminder(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    asked = conversation.turn_handle(phone="5511999990001", text="posso levar acompanhante?")
+    assert "atendente" in asked.reply.text  # "... Posso transferir para um atendente, se preferir."
+
+    conversation.turn_handle(phone="5511999990001", text="sim, por favor")
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.AGENDADO
+
+
+def test_confirming_from_the_reminder_mid_booking_keeps_the_booking(clinic, reminders_on):
+    appointment = _appointment()
+    conversation.turn_handle(phone="5511999990001", text="quero marcar cardiologia")
+    before = ConversationSession.objects.get(phone_number="5511999990001")
+    reminders_send(now=_day_before(appointment))
+
+    result = conversation.turn_handle(phone="5511999990001", text="Confirmar presença",
+                                      option_id=f"reminder:confirm:{appointment.pk}")  # fmt: skip
+
+    appointment.refresh_from_db()
+    after = ConversationSession.objects.get(phone_number="5511999990001")
+    assert appointment.status == Status.CONFIRMADO and "Presença confirmada" in result.reply.text
+    assert (after.flow, after.selected_specialty_id, after.current_state) == (
+        "agendar",
+        before.selected_specialty_id,
+        before.current_state,
+    )
+    assert result.reply.text.index("Presença confirmada") < len(result.reply.text) - 1  # the step is asked again
+
+
+def test_confirm_tapped_while_the_staff_hold_the_conversation_is_done_and_they_keep_it(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    ConversationSession.objects.filter(phone_number="5511999990001").update(
+        current_state=ConversationState.HUMAN_HANDOFF
+    )
+    conversation.session_manager.invalidate(phone="5511999990001")
+
+    result = conversation.turn_handle(phone="5511999990001", text="Confirmar presença",
+                                      option_id=f"reminder:confirm:{appointment.pk}")  # fmt: skip
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CONFIRMADO and "Presença confirmada" in result.reply.text
+    assert ConversationSession.objects.get(phone_number="5511999990001").current_state == "human_handoff"
+
+
+def test_a_yes_after_the_appointment_passed_says_it_passed(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+    after = timezone.make_aware(dt.datetime.combine(appointment.data, dt.time(18, 0)))
+
+    result = conversation.turn_handle(phone="5511999990001", text="sim", now=after)
+
+    assert T.REMINDER_PAST in result.reply.text
+
+
+def test_a_reminder_during_a_cancel_question_makes_the_next_yes_about_the_reminder(clinic, reminders_on):
+    other = _appointment(days=4, doctor_index=1)
+    appointment = _appointment()
+    conversation.turn_handle(phone="5511999990001", text="Cancelar consulta",
+                             option_id=f"reminder:cancel:{other.pk}")  # fmt: skip
+    reminders_send(now=_day_before(appointment))
+
+    conversation.turn_handle(phone="5511999990001", text="sim")
+
+    other.refresh_from_db()
+    appointment.refresh_from_db()
+    assert other.status == Status.AGENDADO and appointment.status == Status.CONFIRMADO
+
+
+@pytest.mark.parametrize(("typed", "expected"), [("1", "Presença confirmada"), ("3", "Quer mesmo cancelar")])
+def test_a_typed_button_number_answers_the_reminder(clinic, reminders_on, typed, expected):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    result = conversation.turn_handle(phone="5511999990001", text=typed)
+
+    assert expected in result.reply.text
+
+
+def test_a_reply_after_the_reminder_is_not_greeted_again(clinic, reminders_on):
+    appointment = _appointment()
+    reminders_send(now=_day_before(appointment))
+
+    result = conversation.turn_handle(phone="5511999990001", text="sim")
+
+    assert "assistente virtual" not in result.reply.text
+
+
+def test_a_stale_cached_session_does_not_hold_the_reminder_back(clinic, reminders_on, fake_graph):
+    appointment = _appointment()
+    conversation.turn_handle(phone="5511999990001", text="oi")  # the session is cached
+    ConversationSession.objects.filter(phone_number="5511999990001").update(version=F("version") + 1)
+
+    run = reminders_send(now=_day_before(appointment))
+
+    assert run.stored == [appointment.pk] and len(fake_graph.sends) == 1
+
+
 # --- operators and staff -----------------------------------------------------------------------------------------
 def test_the_command_lists_what_is_due_on_a_dry_run_and_sends_nothing(clinic, reminders_on, fake_graph, capsys):
     start = timezone.localtime() + dt.timedelta(hours=20)  # due now, unless now is a quiet hour
@@ -398,7 +537,13 @@ def test_the_command_says_when_reminders_are_off(clinic, settings, capsys):
 
 @pytest.mark.parametrize(
     ("typed", "stored"),
-    [("(11) 98765-4321", "5511987654321"), ("+55 11 98765-4321", "5511987654321"), ("5511987654321", "5511987654321")],
+    [
+        ("(11) 98765-4321", "5511987654321"),
+        ("+55 11 98765-4321", "5511987654321"),
+        ("5511987654321", "5511987654321"),
+        ("(011) 98765-4321", "5511987654321"),  # the long-distance 0
+        ("+1 415 555 0100", "14155550100"),  # a foreign number keeps its country code
+    ],
 )
 def test_the_admin_stores_the_phone_as_whatsapp_writes_it(clinic, typed, stored):
     medico = Medico.objects.filter(ativo=True).first()
