@@ -1,12 +1,21 @@
 """Staff UI for the clinic's data. Saves invalidate the bot's caches through rag_agent.signals."""
 
+import datetime as dt
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from core.exceptions import ApplicationError
 from core.phones import whatsapp_number
+from rag_agent import services as clinic_services
 from rag_agent.matching import normalize
 from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
+from rag_agent.selectors import OPEN_STATUSES
 
 
 class AccentInsensitiveSearchMixin:
@@ -79,8 +88,38 @@ class ConvenioAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
         return obj._total_medicos
 
 
+class HorarioTrabalhoFormSet(BaseInlineFormSet):
+    def clean(self):
+        """A doctor's shifts on one weekday may not overlap (the bot would offer slots on both, 15 minutes apart),
+        and each must hold at least one consultation (or the bot lists a shift with no slot in it)."""
+        super().clean()
+        duration = dt.timedelta(minutes=self.instance.duracao_consulta_minutos or 0)
+        shifts = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if not data or data.get("DELETE") or None in (data.get("hora_inicio"), data.get("hora_fim")):
+                continue
+            start = dt.datetime.combine(dt.date.min, data["hora_inicio"])
+            end = dt.datetime.combine(dt.date.min, data["hora_fim"])
+            day = HorarioTrabalho.DiaSemana(data["dia_semana"]).label
+            if start < end < start + duration:
+                raise forms.ValidationError(
+                    f"O horário de {day} ({start:%H:%M}–{end:%H:%M}) é mais curto que uma consulta "
+                    f"({self.instance.duracao_consulta_minutos} minutos)."
+                )
+            shifts.append((data["dia_semana"], start, end, day))
+        for i, (weekday, start, end, day) in enumerate(shifts):
+            for other_day, other_start, other_end, _ in shifts[i + 1 :]:
+                if weekday == other_day and start < other_end and other_start < end:
+                    raise forms.ValidationError(
+                        f"Dois horários de {day} se sobrepõem ({start:%H:%M}–{end:%H:%M} e "
+                        f"{other_start:%H:%M}–{other_end:%H:%M}). Junte-os em um só ou ajuste um deles."
+                    )
+
+
 class HorarioTrabalhoInline(admin.TabularInline):
     model = HorarioTrabalho
+    formset = HorarioTrabalhoFormSet
     extra = 1
     fields = ("dia_semana", "hora_inicio", "hora_fim")
 
@@ -101,6 +140,28 @@ class MedicoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("especialidades")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "ativo" in form.changed_data and not obj.ativo:
+            # The bot stops offering the doctor at once; the appointments already booked are the staff's to move.
+            upcoming = Agendamento.objects.filter(
+                medico=obj, status__in=OPEN_STATUSES, data__gte=timezone.localdate()
+            ).count()
+            if upcoming:
+                url = reverse("admin:rag_agent_agendamento_changelist") + f"?medico__id__exact={obj.pk}"
+                self.message_user(
+                    request,
+                    format_html(
+                        "{} tem {} consulta(s) marcada(s) a partir de hoje, que continuam marcadas: "
+                        '<a href="{}">remarque ou cancele cada uma</a> e avise os pacientes. '
+                        "O bot não envia lembretes delas.",
+                        obj.nome,
+                        upcoming,
+                        url,
+                    ),
+                    messages.WARNING,
+                )
 
     @admin.display(description="especialidades")
     def lista_especialidades(self, obj):
@@ -128,6 +189,28 @@ class AgendamentoForm(forms.ModelForm):
         if number is None:
             raise forms.ValidationError("Informe o telefone com DDD, por exemplo (11) 98765-4321.")
         return number
+
+    def clean(self):
+        """An open appointment entered or moved here passes the bot's own checks (doctor, specialty, plan, the
+        doctor's grid, free), so the bot never offers a slot that overlaps it nor lists one it would refuse."""
+        cleaned = super().clean()
+        scheduling = {"medico", "especialidade", "convenio", "data", "hora", "status"}
+        if cleaned.get("status") not in OPEN_STATUSES or (self.instance.pk and not scheduling & set(self.changed_data)):
+            return cleaned
+        if any(cleaned.get(name) is None for name in ("medico", "especialidade", "data", "hora")):
+            return cleaned  # the field errors say what is missing
+        try:
+            clinic_services.appointment_check_for_staff(
+                medico_id=cleaned["medico"].pk,
+                especialidade_id=cleaned["especialidade"].pk,
+                convenio_id=cleaned["convenio"].pk if cleaned.get("convenio") else None,
+                data=cleaned["data"],
+                hora=cleaned["hora"],
+                exclude_id=self.instance.pk,
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return cleaned
 
 
 @admin.register(Agendamento)

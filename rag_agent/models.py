@@ -121,8 +121,16 @@ class HorarioTrabalho(models.Model):
         verbose_name_plural = "horários de trabalho"
         ordering = ["medico", "dia_semana", "hora_inicio"]
         constraints = [
-            models.CheckConstraint(condition=Q(hora_inicio__lt=F("hora_fim")), name="horario_inicio_antes_do_fim"),
-            models.CheckConstraint(condition=Q(dia_semana__gte=0, dia_semana__lte=6), name="horario_dia_semana_valido"),
+            models.CheckConstraint(
+                condition=Q(hora_inicio__lt=F("hora_fim")),
+                name="horario_inicio_antes_do_fim",
+                violation_error_message="O fim do horário deve ser depois do início (no mesmo dia).",
+            ),
+            models.CheckConstraint(
+                condition=Q(dia_semana__gte=0, dia_semana__lte=6),
+                name="horario_dia_semana_valido",
+                violation_error_message="Dia da semana inválido.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -169,6 +177,7 @@ class Agendamento(models.Model):
                 fields=["medico", "data", "hora"],
                 condition=~Q(status="cancelado"),
                 name="agendamento_unico_por_medico_e_horario",
+                violation_error_message="Esse médico já tem uma consulta marcada nesse dia e horário.",
             ),
         ]
         indexes = [models.Index(fields=["medico", "data"], name="agendamento_medico_data")]

@@ -430,6 +430,7 @@ def appointments_to_remind(
     candidates = (
         Agendamento.objects.filter(
             status=Agendamento.Status.AGENDADO,
+            medico__ativo=True,  # a deactivated doctor's appointments are the staff's to move, not to confirm
             lembrete_enviado_em__isnull=True,
             criado_em__lt=booked_before,
             data__range=(first.date(), last.date()),

@@ -73,8 +73,29 @@ def _record(action: str, outcome: str) -> None:
     BOOKINGS.labels(action, outcome).inc()
 
 
-def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: int | None = None) -> None:
-    """The slot lies on the doctor's grid, is in the future and (as far as we can see now) is free."""
+def appointment_check_for_staff(
+    *,
+    medico_id: int,
+    especialidade_id: int,
+    convenio_id: int | None,
+    data: dt.date,
+    hora: dt.time,
+    exclude_id: int | None = None,
+) -> None:
+    """What the bot checks before booking, for an appointment the staff enter or move in the admin: an active doctor
+    of that specialty who takes the plan, a start on the doctor's grid (so the bot's slots never overlap it), in the
+    future, not on a holiday, free. The staff may book at short notice and past the bot's horizon."""
+    if hora.second or hora.microsecond:
+        raise InvalidBooking(INVALID_SLOT_MESSAGE)
+    medico, _ = _doctor_fitting(medico_id=medico_id, especialidade_id=especialidade_id, convenio_id=convenio_id)
+    _validate_slot(medico=medico, data=data, hora=hora, exclude_id=exclude_id, staff=True)
+
+
+def _validate_slot(
+    *, medico: Medico, data: dt.date, hora: dt.time, exclude_id: int | None = None, staff: bool = False
+) -> None:
+    """The slot lies on the doctor's grid, is in the future and (as far as we can see now) is free; for a patient,
+    also at least BOOKING_MIN_NOTICE_MINUTES ahead and within the booking horizon."""
     detail = {
         "duracao_consulta_minutos": medico.duracao_consulta_minutos,
         "horarios": [
@@ -86,15 +107,19 @@ def _validate_slot(*, medico: Medico, data: dt.date, hora: dt.time, exclude_id: 
     holiday = holiday_name(data)
     if holiday:
         raise InvalidBooking(HOLIDAY_MESSAGE.format(date=f"{data:%d/%m}", holiday=holiday))
-    if hora not in doctor_grid(detail, data):
+    grid = doctor_grid(detail, data)
+    if hora not in grid:
+        if staff:  # the staff are shown the doctor's times that day
+            times = ", ".join(f"{t:%H:%M}" for t in grid) or "nenhum (o médico não atende nesse dia)"
+            raise InvalidBooking(f"{INVALID_SLOT_MESSAGE} Horários dele nesse dia: {times}.")
         raise InvalidBooking(INVALID_SLOT_MESSAGE)
     starts = dt.datetime.combine(data, hora, tzinfo=timezone.get_default_timezone())
     if starts <= timezone.now():
         raise InvalidBooking(PAST_SLOT_MESSAGE)
-    if starts < timezone.now() + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES):
+    if not staff and starts < timezone.now() + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES):
         raise InvalidBooking(TOO_SOON_MESSAGE.format(minutes=settings.BOOKING_MIN_NOTICE_MINUTES))
     last_day = booking_last_day()
-    if data > last_day:
+    if not staff and data > last_day:
         raise InvalidBooking(TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
     taken = Agendamento.objects.filter(medico=medico, data=data, hora=hora).exclude(status=Agendamento.Status.CANCELADO)
     if exclude_id is not None:

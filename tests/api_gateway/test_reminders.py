@@ -355,7 +355,8 @@ def test_a_moved_appointment_is_reminded_again_for_its_new_time(clinic, reminder
 def test_an_appointment_the_staff_move_in_the_admin_is_reminded_again(clinic, reminders_on, admin_client):
     appointment = _appointment()
     reminders_send(now=_day_before(appointment))
-    new_day = appointment.data + dt.timedelta(days=7)
+    slot = selectors.slot_list_free(medico_id=appointment.medico_id, start=appointment.data + dt.timedelta(days=3))[0]
+    new_day = slot.date()
     form = {
         "medico": appointment.medico_id,
         "especialidade": appointment.especialidade_id,
@@ -363,7 +364,7 @@ def test_an_appointment_the_staff_move_in_the_admin_is_reminded_again(clinic, re
         "paciente_nome": appointment.paciente_nome,
         "paciente_telefone": appointment.paciente_telefone,
         "data": new_day.isoformat(),
-        "hora": "10:00",
+        "hora": f"{slot:%H:%M}",
         "status": appointment.status,
     }
 

@@ -3,9 +3,11 @@ import datetime as dt
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from rag_agent.models import Agendamento, HorarioTrabalho
-from rag_agent.selectors import clinic_catalog, doctor_detail
+from rag_agent.selectors import appointments_to_remind, clinic_catalog, doctor_detail
+from tests.rag_agent.conftest import next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +159,132 @@ def test_bulk_actions_confirm_and_cancel_appointments(staff_client, demo):
     staff_client.post(url, {"action": "cancelar_agendamentos", "_selected_action": [str(rows[1].pk)]})
     statuses = [Agendamento.objects.get(pk=r.pk).status for r in rows]
     assert statuses == ["confirmado", "cancelado", "agendado"]
+
+
+# --- what the staff enter passes the bot's own checks (tenth session) ---------------------------------------------
+def _post_new_appointment(staff_client, demo, **changes):
+    monday = next_weekday(0)
+    data = {
+        "medico": demo.ana.pk,
+        "especialidade": demo.cardiologia.pk,
+        "convenio": "",
+        "paciente_nome": "Maria Oliveira",
+        "paciente_telefone": "(11) 98765-4321",
+        "data": monday.isoformat(),
+        "hora": "09:00",
+        "status": "agendado",
+        **changes,
+    }
+    return staff_client.post(reverse("admin:rag_agent_agendamento_add"), data)
+
+
+def _form_errors(response) -> str:
+    assert response.status_code == 200, response  # the form again, with its errors
+    form = response.context["adminform"].form
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+def test_an_appointment_on_the_doctors_grid_is_saved_with_the_phone_as_whatsapp_writes_it(staff_client, demo):
+    response = _post_new_appointment(staff_client, demo)
+    assert response.status_code == 302
+    assert Agendamento.objects.get().paciente_telefone == "5511987654321"
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "message"),
+    [
+        ("off the grid", {"hora": "09:15"}, "Horários dele nesse dia: 08:00, 08:30, 09:00"),
+        ("with seconds", {"hora": "09:00:45"}, "não está na agenda do médico"),
+        ("a weekday he does not work", {"data": next_weekday(1).isoformat()}, "não atende nesse dia"),
+        ("a specialty she does not see", {"especialidade": "ortopedia"}, "médico na especialidade"),
+        ("a plan she does not take", {"convenio": "amil"}, "convênio não é aceito"),
+        ("in the past", {"data": next_weekday(0, weeks_ahead=-2).isoformat()}, "já passou"),
+    ],
+)
+def test_an_appointment_the_bot_would_refuse_is_refused_with_the_reason(staff_client, demo, case, changes, message):
+    named = {"ortopedia": demo.ortopedia.pk, "amil": demo.amil.pk}
+    changes = {k: named.get(v, v) for k, v in changes.items()}
+
+    response = _post_new_appointment(staff_client, demo, **changes)
+
+    assert message in _form_errors(response)
+    assert not Agendamento.objects.exists()
+
+
+def test_a_double_booking_is_refused_in_words_not_by_the_constraint_name(staff_client, demo):
+    assert _post_new_appointment(staff_client, demo).status_code == 302
+    errors = _form_errors(_post_new_appointment(staff_client, demo, paciente_nome="Pedro Lima"))
+    assert "não está mais disponível" in errors and "agendamento_unico" not in errors
+
+
+def test_an_edit_that_does_not_move_a_past_appointment_is_not_blocked(staff_client, demo):
+    past = Agendamento.objects.create(
+        medico=demo.ana,
+        especialidade=demo.cardiologia,
+        paciente_nome="Maria Oliveira",
+        paciente_telefone="5511987654321",
+        data=next_weekday(0, weeks_ahead=-2),
+        hora=dt.time(9, 15),  # from before the grid changed
+    )
+    _change(staff_client, past, lambda data: data.update(paciente_nome="Maria de Oliveira", status="realizado"))
+    past.refresh_from_db()
+    assert (past.paciente_nome, past.status) == ("Maria de Oliveira", "realizado")
+
+
+def _add_shift(data: dict, *, weekday: int, start: str, end: str) -> None:
+    index = int(data["horarios-TOTAL_FORMS"])
+    data["horarios-TOTAL_FORMS"] = str(index + 1)
+    data.update({f"horarios-{index}-dia_semana": str(weekday), f"horarios-{index}-hora_inicio": start,
+                 f"horarios-{index}-hora_fim": end, f"horarios-{index}-medico": str(data.get("id", ""))})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("08:15", "12:15", "Dois horários de segunda-feira se sobrepõem"),
+        ("14:00", "14:10", "mais curto que uma consulta"),
+        ("15:00", "14:00", "O fim do horário deve ser depois do início"),
+    ],
+)
+def test_shifts_that_overlap_are_too_short_or_end_before_they_start_are_refused(staff_client, demo, start, end,
+                                                                               message):  # fmt: skip
+    url = reverse("admin:rag_agent_medico_change", args=[demo.ana.pk])
+    data = _form_data(staff_client.get(url))
+    ana_shifts = HorarioTrabalho.objects.filter(medico=demo.ana).values_list("dia_semana", "hora_inicio", "hora_fim")
+    shifts = list(ana_shifts)
+    _add_shift(data, weekday=0, start=start, end=end)
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert (
+        list(HorarioTrabalho.objects.filter(medico=demo.ana).values_list("dia_semana", "hora_inicio", "hora_fim"))
+        == shifts
+    )
+
+
+def test_deactivating_a_doctor_with_appointments_warns_and_stops_their_reminders(staff_client, demo, settings):
+    settings.WHATSAPP_REMINDER_TEMPLATE = "lembrete_consulta"
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    booked = Agendamento.objects.create(
+        medico=demo.igor,
+        especialidade=demo.cardiologia,
+        paciente_nome="Maria Oliveira",
+        paciente_telefone="5511987654321",
+        data=tomorrow,
+        hora=dt.time(10),
+    )
+    Agendamento.objects.filter(pk=booked.pk).update(criado_em=timezone.now() - dt.timedelta(days=3))
+    url = reverse("admin:rag_agent_medico_change", args=[demo.igor.pk])
+    data = _form_data(staff_client.get(url))
+    data.pop("ativo")
+
+    response = staff_client.post(url, data, follow=True)
+
+    page = response.content.decode()
+    assert "1 consulta(s) marcada(s) a partir de hoje" in page and f"medico__id__exact={demo.igor.pk}" in page
+    due = appointments_to_remind(
+        earliest=timezone.now(), latest=timezone.now() + dt.timedelta(days=2), booked_before=timezone.now()
+    )
+    assert booked.pk not in [a.pk for a in due]
