@@ -37,6 +37,7 @@ __all__ = [
     "mentions_find",
     "slot_is_free",
     "slot_list_free",
+    "slot_taken",
     "specialty_missing_find",
     "slots_nearest",
     "specialty_find",
@@ -298,13 +299,32 @@ def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
     return sorted(set(times))
 
 
-def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | None = None) -> set[tuple]:
+def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | None = None) -> dict:
+    """The doctor's booked start times per day (cancelled ones are free again)."""
     taken = Agendamento.objects.filter(medico_id=medico_id, data__gte=first, data__lte=last).exclude(
         status=Agendamento.Status.CANCELADO
     )
     if exclude_id is not None:
         taken = taken.exclude(pk=exclude_id)
-    return set(taken.values_list("data", "hora"))
+    booked: dict[dt.date, list[dt.time]] = {}
+    for day, time in taken.values_list("data", "hora"):
+        booked.setdefault(day, []).append(time)
+    return booked
+
+
+def _overlaps(day: dt.date, time: dt.time, starts: list[dt.time], minutes: int) -> bool:
+    """Whether a consultation at `time` overlaps one of those booked that day, each as long as the doctor's
+    consultations are now: a booking made before the length changed (or entered off the grid) still blocks the
+    slots it overlaps, not only the one starting at the same minute."""
+    length = dt.timedelta(minutes=minutes)
+    start = dt.datetime.combine(day, time)
+    return any(
+        other < start + length and start < other + length for other in (dt.datetime.combine(day, t) for t in starts)
+    )
+
+
+def slot_taken(*, medico_id: int, data: dt.date, hora: dt.time, minutes: int, exclude_id: int | None = None) -> bool:
+    return _overlaps(data, hora, _booked(medico_id, data, data, exclude_id=exclude_id).get(data, []), minutes)
 
 
 def slot_list_free(
@@ -332,7 +352,8 @@ def slot_list_free(
         day = start + dt.timedelta(days=offset)
         for time in doctor_grid(detail, day):
             when = dt.datetime.combine(day, time, tzinfo=tz)
-            if when > now and when >= earliest and (day, time) not in booked:
+            minutes = detail["duracao_consulta_minutos"]
+            if when > now and when >= earliest and not _overlaps(day, time, booked.get(day, []), minutes):
                 free.append(when)
                 if limit is not None and len(free) >= limit:
                     return free

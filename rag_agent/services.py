@@ -20,6 +20,7 @@ from rag_agent.selectors import (
     appointments_upcoming_for_phone,
     booking_last_day,
     doctor_grid,
+    slot_taken,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,10 +122,8 @@ def _validate_slot(
     last_day = booking_last_day()
     if not staff and data > last_day:
         raise InvalidBooking(TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
-    taken = Agendamento.objects.filter(medico=medico, data=data, hora=hora).exclude(status=Agendamento.Status.CANCELADO)
-    if exclude_id is not None:
-        taken = taken.exclude(pk=exclude_id)
-    if taken.exists():
+    minutes = medico.duracao_consulta_minutos
+    if slot_taken(medico_id=medico.pk, data=data, hora=hora, minutes=minutes, exclude_id=exclude_id):
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
 
 

@@ -16,7 +16,8 @@ from rag_agent.selectors import (
     slot_list_free,
     slots_nearest,
 )
-from tests.rag_agent.conftest import at
+from rag_agent.services import SlotUnavailable, appointment_book
+from tests.rag_agent.conftest import at, next_weekday
 
 pytestmark = pytest.mark.django_db
 
@@ -281,3 +282,30 @@ def test_catalog_snapshot_reads_the_cache_once_for_a_whole_turn(clinic, monkeypa
         selectors.mentions_find("quero cardiologia com a dra ana pela unimed")
         assert selectors.clinic_catalog() is first
     assert reads == [CLINIC_VERSION_KEY]  # warm: only the small version key, never the whole catalogue
+
+
+def test_a_booking_blocks_every_slot_it_overlaps_once_the_consultation_length_changes(demo):
+    # Booked at 08:30 while Ana's consultations took 30 minutes; now they take 40: 08:30–09:10 is taken.
+    Agendamento.objects.create(medico=demo.ana, especialidade=demo.cardiologia, paciente_nome="Maria Oliveira",
+                               paciente_telefone="5511987654321", data=MONDAY, hora=dt.time(8, 30))  # fmt: skip
+    demo.ana.duracao_consulta_minutos = 40
+    demo.ana.save()  # the admin's save: the cached doctor is dropped
+
+    morning = [
+        t for t in _hhmm(slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=1, now=LONG_BEFORE)) if t < "12"
+    ]
+
+    assert morning == ["09:20", "10:00", "10:40", "11:20"]  # 08:00 and 08:40 overlap the booking
+
+
+def test_the_booking_refuses_a_slot_that_overlaps_an_earlier_booking(demo):
+    monday = next_weekday(0)
+    Agendamento.objects.create(medico=demo.ana, especialidade=demo.cardiologia, paciente_nome="Maria Oliveira",
+                               paciente_telefone="5511987654321", data=monday, hora=dt.time(8, 30))  # fmt: skip
+    demo.ana.duracao_consulta_minutos = 40
+    demo.ana.save()
+
+    with pytest.raises(SlotUnavailable):
+        appointment_book(medico_id=demo.ana.id, especialidade_id=demo.cardiologia.id, convenio_id=None,
+                         paciente_nome="Pedro Lima", paciente_telefone="5511912345678", data=monday,
+                         hora=dt.time(8, 40))  # fmt: skip
