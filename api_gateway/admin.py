@@ -205,7 +205,11 @@ def _cache_dashboard_post(request: HttpRequest):
     try:
         if action == "clear":
             phone = request.POST.get("phone", "").strip() or None
-            result = cache_inspect.cache_clear(family=request.POST.get("family") or None, phone=phone)
+            family = request.POST.get("family") or None
+            if not (phone or family):  # the service's message speaks of the command's options
+                messages.error(request, "Escolha uma família de chaves ou informe um telefone.")
+                return HttpResponseRedirect(reverse("admin:cache_dashboard"))
+            result = cache_inspect.cache_clear(family=family, phone=phone)
             messages.success(request, f"{result.removed} chave(s) removida(s).")
         elif action == "warm":
             counts = cache_inspect.cache_warm()

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -67,7 +67,9 @@ class Medico(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
     )
     duracao_consulta_minutos = models.PositiveSmallIntegerField(
-        "duração da consulta (minutos)", default=30, validators=[MinValueValidator(5)]
+        "duração da consulta (minutos)",
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(240)],  # longer leaves a shift with no slot at all
     )
     ativo = models.BooleanField("ativo", default=True)
     bio = models.TextField("apresentação", blank=True)

@@ -116,6 +116,14 @@ _COMPILED = tuple(
 
 # Specialties a clinic may not have: normalized name -> (display name, the words patients use for it).
 KNOWN_SPECIALTIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # The usual ones too: a clinic without one of them (or that stopped offering it) says so plainly.
+    "cardiologia": ("Cardiologia", ("cardiologista", "cardiologia")),
+    "dermatologia": ("Dermatologia", ("dermatologista", "dermatologia", "dermato")),
+    "ortopedia": ("Ortopedia", ("ortopedista", "ortopedia")),
+    "pediatria": ("Pediatria", ("pediatra", "pediatria")),
+    "ginecologia": ("Ginecologia", ("ginecologista", "ginecologia", "gineco")),
+    "oftalmologia": ("Oftalmologia", ("oftalmologista", "oftalmologia", "oftalmo", "oculista")),
+    "clinica geral": ("Clínica Geral", ("clinico geral", "clinica geral")),
     "neurologia": ("Neurologia", ("neurologista", "neurologia", "neuro")),
     "psiquiatria": ("Psiquiatria", ("psiquiatra", "psiquiatria")),
     "psicologia": ("Psicologia", ("psicologo", "psicologa", "psicologia", "terapia", "terapeuta")),

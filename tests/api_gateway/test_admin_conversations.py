@@ -202,6 +202,14 @@ def test_cache_page_clears_one_phone(admin_client, clinic, phone):
     assert cache_inspect.cache_key_list(family="idempotency") == []
 
 
+def test_cache_page_clear_with_nothing_chosen_says_so_in_the_pages_words(admin_client, clinic, phone):
+    expected = seed_families(phone)
+    response = admin_client.post(CACHE_URL, {"action": "clear", "family": "", "phone": ""}, follow=True)
+    body = response.content.decode()
+    assert "Escolha uma família de chaves ou informe um telefone." in body and "--family" not in body
+    assert {name: len(cache_inspect.cache_key_list(family=name, limit=None)) for name in expected} == expected
+
+
 def test_cache_page_warms_the_catalogue(admin_client, clinic):
     admin_client.post(CACHE_URL, {"action": "warm"})
     assert caches["default"].get(CLINIC_DATA_KEY) is not None

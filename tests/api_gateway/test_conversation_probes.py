@@ -10,7 +10,8 @@ import pytest
 from api_gateway.services import texts as T
 from api_gateway.services.nlu.offline import offline_interpret
 from api_gateway.services.nlu.types import Intent
-from rag_agent.models import Agendamento
+from rag_agent.cache import clinic_cache_invalidate
+from rag_agent.models import Agendamento, Especialidade
 from tests.api_gateway.test_conversation_dialogues import (
     REF,
     TUESDAY,
@@ -1228,3 +1229,10 @@ def test_postcode_and_neighbourhood_are_the_address(patient, clinic, said):
 
 def test_accepting_a_plan_is_still_no_address_question():
     assert offline_interpret(text="vocês aceitam bradesco?").entities.get("topico") == "convenio"
+
+
+def test_a_specialty_the_clinic_stopped_offering_is_a_clear_no(patient):
+    Especialidade.objects.filter(nome="Dermatologia").update(ativa=False)
+    clinic_cache_invalidate()
+    patient.says("vocês têm dermatologista?")  # was: "Não encontrei essa informação"
+    assert "A clínica não atende Dermatologia." in patient.text

@@ -288,3 +288,13 @@ def test_deactivating_a_doctor_with_appointments_warns_and_stops_their_reminders
         earliest=timezone.now(), latest=timezone.now() + dt.timedelta(days=2), booked_before=timezone.now()
     )
     assert booked.pk not in [a.pk for a in due]
+
+
+def test_a_consultation_longer_than_four_hours_is_refused(staff_client, demo):
+    url = reverse("admin:rag_agent_medico_change", args=[demo.ana.pk])
+    data = _form_data(staff_client.get(url))
+    data["duracao_consulta_minutos"] = "600"
+    response = staff_client.post(url, data)
+    assert response.status_code == 200 and "duracao_consulta_minutos" in response.context["adminform"].form.errors
+    demo.ana.refresh_from_db()
+    assert demo.ana.duracao_consulta_minutos == 30
