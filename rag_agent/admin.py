@@ -184,7 +184,10 @@ class AgendamentoForm(forms.ModelForm):
 
     def clean_paciente_telefone(self):
         """Stored as WhatsApp writes it (5511987654321), so the patient finds the appointment in the chat and the
-        reminder reaches them, whichever way the staff typed it."""
+        reminder reaches them, whichever way the staff typed it. A phone left as it was is kept: the bot stored
+        it as WhatsApp sent it (a foreign number has no "+" there)."""
+        if self.instance.pk and "paciente_telefone" not in self.changed_data:
+            return self.cleaned_data["paciente_telefone"]
         number = whatsapp_number(self.cleaned_data["paciente_telefone"])
         if number is None:
             raise forms.ValidationError("Informe o telefone com DDD, por exemplo (11) 98765-4321.")
@@ -194,9 +197,10 @@ class AgendamentoForm(forms.ModelForm):
         """An open appointment entered or moved here passes the bot's own checks (doctor, specialty, plan, the
         doctor's grid, free), so the bot never offers a slot that overlaps it nor lists one it would refuse."""
         cleaned = super().clean()
-        scheduling = {"medico", "especialidade", "convenio", "data", "hora", "status"}
-        if cleaned.get("status") not in OPEN_STATUSES or (self.instance.pk and not scheduling & set(self.changed_data)):
-            return cleaned
+        moved = {"medico", "especialidade", "convenio", "data", "hora"} & set(self.changed_data)
+        reopened = self.instance.pk and self.initial.get("status") not in OPEN_STATUSES
+        if cleaned.get("status") not in OPEN_STATUSES or (self.instance.pk and not moved and not reopened):
+            return cleaned  # confirming, cancelling or renaming an appointment checks nothing about its slot
         if any(cleaned.get(name) is None for name in ("medico", "especialidade", "data", "hora")):
             return cleaned  # the field errors say what is missing
         try:
@@ -231,13 +235,14 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     search_fields = ("paciente_nome", "paciente_telefone", "medico__nome")
     accent_search_fields = ("paciente_nome", "medico__nome")
     list_select_related = ("medico", "especialidade", "convenio")
-    readonly_fields = ("criado_em", "atualizado_em", "lembrete_enviado_em")
+    readonly_fields = ("duracao_minutos", "criado_em", "atualizado_em", "lembrete_enviado_em")
     actions = ("confirmar_agendamentos", "cancelar_agendamentos")
     ordering = ("-data", "-hora")
 
     def save_model(self, request, obj, form, change):
-        if change and {"data", "hora"} & set(form.changed_data):
+        if change and {"medico", "data", "hora"} & set(form.changed_data):
             obj.lembrete_enviado_em = None  # moved by the staff: the new time gets its own reminder
+            obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         super().save_model(request, obj, form, change)
 
     @admin.display(description="convênio", ordering="convenio__nome")

@@ -166,6 +166,9 @@ class Agendamento(models.Model):
     status = models.CharField("situação", max_length=12, choices=Status.choices, default=Status.AGENDADO)
     criado_em = models.DateTimeField("criado em", auto_now_add=True)
     atualizado_em = models.DateTimeField("atualizado em", auto_now=True)
+    # The consultation's length when it was booked: a doctor's later change of length does not move where it ends.
+    # Empty on rows from before it was kept (then the doctor's current length counts).
+    duracao_minutos = models.PositiveSmallIntegerField("duração (minutos)", null=True, blank=True, editable=False)
     # Set when the day-before reminder was claimed for sending (api_gateway/services/reminders.py): once only.
     lembrete_enviado_em = models.DateTimeField("lembrete enviado em", null=True, blank=True, editable=False)
 
@@ -186,3 +189,15 @@ class Agendamento(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data:%d/%m/%Y} {self.hora:%H:%M} · {self.medico}"
+
+    def save(self, *args, **kwargs):
+        if self.duracao_minutos is None and self.medico_id:
+            self.duracao_minutos = self.medico.duracao_consulta_minutos
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "duracao_minutos"}
+        super().save(*args, **kwargs)
+
+    @property
+    def minutes(self) -> int:
+        """How long the consultation lasts (its own length, or the doctor's for rows from before it was kept)."""
+        return self.duracao_minutos or self.medico.duracao_consulta_minutos

@@ -1,5 +1,6 @@
 """Reads of clinic data. The catalogue and doctor entries are cached; matching works on the cached catalogue."""
 
+import bisect
 import contextlib
 import contextvars
 import datetime as dt
@@ -37,7 +38,7 @@ __all__ = [
     "mentions_find",
     "slot_is_free",
     "slot_list_free",
-    "slot_taken",
+    "slot_overlaps_booking",
     "specialty_missing_find",
     "slots_nearest",
     "specialty_find",
@@ -300,31 +301,40 @@ def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
 
 
 def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | None = None) -> dict:
-    """The doctor's booked start times per day (cancelled ones are free again)."""
+    """The doctor's booked consultations per day, as (start, end) minutes of the day (cancelled ones are free)."""
     taken = Agendamento.objects.filter(medico_id=medico_id, data__gte=first, data__lte=last).exclude(
         status=Agendamento.Status.CANCELADO
     )
     if exclude_id is not None:
         taken = taken.exclude(pk=exclude_id)
-    booked: dict[dt.date, list[dt.time]] = {}
-    for day, time in taken.values_list("data", "hora"):
-        booked.setdefault(day, []).append(time)
+    booked: dict[dt.date, list[tuple[int, int]]] = {}
+    rows = taken.values_list("data", "hora", "duracao_minutos", "medico__duracao_consulta_minutos")
+    for day, time, own, doctors in rows:
+        start = time.hour * 60 + time.minute
+        booked.setdefault(day, []).append((start, start + (own or doctors)))
     return booked
 
 
-def _overlaps(day: dt.date, time: dt.time, starts: list[dt.time], minutes: int) -> bool:
-    """Whether a consultation at `time` overlaps one of those booked that day, each as long as the doctor's
-    consultations are now: a booking made before the length changed (or entered off the grid) still blocks the
-    slots it overlaps, not only the one starting at the same minute."""
-    length = dt.timedelta(minutes=minutes)
-    start = dt.datetime.combine(day, time)
-    return any(
-        other < start + length and start < other + length for other in (dt.datetime.combine(day, t) for t in starts)
-    )
+def _free_on_grid(grid: list[dt.time], booked: list[tuple[int, int]], minutes: int) -> list[dt.time]:
+    """The grid times whose consultation of `minutes` overlaps none of the day's bookings. A booking blocks every
+    slot it overlaps, not only the one starting at its minute: one made before the doctor's length changed, or
+    entered off the grid, still keeps its time. Each booking marks its range of the sorted grid (bisect)."""
+    if not booked:
+        return grid
+    starts = [t.hour * 60 + t.minute for t in grid]
+    blocked: set[int] = set()
+    for start, end in booked:  # a slot at g overlaps [start, end) when start - minutes < g < end
+        blocked.update(range(bisect.bisect_right(starts, start - minutes), bisect.bisect_left(starts, end)))
+    return [t for i, t in enumerate(grid) if i not in blocked]
 
 
-def slot_taken(*, medico_id: int, data: dt.date, hora: dt.time, minutes: int, exclude_id: int | None = None) -> bool:
-    return _overlaps(data, hora, _booked(medico_id, data, data, exclude_id=exclude_id).get(data, []), minutes)
+def slot_overlaps_booking(
+    *, medico_id: int, data: dt.date, hora: dt.time, minutes: int, exclude_id: int | None = None
+) -> bool:
+    """Whether a consultation of `minutes` at that time would overlap one the doctor already has that day."""
+    start = hora.hour * 60 + hora.minute
+    booked = _booked(medico_id, data, data, exclude_id=exclude_id).get(data, [])
+    return any(other_start < start + minutes and start < other_end for other_start, other_end in booked)
 
 
 def slot_list_free(
@@ -350,10 +360,9 @@ def slot_list_free(
     free: list[dt.datetime] = []
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
-        for time in doctor_grid(detail, day):
+        for time in _free_on_grid(doctor_grid(detail, day), booked.get(day, []), detail["duracao_consulta_minutos"]):
             when = dt.datetime.combine(day, time, tzinfo=tz)
-            minutes = detail["duracao_consulta_minutos"]
-            if when > now and when >= earliest and not _overlaps(day, time, booked.get(day, []), minutes):
+            if when > now and when >= earliest:
                 free.append(when)
                 if limit is not None and len(free) >= limit:
                     return free
@@ -410,7 +419,7 @@ def appointment_overlapping_for_patient(
         if " ".join(other.paciente_nome.casefold().split()) != wanted:
             continue
         other_start = dt.datetime.combine(data, other.hora)
-        if other_start < end and start < other_start + dt.timedelta(minutes=other.medico.duracao_consulta_minutos):
+        if other_start < end and start < other_start + dt.timedelta(minutes=other.minutes):
             return other
     return None
 
@@ -442,10 +451,10 @@ def plan_last_used(phone: str, name: str) -> int | None:
 
 
 def appointments_to_remind(
-    *, earliest: dt.datetime, latest: dt.datetime, booked_before: dt.datetime
+    *, earliest: dt.datetime, latest: dt.datetime, changed_before: dt.datetime
 ) -> list[Agendamento]:
-    """Appointments still "agendado" that start in [earliest, latest], were booked before `booked_before` and have
-    had no reminder yet, soonest first."""
+    """Appointments still "agendado" with an active doctor that start in [earliest, latest], were booked (or last
+    moved) before `changed_before` and have had no reminder yet, soonest first."""
     tz = _clinic_tz()
     first, last = timezone.localtime(earliest, tz), timezone.localtime(latest, tz)
     candidates = (
@@ -453,7 +462,7 @@ def appointments_to_remind(
             status=Agendamento.Status.AGENDADO,
             medico__ativo=True,  # a deactivated doctor's appointments are the staff's to move, not to confirm
             lembrete_enviado_em__isnull=True,
-            criado_em__lt=booked_before,
+            atualizado_em__lt=changed_before,
             data__range=(first.date(), last.date()),
         )
         .select_related("medico")

@@ -20,7 +20,7 @@ from rag_agent.selectors import (
     appointments_upcoming_for_phone,
     booking_last_day,
     doctor_grid,
-    slot_taken,
+    slot_overlaps_booking,
 )
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _validate_slot(
     if not staff and data > last_day:
         raise InvalidBooking(TOO_FAR_MESSAGE.format(date=f"{last_day:%d/%m/%Y}"))
     minutes = medico.duracao_consulta_minutos
-    if slot_taken(medico_id=medico.pk, data=data, hora=hora, minutes=minutes, exclude_id=exclude_id):
+    if slot_overlaps_booking(medico_id=medico.pk, data=data, hora=hora, minutes=minutes, exclude_id=exclude_id):
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
 
 
@@ -305,9 +305,9 @@ def appointment_reschedule(
                 agendamento.medico, agendamento.data, agendamento.hora = medico, data, hora
                 agendamento.status = Agendamento.Status.AGENDADO
                 agendamento.lembrete_enviado_em = None  # the new time gets its own reminder
-                agendamento.save(
-                    update_fields=["medico", "data", "hora", "status", "lembrete_enviado_em", "atualizado_em"]
-                )
+                agendamento.duracao_minutos = medico.duracao_consulta_minutos
+                moved = ["medico", "data", "hora", "status", "duracao_minutos", "lembrete_enviado_em", "atualizado_em"]
+                agendamento.save(update_fields=moved)
         except IntegrityError as exc:
             raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
     except ApplicationError as exc:

@@ -1809,7 +1809,7 @@ def _day_words(day: dt.date, now: dt.datetime) -> str:
     """ "hoje (sábado)", "amanhã (domingo)", or "aos sábados" for a day further away."""
     today = timezone.localtime(now).date()
     near = {today: "hoje", today + dt.timedelta(days=1): "amanhã"}.get(day)
-    return f"{near} ({T.WEEKDAYS[day.weekday()].removesuffix('-feira')})" if near else T.on_weekday(day.weekday())
+    return f"{near} ({T.WEEKDAYS_BARE[day.weekday()]})" if near else T.on_weekday(day.weekday())
 
 
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
@@ -1840,6 +1840,7 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
     the bot has asked nothing since. None: the message is not about a reminder."""
     s, nlu = turn.session, turn.nlu
     intent, wanted = nlu.intent, nlu.entities.get("lembrete_id")
+    upcoming = None
     if wanted is None:
         offered = s.last_options if not s.flow else {}
         if offered.get("kind") != "reminder" or set(offered) != {"kind", "appointments"}:
@@ -1860,9 +1861,9 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
         if intent in {Intent.REMARCAR, Intent.CANCELAR} and not still:
             return None  # "quero remarcar" after an old reminder: the usual question about which appointment
         wanted = reminded[-1]
-    appointment = next(
-        (a for a in selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now) if a.pk == wanted), None
-    )
+    if upcoming is None:
+        upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+    appointment = next((a for a in upcoming if a.pk == wanted), None)
     if appointment is None:
         if s.last_options.get("kind") == "reminder":
             s.last_options = {}

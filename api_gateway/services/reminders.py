@@ -52,7 +52,8 @@ def reminders_enabled() -> bool:
 
 
 def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> ReminderRun:
-    """Stores and sends the reminders due now. Safe to run often and from several workers at once."""
+    """Stores and sends the reminders due now. Safe to run often and from several workers at once: each
+    appointment is claimed once, and each send happens under the patient's lock after re-reading the message."""
     now = now or timezone.now()
     if not reminders_enabled():
         return ReminderRun(skipped="disabled")
@@ -63,14 +64,14 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     due = selectors.appointments_to_remind(
         earliest=now + MIN_LEAD,
         latest=now + dt.timedelta(hours=settings.REMINDER_HOURS_BEFORE),
-        booked_before=now - MIN_AGE,
+        changed_before=now - MIN_AGE,
     )
     run.due = [a.pk for a in due]
     if dry_run:
         return run
     run.resent = _resend_pending(now)
     for appointment in due:
-        phone = whatsapp_number(appointment.paciente_telefone)
+        phone = _recipient(appointment.paciente_telefone)
         if phone is None:
             # Claimed all the same, so it is not looked at again every run; the staff see it in the log.
             Agendamento.objects.filter(pk=appointment.pk, lembrete_enviado_em__isnull=True).update(
@@ -80,28 +81,30 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
             run.no_number.append(appointment.pk)
             continue
         try:
-            bot_id = _reminder_store(appointment, phone=_chat_phone(phone), now=now)
+            bot_id = _reminder_store(appointment, phone=phone, now=now)
         except Exception:  # one appointment's trouble (a lock wait, a conflict) must not hold back the others
             logger.exception("reminder for appointment %s not stored; the next run tries again", appointment.pk)
             continue
         if bot_id is None:
             continue  # another run claimed it first
         run.stored.append(appointment.pk)
-        reply_send(bot_message_id=bot_id)
+        _reminder_deliver(bot_id, now=now)
     return run
 
 
-def _chat_phone(phone: str) -> str:
-    """The number the patient writes from, when they have written: the staff may have typed the mobile with its
-    ninth digit while WhatsApp's id for it has none (or the other way round), and the reminder belongs in the
-    conversation the patient already has."""
+def _recipient(stored: str) -> str | None:
+    """Where the reminder goes: the conversation the patient already has, when they have written (the staff may
+    have typed the mobile with its ninth digit while WhatsApp's id for it has none, or the other way round; a
+    foreign wa_id has no "+"), else the stored phone as WhatsApp writes it. None: it cannot be a phone."""
+    number = whatsapp_number(stored)
+    forms = {*phone_forms(stored), *(phone_forms(number) if number else ())}
     known = (
-        ConversationSession.objects.filter(phone_number__in=phone_forms(phone))
+        ConversationSession.objects.filter(phone_number__in=forms)
         .order_by("-last_activity")
         .values_list("phone_number", flat=True)
         .first()
     )
-    return known or phone
+    return known or number
 
 
 def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
@@ -143,7 +146,7 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
                         message_type=ConversationMessage.MessageType.BOT,
                         channel_type="template",
                         content=text,
-                        entities={"template": template, "reminder": appointment.pk},
+                        entities={"template": template, "reminder": appointment.pk, "at": _starts(appointment)},
                         timestamp=now,
                         delivery_status=Delivery.PENDING,
                     )
@@ -158,6 +161,42 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
     return bot.pk
 
 
+def _starts(appointment: Agendamento) -> str:
+    return timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora)).isoformat()
+
+
+def _reminder_deliver(bot_id: int, *, now: dt.datetime) -> None:
+    """Sends a stored reminder, under the patient's lock (as replies are): a second run, or a retry, finds it no
+    longer pending and sends nothing. A reminder whose appointment was since confirmed, cancelled, moved or has
+    started is not sent at all ("not_sent")."""
+    phone = ConversationMessage.objects.filter(pk=bot_id).values_list("session__phone_number", flat=True).first()
+    if phone is None:
+        return
+    with session_manager.lock(phone):
+        entities = (
+            ConversationMessage.objects.filter(pk=bot_id, delivery_status=Delivery.PENDING)
+            .values_list("entities", flat=True)
+            .first()
+        )
+        if entities is None:
+            return  # sent, or given up on, meanwhile
+        appointment = Agendamento.objects.filter(pk=entities.get("reminder")).first()
+        current = (
+            appointment is not None
+            and appointment.status == Agendamento.Status.AGENDADO
+            and appointment.lembrete_enviado_em is not None
+            and entities.get("at") == _starts(appointment)
+            and dt.datetime.fromisoformat(entities["at"]) > now
+        )
+        if not current:
+            ConversationMessage.objects.filter(pk=bot_id, delivery_status=Delivery.PENDING).update(
+                delivery_status=Delivery.NOT_SENT, last_error="the appointment changed before the reminder was sent"
+            )
+            logger.info("reminder %s not sent: its appointment changed", bot_id)
+            return
+        reply_send(bot_message_id=bot_id)
+
+
 def _resend_pending(now: dt.datetime) -> list[int]:
     """Reminders whose send failed transiently in an earlier run (still "pending"): tried again, within bounds
     (`reply_send` fails them for good after SWEEP_MAX_ATTEMPTS)."""
@@ -170,5 +209,5 @@ def _resend_pending(now: dt.datetime) -> list[int]:
         ).values_list("pk", flat=True)
     )
     for bot_id in pending:
-        reply_send(bot_message_id=bot_id)
+        _reminder_deliver(bot_id, now=now)
     return pending

@@ -53,7 +53,9 @@ def _appointment(*, days=1, hour=10, phone="5511999990001", name="Maria Oliveira
         hora=dt.time(hour, 0),
         status=status,
     )
-    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=timezone.now() - booked_ago)
+    Agendamento.objects.filter(pk=appointment.pk).update(
+        criado_em=timezone.now() - booked_ago, atualizado_em=timezone.now() - booked_ago
+    )
     appointment.refresh_from_db()
     return appointment
 
@@ -116,7 +118,7 @@ def test_no_reminder_when_it_is_not_due(clinic, reminders_on, fake_graph, case, 
     start = timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
     now = start - dt.timedelta(hours=hours_before)
     booked = now - dt.timedelta(hours=booked_hours_before_now)
-    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=booked)
+    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=booked, atualizado_em=booked)
 
     run = reminders_send(now=now)
 
@@ -511,6 +513,65 @@ def test_a_stale_cached_session_does_not_hold_the_reminder_back(clinic, reminder
     run = reminders_send(now=_day_before(appointment))
 
     assert run.stored == [appointment.pk] and len(fake_graph.sends) == 1
+
+
+# --- a review of the session's change ----------------------------------------------------------------------------
+def test_a_foreign_number_the_bot_stored_gets_its_reminder_as_it_is(clinic, reminders_on, fake_graph):
+    conversation.turn_handle(phone="14155550100", text="oi")  # WhatsApp's id has no "+": 1 415 555 0100
+    appointment = _appointment(phone="14155550100")
+
+    reminders_send(now=_day_before(appointment))
+
+    assert [r.body["to"] for r in fake_graph.sends] == ["14155550100"]
+
+
+@pytest.mark.parametrize("change", ["cancelled", "confirmed", "moved"])
+def test_a_reminder_retried_after_its_appointment_changed_is_not_sent(clinic, reminders_on, fake_graph, change):
+    appointment = _appointment()
+    now = _day_before(appointment)
+    fake_graph.default = graph_error(131000, status=500)
+    reminders_send(now=now)
+    failures = len(fake_graph.sends)
+    fake_graph.default = graph_server.graph_ok()
+    if change == "moved":
+        Agendamento.objects.filter(pk=appointment.pk).update(hora=dt.time(11, 0))
+    else:
+        status = Status.CANCELADO if change == "cancelled" else Status.CONFIRMADO
+        Agendamento.objects.filter(pk=appointment.pk).update(status=status)
+    stored = ConversationMessage.objects.get(channel_type="template")
+    ConversationMessage.objects.filter(pk=stored.pk).update(created_at=now)
+
+    reminders_send(now=now + RESEND_AFTER * 2)
+
+    stored.refresh_from_db()
+    assert len(fake_graph.sends) == failures and stored.delivery_status == Delivery.NOT_SENT
+
+
+def test_a_moved_appointment_waits_as_a_new_booking_would_before_its_reminder(clinic):
+    appointment = _appointment()
+    now = timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora)) - dt.timedelta(hours=20)
+    Agendamento.objects.filter(pk=appointment.pk).update(atualizado_em=now - dt.timedelta(hours=1))  # moved
+
+    due = selectors.appointments_to_remind(earliest=now, latest=now + dt.timedelta(hours=24),
+                                           changed_before=now - dt.timedelta(hours=12))  # fmt: skip
+
+    assert appointment.pk not in [a.pk for a in due]
+
+
+def test_formatted_phones_typed_before_the_admin_normalised_them_are_rewritten(clinic):
+    import importlib
+
+    from django.apps import apps
+
+    typed = _appointment(phone="(11) 98765-4321")
+    foreign = _appointment(phone="14155550100", hour=11, doctor_index=1)
+    anonymised = _appointment(phone="anonimizado-9", hour=12, doctor_index=2)
+    migration = importlib.import_module("rag_agent.migrations.0007_appointment_phones_as_whatsapp")
+
+    migration.forwards(apps, None)
+
+    phones = dict(Agendamento.objects.values_list("pk", "paciente_telefone"))
+    assert phones == {typed.pk: "5511987654321", foreign.pk: "14155550100", anonymised.pk: "anonimizado-9"}
 
 
 # --- operators and staff -----------------------------------------------------------------------------------------

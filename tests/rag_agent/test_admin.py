@@ -275,7 +275,8 @@ def test_deactivating_a_doctor_with_appointments_warns_and_stops_their_reminders
         data=tomorrow,
         hora=dt.time(10),
     )
-    Agendamento.objects.filter(pk=booked.pk).update(criado_em=timezone.now() - dt.timedelta(days=3))
+    three_days_ago = timezone.now() - dt.timedelta(days=3)
+    Agendamento.objects.filter(pk=booked.pk).update(criado_em=three_days_ago, atualizado_em=three_days_ago)
     url = reverse("admin:rag_agent_medico_change", args=[demo.igor.pk])
     data = _form_data(staff_client.get(url))
     data.pop("ativo")
@@ -285,7 +286,7 @@ def test_deactivating_a_doctor_with_appointments_warns_and_stops_their_reminders
     page = response.content.decode()
     assert "1 consulta(s) marcada(s) a partir de hoje" in page and f"medico__id__exact={demo.igor.pk}" in page
     due = appointments_to_remind(
-        earliest=timezone.now(), latest=timezone.now() + dt.timedelta(days=2), booked_before=timezone.now()
+        earliest=timezone.now(), latest=timezone.now() + dt.timedelta(days=2), changed_before=timezone.now()
     )
     assert booked.pk not in [a.pk for a in due]
 
@@ -298,3 +299,29 @@ def test_a_consultation_longer_than_four_hours_is_refused(staff_client, demo):
     assert response.status_code == 200 and "duracao_consulta_minutos" in response.context["adminform"].form.errors
     demo.ana.refresh_from_db()
     assert demo.ana.duracao_consulta_minutos == 30
+
+
+def test_confirming_an_appointment_of_earlier_today_checks_nothing_about_its_slot(staff_client, demo):
+    earlier = Agendamento.objects.create(
+        medico=demo.igor,
+        especialidade=demo.cardiologia,
+        paciente_nome="Maria Oliveira",
+        paciente_telefone="14155550100",
+        data=timezone.localdate(),
+        hora=dt.time(0, 5),
+    )
+    _change(staff_client, earlier, lambda data: data.update(status="confirmado"))
+    earlier.refresh_from_db()
+    assert earlier.status == "confirmado"
+    assert earlier.paciente_telefone == "14155550100"  # a phone left as it was is not rewritten
+
+
+def test_reopening_a_cancelled_appointment_whose_time_was_taken_is_refused(staff_client, demo):
+    assert _post_new_appointment(staff_client, demo).status_code == 302
+    first = Agendamento.objects.get()
+    Agendamento.objects.filter(pk=first.pk).update(status="cancelado")
+    assert _post_new_appointment(staff_client, demo, paciente_nome="Pedro Lima").status_code == 302
+    url = reverse("admin:rag_agent_agendamento_change", args=[first.pk])
+    data = _form_data(staff_client.get(url))
+    data["status"] = "agendado"
+    assert "não está mais disponível" in _form_errors(staff_client.post(url, data))

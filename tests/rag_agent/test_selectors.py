@@ -309,3 +309,16 @@ def test_the_booking_refuses_a_slot_that_overlaps_an_earlier_booking(demo):
         appointment_book(medico_id=demo.ana.id, especialidade_id=demo.cardiologia.id, convenio_id=None,
                          paciente_nome="Pedro Lima", paciente_telefone="5511912345678", data=monday,
                          hora=dt.time(8, 40))  # fmt: skip
+
+
+def test_a_booking_keeps_its_own_length_when_the_doctor_shortens_hers(demo):
+    demo.ana.duracao_consulta_minutos = 60
+    demo.ana.save()
+    Agendamento.objects.create(medico=demo.ana, especialidade=demo.cardiologia, paciente_nome="Maria Oliveira",
+                               paciente_telefone="5511987654321", data=MONDAY, hora=dt.time(9, 0))  # fmt: skip
+    demo.ana.duracao_consulta_minutos = 30
+    demo.ana.save()
+
+    slots = _hhmm(slot_list_free(medico_id=demo.ana.id, start=MONDAY, days=1, now=LONG_BEFORE))
+
+    assert "09:00" not in slots and "09:30" not in slots and "10:00" in slots  # booked 09:00–10:00
