@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
+from api_gateway.services.conversation import reminder_offer
 from api_gateway.services.sender import reply_send
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from core.logging import mask_phone
@@ -121,8 +122,6 @@ def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
 
 
 def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
-    from api_gateway.services.conversation import reminder_offer
-
     text, body = _reminder_text(appointment)
     template = {
         "name": settings.WHATSAPP_REMINDER_TEMPLATE,
