@@ -666,6 +666,10 @@ def _dispatch(turn: _Turn) -> Reply:
             # "ok" to "O que você quer alterar?", or to an emergency warning, is no "sim" to the booking: the
             # summary again
             return _advance(turn)
+        shown = s.last_options.get("payment")
+        if intent == Intent.CONFIRMAR and shown and shown != _payment(s, _doctor(s.selected_doctor_id)):
+            turn.prefix.append(T.PRICE_CHANGED)  # the clinic changed the price since the summary: shown again
+            return _advance(turn)
         if intent == Intent.CONFIRMAR:
             return _book(turn) if s.flow == FLOW_BOOK else _reschedule(turn)
         if intent == Intent.NEGAR:
@@ -1314,7 +1318,9 @@ def _next_step(turn: _Turn) -> Reply:
         Option("confirm:no", T.BUTTON_CHANGE),
         Option("confirm:stop", T.BUTTON_GIVE_UP),
     ]
-    return _buttons(s, "confirm", summary, options)
+    reply = _buttons(s, "confirm", summary, options)
+    s.last_options["payment"] = _payment(s, doctor)  # what the "sim" agrees to
+    return reply
 
 
 def _patient_busy(turn: _Turn, doctor: dict) -> bool:

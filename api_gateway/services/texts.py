@@ -230,6 +230,7 @@ CLINIC_NOBODY_ON = "{when}, nenhum médico atende."
 SPECIALTY_ON_DAY = "{when}, em {specialty}, atendem: {items}."
 SPECIALTY_OFF_ON = "{when}, nenhum médico de {specialty} atende. Quem atende: {items}."
 CANT_ATTEND = "Tudo bem, imprevistos acontecem."
+PRICE_CHANGED = "Atenção: o valor da consulta foi atualizado pela clínica agora há pouco. Confira antes de confirmar:"
 # The day-before reminder. It goes out as the approved template WHATSAPP_REMINDER_TEMPLATE, whose body must read
 # the same with {{1}}..{{5}} in place of the fields (docs/operations.md); this text is what we store and show.
 REMINDER = (

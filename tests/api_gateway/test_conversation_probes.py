@@ -11,7 +11,7 @@ from api_gateway.services import texts as T
 from api_gateway.services.nlu.offline import offline_interpret
 from api_gateway.services.nlu.types import Intent
 from rag_agent.cache import clinic_cache_invalidate
-from rag_agent.models import Agendamento, Especialidade
+from rag_agent.models import Agendamento, Especialidade, Medico
 from tests.api_gateway.test_conversation_dialogues import (
     REF,
     TUESDAY,
@@ -1236,3 +1236,17 @@ def test_a_specialty_the_clinic_stopped_offering_is_a_clear_no(patient):
     clinic_cache_invalidate()
     patient.says("vocês têm dermatologista?")  # was: "Não encontrei essa informação"
     assert "A clínica não atende Dermatologia." in patient.text
+
+
+def test_a_price_changed_after_the_summary_is_shown_before_the_yes_books(patient):
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    assert "R$ 350,00" in patient.text
+    ana = Medico.objects.get(nome="Dra. Ana Souza")
+    ana.preco_consulta = 500
+    ana.save()  # the staff, in the admin, while the patient reads the summary
+
+    patient.says("sim")  # was: booked at R$ 500,00 without a word
+    assert T.PRICE_CHANGED in patient.text and "R$ 500,00" in patient.text
+    assert not Agendamento.objects.filter(paciente_telefone=patient.phone).exists()
+    patient.says("sim")
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
