@@ -58,10 +58,11 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     now = now or timezone.now()
     if not reminders_enabled():
         return ReminderRun(skipped="disabled")
-    local = timezone.localtime(now)
-    if not SEND_FROM <= local.time() < SEND_UNTIL:
-        return ReminderRun(skipped="quiet hours")
     run = ReminderRun()
+    if not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL:
+        run.skipped = "quiet hours"
+        if not dry_run:  # a dry run still lists what is due, for the operator checking at night
+            return run
     due = selectors.appointments_to_remind(
         earliest=now + MIN_LEAD,
         latest=now + dt.timedelta(hours=settings.REMINDER_HOURS_BEFORE),

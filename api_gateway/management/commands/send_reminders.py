@@ -17,12 +17,12 @@ class Command(BaseCommand):
         if run.skipped == "disabled":
             self.stdout.write("reminders are off: set WHATSAPP_REMINDER_TEMPLATE to the approved template's name")
             return
-        if run.skipped:
-            self.stdout.write(f"nothing sent: {run.skipped} (reminders go out from 08:00 to 20:00)")
-            return
         if options["dry_run"]:
             ids = ", ".join(str(pk) for pk in run.due) or "none"
             self.stdout.write(f"{len(run.due)} reminder(s) due (appointment ids: {ids}); nothing sent")
+        if run.skipped:
+            self.stdout.write(f"nothing sent now: {run.skipped} (reminders go out from 08:00 to 20:00)")
+        if options["dry_run"] or run.skipped:
             return
         self.stdout.write(
             f"reminders stored and sent {len(run.stored)}, without a WhatsApp number {len(run.no_number)}, "
