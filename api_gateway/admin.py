@@ -7,6 +7,7 @@ change through the bot, and the two actions go through session_manager so the ca
 import logging
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,8 +18,11 @@ from api_gateway.models import ConversationMessage, ConversationSession, Convers
 from api_gateway.services import cache_inspect
 from api_gateway.services.conversation import release_to_bot
 from api_gateway.services.session_cache import SessionConflict, session_manager
+from api_gateway.tasks import notify_cancellation
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
+from rag_agent import admin as rag_agent_admin  # registers the clinic's admin first; Agendamento's is extended below
+from rag_agent.models import Agendamento
 
 logger = logging.getLogger(__name__)
 
@@ -235,3 +239,16 @@ def _get_urls():
 
 
 admin.site.get_urls = _get_urls
+
+
+# --- Appointments: the clinic's admin (rag_agent), and the patient told when the staff cancel ------------------------
+class AgendamentoAdmin(rag_agent_admin.AgendamentoAdmin):
+    def cancelled_by_staff(self, ids: list[int]) -> None:
+        """Once the cancellation is committed, the patient is told on WhatsApp (nothing is sent when
+        WHATSAPP_CANCELLATION_TEMPLATE is blank, or for an appointment already past; see cancellation_notify)."""
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: notify_cancellation.delay(pk))
+
+
+admin.site.unregister(Agendamento)
+admin.site.register(Agendamento, AgendamentoAdmin)

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
-from api_gateway.services.reminders import reminders_send
+from api_gateway.services.reminders import cancellation_notify, reminders_send
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +40,9 @@ def send_reminders() -> dict:
     """Beat, every 10 minutes: the day-before reminders due now (each appointment once)."""
     run = reminders_send()
     return {"skipped": run.skipped, "stored": len(run.stored), "resent": len(run.resent)}
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)
+def notify_cancellation(agendamento_id: int) -> None:
+    """The staff cancelled an appointment in the admin: the patient is told (once; see cancellation_notify)."""
+    cancellation_notify(agendamento_id=agendamento_id)

@@ -223,6 +223,8 @@ WHATSAPP_MAX_MESSAGE_AGE_HOURS = env_int("WHATSAPP_MAX_MESSAGE_AGE_HOURS", 24)
 # Appointment reminders (docs/operations.md): the name of the approved message template; blank = no reminders.
 WHATSAPP_REMINDER_TEMPLATE = env_str("WHATSAPP_REMINDER_TEMPLATE")
 WHATSAPP_TEMPLATE_LANGUAGE = env_str("WHATSAPP_TEMPLATE_LANGUAGE", "pt_BR")
+# The approved template that tells a patient the clinic cancelled their appointment; blank = no such message.
+WHATSAPP_CANCELLATION_TEMPLATE = env_str("WHATSAPP_CANCELLATION_TEMPLATE")
 REMINDER_HOURS_BEFORE = env_int("REMINDER_HOURS_BEFORE", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:

@@ -240,6 +240,8 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     ordering = ("-data", "-hora")
 
     def save_model(self, request, obj, form, change):
+        if change and "status" in form.changed_data and obj.status == Agendamento.Status.CANCELADO:
+            self.cancelled_by_staff([obj.pk])
         if change and {"medico", "data", "hora"} & set(form.changed_data):
             obj.lembrete_enviado_em = None  # moved by the staff: the new time gets its own reminder
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
@@ -256,7 +258,12 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancelar agendamentos selecionados")
     def cancelar_agendamentos(self, request, queryset):
-        changed = queryset.filter(status__in=(Agendamento.Status.AGENDADO, Agendamento.Status.CONFIRMADO)).update(
-            status=Agendamento.Status.CANCELADO
-        )
+        open_ones = queryset.filter(status__in=(Agendamento.Status.AGENDADO, Agendamento.Status.CONFIRMADO))
+        ids = list(open_ones.values_list("pk", flat=True))
+        changed = Agendamento.objects.filter(pk__in=ids).update(status=Agendamento.Status.CANCELADO)
+        self.cancelled_by_staff(ids)
         self.message_user(request, f"{changed} agendamento(s) cancelado(s).", messages.SUCCESS)
+
+    def cancelled_by_staff(self, ids: list[int]) -> None:
+        """Hook: the staff cancelled these appointments. api_gateway/admin.py extends this admin to tell the
+        patients on WhatsApp (rag_agent knows nothing of transport)."""

@@ -1818,14 +1818,20 @@ def _day_words(day: dt.date, now: dt.datetime) -> str:
     return f"{near} ({T.WEEKDAYS_BARE[day.weekday()]})" if near else T.on_weekday(day.weekday())
 
 
+def clinic_message_noted(session: ConversationSession, *, text: str) -> None:
+    """A message the clinic started (a reminder, a cancellation notice) is in the history the next turn reads, and
+    it said "Olá!" already. Called under the session lock."""
+    _remember(session, "bot", text)
+    session.has_greeted = True
+
+
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
     """The day-before reminder was just stored for this session (under its lock): the history shows it, and when
     nothing else is under way a bare "sim" / "não" / "1" answers it (see `_reminder_answer`). A yes/no question left
     open before it no longer takes a bare "sim", which would now be read as an answer to the reminder: a pending
     cancellation is dropped (nothing changed) and a booking's summary is shown again before a yes books it, as
     after an emergency warning."""
-    _remember(session, "bot", text)
-    session.has_greeted = True  # the reminder said "Olá!"
+    clinic_message_noted(session, text=text)
     if session.current_state == S.CONFIRMING and session.flow == FLOW_CANCEL:
         _flow_reset(session)
     elif session.current_state == S.CONFIRMING:

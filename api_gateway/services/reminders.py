@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
-from api_gateway.services.conversation import reminder_offer
+from api_gateway.services.conversation import clinic_message_noted, reminder_offer
 from api_gateway.services.sender import reply_send
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from core.logging import mask_phone
@@ -56,10 +56,14 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     """Stores and sends the reminders due now. Safe to run often and from several workers at once: each
     appointment is claimed once, and each send happens under the patient's lock after re-reading the message."""
     now = now or timezone.now()
-    if not reminders_enabled():
-        return ReminderRun(skipped="disabled")
     run = ReminderRun()
-    if not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL:
+    quiet = not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL
+    if not dry_run and not quiet:
+        run.resent = _resend_pending(now)  # reminders and cancellation notices that failed transiently
+    if not reminders_enabled():
+        run.skipped = "disabled"
+        return run
+    if quiet:
         run.skipped = "quiet hours"
         if not dry_run:  # a dry run still lists what is due, for the operator checking at night
             return run
@@ -71,7 +75,6 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     run.due = [a.pk for a in due]
     if dry_run:
         return run
-    run.resent = _resend_pending(now)
     for appointment in due:
         phone = _recipient(appointment.paciente_telefone)
         if phone is None:
@@ -90,7 +93,7 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
         if bot_id is None:
             continue  # another run claimed it first
         run.stored.append(appointment.pk)
-        _reminder_deliver(bot_id, now=now)
+        _template_deliver(bot_id, now=now)
     return run
 
 
@@ -130,45 +133,126 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
         "body": body,
         "buttons": [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")],
     }
+
+    def claim() -> bool:
+        return bool(
+            Agendamento.objects.filter(
+                pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
+            ).update(lembrete_enviado_em=now)
+        )
+
+    entities = {"template": template, "reminder": appointment.pk, "at": _starts(appointment)}
+    return _template_store(
+        phone=phone,
+        text=text,
+        entities=entities,
+        claim=claim,
+        noted=lambda s: reminder_offer(s, appointment=appointment, text=text),
+        now=now,
+    )
+
+
+def _template_store(*, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime) -> int | None:
+    """Stores a message the clinic starts as a pending bot message in the patient's conversation, under their lock,
+    in one transaction with `claim()` (False: someone else has it; nothing is stored)."""
     with session_manager.lock(phone):
         for attempt in range(2):
             try:
                 with transaction.atomic():
-                    claimed = Agendamento.objects.filter(
-                        pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
-                    ).update(lembrete_enviado_em=now)
-                    if not claimed:
+                    if not claim():
                         return None
                     session = session_manager.get_or_start(phone=phone)
-                    reminder_offer(session, appointment=appointment, text=text)
+                    noted(session)
                     bot = ConversationMessage.objects.create(
                         session=session,
                         message_type=ConversationMessage.MessageType.BOT,
                         channel_type="template",
                         content=text,
-                        entities={"template": template, "reminder": appointment.pk, "at": _starts(appointment)},
+                        entities=entities,
                         timestamp=now,
                         delivery_status=Delivery.PENDING,
                     )
                     session_manager.save(session=session)
                 break
             except Exception as exc:
-                session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back offer
+                session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back message
                 if not isinstance(exc, SessionConflict) or attempt:
                     raise
                 # A stale cached copy of the session: everything rolled back; once more on the database's row.
-    logger.info("reminder for appointment %s stored for %s", appointment.pk, mask_phone(phone))
+    logger.info("template message %s stored for %s", bot.pk, mask_phone(phone))
     return bot.pk
+
+
+def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) -> int | None:
+    """Tells the patient that the clinic cancelled their appointment (the staff did, in the admin), once, through
+    the approved template WHATSAPP_CANCELLATION_TEMPLATE (blank: no message). Only for an appointment still
+    cancelled and still ahead. Returns the stored message's id, or None when nothing was sent."""
+    now = now or timezone.now()
+    if not settings.WHATSAPP_CANCELLATION_TEMPLATE:
+        return None
+    appointment = Agendamento.objects.select_related("medico").filter(pk=agendamento_id).first()
+    if appointment is None or not _still_relevant(appointment, kind="cancelled", now=now):
+        return None
+    phone = _recipient(appointment.paciente_telefone)
+    if phone is None:
+        logger.warning(
+            "appointment %s has no WhatsApp number; the patient was not told of its cancellation", agendamento_id
+        )
+        return None
+    body = [
+        appointment.paciente_nome,
+        appointment.medico.nome,
+        T.date_long(appointment.data),
+        f"{appointment.hora:%H:%M}",
+    ]
+    patient, doctor, when, time = body
+    text = T.CANCELLED_BY_CLINIC.format(patient=patient, doctor=doctor, when=when, time=time)
+    template = {
+        "name": settings.WHATSAPP_CANCELLATION_TEMPLATE,
+        "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
+        "body": body,
+    }
+    entities = {"template": template, "cancelled": appointment.pk, "at": _starts(appointment)}
+
+    def claim() -> bool:  # under the patient's lock: a second notice for the same cancellation finds the first
+        return not ConversationMessage.objects.filter(
+            message_type=ConversationMessage.MessageType.BOT,
+            channel_type="template",
+            entities__cancelled=appointment.pk,
+        ).exists()
+
+    bot_id = _template_store(
+        phone=phone,
+        text=text,
+        entities=entities,
+        claim=claim,
+        noted=lambda s: clinic_message_noted(s, text=text),
+        now=now,
+    )
+    if bot_id is not None:
+        _template_deliver(bot_id, now=now)
+    return bot_id
+
+
+def _still_relevant(appointment: Agendamento, *, kind: str, now: dt.datetime) -> bool:
+    """A reminder is for an appointment still "agendado" at the time it named; a cancellation notice for one still
+    cancelled; both only before it starts."""
+    starts = timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
+    if starts <= now:
+        return False
+    if kind == "cancelled":
+        return appointment.status == Agendamento.Status.CANCELADO
+    return appointment.status == Agendamento.Status.AGENDADO and appointment.lembrete_enviado_em is not None
 
 
 def _starts(appointment: Agendamento) -> str:
     return timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora)).isoformat()
 
 
-def _reminder_deliver(bot_id: int, *, now: dt.datetime) -> None:
-    """Sends a stored reminder, under the patient's lock (as replies are): a second run, or a retry, finds it no
-    longer pending and sends nothing. A reminder whose appointment was since confirmed, cancelled, moved or has
-    started is not sent at all ("not_sent")."""
+def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
+    """Sends a stored reminder or cancellation notice, under the patient's lock (as replies are): a second run, or a
+    retry, finds it no longer pending and sends nothing. One whose appointment has changed since (a reminded one
+    confirmed, cancelled or moved; a cancelled one reopened) or has started is not sent at all ("not_sent")."""
     phone = ConversationMessage.objects.filter(pk=bot_id).values_list("session__phone_number", flat=True).first()
     if phone is None:
         return
@@ -180,25 +264,24 @@ def _reminder_deliver(bot_id: int, *, now: dt.datetime) -> None:
         )
         if entities is None:
             return  # sent, or given up on, meanwhile
-        appointment = Agendamento.objects.filter(pk=entities.get("reminder")).first()
+        kind = "cancelled" if entities.get("cancelled") else "reminder"
+        appointment = Agendamento.objects.filter(pk=entities.get(kind)).first()
         current = (
             appointment is not None
-            and appointment.status == Agendamento.Status.AGENDADO
-            and appointment.lembrete_enviado_em is not None
             and entities.get("at") == _starts(appointment)
-            and dt.datetime.fromisoformat(entities["at"]) > now
+            and _still_relevant(appointment, kind=kind, now=now)
         )
         if not current:
             ConversationMessage.objects.filter(pk=bot_id, delivery_status=Delivery.PENDING).update(
-                delivery_status=Delivery.NOT_SENT, last_error="the appointment changed before the reminder was sent"
+                delivery_status=Delivery.NOT_SENT, last_error="the appointment changed before the message was sent"
             )
-            logger.info("reminder %s not sent: its appointment changed", bot_id)
+            logger.info("template message %s not sent: its appointment changed", bot_id)
             return
         reply_send(bot_message_id=bot_id)
 
 
 def _resend_pending(now: dt.datetime) -> list[int]:
-    """Reminders whose send failed transiently in an earlier run (still "pending"): tried again, within bounds
+    """Template messages whose send failed transiently earlier (still "pending"): tried again, within bounds
     (`reply_send` fails them for good after SWEEP_MAX_ATTEMPTS)."""
     pending = list(
         ConversationMessage.objects.filter(
@@ -209,5 +292,5 @@ def _resend_pending(now: dt.datetime) -> list[int]:
         ).values_list("pk", flat=True)
     )
     for bot_id in pending:
-        _reminder_deliver(bot_id, now=now)
+        _template_deliver(bot_id, now=now)
     return pending

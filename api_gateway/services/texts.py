@@ -237,6 +237,12 @@ REMINDER = (
     "Olá! Lembrete da consulta de {patient} com {doctor} {when} às {time}. Endereço: {address}. "
     "Você confirma a presença?"
 )
+# Sent as the approved template WHATSAPP_CANCELLATION_TEMPLATE when the staff cancel an appointment in the admin
+# (body with {{1}}..{{4}} in place of the fields, docs/operations.md).
+CANCELLED_BY_CLINIC = (
+    "Olá! A consulta de {patient} com {doctor} {when} às {time} foi cancelada pela clínica. Pedimos desculpas. "
+    "Para marcar outro horário, é só responder esta mensagem."
+)
 REMINDER_GONE = (
     "Não encontrei essa consulta entre as marcadas para este número. Para ver as suas, escreva *minhas consultas*."
 )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import conversation
 from api_gateway.services import texts as T
-from api_gateway.services.reminders import RESEND_AFTER, reminders_send
+from api_gateway.services.reminders import RESEND_AFTER, cancellation_notify, reminders_send
 from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.admin import AgendamentoForm
@@ -626,3 +626,74 @@ def test_the_admin_refuses_a_phone_without_an_area_code(clinic):
     form = AgendamentoForm(data={"paciente_telefone": "98765-4321"})
     assert not form.is_valid()
     assert "DDD" in form.errors["paciente_telefone"][0]
+
+
+# --- the clinic cancels: the patient is told ----------------------------------------------------------------------
+@pytest.fixture
+def cancellation_notices_on(settings):
+    settings.WHATSAPP_CANCELLATION_TEMPLATE = "consulta_cancelada"
+    settings.WHATSAPP_TEMPLATE_LANGUAGE = "pt_BR"
+
+
+@pytest.mark.django_db(transaction=True)  # the notice is enqueued on commit
+def test_an_appointment_the_staff_cancel_is_told_to_the_patient_once(clinic, cancellation_notices_on, fake_graph,
+                                                                    admin_client, celery_inline):  # fmt: skip
+    appointment = _appointment(days=3)
+    url = "/admin/rag_agent/agendamento/"
+
+    admin_client.post(url, {"action": "cancelar_agendamentos", "_selected_action": [str(appointment.pk)]})
+    admin_client.post(url, {"action": "cancelar_agendamentos", "_selected_action": [str(appointment.pk)]})
+    cancellation_notify(agendamento_id=appointment.pk)  # a task replayed
+
+    assert len(fake_graph.sends) == 1
+    template = fake_graph.sends[0].body["template"]
+    assert template["name"] == "consulta_cancelada" and template["language"] == {"code": "pt_BR"}
+    params = [p["text"] for p in template["components"][0]["parameters"]]
+    assert params == ["Maria Oliveira", appointment.medico.nome, T.date_long(appointment.data), "10:00"]
+    stored = ConversationMessage.objects.get(channel_type="template")
+    assert "foi cancelada pela clínica" in stored.content and stored.delivery_status == Delivery.SENT
+    session = ConversationSession.objects.get(phone_number="5511999990001")
+    assert "foi cancelada pela clínica" in session.recent_messages[-1]["text"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_set_to_cancelled_on_the_change_form_is_told_too(clinic, cancellation_notices_on, fake_graph,
+                                                                  admin_client, celery_inline):  # fmt: skip
+    appointment = _appointment(days=3)
+    form = {
+        "medico": appointment.medico_id,
+        "especialidade": appointment.especialidade_id,
+        "convenio": "",
+        "paciente_nome": appointment.paciente_nome,
+        "paciente_telefone": appointment.paciente_telefone,
+        "data": appointment.data.isoformat(),
+        "hora": "10:00",
+        "status": Status.CANCELADO,
+    }
+
+    response = admin_client.post(f"/admin/rag_agent/agendamento/{appointment.pk}/change/", form)
+
+    assert response.status_code == 302
+    assert [r.body["type"] for r in fake_graph.sends] == ["template"]
+
+
+def test_no_notice_without_the_template_for_a_past_appointment_or_one_reopened(clinic, settings, fake_graph):
+    settings.WHATSAPP_CANCELLATION_TEMPLATE = ""
+    appointment = _appointment(days=3, status=Status.CANCELADO)
+    assert cancellation_notify(agendamento_id=appointment.pk) is None
+    settings.WHATSAPP_CANCELLATION_TEMPLATE = "consulta_cancelada"
+    past = _appointment(days=-1, status=Status.CANCELADO, doctor_index=1)
+    reopened = _appointment(days=3, doctor_index=2)  # the staff undid the cancellation before the task ran
+    assert cancellation_notify(agendamento_id=past.pk) is None
+    assert cancellation_notify(agendamento_id=reopened.pk) is None
+    assert fake_graph.sends == []
+
+
+def test_a_patient_who_cancels_in_the_chat_gets_no_second_notice(clinic, cancellation_notices_on, fake_graph):
+    appointment = _appointment(days=3)
+    conversation.turn_handle(phone="5511999990001", text="Cancelar consulta",
+                             option_id=f"reminder:cancel:{appointment.pk}")  # fmt: skip
+    conversation.turn_handle(phone="5511999990001", text="sim")
+
+    appointment.refresh_from_db()
+    assert appointment.status == Status.CANCELADO and fake_graph.sends == []
