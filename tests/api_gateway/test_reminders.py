@@ -60,6 +60,21 @@ def _appointment(*, days=1, hour=10, phone="5511999990001", name="Maria Oliveira
     return appointment
 
 
+def _admin_form(appointment: Agendamento, **changes) -> dict:
+    """The appointment's admin change form as posted, with `changes`."""
+    return {
+        "medico": appointment.medico_id,
+        "especialidade": appointment.especialidade_id,
+        "convenio": "",
+        "paciente_nome": appointment.paciente_nome,
+        "paciente_telefone": appointment.paciente_telefone,
+        "data": appointment.data.isoformat(),
+        "hora": f"{appointment.hora:%H:%M}",
+        "status": appointment.status,
+        **changes,
+    }
+
+
 def _day_before(appointment: Agendamento, *, at: dt.time = dt.time(10, 0)) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(appointment.data - dt.timedelta(days=1), at))
 
@@ -359,16 +374,7 @@ def test_an_appointment_the_staff_move_in_the_admin_is_reminded_again(clinic, re
     reminders_send(now=_day_before(appointment))
     slot = selectors.slot_list_free(medico_id=appointment.medico_id, start=appointment.data + dt.timedelta(days=3))[0]
     new_day = slot.date()
-    form = {
-        "medico": appointment.medico_id,
-        "especialidade": appointment.especialidade_id,
-        "convenio": "",
-        "paciente_nome": appointment.paciente_nome,
-        "paciente_telefone": appointment.paciente_telefone,
-        "data": new_day.isoformat(),
-        "hora": f"{slot:%H:%M}",
-        "status": appointment.status,
-    }
+    form = _admin_form(appointment, data=new_day.isoformat(), hora=f"{slot:%H:%M}")
 
     response = admin_client.post(f"/admin/rag_agent/agendamento/{appointment.pk}/change/", form)
 
@@ -660,16 +666,7 @@ def test_an_appointment_the_staff_cancel_is_told_to_the_patient_once(clinic, can
 def test_a_status_set_to_cancelled_on_the_change_form_is_told_too(clinic, cancellation_notices_on, fake_graph,
                                                                   admin_client, celery_inline):  # fmt: skip
     appointment = _appointment(days=3)
-    form = {
-        "medico": appointment.medico_id,
-        "especialidade": appointment.especialidade_id,
-        "convenio": "",
-        "paciente_nome": appointment.paciente_nome,
-        "paciente_telefone": appointment.paciente_telefone,
-        "data": appointment.data.isoformat(),
-        "hora": "10:00",
-        "status": Status.CANCELADO,
-    }
+    form = _admin_form(appointment, status=Status.CANCELADO)
 
     response = admin_client.post(f"/admin/rag_agent/agendamento/{appointment.pk}/change/", form)
 
