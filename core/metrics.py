@@ -10,6 +10,7 @@ WEBHOOK_DUPLICATES = Counter("webhook_duplicates_total", "Inbound WhatsApp messa
 CACHE_EVENTS = Counter("cache_events_total", "Cache hits and misses", ["cache", "backend", "event"])
 CACHE_SIZE = Gauge("cache_keys", "Keys per cache family (sampled on scrape)", ["family", "backend"])
 GEMINI_CALLS = Counter("gemini_calls_total", "Gemini calls by outcome", ["model", "outcome"])
+VOICE_NOTES = Counter("voice_notes_total", "Voice notes by outcome (transcribed, or why not)", ["outcome"])
 GEMINI_LATENCY = Histogram("gemini_latency_seconds", "Gemini call latency", ["model"])
 TOKENS = Counter("llm_tokens_total", "LLM tokens by type", ["type"])
 COST = Counter("llm_estimated_cost_usd_total", "Estimated LLM cost in US dollars")

@@ -208,6 +208,11 @@ GEMINI_ECONOMY_THRESHOLD = env_float("GEMINI_ECONOMY_THRESHOLD", 0.8)
 # US dollars per million tokens, for the cost estimate in `tokens` and /metrics.
 GEMINI_PRICE_INPUT_PER_MTOK = env_float("GEMINI_PRICE_INPUT_PER_MTOK", 0.10)
 GEMINI_PRICE_OUTPUT_PER_MTOK = env_float("GEMINI_PRICE_OUTPUT_PER_MTOK", 0.40)
+# Voice notes (docs/operations.md "Voice notes"): transcribed by Gemini when a key is set and this is on; longer
+# ones (bytes as WhatsApp stores them; ~1 MB is 5-8 minutes of a voice note) are not fetched.
+VOICE_TRANSCRIPTION = env_bool("VOICE_TRANSCRIPTION", True)
+VOICE_NOTE_MAX_BYTES = env_int("VOICE_NOTE_MAX_BYTES", 1_000_000)
+VOICE_TRANSCRIPTION_TIMEOUT_SECONDS = env_float("VOICE_TRANSCRIPTION_TIMEOUT_SECONDS", 15.0)
 
 # --- WhatsApp Cloud API -----------------------------------------------------------------------------------
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")

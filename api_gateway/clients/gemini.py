@@ -91,6 +91,26 @@ def _timeout_ms() -> int:
     return max(1, int(settings.GEMINI_TIMEOUT_SECONDS * 1000))
 
 
+def _retry_options(types, attempts: int):
+    return types.HttpRetryOptions(
+        attempts=max(1, attempts),
+        initial_delay=RETRY_INITIAL_DELAY_SECONDS,
+        max_delay=RETRY_MAX_DELAY_SECONDS,
+        jitter=RETRY_JITTER_SECONDS,
+        http_status_codes=RETRY_STATUS_CODES,
+    )
+
+
+def _call_options(types, timeout_seconds: float | None, attempts: int | None):
+    """Per-call HTTP options on top of the client's (None: the client's own)."""
+    if timeout_seconds is None and attempts is None:
+        return None
+    return types.HttpOptions(
+        timeout=max(1, int(timeout_seconds * 1000)) if timeout_seconds is not None else None,
+        retry_options=_retry_options(types, attempts) if attempts is not None else None,
+    )
+
+
 def gemini_client():
     """The process-wide SDK client for the current settings."""
     key = (settings.GEMINI_API_KEY, settings.GEMINI_API_BASE_URL, _timeout_ms(), settings.GEMINI_MAX_ATTEMPTS)
@@ -108,13 +128,7 @@ def gemini_client():
                 http_options=types.HttpOptions(
                     base_url=settings.GEMINI_API_BASE_URL,
                     timeout=_timeout_ms(),
-                    retry_options=types.HttpRetryOptions(
-                        attempts=max(1, settings.GEMINI_MAX_ATTEMPTS),
-                        initial_delay=RETRY_INITIAL_DELAY_SECONDS,
-                        max_delay=RETRY_MAX_DELAY_SECONDS,
-                        jitter=RETRY_JITTER_SECONDS,
-                        http_status_codes=RETRY_STATUS_CODES,
-                    ),
+                    retry_options=_retry_options(types, settings.GEMINI_MAX_ATTEMPTS),
                 ),
             )
             _clients[key] = client
@@ -156,8 +170,13 @@ def gemini_generate(
     contents: list,
     response_schema: dict,
     max_output_tokens: int,
+    timeout_seconds: float | None = None,
+    attempts: int | None = None,
 ) -> GeminiResult:
-    """One structured-output call (JSON against `response_schema`, a JSON Schema dict).
+    """One structured-output call (JSON against `response_schema`, a JSON Schema dict). `contents` are dicts in
+    the SDK's shape; a part may carry `inline_data` ({"mime_type", "data": bytes}) such as a voice note.
+    `timeout_seconds` and `attempts` override GEMINI_TIMEOUT_SECONDS and GEMINI_MAX_ATTEMPTS for this call (audio
+    takes longer than text, and its caller would rather ask the patient to write than retry).
 
     Raises GeminiUnavailable for timeouts, refused connections and HTTP errors (after the SDK's bounded retries).
     """
@@ -170,6 +189,7 @@ def gemini_generate(
         response_mime_type="application/json",
         response_json_schema=response_schema,
         thinking_config=types.ThinkingConfig(thinking_level=THINKING_LEVEL),
+        http_options=_call_options(types, timeout_seconds, attempts),
     )
     timeout_errors, transport_errors = _transport_errors()
     started = time.monotonic()

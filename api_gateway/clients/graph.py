@@ -6,6 +6,7 @@ Knows nothing of our models. Shapes a Reply into a text, list or reply-button me
 
 import logging
 import threading
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -262,3 +263,48 @@ def graph_send_buttons(*, to: str, body: str, options: list[Option]) -> str:
 
 def graph_mark_read(*, message_id: str, typing: bool = True) -> None:
     graph_post(payload=mark_read_payload(message_id=message_id, typing=typing))
+
+
+# --- Media the patient sent -----------------------------------------------------------------------------------
+class MediaTooLarge(Exception):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"media of {size} bytes is over the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+def _auth_headers() -> dict:
+    return {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
+
+
+def graph_media_info(*, media_id: str) -> dict:
+    """GET /{version}/{media-id}: {"url", "mime_type", "sha256", "file_size" (a string), "id"}. The URL is
+    short-lived (minutes) and needs the same bearer token. Raises GraphError or httpx.TransportError."""
+    params = {"phone_number_id": settings.WHATSAPP_PHONE_NUMBER_ID} if settings.WHATSAPP_PHONE_NUMBER_ID else None
+    response = _client().get(
+        f"/{settings.WHATSAPP_API_VERSION}/{quote(media_id, safe='')}", params=params, headers=_auth_headers()
+    )
+    if response.status_code >= 400:
+        raise graph_error_from_response(response)
+    try:
+        info = response.json()
+    except ValueError as exc:
+        raise GraphError(code=None, message="invalid JSON in a media response", transient=True) from exc
+    if not isinstance(info, dict) or not isinstance(info.get("url"), str) or not info["url"]:
+        raise GraphError(code=None, message="media response without a download URL")
+    return info
+
+
+def graph_media_download(*, url: str, max_bytes: int) -> bytes:
+    """The media's bytes, streamed and cut off past `max_bytes` (MediaTooLarge), whatever size was announced."""
+    chunks, size = [], 0
+    with _client().stream("GET", url, headers=_auth_headers()) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise graph_error_from_response(response)
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(size, max_bytes)
+            chunks.append(chunk)
+    return b"".join(chunks)

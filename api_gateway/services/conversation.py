@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 # Channel types read as words; any other (media, contacts, orders, "unsupported", a type WhatsApp adds later) gets
 # the polite "only text" answer, never "não entendi".
 READABLE_TYPES = frozenset({"text", "interactive", "button", "api", "location"})
+# Attachments whose caption is read as words (the attachment itself is not opened).
+CAPTIONED_TYPES = frozenset({"image", "document", "video"})
 SILENT_TYPES = {"reaction", "system"}
 HISTORY_SIZE = 4
 HISTORY_CHARS = 300
@@ -249,7 +252,7 @@ def _turn(
 def _interpret(
     *, session: ConversationSession, text: str, option_id: str | None, channel_type: str, now: dt.datetime
 ) -> NLUResult:
-    if channel_type not in READABLE_TYPES - {"location"}:  # no words to read (and no tokens to spend)
+    if channel_type not in READABLE_TYPES - {"location"} and not _caption(channel_type, text):  # no words to read
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
     if session.current_state == S.HUMAN_HANDOFF:
         if option_id and option_id.startswith("reminder:confirm:"):  # "Confirmar presença" needs no person
@@ -372,10 +375,13 @@ def _store_user_message(
     channel_type: str,
     now: dt.datetime,
 ) -> ConversationMessage:
+    entities = _jsonable(nlu.entities)
+    if inbound is not None and (voice := _voice_outcome(inbound)):
+        entities["voice"] = voice  # what became of a voice note, for the staff reading the conversation
     fields = {
         "intent": str(nlu.intent),
         "confidence": nlu.confidence,
-        "entities": _jsonable(nlu.entities),
+        "entities": entities,
         "nlu_source": nlu.source,
         "input_tokens": nlu.input_tokens,
         "output_tokens": nlu.output_tokens,
@@ -391,10 +397,21 @@ def _store_user_message(
             timestamp=now,
             **fields,
         )
-    ConversationMessage.objects.filter(pk=inbound.pk).update(**fields)
+    # Tokens are added: a voice note's transcription is already counted on the row (api_gateway.services.voice).
+    tokens = {
+        "input_tokens": F("input_tokens") + nlu.input_tokens,
+        "output_tokens": F("output_tokens") + nlu.output_tokens,
+    }
+    ConversationMessage.objects.filter(pk=inbound.pk).update(**{**fields, **tokens})
     for name, value in fields.items():
-        setattr(inbound, name, value)
+        if name not in tokens:
+            setattr(inbound, name, value)
     return inbound
+
+
+def _voice_outcome(inbound: ConversationMessage) -> str:
+    entities = inbound.entities or {}
+    return entities.get("voice") or (entities.get("inbound") or {}).get("voice") or ""
 
 
 def _jsonable(entities: dict) -> dict:
@@ -414,7 +431,8 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     s = turn.session
     if channel_type in SILENT_TYPES:
         return Reply(text="", send=False)
-    warning = _emergency_warning(turn) if channel_type in READABLE_TYPES else ""
+    caption = _caption(channel_type, text)
+    warning = _emergency_warning(turn) if channel_type in READABLE_TYPES or caption else ""
     # a crisis (CVV) gets the warning alone, never a booking question after it
     alone = s.current_state == S.HUMAN_HANDOFF or warning == T.EMERGENCY_SELF_HARM
     if warning and (alone or not _acts_beside_emergency(turn)):
@@ -434,7 +452,9 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
     if channel_type == "location":
         return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
-    if channel_type not in READABLE_TYPES:
+    if channel_type == "audio":  # a voice note that could not be heard (api_gateway.services.voice)
+        return Reply(text=T.VOICE_NOT_HEARD)
+    if channel_type not in READABLE_TYPES and not caption:
         return Reply(text=T.MEDIA_NOT_SUPPORTED)
     _resume_after_question(s)
 
@@ -445,9 +465,11 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
             greeting = T.GREETING_SHORT.format(clinic=_clinic()["nome"])
 
     reply = _dispatch(turn)
+    if caption and reply.send:
+        reply.text = f"{T.ATTACHMENT_CAPTION_READ}\n\n{reply.text}"
     if turn.understood:
         s.failed_attempts = 0
-    else:
+    elif not caption:  # "segue meu pedido" is about the file we cannot open, no failure of the patient's
         s.failed_attempts += 1
         if s.failed_attempts >= settings.HANDOFF_AFTER_FAILURES:
             return _handoff(turn, T.HANDOFF_AFTER_FAILURES)
@@ -456,6 +478,11 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     if warning and reply.send:
         reply.text = f"{warning}\n\n{reply.text}"
     return reply
+
+
+def _caption(channel_type: str, text: str) -> bool:
+    """An image, document or video sent with words: the words are read, the file is not opened."""
+    return channel_type in CAPTIONED_TYPES and bool(text.strip())
 
 
 _ACTIONS = frozenset(

@@ -26,6 +26,7 @@ from api_gateway.services.idempotency import IdempotentResult, idempotency_key_d
 from api_gateway.services.replies import Reply
 from api_gateway.services.sender import inbound_mark_read, reply_send
 from api_gateway.services.session_cache import SessionConflict, SessionLockTimeout, session_manager
+from api_gateway.services.voice import voice_note_text
 from api_gateway.whatsapp import InboundMessage, ParsedWebhook, StatusUpdate
 from core import broker, metrics
 from core.exceptions import RateLimited, ServiceUnavailable
@@ -537,13 +538,16 @@ def _process_one(inbound: ConversationMessage, *, phone: str) -> None:
     inbound.processing_status = Processing.PROCESSING
     extras = (inbound.entities or {}).get("inbound", {})
     inbound_mark_read(message=inbound)
+    text, channel_type = inbound.content, inbound.channel_type or "text"
     try:
+        if channel_type == "audio" and (heard := voice_note_text(inbound)) is not None:
+            text, channel_type = heard, "text"  # the words said are read like words typed
         result = conversation.turn_handle_unlocked(
             phone=phone,
-            text=inbound.content,
+            text=text,
             inbound=inbound,
             option_id=extras.get("option_id"),
-            channel_type=inbound.channel_type or "text",
+            channel_type=channel_type,
             profile_name=extras.get("profile_name", ""),
         )
     except TRANSIENT_ERRORS:

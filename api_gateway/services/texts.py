@@ -186,6 +186,13 @@ RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
 THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
 YOU_ARE_WELCOME = "Por nada! 🙂"
 GOODBYE = "Até logo! Cuide-se. 👋"
+VOICE_NOT_HEARD = (
+    "Desculpe, não consegui ouvir o seu áudio. 🙏 Pode me escrever o que precisa? "
+    "Se for uma emergência, ligue para o SAMU (192)."
+)
+ATTACHMENT_CAPTION_READ = (
+    "Recebi o seu arquivo, mas não consigo abrir imagens, documentos ou vídeos por aqui: li só o que você escreveu."
+)
 MEDIA_NOT_SUPPORTED = "Por enquanto eu só consigo entender mensagens de texto. 🙂 Pode me escrever o que precisa?"
 LOCATION_RECEIVED = "Recebi sua localização, obrigado! Nosso endereço é: {address}."
 RESUME = "\n\nVoltando ao que estávamos fazendo: {prompt}"

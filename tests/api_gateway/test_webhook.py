@@ -168,8 +168,9 @@ def test_each_answerable_message_type_is_stored_processed_and_answered_once(
     assert [r.body["message_id"] for r in fake_graph.reads] == [wamid]
 
 
-def test_media_gets_the_polite_only_text_answer(client, clinic, fake_graph):
-    post_webhook(client, load_payload("audio", now=time.time()))
+@pytest.mark.parametrize("fixture", ["sticker", "video"])  # no words with it (a caption is read: test_media_messages)
+def test_media_without_words_gets_the_polite_only_text_answer(client, clinic, fake_graph, fixture):
+    post_webhook(client, load_payload(fixture, now=time.time()))
 
     sent = fake_graph.sends[0].body
     assert sent["type"] == "text"

@@ -111,6 +111,21 @@ class RecordedRequest:
             found.extend(part.get("text", "") for part in content.get("parts", []))
         return found
 
+    def inline_data(self) -> list[tuple[str, bytes]]:
+        """(mime type, bytes) of every inline part (audio, images) of the contents."""
+        import base64
+
+        found = []
+        for content in self.body.get("contents", []):
+            for part in content.get("parts", []):
+                blob = part.get("inlineData") or part.get("inline_data")
+                if blob:
+                    data = base64.urlsafe_b64decode(
+                        blob["data"].replace("+", "-").replace("/", "_")
+                    )  # the SDK sends urlsafe
+                    found.append((blob.get("mimeType") or blob.get("mime_type", ""), data))
+        return found
+
     @property
     def prompt_chars(self) -> int:
         return sum(len(text) for text in self.texts())
@@ -207,7 +222,9 @@ class FakeGeminiServer:
 
     # --- wire format ----------------------------------------------------------------------------------
     def build_response(self, request: RecordedRequest, answer: FakeAnswer) -> tuple[int, dict]:
-        prompt_tokens = estimate_tokens(request.prompt_chars)
+        # Audio: 32 tokens a second, as Gemini bills it; ~2 kB a second for a WhatsApp (Opus) voice note.
+        audio_bytes = sum(len(data) for mime, data in request.inline_data() if mime.startswith("audio/"))
+        prompt_tokens = estimate_tokens(request.prompt_chars) + audio_bytes * 32 // 2000
         if answer.kind == "error":
             return answer.status, self._error_body(answer)
         if answer.kind == "prompt_blocked":

@@ -8,6 +8,8 @@ ThreadingHTTPServer on 127.0.0.1 (port 0) in a daemon thread; every request is r
         server.enqueue(graph_ok(delay=2.0))                                 # then a slow success
         server.default = graph_ok()                                         # when the queue is empty
         server.sends   # recorded message POSTs (mark-read requests are in server.reads)
+        server.add_media("123", b"OggS...", "audio/ogg; codecs=opus")  # GET /{version}/123 and its download URL
+        server.media_requests                                           # recorded GETs (media info, download)
 
 In pytest, use the `fake_graph` fixture (`from tests.fakes.graph_server import fake_graph  # noqa: F401`): it
 starts a server and points the settings (base URL, token, phone number id, short timeout and retry waits) at it.
@@ -29,6 +31,8 @@ import pytest
 
 FAKE_ACCESS_TOKEN = "fake-graph-test-token"
 _PATH_RE = re.compile(r"^/(?P<version>v[\d.]+)/(?P<phone_number_id>[^/]+)/messages$")
+_MEDIA_RE = re.compile(r"^/(?P<version>v[\d.]+)/(?P<media_id>[^/?]+)(?:\?.*)?$")
+_DOWNLOAD_RE = re.compile(r"^/whatsapp_business/attachments/\?mid=(?P<media_id>[^&]+)")
 
 # Error titles per code, as Meta words them (only used to make bodies realistic).
 _TITLES = {
@@ -41,6 +45,7 @@ _TITLES = {
     131047: "Re-engagement message",
     131026: "Message Undeliverable",
     131051: "Unsupported message type",
+    100: "Invalid parameter",
     190: "Access token has expired",
     368: "Temporarily blocked for policies violations",
     132001: "Template name does not exist in the translation",
@@ -83,6 +88,9 @@ class FakeGraphServer:
 
     def __post_init__(self):
         self.requests: list[RecordedRequest] = []
+        self.media_requests: list[RecordedRequest] = []
+        self.media: dict[str, tuple[bytes, str, int]] = {}
+        self.media_errors: deque[GraphAnswer] = deque()  # answers for the next media GETs, before any media
         self._queue: deque[GraphAnswer] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -92,6 +100,10 @@ class FakeGraphServer:
     def enqueue(self, *answers: GraphAnswer) -> None:
         with self._lock:
             self._queue.extend(answers)
+
+    def add_media(self, media_id: str, data: bytes, mime_type: str, *, file_size: int | None = None) -> None:
+        """Media a patient sent; `file_size` is what the info response announces (default: the real size)."""
+        self.media[media_id] = (data, mime_type, len(data) if file_size is None else file_size)
 
     def _next_answer(self, request: RecordedRequest) -> GraphAnswer:
         with self._lock:
@@ -122,6 +134,42 @@ class FakeGraphServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
                 pass
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                request = RecordedRequest(path=self.path, headers=dict(self.headers.items()), body={})
+                with server._lock:
+                    server.media_requests.append(request)
+                    answer = server.media_errors.popleft() if server.media_errors else None
+                if self.headers.get("Authorization") != f"Bearer {FAKE_ACCESS_TOKEN}":
+                    return self._send(401, _error_body(190))
+                if answer is not None:
+                    request.answered_status = answer.status
+                    if answer.delay:
+                        time.sleep(answer.delay)
+                    if answer.raw is not None:
+                        return self._send_raw(answer.status, answer.raw, "text/html")
+                    return self._send(answer.status, _error_body(answer.code))
+                download = _DOWNLOAD_RE.match(self.path)
+                info = _MEDIA_RE.match(self.path)
+                media_id = (download or info)["media_id"] if (download or info) else ""
+                if media_id not in server.media:
+                    request.answered_status = 400
+                    return self._send(400, _error_body(100))
+                data, mime_type, file_size = server.media[media_id]
+                request.answered_status = 200
+                if download:
+                    return self._send_raw(200, data, mime_type)
+                return self._send(
+                    200,
+                    {
+                        "messaging_product": "whatsapp",
+                        "url": f"{server.base_url}/whatsapp_business/attachments/?mid={media_id}&ext=1&hash=x",
+                        "mime_type": mime_type,
+                        "sha256": __import__("hashlib").sha256(data).hexdigest(),
+                        "file_size": str(file_size),
+                        "id": media_id,
+                    },
+                )
 
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
