@@ -49,6 +49,16 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "levei uma facada",
         "sofri um acidente de carro agora",
         "meu filho quebrou o braço agora jogando bola",
+        # the eleventh session's (a caption probe): the whole pack, a face gone crooked, a bite, a burn
+        "meu filho tomou o remédio todo da cartela",
+        "ele tomou o vidro inteiro de xarope",
+        "minha filha tomou a caixa toda de paracetamol",
+        "minha boca ficou torta",
+        "a boca do meu pai entortou",
+        "fui mordido por um cachorro e tá sangrando muito",
+        "o cachorro do vizinho mordeu meu filho e tá sangrando muito",
+        "meu filho se queimou com água fervendo",
+        "ele tá com o lábio roxo e respirando mal",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -125,6 +135,10 @@ def test_thoughts_of_self_harm(text):
         "quebrei o braço ano passado, quero ortopedista",
         "não aguento mais essa dor nas costas, quero ortopedista",
         "quero acabar com tudo isso de papelada do convênio",
+        "tomei o remédio todo como o médico mandou, preciso de retorno",
+        "a receita acabou, tomei o remédio todo",
+        "meu cachorro foi picado por uma cobra",
+        "minha gata tá com falta de ar",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):
