@@ -27,6 +27,7 @@ def _words(pattern: str) -> re.Pattern:
 
 
 _A_LOT = r"(?:muito|mt|mto|demais|bastante|sem parar)"
+_TREATMENT = r"(?:d[oa] |de )?(?:anticoncepciona\w*|antibiotico|pilula|tratamento|vitamina\w*)"
 _MEDICAL = _words(
     # chest pain and the heart
     r"dor(?:es)? (?:\w+ ){0,3}(?:no|do|nos) peit[ou]|aperto no peito|pressao no peito|peito pesado"
@@ -43,7 +44,9 @@ _MEDICAL = _words(
     r"|garganta fechando|lingua inchada|(?:boca|garganta|lingua|rosto|olhos) (?:\w+ ){0,4}inchando"
     r"|mal consigo engolir|anafila\w*|reacao alergica (?:grave|forte)|choque anafilatico"
     # stroke
-    r"|avc|derrame(?! (?:no|nos|de) (?:olhos?|pleura))|boca (?:\w+ ){0,3}(?:torta|entort\w*)"
+    r"|avc|derrame(?! (?:no|nos|de) (?:olhos?|pleura))|boca (?:torta|entort\w*)"
+    # "a boca do meu pai ficou torta" (never "torta" the pie: "boca depois de comer torta"; a brace bending a tooth)
+    r"|boca (?:\w+ ){0,4}(?:ficou|esta|ta|tava|estava) torta|boca (?:\w+ ){0,4}entort(?:ou|ando)(?! (?:o|os) dentes?)"
     r"|rosto (?:torto|caido|entortando)"
     r"|(?:lado|metade) (?:\w+ ){0,2}(?:rosto|boca) caid[oa]|face torta|nao fala direito|parou de falar"
     r"|perd\w* (?:a )?forca (?:do|no|de um|em um|dos|nos) (?:bracos?|lado|pernas?)"
@@ -66,11 +69,13 @@ _MEDICAL = _words(
     # an overdose said with the drug's name or without a count: "tomei uma cartela inteira de rivotril"
     r"|(?:tomou|tomei|engoliu|engoli|vou tomar) (?:uma|a|duas|tres) (?:cartelas?|caixas?) inteiras?"
     r"|(?:tomou|tomei|engoliu|engoli) (?:muito|muitos|demais|um monte de) (?:remedios?|comprimidos?|pilulas?)"
-    # the whole pack: "tomou o remédio todo da cartela", "o vidro inteiro de xarope", "a caixa toda de dipirona"
-    r"|(?:tomou|tomei|engoliu|engoli|bebeu|bebi) (?:o|a) (?:cartela|caixa|vidro|frasco) (?:tod[oa]|inteir[oa])"
-    r"|(?:tomou|tomei|engoliu|engoli|bebeu|bebi) tod[oa] (?:o|a) (?:cartela|caixa|vidro|frasco)"
-    r"|(?:remedios?|comprimidos?|pilulas?) tod[oa]s? d[ao] (?:cartela|caixa|vidro|frasco)"
-    r"|(?:se )?queim(?:ou|ei|aram) (?:\w+ ){0,3}(?:agua fervendo|oleo quente|alcool|fogo|gasolina)"
+    # someone else swallowed the whole pack: "meu filho tomou o remédio todo da cartela", "o vidro inteiro de
+    # xarope". Said of oneself ("tomei a cartela toda do anticoncepcional") it is usually a finished treatment.
+    rf"|(?:tomou|engoliu|bebeu) (?:o|a) (?:cartela|caixa|vidro|frasco) (?:tod[oa]|inteir[oa])(?! {_TREATMENT})"
+    rf"|(?:tomou|engoliu|bebeu) tod[oa] (?:o|a) (?:cartela|caixa|vidro|frasco)(?! {_TREATMENT})"
+    rf"|(?:tomou|engoliu) (?:o|os|a|as) (?:remedios?|comprimidos?|pilulas?) tod[oa]s? d[ao] (?:cartela|caixa|vidro"
+    rf"|frasco)(?! {_TREATMENT})"
+    r"|(?:se )?queim(?:ou|ei|aram) (?:\w+ ){0,3}(?:agua fervendo|oleo quente|alcool|gasolina)"
     r"|(?:tomou|tomei|engoliu|engoli) (?:\w+ ){0,2}(?:remedios?|comprimidos?|pilulas?) (?:demais|de uma vez)"
     r"|(?:picad|mordid)\w* (?:de|por) (?:uma |um )?(?:cobra|escorpiao|aranha|jararaca|cascavel)"
     r"|(?:cobra|escorpiao|aranha|jararaca|cascavel) (?:me |\w+ )?(?:picou|mordeu)"
@@ -119,7 +124,8 @@ _PAST = _words(
 _FIGURATIVE = _words(
     r"kkk+|rsrs\w*|ha(?:ha)+|quase (?:tive|me deu|infartei|morri|desmaiei)|de tanto|de sono|de rir|de vergonha"
     r"|prevenir|prevencao|risco de|medo de|todo mes|todos os meses|menstrua\w*|saudade|de trabalho|com tanta coisa"
-    r"|(?:meu|minha|nosso|nossa|seu|sua) (?:\w+ )?(?:cachorr[oa]|gat[oa])|veterinari\w*|pelo nariz|nariz entupido|rinite|sinusite"
+    r"|(?:meu|minha|nosso|nossa|seu|sua) (?:\w+ )?(?:cachorr[oa]|gat[oa])|veterinari\w*"
+    r"|pelo nariz|nariz entupido|rinite|sinusite"
     # a question about an exam or a disease, not an event: "o eletrocardiograma detecta infarto?"
     r"|detecta\w*|diagnostic\w*|identifica\w*|previne|evita|sintomas? de"
 )

@@ -59,6 +59,8 @@ from api_gateway.services.safety import MEDICAL, SELF_HARM, emergency_kind
         "o cachorro do vizinho mordeu meu filho e tá sangrando muito",
         "meu filho se queimou com água fervendo",
         "ele tá com o lábio roxo e respirando mal",
+        "a boca do meu pai ficou torta",
+        "meu filho tomou os comprimidos todos da cartela",
     ],
 )
 def test_warning_signs_are_medical_emergencies(text):
@@ -139,6 +141,14 @@ def test_thoughts_of_self_harm(text):
         "a receita acabou, tomei o remédio todo",
         "meu cachorro foi picado por uma cobra",
         "minha gata tá com falta de ar",
+        # a finished treatment, a pie, a dental brace, a kitchen burn (a review of the eleventh session's rules)
+        "tomei a cartela toda do anticoncepcional, posso começar a próxima?",
+        "já tomei a caixa toda do antibiótico, preciso de nova receita",
+        "tomei os comprimidos todos da caixa",
+        "bebi o frasco inteiro do xarope durante a semana",
+        "gosto ruim na boca depois de comer torta",
+        "a boca com o aparelho entortou o dente",
+        "queimei a mão no fogo do fogão",
     ],
 )
 def test_ordinary_messages_and_histories_are_not_emergencies(text):
