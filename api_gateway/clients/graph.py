@@ -298,8 +298,8 @@ def graph_media_info(*, media_id: str) -> dict:
 def graph_media_download(*, url: str, max_bytes: int) -> bytes:
     """The media's bytes, streamed and cut off past `max_bytes` (MediaTooLarge), whatever size was announced."""
     chunks, size = [], 0
-    with _client().stream("GET", url, headers=_auth_headers()) as response:
-        if response.status_code >= 400:
+    with _client().stream("GET", url, headers=_auth_headers(), follow_redirects=True) as response:
+        if response.status_code >= 300:  # a redirect left unfollowed is no audio either
             response.read()
             raise graph_error_from_response(response)
         for chunk in response.iter_bytes():

@@ -495,6 +495,10 @@ def inbound_process(*, message_id: int) -> None:
         logger.warning("inbound %s vanished before processing", message_id)
         return
     phone = message.session.phone_number
+    if message.channel_type == "audio" and _awaits_turn(message):
+        # Before the lock: fetching and transcribing take seconds, which must not eat into the lock's time limit
+        # (a turn still to run under it may call Gemini and send). The turn reads the stored transcript.
+        voice_note_text(message)
     with session_manager.lock(phone):
         _send_pending_replies(session_id=message.session_id)
         due = (
@@ -514,6 +518,12 @@ def inbound_process(*, message_id: int) -> None:
                 _inbound_expire(inbound.pk)
                 continue
             _process_one(inbound, phone=phone)
+
+
+def _awaits_turn(message: ConversationMessage) -> bool:
+    return message.processing_status in {Processing.RECEIVED, Processing.PROCESSING} and not message_too_old(
+        message.timestamp, now=timezone.now()
+    )
 
 
 def _send_pending_replies(*, session_id: int) -> None:

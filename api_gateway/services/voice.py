@@ -1,8 +1,9 @@
 """Voice notes heard as text: the patient's audio becomes the words of an ordinary turn.
 
-WhatsApp delivers a media id, not the audio. Before the turn, under the patient's lock, `voice_note_text` fetches
-it from the Graph API (the id gives a short-lived URL, downloaded with the same token) and has Gemini transcribe
-it (audio in, JSON out, one attempt). The transcript is stored on the inbound row (`content`) with the outcome
+WhatsApp delivers a media id, not the audio. Before the turn, `voice_note_text` fetches it from the Graph API (the
+id gives a short-lived URL, downloaded with the same token) and has Gemini transcribe it (audio in, JSON out, one
+attempt): in its task before the patient's lock is taken, or under the lock for an earlier note whose own task
+has not run yet. The transcript is stored on the inbound row (`content`) with the outcome
 (`entities["inbound"]["voice"]`) and the tokens it cost, so a retried turn never pays for it twice and the staff
 read in the admin what was heard. When it cannot be heard (no key, switched off, over the daily budget, too long,
 a format Gemini does not take, Graph or Gemini failing, no speech) the turn asks the patient to write, with the
@@ -124,7 +125,7 @@ def _audio_fetch(media_id: str) -> tuple[bytes, str]:
         return graph.graph_media_download(url=info["url"], max_bytes=limit), mime_type
     except graph.MediaTooLarge as exc:
         raise _NotHeard("too_long") from exc
-    except (graph.GraphError, httpx.HTTPError) as exc:
+    except (graph.GraphError, httpx.HTTPError, httpx.InvalidURL) as exc:
         logger.warning("voice note media %s could not be fetched: %s", media_id[-6:], exc)
         raise _NotHeard("media_unavailable") from exc
 
@@ -160,5 +161,5 @@ def _transcribe(audio: bytes, mime_type: str, *, economy: bool) -> VoiceNote:
     token_monitor.record_usage(input_tokens=input_tokens, output_tokens=output_tokens)
     if result.outcome != "ok":
         return VoiceNote("", result.outcome, input_tokens, output_tokens)
-    text = " ".join(str(result.parsed.get("transcript") or "").split())[:MAX_TRANSCRIPT_CHARS]
+    text = " ".join(str(result.parsed.get("transcript") or "").replace("\x00", "").split())[:MAX_TRANSCRIPT_CHARS]
     return VoiceNote(text, TRANSCRIBED if text else "no_speech", input_tokens, output_tokens)

@@ -264,3 +264,36 @@ def test_an_emergency_in_a_caption_gets_the_warning(client, clinic, fake_graph):
     post_webhook(client, payload)
 
     assert "192" in _reply_text(fake_graph)
+
+
+def test_the_transcription_runs_before_the_patients_lock_is_taken(clinic, fake_graph, fake_gemini):
+    """Fetch and transcription take seconds: they must not use up the time limit of the lock the turn runs under."""
+    import threading
+
+    from api_gateway.services.session_cache import session_manager
+
+    fake_graph.add_media(MEDIA_ID, AUDIO, "audio/ogg")
+    fake_gemini.responder = _transcripts("qual o endereço?")
+    session = ConversationSession.objects.create(phone_number="5511999990001")
+    inbound = ConversationMessage.objects.create(
+        session=session,
+        message_type="user",
+        channel_type="audio",
+        media_id=MEDIA_ID,
+        whatsapp_message_id="wamid.AUD0003",
+        processing_status="received",
+        entities={"inbound": {"option_id": None, "profile_name": ""}},
+    )
+    task = threading.Thread(target=inbound_process, kwargs={"message_id": inbound.pk})
+
+    with session_manager.lock("5511999990001"):  # another turn of this patient is running
+        task.start()
+        deadline = time.monotonic() + 5
+        while not _audio_requests(fake_gemini) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        transcribed_while_locked = bool(_audio_requests(fake_gemini))
+    task.join(timeout=10)
+
+    assert transcribed_while_locked
+    inbound.refresh_from_db()
+    assert inbound.processing_status == "processed" and len(_audio_requests(fake_gemini)) == 1
