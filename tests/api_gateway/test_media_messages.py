@@ -49,6 +49,20 @@ def _voice_note(client):
     return ConversationMessage.objects.get(whatsapp_message_id="wamid.AUD0001")
 
 
+def _stored_voice_note(wamid: str) -> ConversationMessage:
+    """A voice note the webhook accepted and no task has processed yet."""
+    session = ConversationSession.objects.create(phone_number="5511999990001")
+    return ConversationMessage.objects.create(
+        session=session,
+        message_type="user",
+        channel_type="audio",
+        media_id=MEDIA_ID,
+        whatsapp_message_id=wamid,
+        processing_status="received",
+        entities={"inbound": {"option_id": None, "profile_name": ""}},
+    )
+
+
 def _reply_text(fake_graph) -> str:
     body = fake_graph.sends[-1].body
     return body["text"]["body"] if body["type"] == "text" else body["interactive"]["body"]["text"]
@@ -200,16 +214,7 @@ def test_a_voice_note_is_transcribed_once_even_when_its_turn_runs_again(clinic, 
     """A worker that dies after the transcript is stored: the sweeper's retry reads it instead of paying again."""
     fake_graph.add_media(MEDIA_ID, AUDIO, "audio/ogg")
     fake_gemini.responder = _transcripts("qual o endereço da clínica?")
-    session = ConversationSession.objects.create(phone_number="5511999990001")
-    inbound = ConversationMessage.objects.create(
-        session=session,
-        message_type="user",
-        channel_type="audio",
-        media_id=MEDIA_ID,
-        whatsapp_message_id="wamid.AUD0002",
-        processing_status="received",
-        entities={"inbound": {"option_id": None, "profile_name": "João"}},
-    )
+    inbound = _stored_voice_note("wamid.AUD0002")
 
     assert voice_note_text(inbound) == "qual o endereço da clínica?"  # the first worker, before it died
     inbound_process(message_id=inbound.pk)  # the retry
@@ -274,16 +279,7 @@ def test_the_transcription_runs_before_the_patients_lock_is_taken(clinic, fake_g
 
     fake_graph.add_media(MEDIA_ID, AUDIO, "audio/ogg")
     fake_gemini.responder = _transcripts("qual o endereço?")
-    session = ConversationSession.objects.create(phone_number="5511999990001")
-    inbound = ConversationMessage.objects.create(
-        session=session,
-        message_type="user",
-        channel_type="audio",
-        media_id=MEDIA_ID,
-        whatsapp_message_id="wamid.AUD0003",
-        processing_status="received",
-        entities={"inbound": {"option_id": None, "profile_name": ""}},
-    )
+    inbound = _stored_voice_note("wamid.AUD0003")
     task = threading.Thread(target=inbound_process, kwargs={"message_id": inbound.pk})
 
     with session_manager.lock("5511999990001"):  # another turn of this patient is running
