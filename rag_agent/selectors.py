@@ -300,6 +300,10 @@ def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
     return sorted(set(times))
 
 
+def _minute_of_day(time: dt.time) -> int:
+    return time.hour * 60 + time.minute
+
+
 def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | None = None) -> dict:
     """The doctor's booked consultations per day, as (start, end) minutes of the day (cancelled ones are free)."""
     taken = Agendamento.objects.filter(medico_id=medico_id, data__gte=first, data__lte=last).exclude(
@@ -310,7 +314,7 @@ def _booked(medico_id: int, first: dt.date, last: dt.date, *, exclude_id: int | 
     booked: dict[dt.date, list[tuple[int, int]]] = {}
     rows = taken.values_list("data", "hora", "duracao_minutos", "medico__duracao_consulta_minutos")
     for day, time, own, doctors in rows:
-        start = time.hour * 60 + time.minute
+        start = _minute_of_day(time)
         booked.setdefault(day, []).append((start, start + (own or doctors)))
     return booked
 
@@ -321,7 +325,7 @@ def _free_on_grid(grid: list[dt.time], booked: list[tuple[int, int]], minutes: i
     entered off the grid, still keeps its time. Each booking marks its range of the sorted grid (bisect)."""
     if not booked:
         return grid
-    starts = [t.hour * 60 + t.minute for t in grid]
+    starts = [_minute_of_day(t) for t in grid]
     blocked: set[int] = set()
     for start, end in booked:  # a slot at g overlaps [start, end) when start - minutes < g < end
         blocked.update(range(bisect.bisect_right(starts, start - minutes), bisect.bisect_left(starts, end)))
@@ -332,7 +336,7 @@ def slot_overlaps_booking(
     *, medico_id: int, data: dt.date, hora: dt.time, minutes: int, exclude_id: int | None = None
 ) -> bool:
     """Whether a consultation of `minutes` at that time would overlap one the doctor already has that day."""
-    start = hora.hour * 60 + hora.minute
+    start = _minute_of_day(hora)
     booked = _booked(medico_id, data, data, exclude_id=exclude_id).get(data, [])
     return any(other_start < start + minutes and start < other_end for other_start, other_end in booked)
 

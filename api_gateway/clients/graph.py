@@ -217,6 +217,10 @@ def _client() -> httpx.Client:
         return client
 
 
+def _auth_headers() -> dict:
+    return {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
+
+
 def _messages_path() -> str:
     return f"/{settings.WHATSAPP_API_VERSION}/{settings.WHATSAPP_PHONE_NUMBER_ID}/messages"
 
@@ -226,7 +230,7 @@ def graph_post(*, payload: dict) -> dict:
     response = _client().post(
         _messages_path(),
         json=payload,
-        headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
+        headers=_auth_headers(),
     )
     if response.status_code >= 400:
         raise graph_error_from_response(response)
@@ -271,10 +275,6 @@ class MediaTooLarge(Exception):
         super().__init__(f"media of {size} bytes is over the {limit}-byte limit")
         self.size = size
         self.limit = limit
-
-
-def _auth_headers() -> dict:
-    return {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
 
 
 def graph_media_info(*, media_id: str) -> dict:

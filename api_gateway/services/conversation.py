@@ -34,6 +34,7 @@ from api_gateway.services.nlu.offline import NOT_BOOKING
 from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
+from api_gateway.services.voice import voice_outcome
 from core import metrics
 from core.logging import mask_phone
 from rag_agent import selectors
@@ -376,7 +377,7 @@ def _store_user_message(
     now: dt.datetime,
 ) -> ConversationMessage:
     entities = _jsonable(nlu.entities)
-    if inbound is not None and (voice := _voice_outcome(inbound)):
+    if inbound is not None and (voice := voice_outcome(inbound)):
         entities["voice"] = voice  # what became of a voice note, for the staff reading the conversation
     fields = {
         "intent": str(nlu.intent),
@@ -407,11 +408,6 @@ def _store_user_message(
         if name not in tokens:
             setattr(inbound, name, value)
     return inbound
-
-
-def _voice_outcome(inbound: ConversationMessage) -> str:
-    entities = inbound.entities or {}
-    return entities.get("voice") or (entities.get("inbound") or {}).get("voice") or ""
 
 
 def _jsonable(entities: dict) -> dict:

@@ -141,7 +141,7 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
             ).update(lembrete_enviado_em=now)
         )
 
-    entities = {"template": template, "reminder": appointment.pk, "at": _starts(appointment)}
+    entities = {"template": template, "reminder": appointment.pk, "at": _start(appointment).isoformat()}
     return _template_store(
         phone=phone,
         text=text,
@@ -212,7 +212,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
         "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
         "body": body,
     }
-    entities = {"template": template, "cancelled": appointment.pk, "at": _starts(appointment)}
+    entities = {"template": template, "cancelled": appointment.pk, "at": _start(appointment).isoformat()}
 
     def claim() -> bool:  # under the patient's lock: a second notice for the same cancellation finds the first
         return not ConversationMessage.objects.filter(
@@ -237,16 +237,15 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
 def _still_relevant(appointment: Agendamento, *, kind: str, now: dt.datetime) -> bool:
     """A reminder is for an appointment still "agendado" at the time it named; a cancellation notice for one still
     cancelled; both only before it starts."""
-    starts = timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
-    if starts <= now:
+    if _start(appointment) <= now:
         return False
     if kind == "cancelled":
         return appointment.status == Agendamento.Status.CANCELADO
     return appointment.status == Agendamento.Status.AGENDADO and appointment.lembrete_enviado_em is not None
 
 
-def _starts(appointment: Agendamento) -> str:
-    return timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora)).isoformat()
+def _start(appointment: Agendamento) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
 
 
 def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
@@ -268,7 +267,7 @@ def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
         appointment = Agendamento.objects.filter(pk=entities.get(kind)).first()
         current = (
             appointment is not None
-            and entities.get("at") == _starts(appointment)
+            and entities.get("at") == _start(appointment).isoformat()
             and _still_relevant(appointment, kind=kind, now=now)
         )
         if not current:

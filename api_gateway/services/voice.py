@@ -22,6 +22,7 @@ from django.db.models import F
 from api_gateway.clients import graph
 from api_gateway.clients.gemini import GeminiUnavailable, gemini_generate
 from api_gateway.models import ConversationMessage
+from api_gateway.services.nlu.gemini import tokens_spent
 from api_gateway.services.token_monitor import token_monitor
 from core import metrics
 
@@ -68,12 +69,19 @@ class VoiceNote:
     output_tokens: int = 0
 
 
+def voice_outcome(message: ConversationMessage) -> str:
+    """What became of a voice note ("" for other messages, or one not yet tried): under the webhook's extras
+    before its turn, among the turn's entities after it."""
+    entities = message.entities or {}
+    return entities.get("voice") or (entities.get("inbound") or {}).get("voice") or ""
+
+
 def voice_note_text(inbound: ConversationMessage) -> str | None:
     """The words of this voice note, transcribed once (a retried turn reads the stored transcript); None when it
     could not be heard."""
+    if outcome := voice_outcome(inbound):
+        return inbound.content if outcome == TRANSCRIBED else None
     extras = (inbound.entities or {}).get("inbound") or {}
-    if extras.get("voice"):
-        return inbound.content if extras["voice"] == TRANSCRIBED else None
     note = voice_transcribe(media_id=inbound.media_id)
     metrics.VOICE_NOTES.labels(note.outcome).inc()
     entities = {**(inbound.entities or {}), "inbound": {**extras, "voice": note.outcome}}
@@ -154,10 +162,7 @@ def _transcribe(audio: bytes, mime_type: str, *, economy: bool) -> VoiceNote:
     except GeminiUnavailable as exc:
         logger.warning("voice note not transcribed: Gemini unavailable (%s)", exc.reason)
         return VoiceNote("", "gemini_unavailable")
-    if result.usage_reported:
-        input_tokens, output_tokens = result.input_tokens, result.output_tokens
-    else:
-        input_tokens, output_tokens = len(audio) // AUDIO_BYTES_PER_TOKEN, len(result.text or "") // 4
+    input_tokens, output_tokens = tokens_spent(result, len(audio) // AUDIO_BYTES_PER_TOKEN)
     token_monitor.record_usage(input_tokens=input_tokens, output_tokens=output_tokens)
     if result.outcome != "ok":
         return VoiceNote("", result.outcome, input_tokens, output_tokens)

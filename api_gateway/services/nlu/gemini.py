@@ -19,7 +19,14 @@ from api_gateway.services.nlu.types import Intent, NLUResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GeminiBadAnswer", "GeminiUnavailable", "NLU_RESPONSE_SCHEMA", "gemini_interpret", "nlu_result_from_json"]
+__all__ = [
+    "GeminiBadAnswer",
+    "GeminiUnavailable",
+    "NLU_RESPONSE_SCHEMA",
+    "gemini_interpret",
+    "nlu_result_from_json",
+    "tokens_spent",
+]
 
 NAME_KEYS = ("nome", "especialidade", "medico", "convenio", "exame")
 BOOL_KEYS = ("particular", "referencia")
@@ -178,7 +185,9 @@ def nlu_result_from_json(data: dict, *, model: str = "", input_tokens: int = 0, 
     )
 
 
-def _tokens(result: GeminiResult, prompt_tokens_estimate: int) -> tuple[int, int]:
+def tokens_spent(result: GeminiResult, prompt_tokens_estimate: int) -> tuple[int, int]:
+    """(input, output) tokens of a call: as Gemini reported them, else estimated (the prompt's estimate given, the
+    answer's from its length)."""
     if result.usage_reported:
         return result.input_tokens, result.output_tokens
     return prompt_tokens_estimate, -(-len(result.text or "") // CHARS_PER_TOKEN)
@@ -203,7 +212,7 @@ def gemini_interpret(
         response_schema=NLU_RESPONSE_SCHEMA,
         max_output_tokens=settings.GEMINI_MAX_OUTPUT_TOKENS,
     )
-    input_tokens, output_tokens = _tokens(result, prompt.estimated_tokens)
+    input_tokens, output_tokens = tokens_spent(result, prompt.estimated_tokens)
     if result.outcome != "ok":
         raise GeminiBadAnswer(result.outcome, model=model, input_tokens=input_tokens, output_tokens=output_tokens)
     return nlu_result_from_json(result.parsed, model=model, input_tokens=input_tokens, output_tokens=output_tokens)
