@@ -12,7 +12,7 @@ ThreadingHTTPServer on 127.0.0.1 (port 0) in a daemon thread; every request is r
         server.media_requests                                           # recorded GETs (media info, download)
 
 In pytest, use the `fake_graph` fixture (`from tests.fakes.graph_server import fake_graph  # noqa: F401`): it
-starts a server and points the settings (base URL, token, phone number id, short timeout and retry waits) at it.
+starts a server and points the settings (base URL, token, phone number id, timeout and retry waits) at it.
 """
 
 from __future__ import annotations
@@ -251,11 +251,13 @@ def _error_body(code: int) -> dict:
 
 @pytest.fixture
 def fake_graph(settings) -> Iterator[FakeGraphServer]:
-    """A running fake Graph API with the settings pointed at it (token set, short timeout, fast retries)."""
+    """A running fake Graph API with the settings pointed at it (token set, fast retries). The timeout is 5 s,
+    not the production 10 s: long enough that a loopback round trip on a loaded CI machine never times out (1 s
+    once failed the best-effort mark-read of a full run), short enough that a test of a hang sets its own."""
     with FakeGraphServer() as server:
         settings.WHATSAPP_API_BASE_URL = server.base_url
         settings.WHATSAPP_ACCESS_TOKEN = FAKE_ACCESS_TOKEN
-        settings.WHATSAPP_TIMEOUT_SECONDS = 1.0
+        settings.WHATSAPP_TIMEOUT_SECONDS = 5.0
         settings.WHATSAPP_RETRY_BASE_SECONDS = 0.01
         yield server
 
