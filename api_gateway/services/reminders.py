@@ -16,15 +16,14 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import clinic_message_noted, reminder_offer
+from api_gateway.services.outbox import clinic_message_store
 from api_gateway.services.sender import reply_send
-from api_gateway.services.session_cache import SessionConflict, session_manager
-from core.logging import mask_phone
+from api_gateway.services.session_cache import session_manager
 from core.phones import phone_forms, whatsapp_number
 from rag_agent import selectors
 from rag_agent.models import Agendamento
@@ -153,34 +152,10 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
 
 
 def _template_store(*, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime) -> int | None:
-    """Stores a message the clinic starts as a pending bot message in the patient's conversation, under their lock,
-    in one transaction with `claim()` (False: someone else has it; nothing is stored)."""
     with session_manager.lock(phone):
-        for attempt in range(2):
-            try:
-                with transaction.atomic():
-                    if not claim():
-                        return None
-                    session = session_manager.get_or_start(phone=phone)
-                    noted(session)
-                    bot = ConversationMessage.objects.create(
-                        session=session,
-                        message_type=ConversationMessage.MessageType.BOT,
-                        channel_type="template",
-                        content=text,
-                        entities=entities,
-                        timestamp=now,
-                        delivery_status=Delivery.PENDING,
-                    )
-                    session_manager.save(session=session)
-                break
-            except Exception as exc:
-                session_manager.invalidate(phone=phone)  # the cached copy may hold the rolled-back message
-                if not isinstance(exc, SessionConflict) or attempt:
-                    raise
-                # A stale cached copy of the session: everything rolled back; once more on the database's row.
-    logger.info("template message %s stored for %s", bot.pk, mask_phone(phone))
-    return bot.pk
+        return clinic_message_store(
+            phone=phone, text=text, entities=entities, channel_type="template", claim=claim, noted=noted, now=now
+        )
 
 
 def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) -> int | None:
