@@ -1,21 +1,27 @@
-"""Staff views of the conversations, and the "Cache e orçamento" page at /admin/cache/.
+"""Staff views of the conversations, the staff's replies to patients, and the "Cache e orçamento" page.
 
-Phones and names are shown here (the clinic's own staff), never logged. Everything is read-only: conversations
-change through the bot, and the two actions go through session_manager so the cache follows the database.
+Phones and names are shown here (the clinic's own staff), never logged. The conversation rows are read-only: they
+change through the bot, the two actions and "Responder ao paciente" (api_gateway.services.staff), all of which go
+through session_manager under the patient's lock so the cache follows the database.
 """
 
 import logging
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods
 
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
-from api_gateway.services import cache_inspect
+from api_gateway.services import cache_inspect, staff
 from api_gateway.services.conversation import release_to_bot
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from api_gateway.tasks import notify_cancellation
@@ -79,6 +85,35 @@ def _session_update(request: HttpRequest, queryset, change, done_message: str, a
     messages.success(request, done_message.format(count=done))
 
 
+class StaffReplyForm(forms.Form):
+    text = forms.CharField(
+        label="Mensagem",
+        max_length=staff.TEXT_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
+    )
+    release = forms.BooleanField(
+        label="Devolver ao bot depois de enviar (a próxima mensagem do paciente é respondida pelo bot)",
+        required=False,
+    )
+
+
+_STAFF_REPLY_OUTCOME = {
+    ConversationMessage.Delivery.SENT: (messages.SUCCESS, "Mensagem enviada ao paciente."),
+    ConversationMessage.Delivery.PENDING: (
+        messages.SUCCESS,
+        "Mensagem registrada; o envio está em andamento (a entrega aparece abaixo).",
+    ),
+    ConversationMessage.Delivery.NOT_SENT: (
+        messages.WARNING,
+        "Mensagem registrada, mas não enviada: o envio pelo WhatsApp não está configurado (WHATSAPP_ACCESS_TOKEN).",
+    ),
+    ConversationMessage.Delivery.FAILED: (
+        messages.ERROR,
+        "O WhatsApp recusou a mensagem (código {code}): veja o último erro abaixo.",
+    ),
+}
+
+
 @admin.register(ConversationSession)
 class ConversationSessionAdmin(admin.ModelAdmin):
     list_display = (
@@ -89,6 +124,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
         "failed_attempts",
         "message_count",
         "last_activity",
+        "reply_link",
     )
     list_filter = ("current_state", "last_activity")
     search_fields = ("phone_number", "patient_name")
@@ -103,6 +139,61 @@ class ConversationSessionAdmin(admin.ModelAdmin):
     @admin.display(description="mensagens", ordering="_messages")
     def message_count(self, obj) -> int:
         return obj._messages
+
+    @admin.display(description="")
+    def reply_link(self, obj) -> str:
+        return format_html(
+            '<a href="{}">Responder</a>', reverse("admin:api_gateway_conversationsession_reply", args=[obj.pk])
+        )
+
+    def get_urls(self):
+        reply = path(
+            "<path:object_id>/reply/",
+            self.admin_site.admin_view(self.reply_view),
+            name="api_gateway_conversationsession_reply",
+        )
+        return [reply, *super().get_urls()]
+
+    def reply_view(self, request: HttpRequest, object_id: str):
+        """The "Responder ao paciente" page: the conversation so far, whether WhatsApp's 24-hour window is open, and
+        a text box. Sending takes the conversation over from the bot (see api_gateway.services.staff)."""
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        form = StaffReplyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                bot_id = staff.staff_reply_send(
+                    session_id=session.pk,
+                    text=form.cleaned_data["text"],
+                    staff_user=request.user,
+                    release=form.cleaned_data["release"],
+                )
+            except (ApplicationError, SessionConflict) as exc:
+                form.add_error(
+                    None, getattr(exc, "message", "A conversa mudou enquanto a mensagem era gravada: tente de novo.")
+                )
+            else:
+                status, code = ConversationMessage.objects.values_list("delivery_status", "error_code").get(pk=bot_id)
+                level, text = _STAFF_REPLY_OUTCOME.get(status, _STAFF_REPLY_OUTCOME[ConversationMessage.Delivery.SENT])
+                messages.add_message(request, level, text.format(code=code))
+                return HttpResponseRedirect(request.path)
+        window = staff.reply_window(session_id=session.pk)
+        recent = list(session.messages.order_by("-timestamp", "-pk")[:30])[::-1]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Responder a {session.patient_name or session.phone_number}",
+            "opts": self.opts,
+            "original": session,
+            "form": form,
+            "window": window,
+            "window_open": window.is_open(timezone.now()),
+            "recent": recent,
+            "in_handoff": session.current_state == ConversationState.HUMAN_HANDOFF,
+        }
+        return TemplateResponse(request, "admin/api_gateway/conversationsession/reply.html", context)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.concrete_fields]
@@ -239,6 +330,16 @@ def _get_urls():
 
 
 admin.site.get_urls = _get_urls
+_site_index = admin.site.index
+
+
+def _index(request: HttpRequest, extra_context=None):
+    # The first thing a receptionist should see: patients the bot handed over, who wait for a person.
+    waiting = ConversationSession.objects.filter(current_state=ConversationState.HUMAN_HANDOFF).count()
+    return _site_index(request, {**(extra_context or {}), "handoff_waiting": waiting})
+
+
+admin.site.index = _index
 
 
 # --- Appointments: the clinic's admin (rag_agent), and the patient told when the staff cancel ------------------------

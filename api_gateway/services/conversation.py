@@ -1848,6 +1848,22 @@ def clinic_message_noted(session: ConversationSession, *, text: str) -> None:
     session.has_greeted = True
 
 
+def staff_reply_noted(session: ConversationSession, *, text: str, release: bool, now: dt.datetime) -> None:
+    """A person of the clinic wrote to the patient (the admin's "Responder"): the history shows it, and the person
+    has the conversation, so the bot keeps quiet (human handoff) until they release it. Their reply counts as
+    activity: HANDOFF_IDLE_HOURS run from it, not from the patient's last message. With `release` the bot answers
+    the next message (from the menu, as after "Devolver ao bot"). Called under the session lock."""
+    clinic_message_noted(session, text=text)
+    session.last_activity = now
+    if release:
+        if session.current_state == S.HUMAN_HANDOFF:
+            release_to_bot(session)
+    elif session.current_state != S.HUMAN_HANDOFF:
+        session.previous_state = session.current_state
+        session.current_state = S.HUMAN_HANDOFF
+        session.failed_attempts = 0
+
+
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
     """The day-before reminder was just stored for this session (under its lock): the history shows it, and when
     nothing else is under way a bare "sim" / "não" / "1" answers it (see `_reminder_answer`). A yes/no question left

@@ -1,0 +1,104 @@
+"""A person of the clinic answering a patient from the admin ("Responder ao paciente").
+
+The bot hands a conversation to a person when the patient asks for one or it failed to understand them
+HANDOFF_AFTER_FAILURES times, and then keeps quiet: this is how that person answers. The reply is stored as a
+pending bot message (channel "staff", its author in `entities["staff"]`) in reply to the patient's latest WhatsApp
+message, under the patient's lock (`outbox.clinic_message_store`), and sent like any reply: by the patient's task,
+which sends a session's pending replies first, and again by the sweeper if the Graph API failed transiently.
+
+Free text reaches a patient only within 24 hours of their last message (WhatsApp's customer-service window):
+outside it the reply is refused here, before anything is stored, rather than failing at Meta with 131047.
+
+Writing to the patient takes the conversation over: the bot stays quiet until the staff release it, the patient
+types "menu", or HANDOFF_IDLE_HOURS pass after the last message (this reply counts). "Devolver ao bot" with the
+reply releases it at once.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.services.conversation import staff_reply_noted
+from api_gateway.services.inbound import inbound_enqueue
+from api_gateway.services.outbox import clinic_message_store
+from api_gateway.services.replies import Reply
+from api_gateway.services.session_cache import session_manager
+from core.exceptions import ValidationFailed
+from core.logging import mask_phone
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_SERVICE_WINDOW = dt.timedelta(hours=24)
+TEXT_MAX_CHARS = 4096  # WhatsApp's limit for a text message's body
+LOCK_WAIT_SECONDS = 5  # a turn of this patient under way (a Gemini call) usually ends well within this
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """When free text can still reach the patient: until 24 h after their latest WhatsApp message."""
+
+    last_inbound_id: int | None
+    closes_at: dt.datetime | None
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.closes_at is not None and now < self.closes_at
+
+
+def reply_window(*, session_id: int) -> ReplyWindow:
+    # Only what came through WhatsApp: a REST or terminal turn opens no window on the patient's phone.
+    latest = (
+        ConversationMessage.objects.filter(
+            session_id=session_id, message_type=ConversationMessage.MessageType.USER, whatsapp_message_id__isnull=False
+        )
+        .order_by("-timestamp", "-pk")
+        .values_list("pk", "timestamp")
+        .first()
+    )
+    if latest is None:
+        return ReplyWindow(last_inbound_id=None, closes_at=None)
+    return ReplyWindow(last_inbound_id=latest[0], closes_at=latest[1] + CUSTOMER_SERVICE_WINDOW)
+
+
+def staff_reply_send(*, session_id: int, text: str, staff_user, release: bool, now: dt.datetime | None = None) -> int:
+    """Stores the staff's reply and hands it to the patient's task to send. Returns the stored message's id.
+    Raises ValidationFailed (nothing stored) for an empty or too long text, a patient who never wrote on WhatsApp or
+    whose window has closed, and SessionLockTimeout when a turn of theirs holds the lock too long."""
+    now = now or timezone.now()
+    text = (text or "").replace("\x00", "").strip()
+    if not text:
+        raise ValidationFailed("Escreva a mensagem para o paciente.")
+    if len(text) > TEXT_MAX_CHARS:
+        raise ValidationFailed(f"A mensagem tem {len(text)} caracteres; o WhatsApp aceita até {TEXT_MAX_CHARS}.")
+    phone = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", flat=True).first()
+    if phone is None:
+        raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
+    with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
+        window = reply_window(session_id=session_id)
+        if window.last_inbound_id is None:
+            raise ValidationFailed("Este paciente não escreveu pelo WhatsApp: não há conversa para responder por aqui.")
+        if not window.is_open(now):
+            closed = timezone.localtime(window.closes_at)
+            raise ValidationFailed(
+                f"A janela de 24 horas do WhatsApp fechou em {closed:%d/%m às %H:%M}: fora dela só são entregues "
+                "modelos aprovados. Ligue para o paciente, ou responda quando ele escrever de novo."
+            )
+        entities = {
+            "reply": Reply(text=text).to_dict(),
+            "staff": {"user_id": staff_user.pk, "username": staff_user.get_username()},
+        }
+        bot_id = clinic_message_store(
+            phone=phone,
+            text=text,
+            entities=entities,
+            channel_type="staff",
+            noted=lambda s: staff_reply_noted(s, text=text, release=release, now=now),
+            now=now,
+            reply_to_id=window.last_inbound_id,
+        )
+    logger.info("staff user %s replied to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id)
+    # The patient's task sends the session's pending replies first (and runs no second turn for a processed message).
+    inbound_enqueue(message_id=window.last_inbound_id)
+    return bot_id

@@ -1,0 +1,274 @@
+"""A person of the clinic answers a patient from the admin ("Responder ao paciente"), end to end: the patient's
+messages through the real webhook, the reply through the admin page, sent by the real httpx client to the fake
+Graph server, and the bot quiet (or not) afterwards."""
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
+from api_gateway.services import staff
+from api_gateway.services.inbound import inbound_sweep
+from api_gateway.services.session_cache import session_manager
+from core.exceptions import ValidationFailed
+from tests.fakes import graph_server
+from tests.fakes.graph_server import graph_error, graph_ok, load_payload, post_webhook
+
+celery_inline = graph_server.celery_inline
+fake_graph = graph_server.fake_graph
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_inline")]
+
+PATIENT = "5511999990001"  # the sender of tests/fixtures/whatsapp/text.json
+STAFF_TEXT = "Oi, João! Aqui é a Carla, da recepção. Consigo um encaixe com a Dra. Ana amanhã às 10h, pode ser?"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _says(client, text: str, *, seq: int, at: float | None = None) -> None:
+    payload = load_payload("text", now=at or time.time() + seq)
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["id"], message["text"]["body"] = f"wamid.STAFF{seq:04d}", text
+    assert post_webhook(client, payload).status_code == 200
+
+
+def _session() -> ConversationSession:
+    return ConversationSession.objects.get(phone_number=PATIENT)
+
+
+def _reply_url(session: ConversationSession) -> str:
+    return f"/admin/api_gateway/conversationsession/{session.pk}/reply/"
+
+
+def _staff_messages():
+    return ConversationMessage.objects.filter(message_type="bot", channel_type="staff")
+
+
+def _handed_over(client) -> ConversationSession:
+    _says(client, "quero falar com um atendente", seq=1)
+    session = _session()
+    assert session.current_state == ConversationState.HUMAN_HANDOFF
+    return session
+
+
+def test_the_staff_reply_reaches_the_patient_and_the_bot_stays_quiet_after_it(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    page = admin_client.get(_reply_url(session)).content.decode()
+    assert "quero falar com um atendente" in page and "Janela do WhatsApp aberta" in page
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+
+    assert "Mensagem enviada ao paciente." in response.content.decode()
+    sent = fake_graph.sends[-1].body
+    assert (sent["to"], sent["type"], sent["text"]["body"]) == (PATIENT, "text", STAFF_TEXT)
+    reply = _staff_messages().get()
+    assert reply.delivery_status == "sent" and reply.whatsapp_message_id == fake_graph.sends[-1].wamid
+    assert reply.entities["staff"]["username"] == "admin"
+    assert reply.reply_to == ConversationMessage.objects.get(whatsapp_message_id="wamid.STAFF0001")
+    session = _session()
+    assert session.current_state == ConversationState.HUMAN_HANDOFF
+    assert session.recent_messages[-1] == {"role": "bot", "text": STAFF_TEXT}  # what the LLM reads later
+
+    sends = len(fake_graph.sends)
+    _says(client, "pode ser sim, obrigado", seq=2)
+    assert len(fake_graph.sends) == sends  # the person answers that one, not the bot
+    assert "pode ser sim, obrigado" in admin_client.get(_reply_url(session)).content.decode()
+
+
+def test_devolver_ao_bot_with_the_reply_lets_the_bot_answer_the_next_message(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+
+    admin_client.post(_reply_url(session), {"text": STAFF_TEXT, "release": "on"})
+
+    assert _session().current_state == ConversationState.IDLE
+    sends = len(fake_graph.sends)
+    _says(client, "vocês aceitam Unimed?", seq=2)
+    assert len(fake_graph.sends) == sends + 1
+    assert "Unimed" in fake_graph.sends[-1].body["text"]["body"]
+
+
+def test_a_reply_in_a_conversation_the_bot_holds_takes_it_over(client, admin_client, clinic, fake_graph):
+    _says(client, "quero marcar uma consulta de cardiologia", seq=1)
+    before = _session().current_state
+    assert before != ConversationState.HUMAN_HANDOFF
+
+    admin_client.post(_reply_url(_session()), {"text": STAFF_TEXT})
+
+    session = _session()
+    assert (session.current_state, session.previous_state) == (ConversationState.HUMAN_HANDOFF, before)
+    sends = len(fake_graph.sends)
+    _says(client, "pode ser", seq=2)
+    assert len(fake_graph.sends) == sends
+
+
+def test_the_patients_answer_to_a_late_staff_reply_goes_to_the_staff_not_the_bot(
+    client, admin_client, clinic, fake_graph
+):
+    """The patient asked for a person at 20:00; the staff answer at 09:00 the next day (13 h later, past
+    HANDOFF_IDLE_HOURS = 12); the patient's answer a minute later is for the person who just wrote."""
+    session = _handed_over(client)
+    session = session_manager.get_from_database(phone=PATIENT)
+    session.last_activity = timezone.now() - dt.timedelta(hours=13)
+    session_manager.save(session=session)
+
+    admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+
+    sends = len(fake_graph.sends)
+    _says(client, "pode ser às 10h sim", seq=2)
+    assert len(fake_graph.sends) == sends
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+
+
+def test_outside_the_24_hour_window_the_reply_is_refused_and_nothing_is_stored(admin_client, clinic, fake_graph):
+    session = ConversationSession.objects.create(phone_number=PATIENT, current_state=ConversationState.HUMAN_HANDOFF)
+    session.messages.create(
+        message_type="user",
+        channel_type="text",
+        content="preciso falar com alguém",
+        whatsapp_message_id="wamid.OLD",
+        timestamp=timezone.now() - dt.timedelta(hours=25),
+    )
+    page = admin_client.get(_reply_url(session)).content.decode()
+    assert "janela de 24 horas do WhatsApp fechou" in page and "disabled" in page
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "fora dela só são entregues modelos aprovados" in body
+    assert STAFF_TEXT.split("!")[0] in body  # the text typed is kept in the form
+    assert not _staff_messages().exists()
+    assert fake_graph.requests == []
+
+
+def test_a_patient_who_never_wrote_on_whatsapp_cannot_be_answered_from_here(admin_client, clinic, fake_graph):
+    session = ConversationSession.objects.create(phone_number=PATIENT)
+    session.messages.create(message_type="user", channel_type="api", content="oi", timestamp=timezone.now())
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+
+    assert "não escreveu pelo WhatsApp" in response.content.decode()
+    assert not _staff_messages().exists()
+
+
+def test_an_empty_reply_is_refused_by_the_form(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+
+    response = admin_client.post(_reply_url(session), {"text": "   "})
+
+    assert response.status_code == 200 and "Este campo é obrigatório" in response.content.decode()
+    assert not _staff_messages().exists()
+
+
+@pytest.mark.parametrize(("text", "error"), [(" \x00 ", "Escreva a mensagem"), ("a" * 4097, "até 4096")])
+def test_the_service_refuses_an_empty_or_too_long_text(client, admin_user, clinic, fake_graph, text, error):
+    session = _handed_over(client)
+
+    with pytest.raises(ValidationFailed, match=error):
+        staff.staff_reply_send(session_id=session.pk, text=text, staff_user=admin_user, release=False)
+    assert not _staff_messages().exists()
+
+
+def test_a_reply_the_graph_api_could_not_take_yet_is_sent_by_the_sweeper(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    fake_graph.default = graph_error(131016, status=503)  # Meta's "service unavailable", retried
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+
+    assert "o envio está em andamento" in response.content.decode()
+    reply = _staff_messages().get()
+    assert reply.delivery_status == "pending"
+    fake_graph.default = graph_ok()
+    result = inbound_sweep(now=timezone.now() + dt.timedelta(minutes=10))
+    assert reply.pk in result.resent
+    reply.refresh_from_db()
+    assert reply.delivery_status == "sent"
+    assert fake_graph.sends[-1].body["text"]["body"] == STAFF_TEXT
+    assert _staff_messages().count() == 1
+
+
+def test_a_reply_meta_refuses_for_good_is_shown_as_refused(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    fake_graph.default = graph_error(131047)  # re-engagement: the window closed at Meta's end
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+
+    assert "O WhatsApp recusou a mensagem (código 131047)" in response.content.decode()
+    assert _staff_messages().get().delivery_status == "failed"
+
+
+def test_without_whatsapp_credentials_the_reply_is_stored_and_said_not_sent(client, admin_client, clinic):
+    session = _handed_over(client)
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+
+    assert "não enviada" in response.content.decode()
+    assert _staff_messages().get().delivery_status == "not_sent"
+
+
+def test_a_turn_holding_the_patients_lock_makes_the_reply_wait_and_then_refuse(
+    client, admin_client, clinic, fake_graph, monkeypatch
+):
+    session = _handed_over(client)
+    monkeypatch.setattr(staff, "LOCK_WAIT_SECONDS", 0.2)
+    held, done = threading.Event(), threading.Event()
+
+    def turn_under_way():
+        with session_manager.lock(PATIENT):
+            held.set()
+            done.wait(10)
+
+    worker = threading.Thread(target=turn_under_way)
+    worker.start()
+    try:
+        held.wait(5)
+        response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    finally:
+        done.set()
+        worker.join()
+
+    assert "sendo processada" in response.content.decode()
+    assert not _staff_messages().exists()
+
+
+def test_only_staff_who_may_change_conversations_can_reply(client, clinic, fake_graph):
+    session = _handed_over(client)
+    user_model = get_user_model()
+    viewer = user_model.objects.create_user(username="viewer", password="uma-senha-qualquer-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_conversationsession"))
+    patient = user_model.objects.create_user(username="paciente", password="uma-senha-qualquer-123")
+    viewer_client, patient_client = Client(), Client()
+    viewer_client.force_login(viewer)
+    patient_client.force_login(patient)
+
+    assert viewer_client.post(_reply_url(session), {"text": STAFF_TEXT}).status_code == 403
+    assert patient_client.post(_reply_url(session), {"text": STAFF_TEXT}).status_code == 302  # to the login
+    assert Client().post(_reply_url(session), {"text": STAFF_TEXT}).status_code == 302
+    assert not _staff_messages().exists()
+
+
+def test_the_admin_points_staff_to_the_waiting_patients_and_the_reply_page(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    ConversationSession.objects.create(phone_number="5521977776666")
+
+    index = admin_client.get("/admin/").content.decode()
+    change = admin_client.get(f"/admin/api_gateway/conversationsession/{session.pk}/change/").content.decode()
+    listing = admin_client.get("/admin/api_gateway/conversationsession/").content.decode()
+
+    assert "Atendimento humano: 1 conversa<" in index
+    assert "?current_state__exact=human_handoff" in index
+    assert _reply_url(session) in change and _reply_url(session) in listing
+
+
+def test_a_reply_to_a_conversation_that_no_longer_exists_redirects(admin_client, db):
+    response = admin_client.get("/admin/api_gateway/conversationsession/999999/reply/")
+    assert response.status_code == 302
