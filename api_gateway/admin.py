@@ -114,6 +114,19 @@ _STAFF_REPLY_OUTCOME = {
 }
 
 
+class WaitingForStaffFilter(admin.SimpleListFilter):
+    title = "aguardando a equipe"
+    parameter_name = "aguardando"
+
+    def lookups(self, request, model_admin):
+        return [("sim", "Paciente aguardando resposta")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "sim":
+            return queryset.filter(pk__in=staff.handoff_waiting_sessions().values("pk"))
+        return queryset
+
+
 @admin.register(ConversationSession)
 class ConversationSessionAdmin(admin.ModelAdmin):
     list_display = (
@@ -126,7 +139,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
         "last_activity",
         "reply_link",
     )
-    list_filter = ("current_state", "last_activity")
+    list_filter = (WaitingForStaffFilter, "current_state", "last_activity")
     search_fields = ("phone_number", "patient_name")
     date_hierarchy = "last_activity"
     inlines = (ConversationMessageInline,)
@@ -334,9 +347,8 @@ _site_index = admin.site.index
 
 
 def _index(request: HttpRequest, extra_context=None):
-    # The first thing a receptionist should see: patients the bot handed over, who wait for a person.
-    waiting = ConversationSession.objects.filter(current_state=ConversationState.HUMAN_HANDOFF).count()
-    return _site_index(request, {**(extra_context or {}), "handoff_waiting": waiting})
+    # The first thing a receptionist should see: patients the bot handed over who wait for a person's answer.
+    return _site_index(request, {**(extra_context or {}), "handoff_waiting": staff.handoff_waiting_sessions().count()})
 
 
 admin.site.index = _index

@@ -18,9 +18,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
-from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services.conversation import staff_reply_noted
 from api_gateway.services.inbound import inbound_enqueue
 from api_gateway.services.outbox import clinic_message_store
@@ -60,6 +61,24 @@ def reply_window(*, session_id: int) -> ReplyWindow:
     if latest is None:
         return ReplyWindow(last_inbound_id=None, closes_at=None)
     return ReplyWindow(last_inbound_id=latest[0], closes_at=latest[1] + CUSTOMER_SERVICE_WINDOW)
+
+
+def handoff_waiting_sessions(*, now: dt.datetime | None = None) -> QuerySet[ConversationSession]:
+    """The staff's inbox: conversations handed to a person whose patient wrote last (nothing from the staff since),
+    while a reply can still reach them (within the 24-hour window). A handoff the staff answered and forgot to
+    release, or one whose patient wrote days ago, is not waiting for anyone."""
+    now = now or timezone.now()
+    user = Q(messages__message_type=ConversationMessage.MessageType.USER, messages__whatsapp_message_id__isnull=False)
+    return (
+        ConversationSession.objects.filter(current_state=ConversationState.HUMAN_HANDOFF)
+        .annotate(
+            patient_wrote=Max("messages__timestamp", filter=user),  # WhatsApp's time: the window runs from it
+            patient_arrived=Max("messages__created_at", filter=user),  # ours, as the staff reply's: which came last
+            staff_answered=Max("messages__created_at", filter=Q(messages__channel_type="staff")),
+        )
+        .filter(patient_wrote__gt=now - CUSTOMER_SERVICE_WINDOW)
+        .filter(Q(staff_answered__isnull=True) | Q(patient_arrived__gt=F("staff_answered")))
+    )
 
 
 def staff_reply_send(*, session_id: int, text: str, staff_user, release: bool, now: dt.datetime | None = None) -> int:

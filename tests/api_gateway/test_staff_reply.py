@@ -264,9 +264,40 @@ def test_the_admin_points_staff_to_the_waiting_patients_and_the_reply_page(clien
     change = admin_client.get(f"/admin/api_gateway/conversationsession/{session.pk}/change/").content.decode()
     listing = admin_client.get("/admin/api_gateway/conversationsession/").content.decode()
 
-    assert "Atendimento humano: 1 conversa<" in index
-    assert "?current_state__exact=human_handoff" in index
+    assert "Atendimento humano: 1 paciente aguardando resposta<" in index
+    assert "?aguardando=sim" in index
     assert _reply_url(session) in change and _reply_url(session) in listing
+
+
+def _waiting() -> list[str]:
+    return sorted(s.phone_number for s in staff.handoff_waiting_sessions())
+
+
+def test_a_patient_waits_for_the_staff_until_they_answer_and_again_when_the_patient_writes(
+    client, admin_client, clinic, fake_graph
+):
+    other = "5521977776666"
+    ConversationSession.objects.create(phone_number=other, current_state=ConversationState.HUMAN_HANDOFF)
+    session = _handed_over(client)
+    assert _waiting() == [PATIENT]  # the other handoff has no message from its patient
+
+    admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    assert _waiting() == []
+    listing = admin_client.get("/admin/api_gateway/conversationsession/", {"aguardando": "sim"}).content.decode()
+    assert PATIENT not in listing
+
+    _says(client, "pode ser às 10h?", seq=2)
+    assert _waiting() == [PATIENT]
+    listing = admin_client.get("/admin/api_gateway/conversationsession/", {"aguardando": "sim"}).content.decode()
+    assert PATIENT in listing and other not in listing
+
+
+def test_a_handoff_whose_patient_wrote_more_than_24_hours_ago_waits_for_no_one(client, clinic, fake_graph):
+    _handed_over(client)
+
+    later = timezone.now() + dt.timedelta(hours=25)
+    assert _waiting() == [PATIENT]
+    assert list(staff.handoff_waiting_sessions(now=later)) == []
 
 
 def test_a_reply_to_a_conversation_that_no_longer_exists_redirects(admin_client, db):
