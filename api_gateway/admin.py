@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods
+from redis.exceptions import RedisError
 
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import cache_inspect, staff
@@ -95,6 +96,9 @@ class StaffReplyForm(forms.Form):
         label="Devolver ao bot depois de enviar (a próxima mensagem do paciente é respondida pelo bot)",
         required=False,
     )
+    # The newest message on the page when it was shown (rendered by the template, not bound, so a page shown again
+    # after a refusal carries the newest one).
+    seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
 _STAFF_REPLY_OUTCOME = {
@@ -159,6 +163,11 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             '<a href="{}">Responder</a>', reverse("admin:api_gateway_conversationsession_reply", args=[obj.pk])
         )
 
+    def get_list_display(self, request):
+        if self.has_change_permission(request):
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "reply_link")
+
     def get_urls(self):
         reply = path(
             "<path:object_id>/reply/",
@@ -183,11 +192,13 @@ class ConversationSessionAdmin(admin.ModelAdmin):
                     text=form.cleaned_data["text"],
                     staff_user=request.user,
                     release=form.cleaned_data["release"],
+                    seen_message_id=form.cleaned_data["seen"],
                 )
-            except (ApplicationError, SessionConflict) as exc:
-                form.add_error(
-                    None, getattr(exc, "message", "A conversa mudou enquanto a mensagem era gravada: tente de novo.")
-                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            except (SessionConflict, DatabaseError, RedisError, OSError):
+                logger.exception("staff reply to session %s not stored", session.pk)
+                form.add_error(None, "Não foi possível gravar a mensagem agora: nada foi enviado. Tente de novo.")
             else:
                 status, code = ConversationMessage.objects.values_list("delivery_status", "error_code").get(pk=bot_id)
                 level, text = _STAFF_REPLY_OUTCOME.get(status, _STAFF_REPLY_OUTCOME[ConversationMessage.Delivery.SENT])
@@ -195,6 +206,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(request.path)
         window = staff.reply_window(session_id=session.pk)
         recent = list(session.messages.order_by("-timestamp", "-pk")[:30])[::-1]
+        newest = session.messages.order_by("-pk").values_list("pk", flat=True).first()
         context = {
             **self.admin_site.each_context(request),
             "title": f"Responder a {session.patient_name or session.phone_number}",
@@ -204,6 +216,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             "window": window,
             "window_open": window.is_open(timezone.now()),
             "recent": recent,
+            "newest_message_id": newest or "",
             "in_handoff": session.current_state == ConversationState.HUMAN_HANDOFF,
         }
         return TemplateResponse(request, "admin/api_gateway/conversationsession/reply.html", context)
@@ -348,7 +361,10 @@ _site_index = admin.site.index
 
 def _index(request: HttpRequest, extra_context=None):
     # The first thing a receptionist should see: patients the bot handed over who wait for a person's answer.
-    return _site_index(request, {**(extra_context or {}), "handoff_waiting": staff.handoff_waiting_sessions().count()})
+    waiting = None
+    if request.user.has_perm("api_gateway.view_conversationsession"):
+        waiting = staff.handoff_waiting_sessions().count()
+    return _site_index(request, {**(extra_context or {}), "handoff_waiting": waiting})
 
 
 admin.site.index = _index

@@ -336,6 +336,8 @@ def _run_and_persist(
     if reply.send:
         _remember(session, "user", text)
         _remember(session, "bot", reply.text)
+    elif session.current_state == S.HUMAN_HANDOFF and text and channel_type not in SILENT_TYPES:
+        _remember(session, "user", text)  # answered by a person: the bot reads both sides after the release
     try:
         with transaction.atomic():
             user_message = _store_user_message(session, inbound, text=text, nlu=nlu, channel_type=channel_type, now=now)
@@ -1852,12 +1854,13 @@ def staff_reply_noted(session: ConversationSession, *, text: str, release: bool,
     """A person of the clinic wrote to the patient (the admin's "Responder"): the history shows it, and the person
     has the conversation, so the bot keeps quiet (human handoff) until they release it. Their reply counts as
     activity: HANDOFF_IDLE_HOURS run from it, not from the patient's last message. With `release` the bot answers
-    the next message (from the menu, as after "Devolver ao bot"). Called under the session lock."""
+    the next message from the menu, as after "Devolver ao bot", whatever it was doing before: a question it had
+    left open ("Quer mesmo cancelar?") must not take the patient's "sim" to the person's message. Called under the
+    session lock."""
     clinic_message_noted(session, text=text)
     session.last_activity = now
     if release:
-        if session.current_state == S.HUMAN_HANDOFF:
-            release_to_bot(session)
+        release_to_bot(session)
     elif session.current_state != S.HUMAN_HANDOFF:
         session.previous_state = session.current_state
         session.current_state = S.HUMAN_HANDOFF

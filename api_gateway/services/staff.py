@@ -27,7 +27,8 @@ from api_gateway.services.inbound import inbound_enqueue
 from api_gateway.services.outbox import clinic_message_store
 from api_gateway.services.replies import Reply
 from api_gateway.services.session_cache import session_manager
-from core.exceptions import ValidationFailed
+from api_gateway.whatsapp import SILENT_TYPES
+from core.exceptions import ConflictError, ValidationFailed
 from core.logging import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,13 @@ logger = logging.getLogger(__name__)
 CUSTOMER_SERVICE_WINDOW = dt.timedelta(hours=24)
 TEXT_MAX_CHARS = 4096  # WhatsApp's limit for a text message's body
 LOCK_WAIT_SECONDS = 5  # a turn of this patient under way (a Gemini call) usually ends well within this
+
+MessageType, Processing, Delivery = (
+    ConversationMessage.MessageType,
+    ConversationMessage.Processing,
+    ConversationMessage.Delivery,
+)
+UNREAD = (Processing.RECEIVED, Processing.PROCESSING)  # accepted, no turn has read them yet
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,17 @@ class ReplyWindow:
         return self.closes_at is not None and now < self.closes_at
 
 
+def _patient_wrote(prefix: str = "") -> Q:
+    """A message the patient wrote on WhatsApp: a REST or terminal turn opens no window on their phone, and a
+    reaction (a 👍 on the staff's reply) or a system notice is no message waiting for an answer."""
+    return Q(**{f"{prefix}message_type": MessageType.USER, f"{prefix}whatsapp_message_id__isnull": False}) & ~Q(
+        **{f"{prefix}channel_type__in": SILENT_TYPES}
+    )
+
+
 def reply_window(*, session_id: int) -> ReplyWindow:
-    # Only what came through WhatsApp: a REST or terminal turn opens no window on the patient's phone.
     latest = (
-        ConversationMessage.objects.filter(
-            session_id=session_id, message_type=ConversationMessage.MessageType.USER, whatsapp_message_id__isnull=False
-        )
+        ConversationMessage.objects.filter(_patient_wrote(), session_id=session_id)
         .order_by("-timestamp", "-pk")
         .values_list("pk", "timestamp")
         .first()
@@ -68,21 +81,39 @@ def handoff_waiting_sessions(*, now: dt.datetime | None = None) -> QuerySet[Conv
     while a reply can still reach them (within the 24-hour window). A handoff the staff answered and forgot to
     release, or one whose patient wrote days ago, is not waiting for anyone."""
     now = now or timezone.now()
-    user = Q(messages__message_type=ConversationMessage.MessageType.USER, messages__whatsapp_message_id__isnull=False)
+    patient = _patient_wrote("messages__")
+    # A reply Meta refused, or one never sent (no credentials), answered nothing.
+    answered = Q(messages__channel_type="staff") & ~Q(
+        messages__delivery_status__in=[Delivery.FAILED, Delivery.NOT_SENT]
+    )
     return (
         ConversationSession.objects.filter(current_state=ConversationState.HUMAN_HANDOFF)
         .annotate(
-            patient_wrote=Max("messages__timestamp", filter=user),  # WhatsApp's time: the window runs from it
-            patient_arrived=Max("messages__created_at", filter=user),  # ours, as the staff reply's: which came last
-            staff_answered=Max("messages__created_at", filter=Q(messages__channel_type="staff")),
+            patient_wrote=Max("messages__timestamp", filter=patient),  # WhatsApp's time: the window runs from it
+            patient_arrived=Max("messages__created_at", filter=patient),  # ours, as the staff reply's: which came last
+            staff_answered=Max("messages__created_at", filter=answered),
         )
         .filter(patient_wrote__gt=now - CUSTOMER_SERVICE_WINDOW)
         .filter(Q(staff_answered__isnull=True) | Q(patient_arrived__gt=F("staff_answered")))
     )
 
 
-def staff_reply_send(*, session_id: int, text: str, staff_user, release: bool, now: dt.datetime | None = None) -> int:
+def staff_reply_send(
+    *,
+    session_id: int,
+    text: str,
+    staff_user,
+    release: bool,
+    seen_message_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
     """Stores the staff's reply and hands it to the patient's task to send. Returns the stored message's id.
+
+    `seen_message_id`: the newest message of the conversation the person had on screen; when the conversation has
+    moved on since (the patient wrote again, or this reply was already sent by a double click), nothing is stored
+    (ConflictError) so they read it first. With `release`, the patient's messages no turn has read yet count as
+    answered by this reply: the bot answers only what comes after it.
+
     Raises ValidationFailed (nothing stored) for an empty or too long text, a patient who never wrote on WhatsApp or
     whose window has closed, and SessionLockTimeout when a turn of theirs holds the lock too long."""
     now = now or timezone.now()
@@ -95,6 +126,12 @@ def staff_reply_send(*, session_id: int, text: str, staff_user, release: bool, n
     if phone is None:
         raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
     with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
+        newest = ConversationMessage.objects.filter(session_id=session_id).order_by("-pk").values_list("pk", flat=True)
+        if seen_message_id is not None and newest.first() != seen_message_id:
+            raise ConflictError(
+                "A conversa mudou enquanto você escrevia (mensagem nova do paciente, ou esta resposta já foi "
+                "enviada): confira as mensagens abaixo e envie de novo se ainda for o caso."
+            )
         window = reply_window(session_id=session_id)
         if window.last_inbound_id is None:
             raise ValidationFailed("Este paciente não escreveu pelo WhatsApp: não há conversa para responder por aqui.")
@@ -113,11 +150,21 @@ def staff_reply_send(*, session_id: int, text: str, staff_user, release: bool, n
             text=text,
             entities=entities,
             channel_type="staff",
-            noted=lambda s: staff_reply_noted(s, text=text, release=release, now=now),
+            noted=lambda s: _noted(s, text=text, release=release, now=now),
             now=now,
             reply_to_id=window.last_inbound_id,
         )
     logger.info("staff user %s replied to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id)
-    # The patient's task sends the session's pending replies first (and runs no second turn for a processed message).
-    inbound_enqueue(message_id=window.last_inbound_id)
+    # A task sends the session's pending replies first, under the lock. The latest message's own task is still to
+    # come when it awaits its turn (a voice note being transcribed): a second one would transcribe it again.
+    if not ConversationMessage.objects.filter(pk=window.last_inbound_id, processing_status__in=UNREAD).exists():
+        inbound_enqueue(message_id=window.last_inbound_id)
     return bot_id
+
+
+def _noted(session: ConversationSession, *, text: str, release: bool, now: dt.datetime) -> None:
+    staff_reply_noted(session, text=text, release=release, now=now)
+    if release:  # answered by this reply: a turn for them now would have the bot answer them again
+        ConversationMessage.objects.filter(
+            session_id=session.pk, message_type=MessageType.USER, processing_status__in=UNREAD
+        ).update(processing_status=Processing.IGNORED, last_error="answered by the staff")

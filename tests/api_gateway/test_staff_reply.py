@@ -49,6 +49,12 @@ def _reply_url(session: ConversationSession) -> str:
     return f"/admin/api_gateway/conversationsession/{session.pk}/reply/"
 
 
+def _reply(admin_client, session: ConversationSession, text: str = STAFF_TEXT, *, follow=False, **fields):
+    """What a browser does: open the page, then post the form with the newest message the page showed."""
+    seen = admin_client.get(_reply_url(session)).context["newest_message_id"]
+    return admin_client.post(_reply_url(session), {"text": text, "seen": seen, **fields}, follow=follow)
+
+
 def _staff_messages():
     return ConversationMessage.objects.filter(message_type="bot", channel_type="staff")
 
@@ -65,7 +71,7 @@ def test_the_staff_reply_reaches_the_patient_and_the_bot_stays_quiet_after_it(cl
     page = admin_client.get(_reply_url(session)).content.decode()
     assert "quero falar com um atendente" in page and "Janela do WhatsApp aberta" in page
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+    response = _reply(admin_client, session, follow=True)
 
     assert "Mensagem enviada ao paciente." in response.content.decode()
     sent = fake_graph.sends[-1].body
@@ -87,7 +93,7 @@ def test_the_staff_reply_reaches_the_patient_and_the_bot_stays_quiet_after_it(cl
 def test_devolver_ao_bot_with_the_reply_lets_the_bot_answer_the_next_message(client, admin_client, clinic, fake_graph):
     session = _handed_over(client)
 
-    admin_client.post(_reply_url(session), {"text": STAFF_TEXT, "release": "on"})
+    _reply(admin_client, session, release="on")
 
     assert _session().current_state == ConversationState.IDLE
     sends = len(fake_graph.sends)
@@ -101,7 +107,7 @@ def test_a_reply_in_a_conversation_the_bot_holds_takes_it_over(client, admin_cli
     before = _session().current_state
     assert before != ConversationState.HUMAN_HANDOFF
 
-    admin_client.post(_reply_url(_session()), {"text": STAFF_TEXT})
+    _reply(admin_client, _session())
 
     session = _session()
     assert (session.current_state, session.previous_state) == (ConversationState.HUMAN_HANDOFF, before)
@@ -120,7 +126,7 @@ def test_the_patients_answer_to_a_late_staff_reply_goes_to_the_staff_not_the_bot
     session.last_activity = timezone.now() - dt.timedelta(hours=13)
     session_manager.save(session=session)
 
-    admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    _reply(admin_client, session)
 
     sends = len(fake_graph.sends)
     _says(client, "pode ser às 10h sim", seq=2)
@@ -140,7 +146,7 @@ def test_outside_the_24_hour_window_the_reply_is_refused_and_nothing_is_stored(a
     page = admin_client.get(_reply_url(session)).content.decode()
     assert "janela de 24 horas do WhatsApp fechou" in page and "disabled" in page
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    response = _reply(admin_client, session)
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -154,7 +160,7 @@ def test_a_patient_who_never_wrote_on_whatsapp_cannot_be_answered_from_here(admi
     session = ConversationSession.objects.create(phone_number=PATIENT)
     session.messages.create(message_type="user", channel_type="api", content="oi", timestamp=timezone.now())
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    response = _reply(admin_client, session)
 
     assert "não escreveu pelo WhatsApp" in response.content.decode()
     assert not _staff_messages().exists()
@@ -182,7 +188,7 @@ def test_a_reply_the_graph_api_could_not_take_yet_is_sent_by_the_sweeper(client,
     session = _handed_over(client)
     fake_graph.default = graph_error(131016, status=503)  # Meta's "service unavailable", retried
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+    response = _reply(admin_client, session, follow=True)
 
     assert "o envio está em andamento" in response.content.decode()
     reply = _staff_messages().get()
@@ -200,7 +206,7 @@ def test_a_reply_meta_refuses_for_good_is_shown_as_refused(client, admin_client,
     session = _handed_over(client)
     fake_graph.default = graph_error(131047)  # re-engagement: the window closed at Meta's end
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+    response = _reply(admin_client, session, follow=True)
 
     assert "O WhatsApp recusou a mensagem (código 131047)" in response.content.decode()
     assert _staff_messages().get().delivery_status == "failed"
@@ -209,7 +215,7 @@ def test_a_reply_meta_refuses_for_good_is_shown_as_refused(client, admin_client,
 def test_without_whatsapp_credentials_the_reply_is_stored_and_said_not_sent(client, admin_client, clinic):
     session = _handed_over(client)
 
-    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT}, follow=True)
+    response = _reply(admin_client, session, follow=True)
 
     assert "não enviada" in response.content.decode()
     assert _staff_messages().get().delivery_status == "not_sent"
@@ -231,7 +237,7 @@ def test_a_turn_holding_the_patients_lock_makes_the_reply_wait_and_then_refuse(
     worker.start()
     try:
         held.wait(5)
-        response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+        response = _reply(admin_client, session)
     finally:
         done.set()
         worker.join()
@@ -281,7 +287,7 @@ def test_a_patient_waits_for_the_staff_until_they_answer_and_again_when_the_pati
     session = _handed_over(client)
     assert _waiting() == [PATIENT]  # the other handoff has no message from its patient
 
-    admin_client.post(_reply_url(session), {"text": STAFF_TEXT})
+    _reply(admin_client, session)
     assert _waiting() == []
     listing = admin_client.get("/admin/api_gateway/conversationsession/", {"aguardando": "sim"}).content.decode()
     assert PATIENT not in listing
@@ -303,3 +309,132 @@ def test_a_handoff_whose_patient_wrote_more_than_24_hours_ago_waits_for_no_one(c
 def test_a_reply_to_a_conversation_that_no_longer_exists_redirects(admin_client, db):
     response = admin_client.get("/admin/api_gateway/conversationsession/999999/reply/")
     assert response.status_code == 302
+
+
+# --- After the review: what the person saw, what the release answers, what counts as the patient writing ----------
+def test_a_patient_message_that_arrived_while_the_staff_typed_stops_the_reply_until_they_read_it(
+    client, admin_client, clinic, fake_graph
+):
+    session = _handed_over(client)
+    seen = admin_client.get(_reply_url(session)).context["newest_message_id"]
+    _says(client, "ah, e pode ser com a Dra. Ana?", seq=2)  # while the person types
+
+    response = admin_client.post(_reply_url(session), {"text": STAFF_TEXT, "seen": seen})
+
+    body = response.content.decode()
+    assert "A conversa mudou enquanto você escrevia" in body and "pode ser com a Dra. Ana?" in body
+    assert not _staff_messages().exists()
+    assert _reply(admin_client, session).status_code == 302  # read, sent
+    assert _staff_messages().count() == 1
+
+
+def test_a_double_click_sends_the_reply_once(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    seen = admin_client.get(_reply_url(session)).context["newest_message_id"]
+
+    first = admin_client.post(_reply_url(session), {"text": STAFF_TEXT, "seen": seen})
+    second = admin_client.post(_reply_url(session), {"text": STAFF_TEXT, "seen": seen})
+
+    assert first.status_code == 302 and second.status_code == 200
+    assert _staff_messages().count() == 1
+    assert [r.body["text"]["body"] for r in fake_graph.sends].count(STAFF_TEXT) == 1
+
+
+def test_releasing_with_the_reply_drops_a_yes_no_question_the_bot_had_left_open(
+    client, admin_client, clinic, fake_graph
+):
+    from rag_agent.models import Agendamento, Medico
+
+    doctor = Medico.objects.get(nome="Dra. Ana Souza")
+    day = timezone.localdate() + dt.timedelta(days=9)
+    appointment = Agendamento.objects.create(
+        medico=doctor,
+        especialidade=doctor.especialidades.first(),
+        paciente_nome="João Silva",
+        paciente_telefone=PATIENT,
+        data=day,
+        hora=dt.time(9, 0),
+    )
+    _says(client, "quero cancelar minha consulta", seq=1)
+    assert "Quer mesmo cancelar" in fake_graph.sends[-1].body["interactive"]["body"]["text"]
+
+    _reply(admin_client, _session(), "Oi João, prefere remarcar em vez de cancelar?", release="on")
+    _says(client, "sim", seq=2)  # to the person's question, not to the bot's
+
+    appointment.refresh_from_db()
+    assert appointment.status == "agendado"
+
+
+def test_releasing_answers_the_messages_no_turn_has_read_yet_so_the_bot_does_not_answer_them_again(
+    client, admin_client, clinic, fake_graph
+):
+    session = _handed_over(client)
+    waiting = session.messages.create(  # accepted by the webhook, its task not run yet
+        message_type="user",
+        channel_type="text",
+        content="vocês aceitam Unimed?",
+        whatsapp_message_id="wamid.UNREAD",
+        timestamp=timezone.now() + dt.timedelta(seconds=5),  # after the request for a person
+        processing_status="received",
+    )
+    sends = len(fake_graph.sends)
+
+    _reply(admin_client, session, "Aceitamos sim, a Unimed Nacional.", release="on")
+    from api_gateway.tasks import process_inbound
+
+    process_inbound.apply(args=[waiting.pk])  # the message's own task, late
+
+    waiting.refresh_from_db()
+    assert (waiting.processing_status, waiting.last_error) == ("ignored", "answered by the staff")
+    assert [r.body["text"]["body"] for r in fake_graph.sends[sends:]] == ["Aceitamos sim, a Unimed Nacional."]
+    assert _staff_messages().get().reply_to == waiting
+
+
+def test_a_reply_meta_refused_leaves_the_patient_waiting(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    fake_graph.default = graph_error(131047)
+
+    _reply(admin_client, session)
+
+    assert _waiting() == [PATIENT]
+
+
+def test_a_reaction_to_the_reply_is_no_message_waiting_and_opens_no_window(client, admin_client, clinic, fake_graph):
+    session = _handed_over(client)
+    _reply(admin_client, session)
+    before = staff.reply_window(session_id=session.pk)
+
+    post_webhook(client, load_payload("reaction", now=time.time() + 60))
+
+    assert ConversationMessage.objects.filter(whatsapp_message_id="wamid.REACT0001").exists()
+    assert _waiting() == []
+    assert staff.reply_window(session_id=session.pk) == before
+
+
+def test_what_the_patient_wrote_during_the_handoff_is_in_the_history_the_bot_reads_after(
+    client, admin_client, clinic, fake_graph
+):
+    session = _handed_over(client)
+    _says(client, "meu plano é Unimed, tem horário amanhã?", seq=2)
+    _reply(admin_client, session, release="on")
+
+    history = _session().recent_messages
+    assert {"role": "user", "text": "meu plano é Unimed, tem horário amanhã?"} in history
+    assert history[-1] == {"role": "bot", "text": STAFF_TEXT}
+
+
+def test_staff_who_may_only_view_conversations_are_not_offered_the_reply(client, clinic, fake_graph):
+    session = _handed_over(client)
+    viewer = get_user_model().objects.create_user(username="viewer", password="uma-senha-qualquer-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_conversationsession"))
+    nobody = get_user_model().objects.create_user(username="nobody", password="uma-senha-qualquer-123", is_staff=True)
+    viewer_client, nobody_client = Client(), Client()
+    viewer_client.force_login(viewer)
+    nobody_client.force_login(nobody)
+
+    listing = viewer_client.get("/admin/api_gateway/conversationsession/").content.decode()
+    change = viewer_client.get(f"/admin/api_gateway/conversationsession/{session.pk}/change/").content.decode()
+
+    assert PATIENT in listing and _reply_url(session) not in listing and _reply_url(session) not in change
+    assert "aguardando resposta" in viewer_client.get("/admin/").content.decode()
+    assert "aguardando resposta" not in nobody_client.get("/admin/").content.decode()
