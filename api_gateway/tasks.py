@@ -1,11 +1,13 @@
 """Celery tasks: thin wrappers that load by id and call a service (inline on the embedded default)."""
 
 import logging
+import smtplib
 
 from celery import shared_task
 
 from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
 from api_gateway.services.reminders import cancellation_notify, reminders_send
+from api_gateway.services.staff import handoff_notify
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +48,9 @@ def send_reminders() -> dict:
 def notify_cancellation(agendamento_id: int) -> None:
     """The staff cancelled an appointment in the admin: the patient is told (once; see cancellation_notify)."""
     cancellation_notify(agendamento_id=agendamento_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=5, max_retries=5)
+def notify_handoff(session_id: int) -> bool:
+    """A patient was handed to a person: the reception is told by e-mail (HANDOFF_NOTIFY_EMAILS; see handoff_notify)."""
+    return handoff_notify(session_id=session_id)

@@ -238,6 +238,18 @@ if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:
         "set it (Meta App Dashboard > App settings > Basic > App secret), or DEBUG=1 for local development."
     )
 
+# --- E-mail (SMTP when EMAIL_HOST is set; printed to the console otherwise) -------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+
 # --- Conversation and abuse limits ------------------------------------------------------------------------
 PATIENT_MAX_MESSAGES_PER_MINUTE = env_int("PATIENT_MAX_MESSAGES_PER_MINUTE", 20)
 PATIENT_MAX_OPEN_APPOINTMENTS = env_int("PATIENT_MAX_OPEN_APPOINTMENTS", 3)
@@ -246,6 +258,10 @@ SESSION_LOCK_TIMEOUT_SECONDS = env_int("SESSION_LOCK_TIMEOUT_SECONDS", 60)
 HANDOFF_AFTER_FAILURES = env_int("HANDOFF_AFTER_FAILURES", 3)
 # A conversation handed to the staff returns to the bot when the patient writes after this many silent hours.
 HANDOFF_IDLE_HOURS = env_int("HANDOFF_IDLE_HOURS", 12)
+# Who is told by e-mail that a patient waits for a person (comma-separated; blank: nobody, the admin shows them).
+HANDOFF_NOTIFY_EMAILS = env_list("HANDOFF_NOTIFY_EMAILS")
+# The admin's public address, for links in those e-mails ("https://clinica.example.com"; blank: a bare path).
+ADMIN_BASE_URL = env_str("ADMIN_BASE_URL").rstrip("/")
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
 # How soon a slot may be booked: one that starts in 9 minutes cannot be reached (nor prepared for by the desk).
 BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 60)

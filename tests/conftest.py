@@ -42,6 +42,7 @@ def _no_outside_world(settings):
     settings.WHATSAPP_VERIFY_TOKEN = "test-verify-token"
     settings.WHATSAPP_PHONE_NUMBER_ID = "100200300"
     settings.WHATSAPP_BUSINESS_NUMBER = "5511900000000"
+    settings.HANDOFF_NOTIFY_EMAILS = []  # tests/api_gateway/test_handoff_email.py points it at a local SMTP server
     settings.API_KEYS = ["test-api-key"]  # REST calls send it (tests/api_gateway/test_rest_api.py AUTH)
     # Tests reason about "next Monday" whatever day CI runs: a holiday must not take those slots away. The
     # holiday tests turn the calendar on themselves.

@@ -35,7 +35,7 @@ from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from api_gateway.services.voice import voice_outcome
-from core import metrics
+from core import broker, metrics
 from core.logging import mask_phone
 from rag_agent import selectors
 from rag_agent import services as clinic_services
@@ -331,6 +331,7 @@ def _run_and_persist(
     turn = _Turn(
         session=session, nlu=nlu, now=now, option_id=option_id, profile_name=(profile_name or "")[:80], text=text
     )
+    state_before = session.current_state
     reply = _decide(turn, text=text, channel_type=channel_type)
     session.last_activity = now
     if reply.send:
@@ -359,6 +360,8 @@ def _run_and_persist(
         # The transaction rolled back: drop the cached copy, which may already hold this turn's state.
         session_manager.invalidate(phone=session.phone_number)
         raise
+    if session.current_state == S.HUMAN_HANDOFF and state_before != S.HUMAN_HANDOFF:
+        transaction.on_commit(functools.partial(_reception_told, session.pk))
     return TurnResult(
         reply=reply,
         state=session.current_state,
@@ -836,6 +839,19 @@ def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime) -> boo
         return True
     idle = now - s.last_activity if s.last_activity else dt.timedelta(0)
     return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS)
+
+
+def _reception_told(session_id: int) -> None:
+    """A patient was just handed over: the reception is e-mailed when HANDOFF_NOTIFY_EMAILS is set (a task, so a
+    slow mail server never holds a turn; a broker failure loses the e-mail, never the turn: the admin lists them)."""
+    if not settings.HANDOFF_NOTIFY_EMAILS:
+        return
+    from api_gateway.tasks import notify_handoff
+
+    try:
+        broker.task_publish(notify_handoff, session_id)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("could not enqueue the handoff e-mail for session %s", session_id)
 
 
 def release_to_bot(s: ConversationSession) -> None:

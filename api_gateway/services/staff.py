@@ -18,10 +18,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db.models import F, Max, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
+from api_gateway.services import texts as T
 from api_gateway.services.conversation import staff_reply_noted
 from api_gateway.services.inbound import inbound_enqueue
 from api_gateway.services.outbox import clinic_message_store
@@ -168,3 +172,32 @@ def _noted(session: ConversationSession, *, text: str, release: bool, now: dt.da
         ConversationMessage.objects.filter(
             session_id=session.pk, message_type=MessageType.USER, processing_status__in=UNREAD
         ).update(processing_status=Processing.IGNORED, last_error="answered by the staff")
+
+
+def handoff_notify(*, session_id: int) -> bool:
+    """Tells the reception by e-mail (HANDOFF_NOTIFY_EMAILS) that a patient waits for a person, with a link to the
+    reply page. The least personal data an inbox needs: the first name and the phone's last four digits; what the
+    patient wrote stays in the admin. Nothing is sent when the conversation was released meanwhile. Returns whether
+    an e-mail went out; SMTP errors are raised (the task retries)."""
+    if not settings.HANDOFF_NOTIFY_EMAILS:
+        return False
+    session = ConversationSession.objects.filter(pk=session_id).first()
+    if session is None or session.current_state != ConversationState.HUMAN_HANDOFF:
+        return False
+    from rag_agent.selectors import clinic_catalog
+
+    name = session.patient_name.split()[0] if session.patient_name.strip() else "Um paciente"
+    when = timezone.localtime(session.last_activity)
+    link = settings.ADMIN_BASE_URL + reverse("admin:api_gateway_conversationsession_reply", args=[session.pk])
+    send_mail(
+        subject=T.HANDOFF_EMAIL_SUBJECT.format(
+            clinic=(clinic_catalog().get("clinica") or {}).get("nome") or "Clínica", name=name
+        ),
+        message=T.HANDOFF_EMAIL_BODY.format(
+            name=name, phone_end=session.phone_number[-4:], time=f"{when:%H:%M}", date=f"{when:%d/%m}", link=link
+        ),
+        from_email=None,
+        recipient_list=settings.HANDOFF_NOTIFY_EMAILS,
+    )
+    logger.info("reception told by e-mail that %s waits for a person", mask_phone(session.phone_number))
+    return True

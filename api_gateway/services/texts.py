@@ -182,6 +182,14 @@ HANDOFF_WAY_BACK = "Para voltar ao atendimento automático, é só digitar *menu
 HANDOFF_AFTER_FAILURES = (
     "Desculpe, não estou conseguindo entender. Vou transferir a conversa para um atendente da recepção. 🙋"
 )
+# The e-mail to the reception (HANDOFF_NOTIFY_EMAILS): no message content and only the phone's last digits.
+HANDOFF_EMAIL_SUBJECT = "[{clinic}] {name} aguarda atendimento no WhatsApp"
+HANDOFF_EMAIL_BODY = (
+    "{name} (telefone com final {phone_end}) foi transferido(a) para a equipe às {time} de {date}: pediu para falar "
+    "com uma pessoa, ou o bot não entendeu as mensagens. O bot não responde mais até a conversa ser devolvida.\n\n"
+    "Leia a conversa e responda por aqui (a janela do WhatsApp fica aberta 24 horas depois da última mensagem do "
+    "paciente):\n{link}\n"
+)
 RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
 THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
 YOU_ARE_WELCOME = "Por nada! 🙂"

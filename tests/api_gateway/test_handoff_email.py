@@ -1,0 +1,125 @@
+"""The reception is told by e-mail when a patient is handed to a person: the real turn through the webhook, the
+Celery task, Django's SMTP backend talking to a local SMTP server (aiosmtpd)."""
+
+import socket
+import time
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from api_gateway.models import ConversationSession, ConversationState
+from api_gateway.services import staff
+from api_gateway.services.session_cache import session_manager
+from tests.fakes import graph_server
+from tests.fakes.graph_server import load_payload, post_webhook
+
+celery_inline = graph_server.celery_inline
+fake_graph = graph_server.fake_graph
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_inline")]
+
+PATIENT = "5511999990001"  # the sender of tests/fixtures/whatsapp/text.json ("João Silva")
+RECEPTION = ["recepcao@clinica.example", "gerente@clinica.example"]
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp(settings):
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", controller.port, False
+    settings.EMAIL_TIMEOUT = 2
+    settings.DEFAULT_FROM_EMAIL = "bot@clinica.example"
+    settings.HANDOFF_NOTIFY_EMAILS = RECEPTION
+    settings.ADMIN_BASE_URL = "https://clinica.example"
+    yield inbox
+    controller.stop()
+
+
+def _says(client, text: str, *, seq: int) -> None:
+    payload = load_payload("text", now=time.time() + seq)
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["id"], message["text"]["body"] = f"wamid.MAIL{seq:04d}", text
+    assert post_webhook(client, payload).status_code == 200
+
+
+def _session() -> ConversationSession:
+    return ConversationSession.objects.get(phone_number=PATIENT)
+
+
+def test_a_patient_asking_for_a_person_is_announced_to_the_reception_once(client, clinic, fake_graph, smtp):
+    _says(client, "quero falar com um atendente", seq=1)
+
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert len(smtp.messages) == 1
+    recipients, mail = smtp.messages[0]
+    assert sorted(recipients) == sorted(RECEPTION)
+    assert mail["From"] == "bot@clinica.example"
+    assert "aguarda atendimento no WhatsApp" in mail["Subject"] and clinic.nome in mail["Subject"]
+    body = mail.get_content()
+    assert f"https://clinica.example/admin/api_gateway/conversationsession/{_session().pk}/reply/" in body
+    assert "final 0001" in body
+    # The least personal data an inbox needs: no full phone, nothing the patient wrote.
+    assert PATIENT not in body and PATIENT not in mail["Subject"] and "atendente" not in mail["Subject"]
+    assert "quero falar" not in body
+
+    _says(client, "oi, alguém aí?", seq=2)  # still waiting: no second e-mail for the same handoff
+    assert len(smtp.messages) == 1
+
+
+def test_a_patient_the_bot_could_not_understand_is_announced_too(client, clinic, fake_graph, smtp, settings):
+    settings.HANDOFF_AFTER_FAILURES = 2
+    _says(client, "xkq zzpt vvv", seq=1)
+    _says(client, "blorf mnnn qqq", seq=2)
+
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert len(smtp.messages) == 1
+
+
+def test_nobody_is_emailed_when_no_address_is_set(client, clinic, fake_graph, smtp, settings):
+    settings.HANDOFF_NOTIFY_EMAILS = []
+
+    _says(client, "quero falar com um atendente", seq=1)
+
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert smtp.messages == []
+
+
+def test_a_mail_server_that_is_down_costs_the_patient_nothing(client, clinic, fake_graph, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", _free_port(), False
+    settings.HANDOFF_NOTIFY_EMAILS = RECEPTION
+
+    _says(client, "quero falar com um atendente", seq=1)
+
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert "atendente da recepção" in fake_graph.sends[-1].body["text"]["body"]
+
+
+def test_a_conversation_released_before_the_email_goes_is_not_announced(client, clinic, fake_graph, smtp, settings):
+    settings.HANDOFF_NOTIFY_EMAILS = []
+    _says(client, "quero falar com um atendente", seq=1)
+    settings.HANDOFF_NOTIFY_EMAILS = RECEPTION
+    session = session_manager.get_from_database(phone=PATIENT)
+    session.current_state = ConversationState.IDLE
+    session_manager.save(session=session)
+
+    assert staff.handoff_notify(session_id=session.pk) is False
+    assert smtp.messages == []
