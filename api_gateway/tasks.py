@@ -2,6 +2,7 @@
 
 import logging
 import smtplib
+import socket
 
 from celery import shared_task
 
@@ -50,7 +51,28 @@ def notify_cancellation(agendamento_id: int) -> None:
     cancellation_notify(agendamento_id=agendamento_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=5, max_retries=5)
-def notify_handoff(session_id: int) -> bool:
-    """A patient was handed to a person: the reception is told by e-mail (HANDOFF_NOTIFY_EMAILS; see handoff_notify)."""
-    return handoff_notify(session_id=session_id)
+# A mail server that cannot be reached now may be reached later; one that refuses the sender, a recipient or the
+# login will refuse again (smtplib's errors are all OSErrors, so the list is explicit).
+SMTP_TRANSIENT = (
+    smtplib.SMTPConnectError,
+    smtplib.SMTPServerDisconnected,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def notify_handoff(self, session_id: int) -> bool:
+    """A patient was handed to a person: the reception is told by e-mail (HANDOFF_NOTIFY_EMAILS; see handoff_notify).
+    Inline (the embedded default: tasks run inside the turn) there is one attempt, never a retry loop in a turn."""
+    try:
+        return handoff_notify(session_id=session_id)
+    except SMTP_TRANSIENT as exc:
+        if self.request.is_eager:
+            logger.warning("handoff e-mail for session %s not sent (%s)", session_id, type(exc).__name__)
+            return False
+        raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc
+    except smtplib.SMTPException as exc:
+        logger.error("handoff e-mail for session %s refused by the mail server: %s", session_id, exc)
+        return False

@@ -262,6 +262,12 @@ HANDOFF_IDLE_HOURS = env_int("HANDOFF_IDLE_HOURS", 12)
 HANDOFF_NOTIFY_EMAILS = env_list("HANDOFF_NOTIFY_EMAILS")
 # The admin's public address, for links in those e-mails ("https://clinica.example.com"; blank: a bare path).
 ADMIN_BASE_URL = env_str("ADMIN_BASE_URL").rstrip("/")
+if HANDOFF_NOTIFY_EMAILS and not EMAIL_HOST and not DEBUG and not TESTING:
+    raise ImproperlyConfigured(
+        "HANDOFF_NOTIFY_EMAILS is set but EMAIL_HOST is not: the e-mails would only be printed to the log. "
+        "Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, DEFAULT_FROM_EMAIL), or clear "
+        "HANDOFF_NOTIFY_EMAILS."
+    )
 SLOT_SEARCH_DAYS = env_int("SLOT_SEARCH_DAYS", 30)
 # How soon a slot may be booked: one that starts in 9 minutes cannot be reached (nor prepared for by the desk).
 BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 60)

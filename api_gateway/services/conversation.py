@@ -360,7 +360,7 @@ def _run_and_persist(
         # The transaction rolled back: drop the cached copy, which may already hold this turn's state.
         session_manager.invalidate(phone=session.phone_number)
         raise
-    if session.current_state == S.HUMAN_HANDOFF and state_before != S.HUMAN_HANDOFF:
+    if inbound is not None and session.current_state == S.HUMAN_HANDOFF and state_before != S.HUMAN_HANDOFF:
         transaction.on_commit(functools.partial(_reception_told, session.pk))
     return TurnResult(
         reply=reply,
@@ -842,8 +842,9 @@ def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime) -> boo
 
 
 def _reception_told(session_id: int) -> None:
-    """A patient was just handed over: the reception is e-mailed when HANDOFF_NOTIFY_EMAILS is set (a task, so a
-    slow mail server never holds a turn; a broker failure loses the e-mail, never the turn: the admin lists them)."""
+    """A WhatsApp patient was just handed over: the reception is e-mailed when HANDOFF_NOTIFY_EMAILS is set (a task,
+    so in production a slow mail server never holds a turn; a broker failure loses the e-mail, never the turn: the
+    admin lists them). REST and terminal turns are not announced: the staff cannot answer them on WhatsApp."""
     if not settings.HANDOFF_NOTIFY_EMAILS:
         return
     from api_gateway.tasks import notify_handoff

@@ -2,6 +2,7 @@
 Celery task, Django's SMTP backend talking to a local SMTP server (aiosmtpd)."""
 
 import socket
+import threading
 import time
 from email import message_from_bytes, policy
 
@@ -123,3 +124,45 @@ def test_a_conversation_released_before_the_email_goes_is_not_announced(client, 
 
     assert staff.handoff_notify(session_id=session.pk) is False
     assert smtp.messages == []
+
+
+def test_an_api_turn_is_not_announced(client, clinic, smtp):
+    response = client.post(
+        "/api/v1/messages/",
+        {"phone": PATIENT, "text": "quero falar com um atendente"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer test-api-key",
+    )
+
+    assert response.status_code == 200
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert smtp.messages == []  # the staff could not answer it on WhatsApp
+
+
+def test_inline_a_mail_server_that_hangs_up_is_tried_once_not_in_a_loop_inside_the_turn(
+    client, clinic, fake_graph, settings
+):
+    """The embedded default runs tasks inside the turn: a retry loop there would hold the patient's reply."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()  # SMTPServerDisconnected for the client
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", listener.getsockname()[1], False
+    settings.HANDOFF_NOTIFY_EMAILS = RECEPTION
+    try:
+        _says(client, "quero falar com um atendente", seq=1)
+    finally:
+        listener.close()
+
+    assert len(accepted) == 1
+    assert "atendente da recepção" in fake_graph.sends[-1].body["text"]["body"]
