@@ -206,7 +206,6 @@ class ConversationSessionAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(request.path)
         window = staff.reply_window(session_id=session.pk)
         recent = list(session.messages.order_by("-timestamp", "-pk")[:30])[::-1]
-        newest = session.messages.order_by("-pk").values_list("pk", flat=True).first()
         context = {
             **self.admin_site.each_context(request),
             "title": f"Responder a {session.patient_name or session.phone_number}",
@@ -216,7 +215,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             "window": window,
             "window_open": window.is_open(timezone.now()),
             "recent": recent,
-            "newest_message_id": newest or "",
+            "newest_message_id": staff.newest_message_id(session_id=session.pk) or "",
             "in_handoff": session.current_state == ConversationState.HUMAN_HANDOFF,
         }
         return TemplateResponse(request, "admin/api_gateway/conversationsession/reply.html", context)

@@ -35,6 +35,7 @@ from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from api_gateway.services.voice import voice_outcome
+from api_gateway.whatsapp import SILENT_TYPES
 from core import broker, metrics
 from core.logging import mask_phone
 from rag_agent import selectors
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 READABLE_TYPES = frozenset({"text", "interactive", "button", "api", "location"})
 # Attachments whose caption is read as words (the attachment itself is not opened).
 CAPTIONED_TYPES = frozenset({"image", "document", "video"})
-SILENT_TYPES = {"reaction", "system"}
 HISTORY_SIZE = 4
 HISTORY_CHARS = 300
 MAX_STORED_TEXT = 8000

@@ -34,6 +34,7 @@ from api_gateway.services.session_cache import session_manager
 from api_gateway.whatsapp import SILENT_TYPES
 from core.exceptions import ConflictError, ValidationFailed
 from core.logging import mask_phone
+from rag_agent.selectors import clinic_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,14 @@ def handoff_waiting_sessions(*, now: dt.datetime | None = None) -> QuerySet[Conv
     )
 
 
+def newest_message_id(*, session_id: int) -> int | None:
+    """The newest message of the conversation, whoever wrote it: what the reply page showed last, and what a reply
+    checks it still is (`seen_message_id`)."""
+    return (
+        ConversationMessage.objects.filter(session_id=session_id).order_by("-pk").values_list("pk", flat=True).first()
+    )
+
+
 def staff_reply_send(
     *,
     session_id: int,
@@ -130,8 +139,7 @@ def staff_reply_send(
     if phone is None:
         raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
     with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
-        newest = ConversationMessage.objects.filter(session_id=session_id).order_by("-pk").values_list("pk", flat=True)
-        if seen_message_id is not None and newest.first() != seen_message_id:
+        if seen_message_id is not None and newest_message_id(session_id=session_id) != seen_message_id:
             raise ConflictError(
                 "A conversa mudou enquanto você escrevia (mensagem nova do paciente, ou esta resposta já foi "
                 "enviada): confira as mensagens abaixo e envie de novo se ainda for o caso."
@@ -184,8 +192,6 @@ def handoff_notify(*, session_id: int) -> bool:
     session = ConversationSession.objects.filter(pk=session_id).first()
     if session is None or session.current_state != ConversationState.HUMAN_HANDOFF:
         return False
-    from rag_agent.selectors import clinic_catalog
-
     name = session.patient_name.split()[0] if session.patient_name.strip() else "Um paciente"
     when = timezone.localtime(session.last_activity)
     link = settings.ADMIN_BASE_URL + reverse("admin:api_gateway_conversationsession_reply", args=[session.pk])
