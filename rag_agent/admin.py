@@ -13,9 +13,19 @@ from django.utils.html import format_html
 from core.exceptions import ApplicationError
 from core.phones import whatsapp_number
 from rag_agent import services as clinic_services
+from rag_agent.closures import block_period
 from rag_agent.matching import normalize
-from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
-from rag_agent.selectors import OPEN_STATUSES
+from rag_agent.models import (
+    Agendamento,
+    BloqueioAgenda,
+    ClinicaInfo,
+    Convenio,
+    Especialidade,
+    Exame,
+    HorarioTrabalho,
+    Medico,
+)
+from rag_agent.selectors import OPEN_STATUSES, appointments_in_block
 
 
 class AccentInsensitiveSearchMixin:
@@ -175,6 +185,43 @@ class ExameAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     list_editable = ("ativo",)
     search_fields = ("nome", "descricao", "preparo")
     accent_search_fields = ("nome",)
+
+
+@admin.register(BloqueioAgenda)
+class BloqueioAgendaAdmin(admin.ModelAdmin):
+    list_display = ("quem", "periodo", "motivo")
+    list_filter = (("medico", admin.EmptyFieldListFilter), "medico")
+    list_select_related = ("medico",)
+    search_fields = ("medico__nome", "motivo")
+    date_hierarchy = "data_inicio"
+    fields = ("medico", ("data_inicio", "data_fim"), ("hora_inicio", "hora_fim"), "motivo")
+
+    @admin.display(description="médico", ordering="medico__nome")
+    def quem(self, obj):
+        return obj.medico.nome if obj.medico_id else "Clínica inteira"
+
+    @admin.display(description="período", ordering="data_inicio")
+    def periodo(self, obj):
+        return block_period(obj.as_dict())
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # The bot stops offering those times at once; appointments already booked there stay booked until the
+        # staff move or cancel them (cancelling in the list tells the patient on WhatsApp).
+        caught = appointments_in_block(obj)
+        if caught:
+            url = reverse("admin:rag_agent_agendamento_changelist") + "?id__in=" + ",".join(str(a.pk) for a in caught)
+            self.message_user(
+                request,
+                format_html(
+                    "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: "
+                    '<a href="{}">remarque ou cancele cada uma</a> (cancelar avisa o paciente pelo WhatsApp). '
+                    "O bot não envia lembretes delas.",
+                    len(caught),
+                    url,
+                ),
+                messages.WARNING,
+            )
 
 
 class AgendamentoForm(forms.ModelForm):

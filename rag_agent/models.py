@@ -6,6 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from rag_agent.closures import block_period
+
 
 class ClinicaInfo(models.Model):
     nome = models.CharField("nome", max_length=200)
@@ -137,6 +139,67 @@ class HorarioTrabalho(models.Model):
 
     def __str__(self) -> str:
         return f"{self.medico} · {self.get_dia_semana_display()} {self.hora_inicio:%H:%M}–{self.hora_fim:%H:%M}"
+
+
+class BloqueioAgenda(models.Model):
+    """Days (or hours of days) a doctor does not see patients, or the whole clinic is closed, although the weekly
+    hours say otherwise: holidays, a congress, a municipal holiday, the year-end recess. No slot in it is offered
+    or booked."""
+
+    medico = models.ForeignKey(
+        Medico,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="bloqueios",
+        verbose_name="médico",
+        help_text="Vazio = a clínica inteira fechada (recesso, reforma, feriado municipal).",
+    )
+    data_inicio = models.DateField("de")
+    data_fim = models.DateField("até (inclusive)")
+    hora_inicio = models.TimeField(
+        "das", null=True, blank=True, help_text="Vazio = o dia inteiro. Com horas, bloqueia só esse trecho de cada dia."
+    )
+    hora_fim = models.TimeField("às", null=True, blank=True)
+    motivo = models.CharField(
+        "motivo (interno)", max_length=200, blank=True, help_text="Para a equipe; o bot não diz o motivo ao paciente."
+    )
+    criado_em = models.DateTimeField("criado em", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "bloqueio de agenda"
+        verbose_name_plural = "bloqueios de agenda (férias, folgas, recesso)"
+        ordering = ["-data_inicio"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(data_inicio__lte=F("data_fim")),
+                name="bloqueio_inicio_antes_do_fim",
+                violation_error_message="A data final deve ser igual ou posterior à inicial.",
+            ),
+            models.CheckConstraint(
+                condition=Q(hora_inicio__isnull=True, hora_fim__isnull=True)
+                | Q(hora_inicio__isnull=False, hora_fim__isnull=False, hora_inicio__lt=F("hora_fim")),
+                name="bloqueio_horas_completas",
+                violation_error_message=(
+                    "Preencha as duas horas (a final depois da inicial) ou deixe as duas vazias para o dia inteiro."
+                ),
+            ),
+        ]
+        indexes = [models.Index(fields=["data_fim"], name="bloqueio_data_fim")]
+
+    def __str__(self) -> str:
+        who = self.medico.nome if self.medico_id else "Clínica inteira"
+        return f"{who} · {block_period(self.as_dict())}"
+
+    def as_dict(self) -> dict:
+        """The block as the selectors cache it (JSON-able, like the doctor's weekly hours)."""
+        return {
+            "clinica": self.medico_id is None,
+            "de": self.data_inicio.isoformat(),
+            "ate": self.data_fim.isoformat(),
+            "das": f"{self.hora_inicio:%H:%M}" if self.hora_inicio else None,
+            "as": f"{self.hora_fim:%H:%M}" if self.hora_fim else None,
+        }
 
 
 class Agendamento(models.Model):

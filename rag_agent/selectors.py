@@ -15,17 +15,28 @@ from django.utils import timezone
 from core.metrics import cache_event
 from core.phones import phone_forms
 from rag_agent.cache import CLINIC_DATA_KEY, CLINIC_VERSION_KEY, clinic_cache, doctor_key
-from rag_agent.closures import holiday_name
+from rag_agent.closures import block_over, holiday_name
 from rag_agent.matching import Match, MatchIndex
-from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Exame, HorarioTrabalho, Medico
+from rag_agent.models import (
+    Agendamento,
+    BloqueioAgenda,
+    ClinicaInfo,
+    Convenio,
+    Especialidade,
+    Exame,
+    HorarioTrabalho,
+    Medico,
+)
 from rag_agent.symptoms import Complaint, complaint_find, missing_plan_find, missing_specialty_find
 
 __all__ = [
     "Complaint",
     "Match",
     "appointment_overlapping_for_patient",
+    "appointments_in_block",
     "appointments_to_remind",
     "appointments_upcoming_for_phone",
+    "blocks_for_doctor",
     "catalog_snapshot",
     "clinic_catalog",
     "complaint_specialty_find",
@@ -100,6 +111,8 @@ def _catalog_from_database() -> dict:
             {"id": x.id, "nome": x.nome, "descricao": x.descricao, "preco": str(x.preco), "preparo": x.preparo}
             for x in Exame.objects.filter(ativo=True).order_by("nome")
         ],
+        # The clinic-wide agenda blocks still to come (recess, a municipal holiday): "vocês abrem dia 24?"
+        "fechamentos": _blocks_upcoming(Q(medico__isnull=True)),
     }
 
 
@@ -190,9 +203,21 @@ def doctor_detail(doctor_id: int) -> dict | None:
             {"dia_semana": h.dia_semana, "inicio": f"{h.hora_inicio:%H:%M}", "fim": f"{h.hora_fim:%H:%M}"}
             for h in medico.horarios.all()
         ],
+        "bloqueios": blocks_for_doctor(medico.id),
     }
     cache.set(key, detail, timeout=_cache_timeout())
     return detail
+
+
+def blocks_for_doctor(doctor_id: int, *, since: dt.date | None = None) -> list[dict]:
+    """The doctor's agenda blocks and the clinic-wide ones that end on or after `since` (default: today), as
+    dicts (rag_agent.closures). Every change to a block drops the cached doctor entries (rag_agent.signals)."""
+    return _blocks_upcoming(Q(medico_id=doctor_id) | Q(medico__isnull=True), since=since)
+
+
+def _blocks_upcoming(whose: Q, *, since: dt.date | None = None) -> list[dict]:
+    rows = BloqueioAgenda.objects.filter(whose, data_fim__gte=since or timezone.localdate())
+    return [b.as_dict() for b in rows.order_by("data_inicio", "hora_inicio")]
 
 
 # -- matching ---------------------------------------------------------------------------------------------------------
@@ -284,10 +309,11 @@ def _parse_hhmm(value: str) -> dt.time:
 
 def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
     """Start times of a doctor's slots on a day: steps of the consultation length that end by the shift end; none
-    on a holiday the clinic is closed (rag_agent.closures)."""
+    on a holiday the clinic is closed, none that would fall into an agenda block (rag_agent.closures)."""
     if holiday_name(day):
         return []
-    step = dt.timedelta(minutes=detail["duracao_consulta_minutos"])
+    minutes = detail["duracao_consulta_minutos"]
+    step = dt.timedelta(minutes=minutes)
     times: list[dt.time] = []
     for shift in detail["horarios"]:
         if shift["dia_semana"] != day.weekday():
@@ -297,6 +323,8 @@ def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
         while cursor + step <= end:
             times.append(cursor.time())
             cursor += step
+    blocks = detail.get("bloqueios") or []  # .get: a doctor entry cached before blocks existed
+    times = [t for t in times if not block_over(blocks, day, _minute_of_day(t), minutes)]
     return sorted(set(times))
 
 
@@ -472,4 +500,23 @@ def appointments_to_remind(
         .select_related("medico")
         .order_by("data", "hora")
     )
-    return [a for a in candidates if first <= timezone.make_aware(dt.datetime.combine(a.data, a.hora), tz) <= last]
+    due = [a for a in candidates if first <= timezone.make_aware(dt.datetime.combine(a.data, a.hora), tz) <= last]
+    # One inside an agenda block is the staff's to move (the doctor is away): "confirm your presence" would mislead.
+    blocks = list(BloqueioAgenda.objects.filter(data_inicio__lte=last.date(), data_fim__gte=first.date()))
+    return [a for a in due if not _in_blocks(a, blocks)]
+
+
+def _in_blocks(appointment: Agendamento, blocks: list[BloqueioAgenda]) -> bool:
+    mine = [b.as_dict() for b in blocks if b.medico_id in (None, appointment.medico_id)]
+    start = _minute_of_day(appointment.hora)
+    return block_over(mine, appointment.data, start, appointment.minutes) is not None
+
+
+def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
+    """The open appointments from today on that fall into `block` (the staff must move or cancel them)."""
+    rows = Agendamento.objects.filter(
+        status__in=OPEN_STATUSES, data__gte=max(block.data_inicio, timezone.localdate()), data__lte=block.data_fim
+    )
+    if block.medico_id is not None:
+        rows = rows.filter(medico_id=block.medico_id)
+    return [a for a in rows.select_related("medico").order_by("data", "hora") if _in_blocks(a, [block])]

@@ -12,12 +12,13 @@ from core.exceptions import ApplicationError, ConflictError, UnprocessableError
 from core.logging import mask_phone
 from core.metrics import BOOKINGS
 from core.phones import phone_forms
-from rag_agent.closures import holiday_name
+from rag_agent.closures import block_over, block_period, holiday_name
 from rag_agent.models import Agendamento, Convenio, Medico
 from rag_agent.selectors import (
     OPEN_STATUSES,
     appointment_overlapping_for_patient,
     appointments_upcoming_for_phone,
+    blocks_for_doctor,
     booking_last_day,
     doctor_grid,
     slot_overlaps_booking,
@@ -33,6 +34,8 @@ TOO_MANY_OPEN_MESSAGE = (
 INVALID_DOCTOR_MESSAGE = "Não encontramos esse médico na especialidade escolhida."
 INVALID_SLOT_MESSAGE = "Esse horário não está na agenda do médico."
 HOLIDAY_MESSAGE = "{date} é feriado ({holiday}): a clínica não abre."
+CLINIC_CLOSED_MESSAGE = "A clínica estará fechada {period}."
+DOCTOR_AWAY_MESSAGE = "{doctor} não atende {period}."
 PAST_SLOT_MESSAGE = "Esse horário já passou. Por favor, escolha um horário futuro."
 TOO_SOON_MESSAGE = (
     "Esse horário está muito em cima da hora: agendamos com pelo menos {minutes} minutos de antecedência."
@@ -85,7 +88,8 @@ def appointment_check_for_staff(
 ) -> None:
     """What the bot checks before booking, for an appointment the staff enter or move in the admin: an active doctor
     of that specialty who takes the plan, a start on the doctor's grid (so the bot's slots never overlap it), in the
-    future, not on a holiday, free. The staff may book at short notice and past the bot's horizon."""
+    future, not on a holiday nor in an agenda block, free. The staff may book at short notice and past the bot's
+    horizon."""
     if hora.second or hora.microsecond:
         raise InvalidBooking(INVALID_SLOT_MESSAGE)
     medico, _ = _doctor_fitting(medico_id=medico_id, especialidade_id=especialidade_id, convenio_id=convenio_id)
@@ -103,11 +107,15 @@ def _validate_slot(
             {"dia_semana": h.dia_semana, "inicio": f"{h.hora_inicio:%H:%M}", "fim": f"{h.hora_fim:%H:%M}"}
             for h in medico.horarios.all()
         ],
+        "bloqueios": blocks_for_doctor(medico.pk, since=data),
     }
     hora = hora.replace(second=0, microsecond=0)
     holiday = holiday_name(data)
     if holiday:
         raise InvalidBooking(HOLIDAY_MESSAGE.format(date=f"{data:%d/%m}", holiday=holiday))
+    block = block_over(detail["bloqueios"], data, hora.hour * 60 + hora.minute, medico.duracao_consulta_minutos)
+    if block is not None:
+        raise InvalidBooking(block_message(block, medico.nome))
     grid = doctor_grid(detail, data)
     if hora not in grid:
         if staff:  # the staff are shown the doctor's times that day
@@ -125,6 +133,15 @@ def _validate_slot(
     minutes = medico.duracao_consulta_minutos
     if slot_overlaps_booking(medico_id=medico.pk, data=data, hora=hora, minutes=minutes, exclude_id=exclude_id):
         raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE)
+
+
+def block_message(block: dict, doctor: str) -> str:
+    """What the patient (or the staff) is told about an agenda block, never its reason: "A clínica estará fechada
+    de 24/12 a 01/01." / "Dra. Ana não atende de 21/12 a 05/01." """
+    period = block_period(block)
+    if block["clinica"]:
+        return CLINIC_CLOSED_MESSAGE.format(period=period)
+    return DOCTOR_AWAY_MESSAGE.format(doctor=doctor, period=period)
 
 
 def patient_busy_message(other: Agendamento) -> str:

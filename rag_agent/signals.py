@@ -16,6 +16,7 @@ _CLINIC_MODELS = (
     models.Medico,
     models.Exame,
     models.HorarioTrabalho,
+    models.BloqueioAgenda,
 )
 
 
@@ -38,8 +39,9 @@ def _invalidate(*, doctor_ids: list[int], all_doctors: bool) -> None:
 @receiver(post_delete)
 def _clinic_changed(sender, instance, **kwargs):
     if sender in _CLINIC_MODELS:
-        # Specialty or plan changes touch every doctor entry that embeds their names.
-        everything = sender in (models.Especialidade, models.Convenio)
+        # Specialty or plan changes touch every doctor entry that embeds their names; an agenda block may be the
+        # whole clinic's, or have moved from one doctor to another (only the new one is known here).
+        everything = sender in (models.Especialidade, models.Convenio, models.BloqueioAgenda)
         _invalidate(doctor_ids=_doctor_ids(instance), all_doctors=everything)
 
 

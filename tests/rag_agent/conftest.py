@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from rag_agent.models import Convenio, Especialidade, Medico
@@ -36,3 +37,12 @@ def demo(clinic):
         hapvida = Convenio.objects.get(nome="Hapvida")
 
     return Demo
+
+
+@pytest.fixture
+def staff_client(client, settings):
+    """The admin, logged in as a superuser of the reception."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    user = get_user_model().objects.create_superuser("recepcao", "recepcao@example.com", "senha-forte-123")
+    client.force_login(user)
+    return client

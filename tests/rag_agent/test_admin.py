@@ -1,7 +1,6 @@
 import datetime as dt
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
@@ -10,14 +9,6 @@ from rag_agent.selectors import appointments_to_remind, clinic_catalog, doctor_d
 from tests.rag_agent.conftest import next_weekday
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(client, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
-    user = get_user_model().objects.create_superuser("recepcao", "recepcao@example.com", "senha-forte-123")
-    client.force_login(user)
-    return client
 
 
 def _form_data(response) -> dict:
