@@ -2,8 +2,9 @@
 
 from decimal import Decimal
 
+from rag_agent.closures import periods_ahead
 from rag_agent.matching import normalize
-from rag_agent.selectors import clinic_catalog, doctor_detail, mentions_find
+from rag_agent.selectors import booking_last_day, clinic_catalog, doctor_detail, mentions_find
 
 MAX_CONTEXT_CHARS = 1200
 MAX_LISTED_NAMES = 8
@@ -51,6 +52,11 @@ def _hours(detail: dict) -> str:
     return "; ".join(f"{', '.join(days)} {shifts}" for shifts, days in groups.items()) or "sem horários cadastrados"
 
 
+def _away(blocks: list[dict]) -> str:
+    """ "de 21/12 a 05/01 e em 12/01": up to two agenda blocks that start within the booking horizon."""
+    return " e ".join(periods_ahead(blocks, booking_last_day(), limit=2))
+
+
 def _ids_in_question(text: str, entities: dict | None, slots: dict | None) -> dict[str, list[int]]:
     wanted: dict[str, list[int]] = {"especialidade": [], "medico": [], "convenio": [], "exame": []}
     for kind in wanted:
@@ -81,6 +87,8 @@ def context_build(*, text: str, entities: dict | None = None, slots: dict | None
         f"Clínica: {info['nome']}. Endereço: {info['endereco']}. Telefone: {info['telefone']}. "
         f"E-mail: {info['email']}. Funcionamento: {info['horario_funcionamento']}."
     ]
+    if closed := _away(catalog.get("fechamentos", [])):
+        lines[0] += f" Fechada {closed}."
     plain = normalize(text)
     if topic == "politicas" or any(word in plain for word in _POLICY_WORDS):
         lines.append(f"Políticas: {_clip(info['politicas'], 300)}")
@@ -101,6 +109,8 @@ def context_build(*, text: str, entities: dict | None = None, slots: dict | None
             f"{money(doctor['preco_consulta'])}, {doctor['duracao_consulta_minutos']} min; convênios: {accepted}; "
             f"atende {_hours(detail)}."
         )
+        if away := _away([b for b in detail.get("bloqueios", []) if not b["clinica"]]):
+            lines[-1] += f" Não atende {away}."
         if plan is not None:
             verdict = "aceita" if plan["id"] in doctor["convenio_ids"] else "NÃO aceita"
             lines.append(f"{doctor['nome']} {verdict} o convênio {plan['nome']}.")

@@ -40,7 +40,7 @@ from core import broker, metrics
 from core.logging import mask_phone
 from rag_agent import selectors
 from rag_agent import services as clinic_services
-from rag_agent.closures import holiday_name
+from rag_agent.closures import block_over, holiday_name, periods_ahead, whole_day_block
 
 logger = logging.getLogger(__name__)
 
@@ -1616,9 +1616,12 @@ def _availability_line(turn: _Turn) -> str | None:
     day, _ = _wanted_moment(e)
     if day is None:
         return None
-    closed = _holiday_closed(day)
+    closed = _clinic_closed(day)
     if closed:
         return closed
+    away = _doctor_away(_doctor(e["medico_id"]), day) if e.get("medico_id") and _doctor(e["medico_id"]) else None
+    if away:  # "tem vaga com a dra ana dia 22?" while she is on holiday
+        return away
     s = turn.session
     when = " ".join(filter(None, [T.date_long(day), _window_label(s)]))  # "sábado, 12/12/2026 à tarde"
 
@@ -1703,10 +1706,11 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
         nearest = sorted(free, key=lambda w: abs((w - refused).total_seconds()))[:MAX_LIST_ROWS]
         return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
     if not free:
-        closed = _holiday_closed(s.preferred_date)
+        closed = _clinic_closed(s.preferred_date)
         works = {sh["dia_semana"] for sh in _shifts(doctor["id"])}
-        if closed:  # "dia 25": Christmas, not a doctor without times
-            turn.prefix.append(closed)
+        away = None if closed else _doctor_away(doctor, s.preferred_date)
+        if closed or away:  # "dia 25": Christmas (or the doctor's holidays), not a doctor without times
+            turn.prefix.append(closed or away)
         elif works and s.preferred_date.weekday() not in works:  # "sábado" with a Tuesday/Thursday doctor
             turn.prefix.append(
                 T.DOCTOR_NOT_ON_WEEKDAY.format(doctor=doctor["nome"], day=T.on_weekday(s.preferred_date.weekday()))
@@ -2580,7 +2584,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return f"Estamos na {clinic['endereco']}."
     if topic == "horario":
         asked_day, _ = _wanted_moment(e)
-        closed = _holiday_closed(asked_day) if asked_day else None
+        closed = _clinic_closed(asked_day) if asked_day else None
         if closed:  # "vocês abrem no natal?", "dia 25/12 funciona?"
             return closed
         hours = f"Nosso horário de funcionamento: {clinic['horario_funcionamento']}."
@@ -2600,8 +2604,10 @@ def _answer_from_data(turn: _Turn) -> str | None:
             day = _day_words(asked_day, turn.now)
             if asked_day.weekday() not in open_days:
                 return f"{T.CLOSED_ON_DAY.format(day=day)} {hours}"
-            return f"{T.OPEN_ON_DAY.format(day=day)} {hours}"
-        return hours
+            part = block_over(catalog.get("fechamentos", []), asked_day, 0, 24 * 60)  # "24/12 das 12:00 às 18:00"
+            closing = clinic_services.block_message(part, "") if part else None
+            return " ".join(filter(None, [T.OPEN_ON_DAY.format(day=day), closing, hours]))
+        return " ".join(filter(None, [hours, _clinic_closures(turn.now)]))  # "qual o horário?" in December
     if topic == "telefone":
         return f"Nosso telefone é {clinic['telefone']}."
     if topic == "email":
@@ -2726,16 +2732,18 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     def hours_of(shifts: list[dict]) -> str:
         return T.day_hours(shifts, weekday) if weekday is not None else T.weekly_hours(shifts)
 
-    closed = _holiday_closed(wanted_date) if wanted_date else None
+    closed = _clinic_closed(wanted_date) if wanted_date else None
     if doctor:
         _remember_doctors(s, [doctor])
         shifts = _shifts(doctor["id"])
         if not shifts:
             return T.DOCTOR_NO_AGENDA.format(doctor=doctor["nome"])
+        closed = closed or (_doctor_away(doctor, wanted_date) if wanted_date else None)
         if closed:  # "o dr igor atende dia 25?": the clinic is closed on Christmas, whatever his Fridays
             return f"{closed} {T.DOCTOR_AGENDA.format(doctor=doctor['nome'], hours=T.weekly_hours(shifts))}"
         if not asked:
-            return T.DOCTOR_AGENDA.format(doctor=doctor["nome"], hours=T.weekly_hours(shifts))
+            agenda = T.DOCTOR_AGENDA.format(doctor=doctor["nome"], hours=T.weekly_hours(shifts))
+            return " ".join(filter(None, [agenda, _doctor_absences(doctor, turn.now)]))
         matching = fitting(shifts)
         if not matching:
             return T.DOCTOR_OFF_ON.format(doctor=doctor["nome"], when=when, hours=T.weekly_hours(shifts))
@@ -2825,12 +2833,39 @@ def _exam_line(exam: dict) -> str:
     return f"{price} {T.EXAM_PREP.format(exam=exam['nome'], prep=exam['preparo'] or 'não há preparo especial.')}"
 
 
-def _holiday_closed(day: dt.date) -> str | None:
-    """ "Sexta-feira, 25/12/2026 é feriado (Natal): a clínica não abre.", or None on a working day."""
+def _clinic_closed(day: dt.date) -> str | None:
+    """ "Sexta-feira, 25/12/2026 é feriado (Natal): a clínica não abre.", "A clínica estará fechada de 24/12 a
+    01/01." (a whole-day agenda block of the clinic), or None on a working day."""
     holiday = holiday_name(day)
-    if not holiday:
-        return None
-    return T.capitalized(clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(day), holiday=holiday))
+    if holiday:
+        return T.capitalized(clinic_services.HOLIDAY_MESSAGE.format(date=T.date_long(day), holiday=holiday))
+    block = whole_day_block(_catalog().get("fechamentos", []), day)  # .get: a catalogue cached before blocks
+    return clinic_services.block_message(block, "") if block else None
+
+
+def _absences(blocks: list[dict], now: dt.datetime) -> str:
+    """ "de 21/12 a 05/01 e em 12/01 das 14:00 às 18:00": the blocks that start within the booking horizon."""
+    return T.join_names(periods_ahead(blocks, selectors.booking_last_day(now)))
+
+
+def _doctor_absences(doctor: dict, now: dt.datetime) -> str | None:
+    """ "Dra. Ana não atende de 21/12 a 05/01.": said with the doctor's weekly hours, so nobody counts on them."""
+    detail = selectors.doctor_detail(doctor["id"]) or {}
+    periods = _absences([b for b in detail.get("bloqueios", []) if not b["clinica"]], now)
+    return clinic_services.DOCTOR_AWAY_MESSAGE.format(doctor=doctor["nome"], period=periods) if periods else None
+
+
+def _clinic_closures(now: dt.datetime) -> str | None:
+    """ "A clínica estará fechada de 24/12 a 01/01.": said with the opening hours."""
+    periods = _absences(_catalog().get("fechamentos", []), now)
+    return clinic_services.CLINIC_CLOSED_MESSAGE.format(period=periods) if periods else None
+
+
+def _doctor_away(doctor: dict, day: dt.date) -> str | None:
+    """ "Dra. Ana não atende de 21/12 a 05/01.": the doctor's own agenda block taking all of `day`."""
+    detail = selectors.doctor_detail(doctor["id"]) or {}
+    block = whole_day_block([b for b in detail.get("bloqueios", []) if not b["clinica"]], day)
+    return clinic_services.block_message(block, doctor["nome"]) if block else None
 
 
 def _doctor_unknown(name: str) -> str:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import turn_handle
-from rag_agent.models import Agendamento, ClinicaInfo, Convenio, Especialidade, Medico
+from rag_agent.models import Agendamento, BloqueioAgenda, ClinicaInfo, Convenio, Especialidade, Medico
 from rag_agent.services import TOO_MANY_OPEN_MESSAGE
 
 pytestmark = pytest.mark.django_db
@@ -1866,3 +1866,50 @@ def test_chat_command_runs_the_same_flow_from_a_pipe(clinic, monkeypatch):
     assert "assistente virtual" in out.getvalue()
     assert "R$ 35,00" in out.getvalue()
     assert ConversationMessage.objects.filter(session__phone_number="5511999990003").count() == 4
+
+
+# --- agenda blocks (a doctor's holidays, the clinic's recess) -------------------------------------------------------
+
+
+def _ana_away_wednesday_to_friday() -> str:
+    BloqueioAgenda.objects.create(medico=_doctor("Dra. Ana Souza"), data_inicio=WEDNESDAY, data_fim=FRIDAY)
+    return f"Dra. Ana Souza não atende de {WEDNESDAY:%d/%m} a {FRIDAY:%d/%m}."
+
+
+def test_booking_a_doctor_on_her_holidays_says_so_and_offers_other_days(patient):
+    away = _ana_away_wednesday_to_friday()
+    patient.says(f"quero marcar com a dra ana dia {WEDNESDAY:%d/%m} particular, meu nome é Ana Lima")
+    assert away in patient.text, patient.text  # was: "não tem horários livres" as if fully booked
+    offered = [o.id for o in patient.last.reply.options]
+    assert offered and not any(day.isoformat() in o for o in offered for day in (WEDNESDAY, FRIDAY))
+
+
+def test_asking_whether_a_doctor_works_on_a_day_of_her_holidays_says_she_does_not(patient):
+    away = _ana_away_wednesday_to_friday()
+    patient.says(f"a dra ana atende dia {FRIDAY:%d/%m}?")  # was: "Sim, Dra. Ana Souza atende às sextas"
+    assert patient.text.endswith(
+        f"{away} Dra. Ana Souza atende: segundas, quartas e sextas, das 08:00 às 12:00 e das 14:00 às 18:00."
+    ), patient.text
+    patient.says(f"tem vaga com a dra ana dia {WEDNESDAY:%d/%m}?")
+    assert patient.text.startswith(away), patient.text
+
+
+def test_a_doctors_weekly_hours_come_with_her_coming_holidays(patient):
+    away = _ana_away_wednesday_to_friday()
+    patient.says("que dias a dra ana atende")
+    assert "Dra. Ana Souza atende: segundas, quartas e sextas" in patient.text and away in patient.text
+
+
+def test_the_clinic_closed_by_a_block_is_said_for_that_day_and_with_the_opening_hours(patient):
+    BloqueioAgenda.objects.create(data_inicio=WEDNESDAY, data_fim=WEDNESDAY, motivo="dedetização")
+    BloqueioAgenda.objects.create(
+        data_inicio=FRIDAY, data_fim=FRIDAY, hora_inicio=dt.time(12), hora_fim=dt.time(18), motivo="confraternização"
+    )
+    patient.says(f"vcs abrem dia {WEDNESDAY:%d/%m}?")  # was: "Sim, atendemos"
+    assert patient.text.endswith(f"\n\nA clínica estará fechada em {WEDNESDAY:%d/%m}."), patient.text
+    patient.says(f"e dia {FRIDAY:%d/%m} vcs funcionam?")
+    assert f"A clínica estará fechada em {FRIDAY:%d/%m} das 12:00 às 18:00." in patient.text, patient.text
+    patient.says("qual o horário de funcionamento?")
+    closures = f"A clínica estará fechada em {WEDNESDAY:%d/%m} e em {FRIDAY:%d/%m} das 12:00 às 18:00."
+    assert closures in patient.text and "Nosso horário de funcionamento" in patient.text, patient.text
+    assert "dedetiza" not in patient.text and "confraterniza" not in patient.text  # the reasons stay internal

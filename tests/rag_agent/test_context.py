@@ -1,7 +1,11 @@
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from rag_agent.context import MAX_CONTEXT_CHARS, context_build, money
 from rag_agent.demo import generate_large_clinic
+from rag_agent.models import BloqueioAgenda, Medico
 from rag_agent.selectors import clinic_catalog
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +104,16 @@ def test_context_size_is_bounded_whatever_the_clinic_size(clinic):
         large = context_build(text=text, entities=entities_for.get(text))
         assert len(large) <= 1.5 * demo_sizes[text], (text, demo_sizes[text], len(large), large)
         assert len(large) < MAX_CONTEXT_CHARS
+
+
+def test_the_llm_reads_the_clinics_closures_and_the_doctors_absences_but_not_their_reasons(clinic):
+    soon, later = timezone.localdate() + dt.timedelta(days=3), timezone.localdate() + dt.timedelta(days=400)
+    BloqueioAgenda.objects.create(data_inicio=soon, data_fim=soon, motivo="dedetização")
+    BloqueioAgenda.objects.create(medico=Medico.objects.get(nome="Dra. Ana Souza"), data_inicio=soon, data_fim=soon)
+    BloqueioAgenda.objects.create(data_inicio=later, data_fim=later)  # past the booking horizon: not said
+
+    context = context_build(text="a dra ana atende essa semana?")
+
+    assert context.splitlines()[0].endswith(f"Fechada em {soon:%d/%m}.")
+    assert f"Não atende em {soon:%d/%m}." in context and "dedetiza" not in context
+    assert f"{later:%d/%m}" not in context
