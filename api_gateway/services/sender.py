@@ -174,4 +174,5 @@ def inbound_mark_read(*, message: ConversationMessage) -> None:
     try:
         graph.graph_mark_read(message_id=message.whatsapp_message_id, typing=True)
     except (graph.GraphError, httpx.HTTPError) as exc:
-        logger.warning("mark-read for inbound %s failed (%s); continuing", message.pk, exc)
+        # The class says which step failed: ConnectTimeout and ReadTimeout both read "timed out".
+        logger.warning("mark-read for inbound %s failed (%s: %s); continuing", message.pk, type(exc).__name__, exc)

@@ -165,7 +165,8 @@ def test_each_answerable_message_type_is_stored_processed_and_answered_once(
     bot = _bots().get(reply_to=inbound)
     assert bot.delivery_status == Delivery.SENT
     assert [s.wamid for s in fake_graph.sends] == [bot.whatsapp_message_id]
-    assert [r.body["message_id"] for r in fake_graph.reads] == [wamid]
+    # Twice in a full CI run the mark-read timed out and never reached the fake; the message shows what did.
+    assert [r.body["message_id"] for r in fake_graph.reads] == [wamid], fake_graph.requests
 
 
 @pytest.mark.parametrize("fixture", ["sticker", "video"])  # no words with it (a caption is read: test_media_messages)
