@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Prefetch, Q
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from core.metrics import cache_event
@@ -217,7 +217,8 @@ def blocks_for_doctor(doctor_id: int, *, since: dt.date | None = None) -> list[d
 
 def _blocks_upcoming(whose: Q, *, since: dt.date | None = None) -> list[dict]:
     rows = BloqueioAgenda.objects.filter(whose, data_fim__gte=since or timezone.localdate())
-    return [b.as_dict() for b in rows.order_by("data_inicio", "hora_inicio")]
+    # Whole days first on both databases (SQLite sorts NULL first, PostgreSQL last).
+    return [b.as_dict() for b in rows.order_by("data_inicio", F("hora_inicio").asc(nulls_first=True), "pk")]
 
 
 # -- matching ---------------------------------------------------------------------------------------------------------
@@ -513,9 +514,13 @@ def _in_blocks(appointment: Agendamento, blocks: list[BloqueioAgenda]) -> bool:
 
 
 def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
-    """The open appointments from today on that fall into `block` (the staff must move or cancel them)."""
+    """The open appointments still to start that fall into `block` (the staff must move or cancel them)."""
+    now = timezone.localtime(timezone.now(), _clinic_tz())
     rows = Agendamento.objects.filter(
-        status__in=OPEN_STATUSES, data__gte=max(block.data_inicio, timezone.localdate()), data__lte=block.data_fim
+        Q(data__gt=now.date()) | Q(data=now.date(), hora__gte=now.time().replace(microsecond=0)),
+        status__in=OPEN_STATUSES,
+        data__gte=block.data_inicio,
+        data__lte=block.data_fim,
     )
     if block.medico_id is not None:
         rows = rows.filter(medico_id=block.medico_id)

@@ -40,7 +40,7 @@ from core import broker, metrics
 from core.logging import mask_phone
 from rag_agent import selectors
 from rag_agent import services as clinic_services
-from rag_agent.closures import block_over, holiday_name, periods_ahead, whole_day_block
+from rag_agent.closures import block_over, blocks_on, holiday_name, periods_ahead, whole_day_block
 
 logger = logging.getLogger(__name__)
 
@@ -1619,10 +1619,11 @@ def _availability_line(turn: _Turn) -> str | None:
     closed = _clinic_closed(day)
     if closed:
         return closed
-    away = _doctor_away(_doctor(e["medico_id"]), day) if e.get("medico_id") and _doctor(e["medico_id"]) else None
+    s = turn.session
+    asked_doctor = _doctor(e["medico_id"]) if e.get("medico_id") else None
+    away = _doctor_away(asked_doctor, day, lambda t: _fits_wishes(s, _aware(day, t))) if asked_doctor else None
     if away:  # "tem vaga com a dra ana dia 22?" while she is on holiday
         return away
-    s = turn.session
     when = " ".join(filter(None, [T.date_long(day), _window_label(s)]))  # "sábado, 12/12/2026 à tarde"
 
     def free_on_day(doctor_id: int) -> list[dt.datetime]:  # in the part of the day asked for ("sábado à tarde")
@@ -1699,8 +1700,10 @@ def _offer_times_on_date(turn: _Turn, doctor: dict, refused: dt.datetime | None 
     free = _in_preferred_period(turn, doctor, free, "nesse dia")
     if turn.latest:
         free = free[-MAX_LIST_ROWS:]
-    if free and refused is not None:
-        turn.prefix.append(T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"]))
+    if free and refused is not None:  # "às 9h" while she is away that morning: say so, not "not available"
+        turn.prefix.append(
+            _block_at(doctor, refused) or T.SLOT_TAKEN.format(when=T.slot_title(refused), doctor=doctor["nome"])
+        )
         s.current_state = S.CHOOSING_TIME
         # The nearest times, listed in clock order like every other list, so row numbers read the same way.
         nearest = sorted(free, key=lambda w: abs((w - refused).total_seconds()))[:MAX_LIST_ROWS]
@@ -2732,13 +2735,24 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     def hours_of(shifts: list[dict]) -> str:
         return T.day_hours(shifts, weekday) if weekday is not None else T.weekly_hours(shifts)
 
+    def wanted(time: dt.time) -> bool:  # a start time in the part of the day asked for
+        return (
+            _in_period(_aware(wanted_date, time), period or "")
+            and (earliest is None or time >= earliest)
+            and (latest is None or time < latest)
+        )
+
+    def away_on_date(doctors: list[dict]) -> dict[int, str]:  # "dia 11": who is away then (holidays, congress)
+        said = {d["id"]: _doctor_away(d, wanted_date, wanted) for d in doctors} if wanted_date else {}
+        return {doctor_id: text for doctor_id, text in said.items() if text}
+
     closed = _clinic_closed(wanted_date) if wanted_date else None
     if doctor:
         _remember_doctors(s, [doctor])
         shifts = _shifts(doctor["id"])
         if not shifts:
             return T.DOCTOR_NO_AGENDA.format(doctor=doctor["nome"])
-        closed = closed or (_doctor_away(doctor, wanted_date) if wanted_date else None)
+        closed = closed or away_on_date([doctor]).get(doctor["id"])
         if closed:  # "o dr igor atende dia 25?": the clinic is closed on Christmas, whatever his Fridays
             return f"{closed} {T.DOCTOR_AGENDA.format(doctor=doctor['nome'], hours=T.weekly_hours(shifts))}"
         if not asked:
@@ -2751,7 +2765,7 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
     if closed:
         return closed
     if not specialty_id:
-        return _clinic_agenda(turn, fitting, hours_of, when) if asked else None
+        return _clinic_agenda(turn, fitting, hours_of, when, away_on_date) if asked else None
     doctors = selectors.doctor_list(especialidade_id=specialty_id)[:MAX_LIST_ROWS]
     weeks = [(d, _shifts(d["id"])) for d in doctors]
     weeks = [(d, shifts) for d, shifts in weeks if shifts]
@@ -2762,22 +2776,30 @@ def _agenda_answer(turn: _Turn, doctor: dict | None, specialty_id: int | None) -
         return T.SPECIALTY_AGENDA.format(specialty=specialty, items=everyone) if weeks else None
     on = [(d, fitting(shifts)) for d, shifts in weeks]
     on = [(d, shifts) for d, shifts in on if shifts]
+    away = away_on_date([d for d, _ in on])
+    on = [(d, shifts) for d, shifts in on if d["id"] not in away]
     _remember_doctors(s, [d for d, _ in (on or weeks)])
     if not on:
-        return T.SPECIALTY_OFF_ON.format(when=T.capitalized(when), specialty=specialty, items=everyone)
-    items = T.join_names([f"{d['nome']} ({hours_of(shifts)})" for d, shifts in on])
-    return T.SPECIALTY_ON_DAY.format(when=T.capitalized(when), specialty=specialty, items=items)
+        answer = T.SPECIALTY_OFF_ON.format(when=T.capitalized(when), specialty=specialty, items=everyone)
+    else:
+        items = T.join_names([f"{d['nome']} ({hours_of(shifts)})" for d, shifts in on])
+        answer = T.SPECIALTY_ON_DAY.format(when=T.capitalized(when), specialty=specialty, items=items)
+    return " ".join([answer, *away.values()])
 
 
-def _clinic_agenda(turn: _Turn, fitting, hours_of, when: str) -> str:
-    """ "qual médico atende sábado?": every doctor with a shift then (their specialty and hours), or nobody."""
-    on = [(d, shifts) for d in _catalog()["medicos"] if (shifts := fitting(_shifts(d["id"])))][:MAX_LIST_ROWS]
+def _clinic_agenda(turn: _Turn, fitting, hours_of, when: str, away_on_date) -> str:
+    """ "qual médico atende sábado?": every doctor with a shift then (their specialty and hours), or nobody; on a
+    date, not those away then (said after the list)."""
+    on = [(d, shifts) for d in _catalog()["medicos"] if (shifts := fitting(_shifts(d["id"])))]
+    away = away_on_date([d for d, _ in on])
+    on = [(d, shifts) for d, shifts in on if d["id"] not in away][:MAX_LIST_ROWS]
+    notes = list(away.values())[:MAX_LIST_ROWS]
     if not on:
-        return T.CLINIC_NOBODY_ON.format(when=T.capitalized(when))
+        return " ".join([T.CLINIC_NOBODY_ON.format(when=T.capitalized(when)), *notes])
     _remember_doctors(turn.session, [d for d, _ in on])
     specialties = {d["id"]: T.join_names([_specialty_name(sid) for sid in d["especialidade_ids"]]) for d, _ in on}
     items = T.join_names([f"{d['nome']} ({specialties[d['id']]}, {hours_of(shifts)})" for d, shifts in on])
-    return T.CLINIC_DOCTORS_ON.format(when=T.capitalized(when), items=items)
+    return " ".join([T.CLINIC_DOCTORS_ON.format(when=T.capitalized(when), items=items), *notes])
 
 
 def _doctor_profile(s: ConversationSession, doctor: dict) -> str:
@@ -2861,10 +2883,28 @@ def _clinic_closures(now: dt.datetime) -> str | None:
     return clinic_services.CLINIC_CLOSED_MESSAGE.format(period=periods) if periods else None
 
 
-def _doctor_away(doctor: dict, day: dt.date) -> str | None:
-    """ "Dra. Ana não atende de 21/12 a 05/01.": the doctor's own agenda block taking all of `day`."""
+def _doctor_away(doctor: dict, day: dt.date, wanted=lambda time: True) -> str | None:
+    """ "Dra. Ana Souza não atende de 21/12 a 05/01.": agenda blocks take every time the weekly hours give the
+    doctor on `day` (of those `wanted`: "de manhã", "depois das 17h"), or None. Decided on the grid, as the free
+    slots are, so a block with hours that covers the shift counts as well as a whole-day one."""
     detail = selectors.doctor_detail(doctor["id"]) or {}
-    block = whole_day_block([b for b in detail.get("bloqueios", []) if not b["clinica"]], day)
+    blocks = blocks_on(detail.get("bloqueios", []), day)
+    if not blocks:
+        return None
+    usual = [t for t in selectors.doctor_grid({**detail, "bloqueios": []}, day) if wanted(t)]
+    if not usual or any(wanted(t) for t in selectors.doctor_grid(detail, day)):
+        return None  # not working then anyway, or some time is left
+    minutes = detail["duracao_consulta_minutos"]
+    block = whole_day_block(blocks, day) or block_over(blocks, day, usual[0].hour * 60 + usual[0].minute, minutes)
+    return clinic_services.block_message(block, doctor["nome"])
+
+
+def _block_at(doctor: dict, when: dt.datetime) -> str | None:
+    """ "Dra. Ana Souza não atende em 11/12 das 08:00 às 12:00.": the block a time asked for falls into."""
+    detail = selectors.doctor_detail(doctor["id"]) or {}
+    local = timezone.localtime(when)
+    start = local.hour * 60 + local.minute
+    block = block_over(detail.get("bloqueios", []), local.date(), start, detail.get("duracao_consulta_minutos", 1))
     return clinic_services.block_message(block, doctor["nome"]) if block else None
 
 

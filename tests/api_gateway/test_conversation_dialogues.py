@@ -1913,3 +1913,42 @@ def test_the_clinic_closed_by_a_block_is_said_for_that_day_and_with_the_opening_
     closures = f"A clínica estará fechada em {WEDNESDAY:%d/%m} e em {FRIDAY:%d/%m} das 12:00 às 18:00."
     assert closures in patient.text and "Nosso horário de funcionamento" in patient.text, patient.text
     assert "dedetiza" not in patient.text and "confraterniza" not in patient.text  # the reasons stay internal
+
+
+def _ana_away_on_friday(start: int, end: int) -> str:
+    BloqueioAgenda.objects.create(
+        medico=_doctor("Dra. Ana Souza"),
+        data_inicio=FRIDAY,
+        data_fim=FRIDAY,
+        hora_inicio=dt.time(start),
+        hora_fim=dt.time(end),
+    )
+    return f"Dra. Ana Souza não atende em {FRIDAY:%d/%m} das {start:02d}:00 às {end:02d}:00."
+
+
+def test_who_works_on_a_date_leaves_out_the_doctors_away_and_says_why(patient):
+    away = _ana_away_wednesday_to_friday()
+    patient.says(f"quais cardiologistas atendem dia {FRIDAY:%d/%m}?")  # was: "atendem: Dra. Ana Souza (...)"
+    assert "nenhum médico de Cardiologia atende" in patient.text and patient.text.endswith(away), patient.text
+    saturday = FRIDAY + dt.timedelta(days=1)
+    BloqueioAgenda.objects.create(medico=_doctor("Dra. Fernanda Alves"), data_inicio=saturday, data_fim=saturday)
+    patient.says(f"quem atende sabado dia {saturday:%d/%m}?")  # was: "atendem: Dra. Fernanda Alves (Pediatria...)"
+    assert "nenhum médico atende" in patient.text, patient.text
+    assert f"Dra. Fernanda Alves não atende em {saturday:%d/%m}." in patient.text
+
+
+def test_a_block_with_hours_is_said_for_the_part_of_the_day_it_takes(patient):
+    away = _ana_away_on_friday(8, 12)
+    patient.says(f"a dra ana atende dia {FRIDAY:%d/%m} de manhã?")  # was: "Sim, ... às sextas de manhã"
+    assert away in patient.text and "Sim" not in patient.text, patient.text
+    patient.says(f"e dia {FRIDAY:%d/%m} à tarde, a dra ana atende?")
+    assert "há horários livres com Dra. Ana Souza (a partir das 14:00)" in patient.text, patient.text
+    patient.says(f"quero marcar com a dra ana dia {FRIDAY:%d/%m} às 9h particular, meu nome é Ana Lima")
+    assert away in patient.text, patient.text  # was: "Esse horário (...) não está disponível"
+    assert patient.last.reply.options and all("T09:" not in o.id for o in patient.last.reply.options)
+
+
+def test_a_block_with_hours_over_the_whole_shift_is_the_doctor_away_that_day(patient):
+    away = _ana_away_on_friday(7, 19)
+    patient.says(f"quero marcar com a dra ana dia {FRIDAY:%d/%m} particular, meu nome é Ana Lima")
+    assert away in patient.text and "não tem horários livres" not in patient.text, patient.text

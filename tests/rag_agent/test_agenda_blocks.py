@@ -189,3 +189,21 @@ def test_the_admin_lists_blocks_with_who_and_when(staff_client, demo):
     BloqueioAgenda.objects.create(data_inicio=MONDAY, data_fim=MONDAY + dt.timedelta(days=1), motivo="Recesso")
     page = staff_client.get(reverse("admin:rag_agent_bloqueioagenda_changelist")).content.decode()
     assert "Clínica inteira" in page and f"de {MONDAY:%d/%m} a {MONDAY + dt.timedelta(days=1):%d/%m}" in page
+
+
+def test_a_consultation_already_over_today_is_not_counted_as_caught(demo):
+    now = timezone.localtime()
+    if now.hour < 1:
+        pytest.skip("needs an hour of today behind us")
+    today = now.date()
+    over = _appointment(demo, demo.ana, today, f"{now.hour - 1:02d}:00")
+    block = BloqueioAgenda.objects.create(medico=demo.ana, data_inicio=today, data_fim=today)
+    assert over.pk not in [a.pk for a in appointments_in_block(block)]
+
+
+def test_whole_days_come_before_hours_on_the_same_day_on_every_database(demo):
+    BloqueioAgenda.objects.create(
+        medico=demo.ana, data_inicio=MONDAY, data_fim=MONDAY, hora_inicio=dt.time(8), hora_fim=dt.time(9)
+    )
+    BloqueioAgenda.objects.create(data_inicio=MONDAY, data_fim=MONDAY)
+    assert [b["das"] for b in doctor_detail(demo.ana.id)["bloqueios"]] == [None, "08:00"]
