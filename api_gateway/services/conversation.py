@@ -2081,8 +2081,11 @@ def _confirm_attendance(turn: _Turn) -> Reply:
 
 
 def _attendance_confirmed(turn: _Turn, appointments: list, *, keep_flow: bool = False) -> Reply:
-    lines = []
+    lines, notes = [], []
     for appointment in appointments:
+        if note := _caught_by_block(appointment):  # not confirmed: the doctor is away then
+            notes.append(note)
+            continue
         try:
             clinic_services.appointment_confirm(
                 agendamento_id=appointment.pk, paciente_telefone=turn.session.phone_number
@@ -2092,9 +2095,10 @@ def _attendance_confirmed(turn: _Turn, appointments: list, *, keep_flow: bool = 
         lines.append(f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M} com {appointment.medico.nome}")
     if not keep_flow:
         _flow_reset(turn.session)
-    if not lines:
+    if not lines and not notes:
         return Reply(text=T.NO_APPOINTMENTS)
-    return Reply(text=T.ATTENDANCE_CONFIRMED.format(when=" e ".join(lines), address=_clinic()["endereco"]))
+    confirmed = [T.ATTENDANCE_CONFIRMED.format(when=" e ".join(lines), address=_clinic()["endereco"])] if lines else []
+    return Reply(text="\n\n".join([*confirmed, *notes]))
 
 
 def _manage_selected(turn: _Turn, appointment) -> Reply:
@@ -2364,7 +2368,21 @@ def _list_appointments(turn: _Turn) -> Reply:
     items = "\n".join(
         f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
     )
-    return Reply(text=T.MY_APPOINTMENTS.format(items=items))
+    notes = [note for a in appointments if (note := _caught_by_block(a))]
+    return Reply(text="\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes]))
+
+
+def _caught_by_block(appointment) -> str | None:
+    """An appointment booked before an agenda block took its time (the doctor's holidays, the clinic's recess):
+    the patient is told it needs another time rather than left to come in. The staff were told when the block
+    was saved (rag_agent.admin)."""
+    detail = selectors.doctor_detail(appointment.medico_id) or {}
+    start = appointment.hora.hour * 60 + appointment.hora.minute
+    block = block_over(detail.get("bloqueios", []), appointment.data, start, appointment.minutes)
+    if block is None:
+        return None
+    when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
+    return T.APPOINTMENT_IN_BLOCK.format(away=clinic_services.block_message(block, appointment.medico.nome), when=when)
 
 
 # --- questions ---------------------------------------------------------------------------------------------------

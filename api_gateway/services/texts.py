@@ -270,6 +270,10 @@ RESCHEDULE_ABANDONED = "Tudo bem, não remarquei nada: sua consulta continua mar
 RESCHEDULE_START = "Vamos remarcar a consulta de {when} com {doctor}."
 RESCHEDULED = "✅ Consulta remarcada para {date} às {time} com {doctor}.\n📍 {address}"
 MY_APPOINTMENTS = "Suas próximas consultas:\n{items}"
+APPOINTMENT_IN_BLOCK = (
+    "⚠️ {away} A consulta de {when} precisa de outro horário: diga *remarcar* para escolher um aqui, ou aguarde o "
+    "contato da clínica."
+)
 LATE_HELP = (
     " Se for chegar depois disso, posso remarcar a consulta (diga *remarcar*), ou a recepção pode ajudar (diga "
     "*atendente*)."

@@ -1952,3 +1952,16 @@ def test_a_block_with_hours_over_the_whole_shift_is_the_doctor_away_that_day(pat
     away = _ana_away_on_friday(7, 19)
     patient.says(f"quero marcar com a dra ana dia {FRIDAY:%d/%m} particular, meu nome é Ana Lima")
     assert away in patient.text and "não tem horários livres" not in patient.text, patient.text
+
+
+def test_an_appointment_caught_by_a_later_block_is_said_to_need_another_time_and_not_confirmed(patient):
+    booked = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    away = _ana_away_wednesday_to_friday()  # entered after the booking: it stays booked until moved
+    patient.says("quais são minhas consultas?")  # was: listed as if it would happen
+    assert f"⚠️ {away} A consulta de {T.date_long(WEDNESDAY)} às 09:00 precisa de outro horário" in patient.text
+    patient.says("confirmo minha presença")  # was: "Presença confirmada" for a consultation the doctor won't give
+    assert "Presença confirmada" not in patient.text and away in patient.text, patient.text
+    booked.refresh_from_db()
+    assert booked.status == Agendamento.Status.AGENDADO
+    patient.says("remarcar")
+    assert patient.session.flow == "remarcar" and patient.session.target_appointment_id == booked.pk, patient.text
