@@ -6,8 +6,10 @@ through session_manager under the patient's lock so the cache follows the databa
 """
 
 import logging
+from functools import partial
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -184,21 +186,36 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, session):
             raise PermissionDenied
-        form = StaffReplyForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+        followup = request.method == "POST" and "followup" in request.POST  # the template after the window
+        form = StaffReplyForm(request.POST if request.method == "POST" and not followup else None)
+        send = None
+        if followup:
+            seen = request.POST.get("seen", "")
+            send = partial(
+                staff.staff_followup_send,
+                session_id=session.pk,
+                staff_user=request.user,
+                seen_message_id=int(seen) if seen.isdigit() else None,
+            )
+        elif request.method == "POST" and form.is_valid():
+            send = partial(
+                staff.staff_reply_send,
+                session_id=session.pk,
+                text=form.cleaned_data["text"],
+                staff_user=request.user,
+                release=form.cleaned_data["release"],
+                seen_message_id=form.cleaned_data["seen"],
+            )
+        page_errors: list[str] = []  # the template's (the reply form shows its own)
+        if send is not None:
+            refuse = page_errors.append if followup else partial(form.add_error, None)
             try:
-                bot_id = staff.staff_reply_send(
-                    session_id=session.pk,
-                    text=form.cleaned_data["text"],
-                    staff_user=request.user,
-                    release=form.cleaned_data["release"],
-                    seen_message_id=form.cleaned_data["seen"],
-                )
+                bot_id = send()
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                refuse(exc.message)
             except (SessionConflict, DatabaseError, RedisError, OSError):
                 logger.exception("staff reply to session %s not stored", session.pk)
-                form.add_error(None, "Não foi possível gravar a mensagem agora: nada foi enviado. Tente de novo.")
+                refuse("Não foi possível gravar a mensagem agora: nada foi enviado. Tente de novo.")
             else:
                 status, code = ConversationMessage.objects.values_list("delivery_status", "error_code").get(pk=bot_id)
                 level, text = _STAFF_REPLY_OUTCOME.get(status, _STAFF_REPLY_OUTCOME[ConversationMessage.Delivery.SENT])
@@ -217,6 +234,9 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             "recent": recent,
             "newest_message_id": staff.newest_message_id(session_id=session.pk) or "",
             "in_handoff": session.current_state == ConversationState.HUMAN_HANDOFF,
+            "followup_template": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
+            "followup_text": staff.followup_text(session.patient_name) if settings.WHATSAPP_FOLLOWUP_TEMPLATE else "",
+            "page_errors": page_errors,
         }
         return TemplateResponse(request, "admin/api_gateway/conversationsession/reply.html", context)
 

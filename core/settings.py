@@ -230,6 +230,9 @@ WHATSAPP_REMINDER_TEMPLATE = env_str("WHATSAPP_REMINDER_TEMPLATE")
 WHATSAPP_TEMPLATE_LANGUAGE = env_str("WHATSAPP_TEMPLATE_LANGUAGE", "pt_BR")
 # The approved template that tells a patient the clinic cancelled their appointment; blank = no such message.
 WHATSAPP_CANCELLATION_TEMPLATE = env_str("WHATSAPP_CANCELLATION_TEMPLATE")
+# The approved template the staff send from the reply page after the 24-hour window closed, asking the patient to
+# write back (api_gateway.services.staff.staff_followup_send); blank = the page only says to call.
+WHATSAPP_FOLLOWUP_TEMPLATE = env_str("WHATSAPP_FOLLOWUP_TEMPLATE")
 REMINDER_HOURS_BEFORE = env_int("REMINDER_HOURS_BEFORE", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:

@@ -139,14 +139,7 @@ def staff_reply_send(
     if phone is None:
         raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
     with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
-        if seen_message_id is not None and newest_message_id(session_id=session_id) != seen_message_id:
-            raise ConflictError(
-                "A conversa mudou enquanto você escrevia (mensagem nova do paciente, ou esta resposta já foi "
-                "enviada): confira as mensagens abaixo e envie de novo se ainda for o caso."
-            )
-        window = reply_window(session_id=session_id)
-        if window.last_inbound_id is None:
-            raise ValidationFailed("Este paciente não escreveu pelo WhatsApp: não há conversa para responder por aqui.")
+        window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
         if not window.is_open(now):
             closed = timezone.localtime(window.closes_at)
             raise ValidationFailed(
@@ -155,7 +148,7 @@ def staff_reply_send(
             )
         entities = {
             "reply": Reply(text=text).to_dict(),
-            "staff": {"user_id": staff_user.pk, "username": staff_user.get_username()},
+            "staff": _author(staff_user),
         }
         bot_id = clinic_message_store(
             phone=phone,
@@ -167,11 +160,101 @@ def staff_reply_send(
             reply_to_id=window.last_inbound_id,
         )
     logger.info("staff user %s replied to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id)
-    # A task sends the session's pending replies first, under the lock. The latest message's own task is still to
-    # come when it awaits its turn (a voice note being transcribed): a second one would transcribe it again.
+    _send_soon(window)
+    return bot_id
+
+
+def staff_followup_send(
+    *, session_id: int, staff_user, seen_message_id: int | None = None, now: dt.datetime | None = None
+) -> int:
+    """After the 24-hour window only an approved template reaches the patient: WHATSAPP_FOLLOWUP_TEMPLATE asks them
+    to write back (their first name and the clinic's), which opens the window again for the staff's answer. Like a
+    reply it takes the conversation over, so what the patient writes back reaches the staff, not the bot. Once per
+    silence of the patient: a second one before they answer is refused (each template is billed, and it would be
+    insistent). Returns the stored message's id; raises as `staff_reply_send`."""
+    now = now or timezone.now()
+    if not settings.WHATSAPP_FOLLOWUP_TEMPLATE:
+        raise ValidationFailed(
+            "Não há modelo aprovado para retomar a conversa (WHATSAPP_FOLLOWUP_TEMPLATE): ligue para o paciente."
+        )
+    row = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", "patient_name").first()
+    if row is None:
+        raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
+    phone, patient_name = row
+    with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
+        window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
+        if window.is_open(now):
+            raise ValidationFailed("A janela de 24 horas está aberta: responda com uma mensagem normal.")
+        earlier = (
+            ConversationMessage.objects.filter(
+                session_id=session_id, channel_type="staff", entities__followup=True, pk__gt=window.last_inbound_id
+            )
+            .exclude(delivery_status__in=[Delivery.FAILED, Delivery.NOT_SENT])
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if earlier is not None:
+            raise ConflictError(
+                f"O modelo já foi enviado em {timezone.localtime(earlier):%d/%m às %H:%M} e o paciente ainda não "
+                "respondeu: quando ele escrever, a conversa aparece como aguardando resposta."
+            )
+        body, text = _followup_body(patient_name), followup_text(patient_name)
+        template = {
+            "name": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
+            "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
+            "body": body,
+        }
+        entities = {"template": template, "followup": True, "staff": _author(staff_user)}
+        bot_id = clinic_message_store(
+            phone=phone,
+            text=text,
+            entities=entities,
+            channel_type="staff",
+            noted=lambda s: _noted(s, text=text, release=False, now=now),
+            now=now,
+            reply_to_id=window.last_inbound_id,
+        )
+    logger.info(
+        "staff user %s sent the follow-up template to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id
+    )
+    _send_soon(window)
+    return bot_id
+
+
+def _followup_body(patient_name: str) -> list[str]:
+    """The template's {{1}} and {{2}}: the patient's first name and the clinic's."""
+    name = patient_name.split()[0] if patient_name.strip() else "paciente"
+    return [name, (clinic_catalog().get("clinica") or {}).get("nome") or "clínica"]
+
+
+def followup_text(patient_name: str) -> str:
+    """What the follow-up template says to this patient (shown on the reply page before it is sent)."""
+    name, clinic = _followup_body(patient_name)
+    return T.STAFF_FOLLOWUP.format(name=name, clinic=clinic)
+
+
+def _window_checked(*, session_id: int, seen_message_id: int | None) -> ReplyWindow:
+    """Under the patient's lock: the conversation is as the person saw it, and the patient wrote on WhatsApp."""
+    if seen_message_id is not None and newest_message_id(session_id=session_id) != seen_message_id:
+        raise ConflictError(
+            "A conversa mudou enquanto você escrevia (mensagem nova do paciente, ou esta resposta já foi "
+            "enviada): confira as mensagens abaixo e envie de novo se ainda for o caso."
+        )
+    window = reply_window(session_id=session_id)
+    if window.last_inbound_id is None:
+        raise ValidationFailed("Este paciente não escreveu pelo WhatsApp: não há conversa para responder por aqui.")
+    return window
+
+
+def _author(staff_user) -> dict:
+    return {"user_id": staff_user.pk, "username": staff_user.get_username()}
+
+
+def _send_soon(window: ReplyWindow) -> None:
+    """A task sends the session's pending replies first, under the lock. The latest message's own task is still to
+    come when it awaits its turn (a voice note being transcribed): a second one would transcribe it again."""
     if not ConversationMessage.objects.filter(pk=window.last_inbound_id, processing_status__in=UNREAD).exists():
         inbound_enqueue(message_id=window.last_inbound_id)
-    return bot_id
 
 
 def _noted(session: ConversationSession, *, text: str, release: bool, now: dt.datetime) -> None:

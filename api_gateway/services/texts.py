@@ -182,6 +182,11 @@ HANDOFF_WAY_BACK = "Para voltar ao atendimento automático, é só digitar *menu
 HANDOFF_AFTER_FAILURES = (
     "Desculpe, não estou conseguindo entender. Vou transferir a conversa para um atendente da recepção. 🙋"
 )
+# The approved template WHATSAPP_FOLLOWUP_TEMPLATE, as stored in the conversation (its body takes the two values).
+STAFF_FOLLOWUP = (
+    "Olá, {name}! Aqui é da {clinic}. Temos um retorno sobre a sua mensagem: responda aqui para continuarmos a "
+    "conversa."
+)
 # The e-mail to the reception (HANDOFF_NOTIFY_EMAILS): no message content and only the phone's last digits.
 HANDOFF_EMAIL_SUBJECT = "[{clinic}] {name} aguarda atendimento no WhatsApp"
 HANDOFF_EMAIL_BODY = (

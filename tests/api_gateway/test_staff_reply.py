@@ -438,3 +438,90 @@ def test_staff_who_may_only_view_conversations_are_not_offered_the_reply(client,
     assert PATIENT in listing and _reply_url(session) not in listing and _reply_url(session) not in change
     assert "aguardando resposta" in viewer_client.get("/admin/").content.decode()
     assert "aguardando resposta" not in nobody_client.get("/admin/").content.decode()
+
+
+# --- after the 24-hour window: the approved follow-up template -----------------------------------------------------
+
+
+def _silent_for_a_day(client) -> ConversationSession:
+    """A patient handed to a person 25 hours ago, nobody answered: free text no longer reaches them."""
+    _says(client, "quero falar com um atendente", seq=1, at=time.time() - 25 * 3600)
+    session = session_manager.get_from_database(phone=PATIENT)
+    assert session.current_state == ConversationState.HUMAN_HANDOFF
+    session.last_activity = timezone.now() - dt.timedelta(hours=25)  # the turn ran when the message came
+    session_manager.save(session=session)
+    return _session()
+
+
+def _followup(admin_client, session: ConversationSession, *, follow=True):
+    seen = admin_client.get(_reply_url(session)).context["newest_message_id"]
+    return admin_client.post(_reply_url(session), {"followup": "1", "seen": seen}, follow=follow)
+
+
+def test_after_the_window_the_staff_send_the_approved_template_once_and_the_patients_answer_reaches_them(
+    client, admin_client, clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48  # the 25-hour-old message still gets its turn (the handoff)
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    ConversationSession.objects.filter(pk=session.pk).update(patient_name="João Pereira")
+    page = admin_client.get(_reply_url(session)).content.decode()
+    assert "janela de 24 horas do WhatsApp fechou" in page and 'name="followup"' in page
+    assert "Olá, João! Aqui é da Clínica Vida Saudável." in page  # what the patient will read
+
+    response = _followup(admin_client, session)
+
+    assert "Mensagem enviada ao paciente." in response.content.decode()
+    sent = fake_graph.sends[-1].body
+    assert (sent["to"], sent["type"], sent["template"]["name"]) == (PATIENT, "template", "retomar_conversa")
+    body = sent["template"]["components"][0]["parameters"]
+    assert [p["text"] for p in body] == ["João", "Clínica Vida Saudável"]
+    stored = _staff_messages().get()
+    assert stored.entities["followup"] is True and stored.content.startswith("Olá, João! Aqui é da Clínica")
+
+    again = _followup(admin_client, session).content.decode()  # before the patient answered: refused
+    assert "O modelo já foi enviado em" in again and _staff_messages().count() == 1
+
+    sends = len(fake_graph.sends)
+    _says(client, "oi, pode falar", seq=2)
+    assert len(fake_graph.sends) == sends  # the bot stays quiet: the answer is for the person
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF
+    assert session.pk in set(staff.handoff_waiting_sessions().values_list("pk", flat=True))
+    assert "Mensagem enviada ao paciente." in _reply(admin_client, session, follow=True).content.decode()
+
+
+def test_a_template_meta_refused_may_be_sent_again(client, admin_client, clinic, fake_graph, settings):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    fake_graph.enqueue(graph_error(132001, status=404))  # the template's name is not approved (yet)
+
+    refused = _followup(admin_client, session).content.decode()
+
+    assert "O WhatsApp recusou a mensagem (código 132001)" in refused
+    assert "Mensagem enviada ao paciente." in _followup(admin_client, session).content.decode()
+    assert [m.delivery_status for m in _staff_messages().order_by("pk")] == ["failed", "sent"]
+
+
+def test_the_template_is_refused_while_the_window_is_open_and_when_none_is_configured(
+    client, admin_user, clinic, fake_graph, settings
+):
+    session = _handed_over(client)
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    with pytest.raises(ValidationFailed, match="janela de 24 horas está aberta"):
+        staff.staff_followup_send(session_id=session.pk, staff_user=admin_user)
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = ""
+    later = timezone.now() + dt.timedelta(hours=25)
+    with pytest.raises(ValidationFailed, match="WHATSAPP_FOLLOWUP_TEMPLATE"):
+        staff.staff_followup_send(session_id=session.pk, staff_user=admin_user, now=later)
+    assert not _staff_messages().exists()
+
+
+def test_without_a_template_the_closed_window_page_offers_no_template(
+    client, admin_client, clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = ""
+    session = _silent_for_a_day(client)
+    page = admin_client.get(_reply_url(session)).content.decode()
+    assert "janela de 24 horas do WhatsApp fechou" in page and 'name="followup"' not in page
