@@ -195,7 +195,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
                 staff.staff_followup_send,
                 session_id=session.pk,
                 staff_user=request.user,
-                seen_message_id=int(seen) if seen.isdigit() else None,
+                seen_message_id=int(seen) if seen.isascii() and seen.isdigit() else None,  # "²" is a digit
             )
         elif request.method == "POST" and form.is_valid():
             send = partial(
@@ -235,7 +235,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
             "newest_message_id": staff.newest_message_id(session_id=session.pk) or "",
             "in_handoff": session.current_state == ConversationState.HUMAN_HANDOFF,
             "followup_template": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
-            "followup_text": staff.followup_text(session.patient_name) if settings.WHATSAPP_FOLLOWUP_TEMPLATE else "",
+            "followup_text": staff.followup_text() if settings.WHATSAPP_FOLLOWUP_TEMPLATE else "",
             "page_errors": page_errors,
         }
         return TemplateResponse(request, "admin/api_gateway/conversationsession/reply.html", context)

@@ -838,7 +838,30 @@ def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime) -> boo
     if _BACK_TO_BOT.search(fold(text)):
         return True
     idle = now - s.last_activity if s.last_activity else dt.timedelta(0)
-    return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS)
+    return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS) and not _staff_awaits_answer(s, now=now)
+
+
+FOLLOWUP_ANSWER_WAIT = dt.timedelta(days=7)
+
+
+def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime) -> bool:
+    """The staff sent the follow-up template (after the 24-hour window) and this is the patient's first message
+    since: it answers the person, however many hours later (within FOLLOWUP_ANSWER_WAIT)."""
+    followup = (
+        ConversationMessage.objects.filter(
+            session_id=s.pk, channel_type="staff", entities__followup=True, created_at__gt=now - FOLLOWUP_ANSWER_WAIT
+        )
+        .exclude(delivery_status__in=[ConversationMessage.Delivery.FAILED, ConversationMessage.Delivery.NOT_SENT])
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if followup is None:
+        return False
+    since = ConversationMessage.objects.filter(
+        session_id=s.pk, message_type=ConversationMessage.MessageType.USER, pk__gt=followup
+    )
+    return since.exclude(channel_type__in=SILENT_TYPES).count() <= 1  # only the message this turn answers
 
 
 def _reception_told(session_id: int) -> None:
@@ -2083,7 +2106,7 @@ def _confirm_attendance(turn: _Turn) -> Reply:
 def _attendance_confirmed(turn: _Turn, appointments: list, *, keep_flow: bool = False) -> Reply:
     lines, notes = [], []
     for appointment in appointments:
-        if note := _caught_by_block(appointment):  # not confirmed: the doctor is away then
+        if note := _caught_by_block(turn, appointment):  # not confirmed: the doctor is away then
             notes.append(note)
             continue
         try:
@@ -2106,7 +2129,8 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     if s.flow == FLOW_CONFIRM:
         return _attendance_confirmed(turn, [appointment])
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
-    late = _late_change_notice(turn, appointment)
+    # A move the clinic's block forces costs the patient nothing: no late-change warning for it.
+    late = None if _block_over_appointment(appointment) else _late_change_notice(turn, appointment)
     if s.flow == FLOW_CANCEL:
         if late:
             turn.prefix.append(late)
@@ -2355,7 +2379,9 @@ def _about_booked(turn: _Turn) -> Reply | None:
     if not selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now):
         return None
     if _KEEP_APPOINTMENT.search(turn.folded):
-        return Reply(text=T.KEEP_APPOINTMENT)
+        upcoming = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
+        notes = [note for a in upcoming if (note := _caught_by_block(turn, a))]
+        return Reply(text="\n\n".join(notes) if notes else T.KEEP_APPOINTMENT)  # not "it stays" for one that can't
     if _EARLIER_OR_LATER.search(turn.folded):
         return _start_manage(turn, FLOW_RESCHEDULE)
     return _list_appointments(turn)
@@ -2368,21 +2394,27 @@ def _list_appointments(turn: _Turn) -> Reply:
     items = "\n".join(
         f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
     )
-    notes = [note for a in appointments if (note := _caught_by_block(a))]
+    notes = [note for a in appointments if (note := _caught_by_block(turn, a))]
     return Reply(text="\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes]))
 
 
-def _caught_by_block(appointment) -> str | None:
-    """An appointment booked before an agenda block took its time (the doctor's holidays, the clinic's recess):
-    the patient is told it needs another time rather than left to come in. The staff were told when the block
-    was saved (rag_agent.admin)."""
+def _block_over_appointment(appointment) -> dict | None:
+    """The agenda block that took an appointment's time after it was booked (the doctor's holidays, the clinic's
+    recess). The staff were told when the block was saved (rag_agent.admin); the patient is told when they ask."""
     detail = selectors.doctor_detail(appointment.medico_id) or {}
     start = appointment.hora.hour * 60 + appointment.hora.minute
-    block = block_over(detail.get("bloqueios", []), appointment.data, start, appointment.minutes)
+    return block_over(detail.get("bloqueios", []), appointment.data, start, appointment.minutes)
+
+
+def _caught_by_block(turn: _Turn, appointment) -> str | None:
+    """ "⚠️ Dra. Ana Souza não atende de 09/12 a 11/12. A consulta de ... precisa de outro horário: ...", or None.
+    In a human handoff the bot will not move it ("remarcar" reaches the staff), so the staff are named instead."""
+    block = _block_over_appointment(appointment)
     if block is None:
         return None
     when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
-    return T.APPOINTMENT_IN_BLOCK.format(away=clinic_services.block_message(block, appointment.medico.nome), when=when)
+    note = T.APPOINTMENT_IN_BLOCK_STAFF if turn.session.current_state == S.HUMAN_HANDOFF else T.APPOINTMENT_IN_BLOCK
+    return note.format(away=clinic_services.block_message(block, appointment.medico.nome), when=when)
 
 
 # --- questions ---------------------------------------------------------------------------------------------------

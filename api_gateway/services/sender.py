@@ -28,6 +28,7 @@ from tenacity import (
 from api_gateway.clients import graph
 from api_gateway.models import ConversationMessage
 from api_gateway.services.replies import Reply
+from api_gateway.whatsapp import SILENT_TYPES
 from core import metrics
 from core.logging import mask_phone
 
@@ -102,6 +103,14 @@ def reply_send(*, bot_message_id: int) -> None:
         metrics.OUTBOUND.labels("not_sent").inc()
         return
     entities = bot.entities or {}
+    if entities.get("followup") and _patient_wrote_since(bot):
+        # The staff's "please write back" template, still pending when the patient wrote anyway: their message
+        # reopened the window, and the template (billed) would only ask for what they just did.
+        ConversationMessage.objects.filter(pk=bot.pk, delivery_status__in=[Delivery.PENDING, ""]).update(
+            delivery_status=Delivery.NOT_SENT, last_error="the patient wrote before it was sent"
+        )
+        logger.info("follow-up %s to %s not sent: the patient wrote first", bot.pk, mask_phone(phone))
+        return
     if entities.get("template"):  # a message the clinic starts (a reminder): only a template may open it
         payload = graph.template_payload(to=phone, template=entities["template"])
     else:
@@ -118,6 +127,19 @@ def reply_send(*, bot_message_id: int) -> None:
     _record_sent(bot, wamid=wamid)
     metrics.OUTBOUND.labels("sent").inc()
     logger.info("reply %s sent to %s as %s (%s)", bot.pk, mask_phone(phone), wamid, payload.get("type"))
+
+
+def _patient_wrote_since(bot: ConversationMessage) -> bool:
+    return (
+        ConversationMessage.objects.filter(
+            session_id=bot.session_id,
+            message_type=ConversationMessage.MessageType.USER,
+            whatsapp_message_id__isnull=False,
+            created_at__gt=bot.created_at,
+        )
+        .exclude(channel_type__in=SILENT_TYPES)
+        .exists()
+    )
 
 
 def _record(bot: ConversationMessage, *, status: str, wamid: str | None = None) -> None:

@@ -168,7 +168,7 @@ def staff_followup_send(
     *, session_id: int, staff_user, seen_message_id: int | None = None, now: dt.datetime | None = None
 ) -> int:
     """After the 24-hour window only an approved template reaches the patient: WHATSAPP_FOLLOWUP_TEMPLATE asks them
-    to write back (their first name and the clinic's), which opens the window again for the staff's answer. Like a
+    to write back (with the clinic's name), which opens the window again for the staff's answer. Like a
     reply it takes the conversation over, so what the patient writes back reaches the staff, not the bot. Once per
     silence of the patient: a second one before they answer is refused (each template is billed, and it would be
     insistent). Returns the stored message's id; raises as `staff_reply_send`."""
@@ -177,10 +177,9 @@ def staff_followup_send(
         raise ValidationFailed(
             "Não há modelo aprovado para retomar a conversa (WHATSAPP_FOLLOWUP_TEMPLATE): ligue para o paciente."
         )
-    row = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", "patient_name").first()
-    if row is None:
+    phone = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", flat=True).first()
+    if phone is None:
         raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
-    phone, patient_name = row
     with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
         window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
         if window.is_open(now):
@@ -198,7 +197,7 @@ def staff_followup_send(
                 f"O modelo já foi enviado em {timezone.localtime(earlier):%d/%m às %H:%M} e o paciente ainda não "
                 "respondeu: quando ele escrever, a conversa aparece como aguardando resposta."
             )
-        body, text = _followup_body(patient_name), followup_text(patient_name)
+        body, text = _followup_body(), followup_text()
         template = {
             "name": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
             "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
@@ -221,16 +220,14 @@ def staff_followup_send(
     return bot_id
 
 
-def _followup_body(patient_name: str) -> list[str]:
-    """The template's {{1}} and {{2}}: the patient's first name and the clinic's."""
-    name = patient_name.split()[0] if patient_name.strip() else "paciente"
-    return [name, (clinic_catalog().get("clinica") or {}).get("nome") or "clínica"]
+def _followup_body() -> list[str]:
+    """The template's {{1}}: the clinic's name."""
+    return [(clinic_catalog().get("clinica") or {}).get("nome") or "clínica"]
 
 
-def followup_text(patient_name: str) -> str:
-    """What the follow-up template says to this patient (shown on the reply page before it is sent)."""
-    name, clinic = _followup_body(patient_name)
-    return T.STAFF_FOLLOWUP.format(name=name, clinic=clinic)
+def followup_text() -> str:
+    """What the follow-up template says (shown on the reply page before it is sent)."""
+    return T.STAFF_FOLLOWUP.format(clinic=_followup_body()[0])
 
 
 def _window_checked(*, session_id: int, seen_message_id: int | None) -> ReplyWindow:

@@ -182,10 +182,10 @@ HANDOFF_WAY_BACK = "Para voltar ao atendimento automático, é só digitar *menu
 HANDOFF_AFTER_FAILURES = (
     "Desculpe, não estou conseguindo entender. Vou transferir a conversa para um atendente da recepção. 🙋"
 )
-# The approved template WHATSAPP_FOLLOWUP_TEMPLATE, as stored in the conversation (its body takes the two values).
+# The approved template WHATSAPP_FOLLOWUP_TEMPLATE, as stored in the conversation ({{1}}: the clinic's name). No
+# patient name: the session's may be a child's the parent booked for.
 STAFF_FOLLOWUP = (
-    "Olá, {name}! Aqui é da {clinic}. Temos um retorno sobre a sua mensagem: responda aqui para continuarmos a "
-    "conversa."
+    "Olá! Aqui é da {clinic}. Temos um retorno sobre a sua mensagem: responda aqui para continuarmos a conversa."
 )
 # The e-mail to the reception (HANDOFF_NOTIFY_EMAILS): no message content and only the phone's last digits.
 HANDOFF_EMAIL_SUBJECT = "[{clinic}] {name} aguarda atendimento no WhatsApp"
@@ -279,6 +279,7 @@ APPOINTMENT_IN_BLOCK = (
     "⚠️ {away} A consulta de {when} precisa de outro horário: diga *remarcar* para escolher um aqui, ou aguarde o "
     "contato da clínica."
 )
+APPOINTMENT_IN_BLOCK_STAFF = "⚠️ {away} A consulta de {when} precisa de outro horário: a equipe vai combinar com você."
 LATE_HELP = (
     " Se for chegar depois disso, posso remarcar a consulta (diga *remarcar*), ou a recepção pode ajudar (diga "
     "*atendente*)."

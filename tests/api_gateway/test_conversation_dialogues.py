@@ -1965,3 +1965,20 @@ def test_an_appointment_caught_by_a_later_block_is_said_to_need_another_time_and
     assert booked.status == Agendamento.Status.AGENDADO
     patient.says("remarcar")
     assert patient.session.flow == "remarcar" and patient.session.target_appointment_id == booked.pk, patient.text
+
+
+def test_a_caught_appointment_is_never_kept_nor_charged_for_a_late_move_and_in_a_handoff_the_staff_are_named(
+    patient,
+):
+    booked = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    away = _ana_away_wednesday_to_friday()
+    patient.now = dt.datetime.combine(TUESDAY, dt.time(21), tzinfo=TZ)  # 12 h before it
+    patient.says("pode manter a consulta")  # was: "Tudo bem, a consulta continua marcada."
+    assert away in patient.text and T.KEEP_APPOINTMENT not in patient.text, patient.text
+    patient.says("quero remarcar minha consulta")  # was: "cancelar ou remarcar sem custo é possível até..."
+    assert "sem custo" not in patient.text and patient.session.target_appointment_id == booked.pk, patient.text
+    patient.says("menu")
+    patient.says("quero falar com um atendente")
+    patient.says("Confirmar presença", option_id=f"reminder:confirm:{booked.pk}")  # a reminder sent before the block
+    assert patient.state == "human_handoff"
+    assert away in patient.text and "a equipe vai combinar com você" in patient.text and "remarcar" not in patient.text

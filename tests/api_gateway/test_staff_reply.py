@@ -467,7 +467,7 @@ def test_after_the_window_the_staff_send_the_approved_template_once_and_the_pati
     ConversationSession.objects.filter(pk=session.pk).update(patient_name="João Pereira")
     page = admin_client.get(_reply_url(session)).content.decode()
     assert "janela de 24 horas do WhatsApp fechou" in page and 'name="followup"' in page
-    assert "Olá, João! Aqui é da Clínica Vida Saudável." in page  # what the patient will read
+    assert "Olá! Aqui é da Clínica Vida Saudável." in page  # what the patient will read
 
     response = _followup(admin_client, session)
 
@@ -475,9 +475,9 @@ def test_after_the_window_the_staff_send_the_approved_template_once_and_the_pati
     sent = fake_graph.sends[-1].body
     assert (sent["to"], sent["type"], sent["template"]["name"]) == (PATIENT, "template", "retomar_conversa")
     body = sent["template"]["components"][0]["parameters"]
-    assert [p["text"] for p in body] == ["João", "Clínica Vida Saudável"]
+    assert [p["text"] for p in body] == ["Clínica Vida Saudável"]  # no name: the session's may be a child's
     stored = _staff_messages().get()
-    assert stored.entities["followup"] is True and stored.content.startswith("Olá, João! Aqui é da Clínica")
+    assert stored.entities["followup"] is True and stored.content.startswith("Olá! Aqui é da Clínica")
 
     again = _followup(admin_client, session).content.decode()  # before the patient answered: refused
     assert "O modelo já foi enviado em" in again and _staff_messages().count() == 1
@@ -525,3 +525,52 @@ def test_without_a_template_the_closed_window_page_offers_no_template(
     session = _silent_for_a_day(client)
     page = admin_client.get(_reply_url(session)).content.decode()
     assert "janela de 24 horas do WhatsApp fechou" in page and 'name="followup"' not in page
+
+
+def test_the_patients_answer_to_the_template_reaches_the_staff_however_late_it_comes(
+    client, admin_client, clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    _followup(admin_client, session)
+    session = session_manager.get_from_database(phone=PATIENT)
+    session.last_activity = timezone.now() - dt.timedelta(hours=20)  # sent in the morning, answered at night
+    session_manager.save(session=session)
+    ConversationMessage.objects.filter(entities__followup=True).update(created_at=session.last_activity)
+
+    sends = len(fake_graph.sends)
+    _says(client, "oi, pode falar", seq=2)  # was: the bot's greeting (the handoff had idled out after 12 h)
+
+    assert len(fake_graph.sends) == sends and _session().current_state == ConversationState.HUMAN_HANDOFF
+    session = session_manager.get_from_database(phone=PATIENT)
+    session.last_activity = timezone.now() - dt.timedelta(hours=13)
+    session_manager.save(session=session)
+    _says(client, "alô?", seq=3)  # their second message, 13 h after the first: the usual idle rule again
+    assert _session().current_state != ConversationState.HUMAN_HANDOFF
+
+
+def test_a_template_still_pending_when_the_patient_writes_is_not_sent(
+    client, admin_client, clinic, fake_graph, settings
+):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    fake_graph.enqueue(*[graph_error(131016, status=503)] * 4)  # Meta briefly unavailable: stays pending
+    _followup(admin_client, session)
+    assert _staff_messages().get().delivery_status == "pending"
+
+    _says(client, "oi, alguém aí?", seq=2)  # the task sends pending replies first
+
+    templates = [s.answered_status for s in fake_graph.sends if s.body["type"] == "template"]
+    assert templates == [503] * 4  # only the failed attempts; was: the billed template sent after their text
+    followup = _staff_messages().get()
+    assert (followup.delivery_status, followup.last_error) == ("not_sent", "the patient wrote before it was sent")
+
+
+def test_a_seen_field_that_is_no_number_is_ignored_not_a_500(client, admin_client, clinic, fake_graph, settings):
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    response = admin_client.post(_reply_url(session), {"followup": "1", "seen": "²"}, follow=True)
+    assert response.status_code == 200 and "Mensagem enviada ao paciente." in response.content.decode()
