@@ -54,10 +54,11 @@ def blocks_on(blocks: list[dict], day: dt.date) -> list[dict]:
     return [b for b in blocks if b["de"] <= iso <= b["ate"]]
 
 
-def block_over(blocks: list[dict], day: dt.date, start: int, minutes: int) -> dict | None:
-    """The block, if any, that a consultation of `minutes` starting at minute `start` of `day` would fall into."""
+def block_over(blocks: list[dict], day: dt.date, start: dt.time, minutes: int) -> dict | None:
+    """The block, if any, that a consultation of `minutes` starting at `start` on `day` would fall into."""
+    begin = start.hour * 60 + start.minute
     for block in blocks_on(blocks, day):
-        if not block["das"] or (_minutes(block["das"]) < start + minutes and start < _minutes(block["as"])):
+        if not block["das"] or (_minutes(block["das"]) < begin + minutes and begin < _minutes(block["as"])):
             return block
     return None
 

@@ -325,7 +325,7 @@ def doctor_grid(detail: dict, day: dt.date) -> list[dt.time]:
             times.append(cursor.time())
             cursor += step
     blocks = detail.get("bloqueios") or []  # .get: a doctor entry cached before blocks existed
-    times = [t for t in times if not block_over(blocks, day, _minute_of_day(t), minutes)]
+    times = [t for t in times if not block_over(blocks, day, t, minutes)]
     return sorted(set(times))
 
 
@@ -509,8 +509,7 @@ def appointments_to_remind(
 
 def _in_blocks(appointment: Agendamento, blocks: list[BloqueioAgenda]) -> bool:
     mine = [b.as_dict() for b in blocks if b.medico_id in (None, appointment.medico_id)]
-    start = _minute_of_day(appointment.hora)
-    return block_over(mine, appointment.data, start, appointment.minutes) is not None
+    return block_over(mine, appointment.data, appointment.hora, appointment.minutes) is not None
 
 
 def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:

@@ -113,7 +113,7 @@ def _validate_slot(
     holiday = holiday_name(data)
     if holiday:
         raise InvalidBooking(HOLIDAY_MESSAGE.format(date=f"{data:%d/%m}", holiday=holiday))
-    block = block_over(detail["bloqueios"], data, hora.hour * 60 + hora.minute, medico.duracao_consulta_minutos)
+    block = block_over(detail["bloqueios"], data, hora, medico.duracao_consulta_minutos)
     if block is not None:
         raise InvalidBooking(block_message(block, medico.nome))
     grid = doctor_grid(detail, data)

@@ -2402,8 +2402,7 @@ def _block_over_appointment(appointment) -> dict | None:
     """The agenda block that took an appointment's time after it was booked (the doctor's holidays, the clinic's
     recess). The staff were told when the block was saved (rag_agent.admin); the patient is told when they ask."""
     detail = selectors.doctor_detail(appointment.medico_id) or {}
-    start = appointment.hora.hour * 60 + appointment.hora.minute
-    return block_over(detail.get("bloqueios", []), appointment.data, start, appointment.minutes)
+    return block_over(detail.get("bloqueios", []), appointment.data, appointment.hora, appointment.minutes)
 
 
 def _caught_by_block(turn: _Turn, appointment) -> str | None:
@@ -2657,8 +2656,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
             day = _day_words(asked_day, turn.now)
             if asked_day.weekday() not in open_days:
                 return f"{T.CLOSED_ON_DAY.format(day=day)} {hours}"
-            part = block_over(catalog.get("fechamentos", []), asked_day, 0, 24 * 60)  # "24/12 das 12:00 às 18:00"
-            closing = clinic_services.block_message(part, "") if part else None
+            part = blocks_on(catalog.get("fechamentos", []), asked_day)  # "24/12 das 12:00 às 18:00"
+            closing = clinic_services.block_message(part[0], "") if part else None
             return " ".join(filter(None, [T.OPEN_ON_DAY.format(day=day), closing, hours]))
         return " ".join(filter(None, [hours, _clinic_closures(turn.now)]))  # "qual o horário?" in December
     if topic == "telefone":
@@ -2945,7 +2944,7 @@ def _doctor_away(doctor: dict, day: dt.date, wanted=lambda time: True) -> str | 
     if not usual or any(wanted(t) for t in selectors.doctor_grid(detail, day)):
         return None  # not working then anyway, or some time is left
     minutes = detail["duracao_consulta_minutos"]
-    block = whole_day_block(blocks, day) or block_over(blocks, day, usual[0].hour * 60 + usual[0].minute, minutes)
+    block = whole_day_block(blocks, day) or block_over(blocks, day, usual[0], minutes)
     return clinic_services.block_message(block, doctor["nome"])
 
 
@@ -2953,8 +2952,8 @@ def _block_at(doctor: dict, when: dt.datetime) -> str | None:
     """ "Dra. Ana Souza não atende em 11/12 das 08:00 às 12:00.": the block a time asked for falls into."""
     detail = selectors.doctor_detail(doctor["id"]) or {}
     local = timezone.localtime(when)
-    start = local.hour * 60 + local.minute
-    block = block_over(detail.get("bloqueios", []), local.date(), start, detail.get("duracao_consulta_minutos", 1))
+    minutes = detail.get("duracao_consulta_minutos", 1)
+    block = block_over(detail.get("bloqueios", []), local.date(), local.time(), minutes)
     return clinic_services.block_message(block, doctor["nome"]) if block else None
 
 
