@@ -457,11 +457,16 @@ def appointment_overlapping_for_patient(
     return None
 
 
-def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = None) -> list[Agendamento]:
+def _not_started(now: dt.datetime | None = None) -> Q:
+    """Appointments starting now or later (clinic time)."""
     local = timezone.localtime(now or timezone.now(), _clinic_tz())
+    return Q(data__gt=local.date()) | Q(data=local.date(), hora__gte=local.time().replace(microsecond=0))
+
+
+def appointments_upcoming_for_phone(phone: str, *, now: dt.datetime | None = None) -> list[Agendamento]:
     return list(
         Agendamento.objects.filter(paciente_telefone__in=phone_forms(phone), status__in=OPEN_STATUSES)
-        .filter(Q(data__gt=local.date()) | Q(data=local.date(), hora__gte=local.time().replace(microsecond=0)))
+        .filter(_not_started(now))
         .select_related("medico", "especialidade", "convenio")
         .order_by("data", "hora")
     )
@@ -514,9 +519,8 @@ def _in_blocks(appointment: Agendamento, blocks: list[BloqueioAgenda]) -> bool:
 
 def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
     """The open appointments still to start that fall into `block` (the staff must move or cancel them)."""
-    now = timezone.localtime(timezone.now(), _clinic_tz())
     rows = Agendamento.objects.filter(
-        Q(data__gt=now.date()) | Q(data=now.date(), hora__gte=now.time().replace(microsecond=0)),
+        _not_started(),
         status__in=OPEN_STATUSES,
         data__gte=block.data_inicio,
         data__lte=block.data_fim,
