@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from api_gateway.whatsapp import SILENT_TYPES
+
 
 class ConversationState(models.TextChoices):
     IDLE = "idle", "ocioso"
@@ -186,3 +188,20 @@ class ConversationMessage(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+def patient_wrote(prefix: str = "") -> Q:
+    """A message the patient wrote on WhatsApp: a REST or terminal turn opens no window on their phone, and a
+    reaction (a 👍 on the staff's reply) or a system notice is no message waiting for an answer. `prefix` reaches
+    the messages through a relation ("messages__")."""
+    return Q(
+        **{f"{prefix}message_type": ConversationMessage.MessageType.USER, f"{prefix}whatsapp_message_id__isnull": False}
+    ) & ~Q(**{f"{prefix}channel_type__in": SILENT_TYPES})
+
+
+def followup_counts() -> Q:
+    """The staff's follow-up template (api_gateway.services.staff.staff_followup_send), unless Meta refused it or
+    it was never sent: only one that may reach the patient waits for their answer."""
+    return Q(channel_type="staff", entities__followup=True) & ~Q(
+        delivery_status__in=[ConversationMessage.Delivery.FAILED, ConversationMessage.Delivery.NOT_SENT]
+    )

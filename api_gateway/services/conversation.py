@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.models import ConversationMessage, ConversationSession, followup_counts
 from api_gateway.models import ConversationState as S
 from api_gateway.services import safety
 from api_gateway.services import texts as T
@@ -849,9 +849,8 @@ def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime) -> bool:
     since: it answers the person, however many hours later (within FOLLOWUP_ANSWER_WAIT)."""
     followup = (
         ConversationMessage.objects.filter(
-            session_id=s.pk, channel_type="staff", entities__followup=True, created_at__gt=now - FOLLOWUP_ANSWER_WAIT
+            followup_counts(), session_id=s.pk, created_at__gt=now - FOLLOWUP_ANSWER_WAIT
         )
-        .exclude(delivery_status__in=[ConversationMessage.Delivery.FAILED, ConversationMessage.Delivery.NOT_SENT])
         .order_by("-pk")
         .values_list("pk", flat=True)
         .first()

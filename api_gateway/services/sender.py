@@ -26,9 +26,8 @@ from tenacity import (
 )
 
 from api_gateway.clients import graph
-from api_gateway.models import ConversationMessage
+from api_gateway.models import ConversationMessage, patient_wrote
 from api_gateway.services.replies import Reply
-from api_gateway.whatsapp import SILENT_TYPES
 from core import metrics
 from core.logging import mask_phone
 
@@ -130,16 +129,9 @@ def reply_send(*, bot_message_id: int) -> None:
 
 
 def _patient_wrote_since(bot: ConversationMessage) -> bool:
-    return (
-        ConversationMessage.objects.filter(
-            session_id=bot.session_id,
-            message_type=ConversationMessage.MessageType.USER,
-            whatsapp_message_id__isnull=False,
-            created_at__gt=bot.created_at,
-        )
-        .exclude(channel_type__in=SILENT_TYPES)
-        .exists()
-    )
+    return ConversationMessage.objects.filter(
+        patient_wrote(), session_id=bot.session_id, created_at__gt=bot.created_at
+    ).exists()
 
 
 def _record(bot: ConversationMessage, *, status: str, wamid: str | None = None) -> None:

@@ -16,6 +16,7 @@ reply releases it at once.
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -24,14 +25,19 @@ from django.db.models import F, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
+from api_gateway.models import (
+    ConversationMessage,
+    ConversationSession,
+    ConversationState,
+    followup_counts,
+    patient_wrote,
+)
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import staff_reply_noted
 from api_gateway.services.inbound import inbound_enqueue
 from api_gateway.services.outbox import clinic_message_store
 from api_gateway.services.replies import Reply
 from api_gateway.services.session_cache import session_manager
-from api_gateway.whatsapp import SILENT_TYPES
 from core.exceptions import ConflictError, ValidationFailed
 from core.logging import mask_phone
 from rag_agent.selectors import clinic_catalog
@@ -61,17 +67,9 @@ class ReplyWindow:
         return self.closes_at is not None and now < self.closes_at
 
 
-def _patient_wrote(prefix: str = "") -> Q:
-    """A message the patient wrote on WhatsApp: a REST or terminal turn opens no window on their phone, and a
-    reaction (a 👍 on the staff's reply) or a system notice is no message waiting for an answer."""
-    return Q(**{f"{prefix}message_type": MessageType.USER, f"{prefix}whatsapp_message_id__isnull": False}) & ~Q(
-        **{f"{prefix}channel_type__in": SILENT_TYPES}
-    )
-
-
 def reply_window(*, session_id: int) -> ReplyWindow:
     latest = (
-        ConversationMessage.objects.filter(_patient_wrote(), session_id=session_id)
+        ConversationMessage.objects.filter(patient_wrote(), session_id=session_id)
         .order_by("-timestamp", "-pk")
         .values_list("pk", "timestamp")
         .first()
@@ -86,7 +84,7 @@ def handoff_waiting_sessions(*, now: dt.datetime | None = None) -> QuerySet[Conv
     while a reply can still reach them (within the 24-hour window). A handoff the staff answered and forgot to
     release, or one whose patient wrote days ago, is not waiting for anyone."""
     now = now or timezone.now()
-    patient = _patient_wrote("messages__")
+    patient = patient_wrote("messages__")
     # A reply Meta refused, or one never sent (no credentials), answered nothing.
     answered = Q(messages__channel_type="staff") & ~Q(
         messages__delivery_status__in=[Delivery.FAILED, Delivery.NOT_SENT]
@@ -135,33 +133,25 @@ def staff_reply_send(
         raise ValidationFailed("Escreva a mensagem para o paciente.")
     if len(text) > TEXT_MAX_CHARS:
         raise ValidationFailed(f"A mensagem tem {len(text)} caracteres; o WhatsApp aceita até {TEXT_MAX_CHARS}.")
-    phone = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", flat=True).first()
-    if phone is None:
-        raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
-    with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
-        window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
+
+    def reply(window: ReplyWindow) -> tuple[str, dict]:
         if not window.is_open(now):
             closed = timezone.localtime(window.closes_at)
             raise ValidationFailed(
                 f"A janela de 24 horas do WhatsApp fechou em {closed:%d/%m às %H:%M}: fora dela só são entregues "
                 "modelos aprovados. Ligue para o paciente, ou responda quando ele escrever de novo."
             )
-        entities = {
-            "reply": Reply(text=text).to_dict(),
-            "staff": _author(staff_user),
-        }
-        bot_id = clinic_message_store(
-            phone=phone,
-            text=text,
-            entities=entities,
-            channel_type="staff",
-            noted=lambda s: _noted(s, text=text, release=release, now=now),
-            now=now,
-            reply_to_id=window.last_inbound_id,
-        )
-    logger.info("staff user %s replied to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id)
-    _send_soon(window)
-    return bot_id
+        return text, {"reply": Reply(text=text).to_dict()}
+
+    return _staff_message_send(
+        session_id=session_id,
+        seen_message_id=seen_message_id,
+        staff_user=staff_user,
+        release=release,
+        now=now,
+        compose=reply,
+        what="replied to",
+    )
 
 
 def staff_followup_send(
@@ -177,18 +167,13 @@ def staff_followup_send(
         raise ValidationFailed(
             "Não há modelo aprovado para retomar a conversa (WHATSAPP_FOLLOWUP_TEMPLATE): ligue para o paciente."
         )
-    phone = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", flat=True).first()
-    if phone is None:
-        raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
-    with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
-        window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
+
+    def followup(window: ReplyWindow) -> tuple[str, dict]:
         if window.is_open(now):
             raise ValidationFailed("A janela de 24 horas está aberta: responda com uma mensagem normal.")
         earlier = (
-            ConversationMessage.objects.filter(
-                session_id=session_id, channel_type="staff", entities__followup=True, pk__gt=window.last_inbound_id
-            )
-            .exclude(delivery_status__in=[Delivery.FAILED, Delivery.NOT_SENT])
+            ConversationMessage.objects.filter(followup_counts(), session_id=session_id)
+            .filter(pk__gt=window.last_inbound_id)
             .values_list("created_at", flat=True)
             .first()
         )
@@ -197,25 +182,55 @@ def staff_followup_send(
                 f"O modelo já foi enviado em {timezone.localtime(earlier):%d/%m às %H:%M} e o paciente ainda não "
                 "respondeu: quando ele escrever, a conversa aparece como aguardando resposta."
             )
-        body, text = _followup_body(), followup_text()
+        body = _followup_body()
         template = {
             "name": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
             "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
             "body": body,
         }
-        entities = {"template": template, "followup": True, "staff": _author(staff_user)}
+        return T.STAFF_FOLLOWUP.format(clinic=body[0]), {"template": template, "followup": True}
+
+    return _staff_message_send(
+        session_id=session_id,
+        seen_message_id=seen_message_id,
+        staff_user=staff_user,
+        release=False,
+        now=now,
+        compose=followup,
+        what="sent the follow-up template to",
+    )
+
+
+def _staff_message_send(
+    *,
+    session_id: int,
+    seen_message_id: int | None,
+    staff_user,
+    release: bool,
+    now: dt.datetime,
+    compose: Callable[[ReplyWindow], tuple[str, dict]],
+    what: str,
+) -> int:
+    """The path a staff reply and the follow-up template share: under the patient's lock, the conversation as the
+    person saw it, `compose(window)` (which raises when this message cannot go now, else gives its text and
+    entities), stored with its author in reply to the patient's latest WhatsApp message, taking the conversation
+    over (or releasing it), then sent by the patient's task."""
+    phone = ConversationSession.objects.filter(pk=session_id).values_list("phone_number", flat=True).first()
+    if phone is None:
+        raise ValidationFailed("Esta conversa não existe mais (o paciente pode ter pedido a exclusão dos dados).")
+    with session_manager.lock(phone, wait_seconds=LOCK_WAIT_SECONDS):
+        window = _window_checked(session_id=session_id, seen_message_id=seen_message_id)
+        text, entities = compose(window)
         bot_id = clinic_message_store(
             phone=phone,
             text=text,
-            entities=entities,
+            entities={**entities, "staff": {"user_id": staff_user.pk, "username": staff_user.get_username()}},
             channel_type="staff",
-            noted=lambda s: _noted(s, text=text, release=False, now=now),
+            noted=lambda s: _noted(s, text=text, release=release, now=now),
             now=now,
             reply_to_id=window.last_inbound_id,
         )
-    logger.info(
-        "staff user %s sent the follow-up template to %s (message %s)", staff_user.pk, mask_phone(phone), bot_id
-    )
+    logger.info("staff user %s %s %s (message %s)", staff_user.pk, what, mask_phone(phone), bot_id)
     _send_soon(window)
     return bot_id
 
@@ -241,10 +256,6 @@ def _window_checked(*, session_id: int, seen_message_id: int | None) -> ReplyWin
     if window.last_inbound_id is None:
         raise ValidationFailed("Este paciente não escreveu pelo WhatsApp: não há conversa para responder por aqui.")
     return window
-
-
-def _author(staff_user) -> dict:
-    return {"user_id": staff_user.pk, "username": staff_user.get_username()}
 
 
 def _send_soon(window: ReplyWindow) -> None:
