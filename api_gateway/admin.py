@@ -26,12 +26,13 @@ from redis.exceptions import RedisError
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import cache_inspect, staff
 from api_gateway.services.conversation import release_to_bot
+from api_gateway.services.reminders import block_notices_enabled
 from api_gateway.services.session_cache import SessionConflict, session_manager
-from api_gateway.tasks import notify_cancellation
+from api_gateway.tasks import notify_blocked, notify_cancellation
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
 from rag_agent import admin as rag_agent_admin  # registers the clinic's admin first; Agendamento's is extended below
-from rag_agent.models import Agendamento
+from rag_agent.models import Agendamento, BloqueioAgenda
 
 logger = logging.getLogger(__name__)
 
@@ -400,3 +401,17 @@ class AgendamentoAdmin(rag_agent_admin.AgendamentoAdmin):
 
 admin.site.unregister(Agendamento)
 admin.site.register(Agendamento, AgendamentoAdmin)
+
+
+class BloqueioAgendaAdmin(rag_agent_admin.BloqueioAgendaAdmin):
+    def block_saved_tell_patients(self) -> bool:
+        """Once the block is committed, the patients whose appointments it took are told on WhatsApp (when
+        WHATSAPP_RESCHEDULE_TEMPLATE is set, between 08:00 and 20:00; see block_notices_send)."""
+        if not block_notices_enabled():
+            return False
+        transaction.on_commit(notify_blocked.delay)
+        return True
+
+
+admin.site.unregister(BloqueioAgenda)
+admin.site.register(BloqueioAgenda, BloqueioAgendaAdmin)

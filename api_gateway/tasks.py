@@ -7,7 +7,7 @@ import socket
 from celery import shared_task
 
 from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
-from api_gateway.services.reminders import cancellation_notify, reminders_send
+from api_gateway.services.reminders import block_notices_send, cancellation_notify, reminders_send
 from api_gateway.services.staff import handoff_notify
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,17 @@ def sweep_stuck() -> dict:
 
 @shared_task(acks_late=True)
 def send_reminders() -> dict:
-    """Beat, every 10 minutes: the day-before reminders due now (each appointment once)."""
+    """Beat, every 10 minutes: the day-before reminders due now, and the notices of appointments an agenda block
+    took (each appointment once)."""
     run = reminders_send()
-    return {"skipped": run.skipped, "stored": len(run.stored), "resent": len(run.resent)}
+    return {"skipped": run.skipped, "stored": len(run.stored), "resent": len(run.resent), "blocked": len(run.blocked)}
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)
+def notify_blocked() -> int:
+    """The staff saved an agenda block: the patients whose appointments it took are told now rather than at the next
+    beat run (each once; see block_notices_send)."""
+    return len(block_notices_send())
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)

@@ -233,6 +233,9 @@ WHATSAPP_CANCELLATION_TEMPLATE = env_str("WHATSAPP_CANCELLATION_TEMPLATE")
 # The approved template the staff send from the reply page after the 24-hour window closed, asking the patient to
 # write back (api_gateway.services.staff.staff_followup_send); blank = the page only says to call.
 WHATSAPP_FOLLOWUP_TEMPLATE = env_str("WHATSAPP_FOLLOWUP_TEMPLATE")
+# The approved template that tells a patient an agenda block (the doctor's holidays, the clinic's recess) took their
+# appointment's time, with "Remarcar" / "Cancelar consulta" buttons; blank = no such message (the staff call them).
+WHATSAPP_RESCHEDULE_TEMPLATE = env_str("WHATSAPP_RESCHEDULE_TEMPLATE")
 REMINDER_HOURS_BEFORE = env_int("REMINDER_HOURS_BEFORE", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:

@@ -207,21 +207,29 @@ class BloqueioAgendaAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         # The bot stops offering those times at once; appointments already booked there stay booked until the
-        # staff move or cancel them (cancelling in the list tells the patient on WhatsApp).
+        # patient or the staff move or cancel them (cancelling in the list tells the patient on WhatsApp).
         caught = appointments_in_block(obj)
-        if caught:
-            url = reverse("admin:rag_agent_agendamento_changelist") + "?id__in=" + ",".join(str(a.pk) for a in caught)
-            self.message_user(
-                request,
-                format_html(
-                    "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: "
-                    '<a href="{}">remarque ou cancele cada uma</a> (cancelar avisa o paciente pelo WhatsApp). '
-                    "O bot não envia lembretes delas.",
-                    len(caught),
-                    url,
-                ),
-                messages.WARNING,
+        if not caught:
+            return
+        url = reverse("admin:rag_agent_agendamento_changelist") + "?id__in=" + ",".join(str(a.pk) for a in caught)
+        if self.block_saved_tell_patients():
+            text = (
+                "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: os pacientes recebem pelo "
+                'WhatsApp um pedido para remarcar ou cancelar (<a href="{}">ver as consultas</a>). '
+                "O bot não envia lembretes delas."
             )
+        else:
+            text = (
+                "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: "
+                '<a href="{}">remarque ou cancele cada uma</a> (cancelar avisa o paciente pelo WhatsApp). '
+                "O bot não envia lembretes delas."
+            )
+        self.message_user(request, format_html(text, len(caught), url), messages.WARNING)
+
+    def block_saved_tell_patients(self) -> bool:
+        """Hook: a saved block took booked appointments; True when their patients will be told. api_gateway/admin.py
+        extends this admin to tell them on WhatsApp (rag_agent knows nothing of transport)."""
+        return False
 
 
 class AgendamentoForm(forms.ModelForm):
@@ -282,7 +290,7 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     search_fields = ("paciente_nome", "paciente_telefone", "medico__nome")
     accent_search_fields = ("paciente_nome", "medico__nome")
     list_select_related = ("medico", "especialidade", "convenio")
-    readonly_fields = ("duracao_minutos", "criado_em", "atualizado_em", "lembrete_enviado_em")
+    readonly_fields = ("duracao_minutos", "criado_em", "atualizado_em", "lembrete_enviado_em", "aviso_bloqueio_em")
     actions = ("confirmar_agendamentos", "cancelar_agendamentos")
     ordering = ("-data", "-hora")
 
@@ -290,7 +298,8 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
         if change and "status" in form.changed_data and obj.status == Agendamento.Status.CANCELADO:
             self.cancelled_by_staff([obj.pk])
         if change and {"medico", "data", "hora"} & set(form.changed_data):
-            obj.lembrete_enviado_em = None  # moved by the staff: the new time gets its own reminder
+            # Moved by the staff: the new time gets its own reminder, and its own notice should a block take it.
+            obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         super().save_model(request, obj, form, change)
 

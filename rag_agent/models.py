@@ -234,6 +234,9 @@ class Agendamento(models.Model):
     duracao_minutos = models.PositiveSmallIntegerField("duração (minutos)", null=True, blank=True, editable=False)
     # Set when the day-before reminder was claimed for sending (api_gateway/services/reminders.py): once only.
     lembrete_enviado_em = models.DateTimeField("lembrete enviado em", null=True, blank=True, editable=False)
+    # Set when the patient was told that an agenda block took this appointment's time (the doctor's holidays, the
+    # clinic's recess) and asked to pick another (api_gateway/services/reminders.py): once per time booked.
+    aviso_bloqueio_em = models.DateTimeField("aviso de bloqueio enviado em", null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "agendamento"

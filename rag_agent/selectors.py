@@ -517,6 +517,23 @@ def _in_blocks(appointment: Agendamento, blocks: list[BloqueioAgenda]) -> bool:
     return block_over(mine, appointment.data, appointment.hora, appointment.minutes) is not None
 
 
+def appointments_blocked_untold(*, now: dt.datetime | None = None) -> list[Agendamento]:
+    """The open appointments still to start that an agenda block now covers and whose patient has not been told
+    (`aviso_bloqueio_em` empty), soonest first."""
+    today = timezone.localtime(now or timezone.now(), _clinic_tz()).date()
+    blocks = list(BloqueioAgenda.objects.filter(data_fim__gte=today))
+    if not blocks:
+        return []
+    within = Q()
+    for block in blocks:  # the dates (and the doctor) of some block: the database narrows, _in_blocks decides
+        days = Q(data__range=(block.data_inicio, block.data_fim))
+        within |= days if block.medico_id is None else days & Q(medico_id=block.medico_id)
+    rows = Agendamento.objects.filter(
+        within, _not_started(now), status__in=OPEN_STATUSES, aviso_bloqueio_em__isnull=True
+    ).select_related("medico")
+    return [a for a in rows.order_by("data", "hora") if _in_blocks(a, blocks)]
+
+
 def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
     """The open appointments still to start that fall into `block` (the staff must move or cancel them)."""
     rows = Agendamento.objects.filter(

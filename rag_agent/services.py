@@ -321,9 +321,19 @@ def appointment_reschedule(
                 )
                 agendamento.medico, agendamento.data, agendamento.hora = medico, data, hora
                 agendamento.status = Agendamento.Status.AGENDADO
-                agendamento.lembrete_enviado_em = None  # the new time gets its own reminder
+                # The new time gets its own reminder, and its own notice should a block take it too.
+                agendamento.lembrete_enviado_em = agendamento.aviso_bloqueio_em = None
                 agendamento.duracao_minutos = medico.duracao_consulta_minutos
-                moved = ["medico", "data", "hora", "status", "duracao_minutos", "lembrete_enviado_em", "atualizado_em"]
+                moved = [
+                    "medico",
+                    "data",
+                    "hora",
+                    "status",
+                    "duracao_minutos",
+                    "lembrete_enviado_em",
+                    "aviso_bloqueio_em",
+                    "atualizado_em",
+                ]
                 agendamento.save(update_fields=moved)
         except IntegrityError as exc:
             raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc

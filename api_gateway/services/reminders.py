@@ -9,6 +9,11 @@ Each appointment is reminded once: `Agendamento.lembrete_enviado_em` is claimed 
 transaction that stores the reminder as a pending bot message, so two workers (or beat firing twice) cannot both
 send it. The message row is the outbox, as for replies: `reply_send` sends it and records the outcome; a send that
 failed transiently is retried by the next run.
+
+The same run tells the patients whose appointment an agenda block took (the doctor's holidays, the clinic's recess;
+rag_agent.models.BloqueioAgenda) that it needs another time, through WHATSAPP_RESCHEDULE_TEMPLATE with "Remarcar" /
+"Cancelar consulta" buttons (the reminder's own payloads), once per time booked (`Agendamento.aviso_bloqueio_em`).
+The admin also starts a run as soon as a block is saved, so the patient hears of it within minutes.
 """
 
 import datetime as dt
@@ -26,7 +31,10 @@ from api_gateway.services.sender import reply_send
 from api_gateway.services.session_cache import session_manager
 from core.phones import phone_forms, whatsapp_number
 from rag_agent import selectors
+from rag_agent.closures import block_over
 from rag_agent.models import Agendamento
+from rag_agent.selectors import OPEN_STATUSES
+from rag_agent.services import block_message
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +48,14 @@ Delivery = ConversationMessage.Delivery
 
 @dataclass
 class ReminderRun:
-    skipped: str = ""  # why nothing was looked at: "disabled", "quiet hours"
+    skipped: str = ""  # why no reminder was looked at: "disabled", "quiet hours"
+    quiet: bool = False  # outside the sending hours: nothing was sent
     due: list[int] = field(default_factory=list)  # appointment ids due (what a dry run reports)
     stored: list[int] = field(default_factory=list)  # appointment ids whose reminder was stored and handed to send
     no_number: list[int] = field(default_factory=list)  # appointment ids without a usable WhatsApp number
     resent: list[int] = field(default_factory=list)  # bot message ids of earlier reminders retried
+    blocked_due: list[int] = field(default_factory=list)  # appointment ids an agenda block took, patient not told
+    blocked: list[int] = field(default_factory=list)  # appointment ids whose block notice was stored and handed to send
 
 
 def reminders_enabled() -> bool:
@@ -56,9 +67,12 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     appointment is claimed once, and each send happens under the patient's lock after re-reading the message."""
     now = now or timezone.now()
     run = ReminderRun()
-    quiet = not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL
+    quiet = run.quiet = _quiet(now)
+    if block_notices_enabled():
+        run.blocked_due = [a.pk for a in selectors.appointments_blocked_untold(now=now)]
     if not dry_run and not quiet:
-        run.resent = _resend_pending(now)  # reminders and cancellation notices that failed transiently
+        run.resent = _resend_pending(now)  # reminders, cancellation and block notices that failed transiently
+        run.blocked = block_notices_send(now=now)
     if not reminders_enabled():
         run.skipped = "disabled"
         return run
@@ -74,26 +88,107 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     run.due = [a.pk for a in due]
     if dry_run:
         return run
-    for appointment in due:
+    run.stored, run.no_number = _store_and_send_each(
+        due, mark="lembrete_enviado_em", store=_reminder_store, what="reminder", now=now
+    )
+    return run
+
+
+def _store_and_send_each(appointments, *, mark: str, store, what: str, now: dt.datetime) -> tuple[list, list]:
+    """Stores and sends one clinic-started message per appointment (`store` claims the appointment's `mark` field
+    and returns the message id, or None when another run claimed it first or it no longer applies). Returns the ids
+    of the appointments whose message was stored, and of those without a usable WhatsApp number."""
+    stored, no_number = [], []
+    for appointment in appointments:
         phone = _recipient(appointment.paciente_telefone)
         if phone is None:
             # Claimed all the same, so it is not looked at again every run; the staff see it in the log.
-            Agendamento.objects.filter(pk=appointment.pk, lembrete_enviado_em__isnull=True).update(
-                lembrete_enviado_em=now
-            )
-            logger.warning("appointment %s has no WhatsApp number; no reminder", appointment.pk)
-            run.no_number.append(appointment.pk)
+            Agendamento.objects.filter(pk=appointment.pk, **{f"{mark}__isnull": True}).update(**{mark: now})
+            logger.warning("appointment %s has no WhatsApp number; no %s", appointment.pk, what)
+            no_number.append(appointment.pk)
             continue
         try:
-            bot_id = _reminder_store(appointment, phone=phone, now=now)
+            bot_id = store(appointment, phone=phone, now=now)
         except Exception:  # one appointment's trouble (a lock wait, a conflict) must not hold back the others
-            logger.exception("reminder for appointment %s not stored; the next run tries again", appointment.pk)
+            logger.exception("%s for appointment %s not stored; the next run tries again", what, appointment.pk)
             continue
-        if bot_id is None:
-            continue  # another run claimed it first
-        run.stored.append(appointment.pk)
-        _template_deliver(bot_id, now=now)
-    return run
+        if bot_id is not None:
+            stored.append(appointment.pk)
+            _template_deliver(bot_id, now=now)
+    return stored, no_number
+
+
+def _claim(appointment: Agendamento, *, mark: str, statuses, now: dt.datetime):
+    """The claim of `clinic_message_store`: sets the appointment's `mark` field if it is still empty and the
+    appointment still in `statuses`, in the transaction that stores the message; False when another run won."""
+
+    def claim() -> bool:
+        still = Agendamento.objects.filter(pk=appointment.pk, status__in=statuses, **{f"{mark}__isnull": True})
+        return bool(still.update(**{mark: now}))
+
+    return claim
+
+
+def _template(name: str, body: list[str], *, buttons: list[str] = ()) -> dict:
+    """What a template message stores in its entities (see graph.template_payload)."""
+    template = {"name": name, "language": settings.WHATSAPP_TEMPLATE_LANGUAGE, "body": body}
+    return {**template, "buttons": list(buttons)} if buttons else template
+
+
+def _quiet(now: dt.datetime) -> bool:
+    return not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL
+
+
+def block_notices_enabled() -> bool:
+    return bool(settings.WHATSAPP_RESCHEDULE_TEMPLATE)
+
+
+def block_notices_send(*, now: dt.datetime | None = None) -> list[int]:
+    """Tells each patient whose open appointment an agenda block now covers that it needs another time, once per
+    time booked, through the approved template WHATSAPP_RESCHEDULE_TEMPLATE (blank: no message; the staff got the
+    list when they saved the block). Within the reminders' sending hours only: a block saved at night is told at
+    08:00. Safe to run often and from several workers at once (each appointment is claimed once). Returns the ids of
+    the appointments whose notice was stored and handed to send."""
+    now = now or timezone.now()
+    if not block_notices_enabled() or _quiet(now):
+        return []
+    untold = selectors.appointments_blocked_untold(now=now)
+    told, _ = _store_and_send_each(
+        untold, mark="aviso_bloqueio_em", store=_block_notice_store, what="block notice", now=now
+    )
+    return told
+
+
+def _block_over(appointment: Agendamento) -> dict | None:
+    """The agenda block (as the database has it now) that covers the appointment's time, if any."""
+    blocks = selectors.blocks_for_doctor(appointment.medico_id, since=appointment.data)
+    return block_over(blocks, appointment.data, appointment.hora, appointment.minutes)
+
+
+def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
+    block = _block_over(appointment)
+    if block is None:
+        return None
+    body = [
+        block_message(block, appointment.medico.nome),
+        appointment.paciente_nome,
+        appointment.medico.nome,
+        T.date_long(appointment.data),
+        f"{appointment.hora:%H:%M}",
+    ]
+    away, patient, doctor, when, time = body
+    text = T.BLOCK_NOTICE.format(away=away, patient=patient, doctor=doctor, when=when, time=time)
+    buttons = [f"reminder:{action}:{appointment.pk}" for action in ("reschedule", "cancel")]
+    template = _template(settings.WHATSAPP_RESCHEDULE_TEMPLATE, body, buttons=buttons)
+    entities = {"template": template, "blocked": appointment.pk, "at": _start(appointment).isoformat()}
+    return _template_store(
+        phone=phone,
+        text=text,
+        entities=entities,
+        claim=_claim(appointment, mark="aviso_bloqueio_em", statuses=OPEN_STATUSES, now=now),
+        noted=lambda s: clinic_message_noted(s, text=text),
+        now=now,
+    )
 
 
 def _recipient(stored: str) -> str | None:
@@ -126,26 +221,14 @@ def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
 
 def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
     text, body = _reminder_text(appointment)
-    template = {
-        "name": settings.WHATSAPP_REMINDER_TEMPLATE,
-        "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
-        "body": body,
-        "buttons": [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")],
-    }
-
-    def claim() -> bool:
-        return bool(
-            Agendamento.objects.filter(
-                pk=appointment.pk, status=Agendamento.Status.AGENDADO, lembrete_enviado_em__isnull=True
-            ).update(lembrete_enviado_em=now)
-        )
-
+    buttons = [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")]
+    template = _template(settings.WHATSAPP_REMINDER_TEMPLATE, body, buttons=buttons)
     entities = {"template": template, "reminder": appointment.pk, "at": _start(appointment).isoformat()}
     return _template_store(
         phone=phone,
         text=text,
         entities=entities,
-        claim=claim,
+        claim=_claim(appointment, mark="lembrete_enviado_em", statuses=[Agendamento.Status.AGENDADO], now=now),
         noted=lambda s: reminder_offer(s, appointment=appointment, text=text),
         now=now,
     )
@@ -182,11 +265,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
     ]
     patient, doctor, when, time = body
     text = T.CANCELLED_BY_CLINIC.format(patient=patient, doctor=doctor, when=when, time=time)
-    template = {
-        "name": settings.WHATSAPP_CANCELLATION_TEMPLATE,
-        "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
-        "body": body,
-    }
+    template = _template(settings.WHATSAPP_CANCELLATION_TEMPLATE, body)
     entities = {"template": template, "cancelled": appointment.pk, "at": _start(appointment).isoformat()}
 
     def claim() -> bool:  # under the patient's lock: a second notice for the same cancellation finds the first
@@ -211,11 +290,13 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
 
 def _still_relevant(appointment: Agendamento, *, kind: str, now: dt.datetime) -> bool:
     """A reminder is for an appointment still "agendado" at the time it named; a cancellation notice for one still
-    cancelled; both only before it starts."""
+    cancelled; a block notice for one still open and still inside a block; all only before it starts."""
     if _start(appointment) <= now:
         return False
     if kind == "cancelled":
         return appointment.status == Agendamento.Status.CANCELADO
+    if kind == "blocked":
+        return appointment.status in OPEN_STATUSES and _block_over(appointment) is not None
     return appointment.status == Agendamento.Status.AGENDADO and appointment.lembrete_enviado_em is not None
 
 
@@ -224,9 +305,10 @@ def _start(appointment: Agendamento) -> dt.datetime:
 
 
 def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
-    """Sends a stored reminder or cancellation notice, under the patient's lock (as replies are): a second run, or a
-    retry, finds it no longer pending and sends nothing. One whose appointment has changed since (a reminded one
-    confirmed, cancelled or moved; a cancelled one reopened) or has started is not sent at all ("not_sent")."""
+    """Sends a stored reminder, cancellation or block notice, under the patient's lock (as replies are): a second
+    run, or a retry, finds it no longer pending and sends nothing. One whose appointment has changed since (a
+    reminded one confirmed, cancelled or moved; a cancelled one reopened; a blocked one moved, cancelled or freed by
+    the block's removal) or has started is not sent at all ("not_sent")."""
     phone = ConversationMessage.objects.filter(pk=bot_id).values_list("session__phone_number", flat=True).first()
     if phone is None:
         return
@@ -238,8 +320,8 @@ def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
         )
         if entities is None:
             return  # sent, or given up on, meanwhile
-        kind = "cancelled" if entities.get("cancelled") else "reminder"
-        appointment = Agendamento.objects.filter(pk=entities.get(kind)).first()
+        kind = next((k for k in ("cancelled", "blocked") if entities.get(k)), "reminder")
+        appointment = Agendamento.objects.select_related("medico").filter(pk=entities.get(kind)).first()
         current = (
             appointment is not None
             and entities.get("at") == _start(appointment).isoformat()

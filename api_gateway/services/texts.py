@@ -263,6 +263,12 @@ CANCELLED_BY_CLINIC = (
     "Olá! A consulta de {patient} com {doctor} {when} às {time} foi cancelada pela clínica. Pedimos desculpas. "
     "Para marcar outro horário, é só responder esta mensagem."
 )
+# Sent as the approved template WHATSAPP_RESCHEDULE_TEMPLATE when an agenda block takes an appointment's time, with
+# the quick-reply buttons "Remarcar" and "Cancelar consulta" (body with {{1}}..{{5}}, docs/operations.md).
+BLOCK_NOTICE = (
+    "Olá! {away} A consulta de {patient} com {doctor} {when} às {time} precisa de outro horário. Toque em "
+    "*Remarcar* para escolher um novo por aqui, ou em *Cancelar consulta*. Pedimos desculpas."
+)
 REMINDER_GONE = (
     "Não encontrei essa consulta entre as marcadas para este número. Para ver as suas, escreva *minhas consultas*."
 )

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from rag_agent.closures import block_period
 from rag_agent.models import Agendamento, BloqueioAgenda
-from rag_agent.selectors import appointments_in_block, appointments_to_remind, doctor_detail, slot_list_free
+from rag_agent.selectors import (
+    appointments_blocked_untold,
+    appointments_in_block,
+    appointments_to_remind,
+    doctor_detail,
+    slot_list_free,
+)
 from rag_agent.services import InvalidBooking, appointment_book, appointment_check_for_staff
 from tests.rag_agent.conftest import next_weekday
 
@@ -151,6 +157,22 @@ def test_the_appointments_caught_by_a_block_are_the_open_ones_that_overlap_it(de
     assert [a.pk for a in appointments_in_block(block)] == [inside.pk]
     clinic = BloqueioAgenda.objects.create(data_inicio=MONDAY, data_fim=MONDAY)
     assert len(appointments_in_block(clinic)) == 3
+
+
+def test_the_appointments_whose_patient_must_be_told_are_those_of_every_block_not_told_yet(demo):
+    inside = _appointment(demo, demo.ana, MONDAY, "14:30")
+    _appointment(demo, demo.ana, MONDAY, "16:00", name="Fora do Horário")  # after the block's hours
+    _appointment(demo, demo.igor, MONDAY, "14:30", name="Outro Médico")  # Igor is not away
+    told = _appointment(demo, demo.ana, MONDAY, "15:00", name="Já Avisada")
+    Agendamento.objects.filter(pk=told.pk).update(aviso_bloqueio_em=timezone.now())
+    igor_later = _appointment(demo, demo.igor, MONDAY + dt.timedelta(days=7), "09:00", name="Recesso")
+    BloqueioAgenda.objects.create(
+        medico=demo.ana, data_inicio=MONDAY, data_fim=MONDAY, hora_inicio=dt.time(14), hora_fim=dt.time(15, 30)
+    )
+    BloqueioAgenda.objects.create(data_inicio=MONDAY + dt.timedelta(days=7), data_fim=MONDAY + dt.timedelta(days=8))
+    BloqueioAgenda.objects.create(data_inicio=MONDAY - dt.timedelta(days=30), data_fim=MONDAY - dt.timedelta(days=20))
+
+    assert [a.pk for a in appointments_blocked_untold()] == [inside.pk, igor_later.pk]
 
 
 def test_an_appointment_inside_a_block_gets_no_reminder(demo):
