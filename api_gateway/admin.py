@@ -26,9 +26,10 @@ from redis.exceptions import RedisError
 from api_gateway.models import ConversationMessage, ConversationSession, ConversationState
 from api_gateway.services import cache_inspect, staff
 from api_gateway.services.conversation import release_to_bot
-from api_gateway.services.reminders import block_notices_enabled
+from api_gateway.services.reminders import block_notices_plan
 from api_gateway.services.session_cache import SessionConflict, session_manager
 from api_gateway.tasks import notify_blocked, notify_cancellation
+from core import broker
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
 from rag_agent import admin as rag_agent_admin  # registers the clinic's admin first; Agendamento's is extended below
@@ -396,21 +397,53 @@ class AgendamentoAdmin(rag_agent_admin.AgendamentoAdmin):
         """Once the cancellation is committed, the patient is told on WhatsApp (nothing is sent when
         WHATSAPP_CANCELLATION_TEMPLATE is blank, or for an appointment already past; see cancellation_notify)."""
         for pk in ids:
-            transaction.on_commit(lambda pk=pk: notify_cancellation.delay(pk))
+            _after_commit(notify_cancellation, pk)
 
 
 admin.site.unregister(Agendamento)
 admin.site.register(Agendamento, AgendamentoAdmin)
 
 
+def _after_commit(task, *args) -> None:
+    """Hands `task(*args)` to the broker once the admin's change is committed. With the broker unreachable the change
+    stays saved and the staff get their page, not an error: the task runs in the request instead (one patient's
+    message, or a block's notices), and should that fail too it is logged."""
+
+    def publish() -> None:
+        try:
+            broker.task_publish(task, *args)
+        except Exception:  # noqa: BLE001 - see the docstring
+            logger.warning("could not enqueue %s; running it in the request", task.name, exc_info=True)
+            try:
+                task.apply(args=args, throw=True)
+            except Exception:  # noqa: BLE001
+                logger.exception("%s failed in the request", task.name)
+
+    transaction.on_commit(publish)
+
+
 class BloqueioAgendaAdmin(rag_agent_admin.BloqueioAgendaAdmin):
-    def block_saved_tell_patients(self) -> bool:
+    def block_saved_tell_patients(self, caught: list[Agendamento]) -> str:
         """Once the block is committed, the patients whose appointments it took are told on WhatsApp (when
-        WHATSAPP_RESCHEDULE_TEMPLATE is set, between 08:00 and 20:00; see block_notices_send)."""
-        if not block_notices_enabled():
-            return False
-        transaction.on_commit(notify_blocked.delay)
-        return True
+        WHATSAPP_RESCHEDULE_TEMPLATE is set, from 08:00 to 20:00; see block_notices_send). Says who will be told, who
+        was told by an earlier block, and whom to call."""
+        plan = block_notices_plan(caught)
+        if plan is None:
+            return ""
+        if plan.to_tell:
+            _after_commit(notify_blocked)
+        parts = []
+        if plan.to_tell:
+            when = " a partir das 08:00" if plan.at_eight else ""
+            parts.append(
+                f"{len(plan.to_tell)} paciente(s) recebem pelo WhatsApp{when} um pedido para remarcar ou cancelar"
+            )
+        if plan.told:
+            parts.append(f"{len(plan.told)} já receberam esse pedido antes")
+        if plan.unreachable:
+            calls = ", ".join(f"{a.paciente_nome} ({a.paciente_telefone})" for a in plan.unreachable)
+            parts.append(f"sem número de WhatsApp, ligue para {calls}")
+        return "; ".join(parts)
 
 
 admin.site.unregister(BloqueioAgenda)

@@ -212,24 +212,26 @@ class BloqueioAgendaAdmin(admin.ModelAdmin):
         if not caught:
             return
         url = reverse("admin:rag_agent_agendamento_changelist") + "?id__in=" + ",".join(str(a.pk) for a in caught)
-        if self.block_saved_tell_patients():
+        told = self.block_saved_tell_patients(caught)
+        if told:
             text = (
-                "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: os pacientes recebem pelo "
-                'WhatsApp um pedido para remarcar ou cancelar (<a href="{}">ver as consultas</a>). '
-                "O bot não envia lembretes delas."
+                "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: {} "
+                '(<a href="{}">ver as consultas</a>). O bot não envia lembretes delas.'
             )
-        else:
-            text = (
-                "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: "
-                '<a href="{}">remarque ou cancele cada uma</a> (cancelar avisa o paciente pelo WhatsApp). '
-                "O bot não envia lembretes delas."
-            )
+            self.message_user(request, format_html(text, len(caught), told, url), messages.WARNING)
+            return
+        text = (
+            "Há {} consulta(s) marcada(s) nesse bloqueio, que continuam marcadas: "
+            '<a href="{}">remarque ou cancele cada uma</a> (cancelar avisa o paciente pelo WhatsApp). '
+            "O bot não envia lembretes delas."
+        )
         self.message_user(request, format_html(text, len(caught), url), messages.WARNING)
 
-    def block_saved_tell_patients(self) -> bool:
-        """Hook: a saved block took booked appointments; True when their patients will be told. api_gateway/admin.py
-        extends this admin to tell them on WhatsApp (rag_agent knows nothing of transport)."""
-        return False
+    def block_saved_tell_patients(self, caught: list[Agendamento]) -> str:
+        """Hook: a saved block took these booked appointments; returns what their patients will be told (a sentence
+        for the staff), or "" when nobody is told. api_gateway/admin.py extends this admin to tell them on WhatsApp
+        (rag_agent knows nothing of transport)."""
+        return ""
 
 
 class AgendamentoForm(forms.ModelForm):

@@ -1914,8 +1914,9 @@ def staff_reply_noted(session: ConversationSession, *, text: str, release: bool,
 
 
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
-    """The day-before reminder was just stored for this session (under its lock): the history shows it, and when
-    nothing else is under way a bare "sim" / "não" / "1" answers it (see `_reminder_answer`). A yes/no question left
+    """The day-before reminder, or the notice that a block took the appointment's time, was just stored for this
+    session (under its lock): the history shows it, and when nothing else is under way a bare "sim" / "não" / "1",
+    or "remarcar", answers it (see `_reminder_answer`). A yes/no question left
     open before it no longer takes a bare "sim", which would now be read as an answer to the reminder: a pending
     cancellation is dropped (nothing changed) and a booking's summary is shown again before a yes books it, as
     after an emergency warning."""

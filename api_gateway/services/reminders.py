@@ -56,6 +56,17 @@ class ReminderRun:
     resent: list[int] = field(default_factory=list)  # bot message ids of earlier reminders retried
     blocked_due: list[int] = field(default_factory=list)  # appointment ids an agenda block took, patient not told
     blocked: list[int] = field(default_factory=list)  # appointment ids whose block notice was stored and handed to send
+    blocked_no_number: list[int] = field(default_factory=list)  # block notices without a usable WhatsApp number
+
+
+@dataclass
+class BlockNoticePlan:
+    """What WhatsApp will do about the appointments a block just saved took (the admin tells the staff)."""
+
+    to_tell: list[Agendamento]  # the patient gets the block notice
+    told: list[Agendamento]  # an earlier block's notice for this time was sent already
+    unreachable: list[Agendamento]  # no usable WhatsApp number: the staff must call
+    at_eight: bool  # saved outside the sending hours: the notices go out at 08:00
 
 
 def reminders_enabled() -> bool:
@@ -72,7 +83,7 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
         run.blocked_due = [a.pk for a in selectors.appointments_blocked_untold(now=now)]
     if not dry_run and not quiet:
         run.resent = _resend_pending(now)  # reminders, cancellation and block notices that failed transiently
-        run.blocked = block_notices_send(now=now)
+        run.blocked, run.blocked_no_number = _block_notices(now)
     if not reminders_enabled():
         run.skipped = "disabled"
         return run
@@ -149,14 +160,26 @@ def block_notices_send(*, now: dt.datetime | None = None) -> list[int]:
     list when they saved the block). Within the reminders' sending hours only: a block saved at night is told at
     08:00. Safe to run often and from several workers at once (each appointment is claimed once). Returns the ids of
     the appointments whose notice was stored and handed to send."""
-    now = now or timezone.now()
+    return _block_notices(now or timezone.now())[0]
+
+
+def _block_notices(now: dt.datetime) -> tuple[list[int], list[int]]:
     if not block_notices_enabled() or _quiet(now):
-        return []
+        return [], []
     untold = selectors.appointments_blocked_untold(now=now)
-    told, _ = _store_and_send_each(
+    return _store_and_send_each(
         untold, mark="aviso_bloqueio_em", store=_block_notice_store, what="block notice", now=now
     )
-    return told
+
+
+def block_notices_plan(caught: list[Agendamento], *, now: dt.datetime | None = None) -> BlockNoticePlan | None:
+    """What the notices will do for `caught` (the appointments a block just saved took), or None when they are off."""
+    if not block_notices_enabled():
+        return None
+    unreachable = [a for a in caught if whatsapp_number(a.paciente_telefone) is None]
+    told = [a for a in caught if a not in unreachable and a.aviso_bloqueio_em is not None]
+    to_tell = [a for a in caught if a not in unreachable and a not in told]
+    return BlockNoticePlan(to_tell=to_tell, told=told, unreachable=unreachable, at_eight=_quiet(now or timezone.now()))
 
 
 def _block_over(appointment: Agendamento) -> dict | None:
@@ -186,7 +209,7 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
         text=text,
         entities=entities,
         claim=_claim(appointment, mark="aviso_bloqueio_em", statuses=OPEN_STATUSES, now=now),
-        noted=lambda s: clinic_message_noted(s, text=text),
+        noted=lambda s: reminder_offer(s, appointment=appointment, text=text),
         now=now,
     )
 
@@ -289,15 +312,18 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
 
 
 def _still_relevant(appointment: Agendamento, *, kind: str, now: dt.datetime) -> bool:
-    """A reminder is for an appointment still "agendado" at the time it named; a cancellation notice for one still
-    cancelled; a block notice for one still open and still inside a block; all only before it starts."""
+    """A reminder is for an appointment still "agendado" at the time it named and in no block; a cancellation notice
+    for one still cancelled; a block notice for one still open and still inside a block; all only before it
+    starts."""
     if _start(appointment) <= now:
         return False
     if kind == "cancelled":
         return appointment.status == Agendamento.Status.CANCELADO
     if kind == "blocked":
         return appointment.status in OPEN_STATUSES and _block_over(appointment) is not None
-    return appointment.status == Agendamento.Status.AGENDADO and appointment.lembrete_enviado_em is not None
+    # A block saved since the reminder was stored: "confirm your presence" would contradict the block's notice.
+    reminded = appointment.status == Agendamento.Status.AGENDADO and appointment.lembrete_enviado_em is not None
+    return reminded and _block_over(appointment) is None
 
 
 def _start(appointment: Agendamento) -> dt.datetime:

@@ -93,7 +93,7 @@ def test_a_block_saved_in_the_admin_tells_each_caught_patient_once(clinic, notic
 
     page = _admin_block_add(admin_client).content.decode()
 
-    assert "os pacientes recebem pelo WhatsApp um pedido para remarcar" in page, page
+    assert "2 paciente(s) recebem pelo WhatsApp um pedido para remarcar ou cancelar" in page, page
     assert [s.body["to"] for s in fake_graph.sends] == [MARIA, PEDRO]
     assert {s.body["template"]["name"] for s in fake_graph.sends} == {TEMPLATE}
     body, buttons = _params(fake_graph.sends[0])
@@ -106,9 +106,10 @@ def test_a_block_saved_in_the_admin_tells_each_caught_patient_once(clinic, notic
     told = dict(Agendamento.objects.values_list("pk", "aviso_bloqueio_em"))
     assert told[maria.pk] and told[pedro.pk] and not told[other_doctor.pk] and not told[other_day.pk]
 
-    _admin_block_add(admin_client)  # a second block over the same day
+    again = _admin_block_add(admin_client).content.decode()  # a second block over the same day
     reminders_send()  # and beat's run
     assert len(fake_graph.sends) == 2
+    assert "2 já receberam esse pedido antes" in again and "recebem pelo WhatsApp" not in again
 
 
 @pytest.mark.django_db(transaction=True)
@@ -300,3 +301,129 @@ def test_two_runs_at_once_tell_each_patient_once(clinic, notices_on, fake_graph)
 
     assert sorted(pk for run in runs for pk in run) == sorted(a.pk for a in appointments)
     assert len(fake_graph.sends) == 3
+
+
+# --- a helper's review (fourteenth session) ---------------------------------------------------------------------------
+def _reminded_tomorrow(settings, doctor="Dr. Igor Santos") -> Agendamento:
+    """An appointment tomorrow at 09:00 booked days ago, with reminders on: due for its reminder now."""
+    settings.WHATSAPP_REMINDER_TEMPLATE = "lembrete_consulta"
+    settings.REMINDER_HOURS_BEFORE = 24
+    medico = Medico.objects.get(nome=doctor)
+    appointment = Agendamento.objects.create(
+        medico=medico,
+        especialidade=medico.especialidades.first(),
+        paciente_nome="Maria Oliveira",
+        paciente_telefone=MARIA,
+        data=timezone.localdate() + dt.timedelta(days=1),
+        hora=dt.time(9),
+    )
+    old = timezone.now() - dt.timedelta(days=3)
+    Agendamento.objects.filter(pk=appointment.pk).update(criado_em=old, atualizado_em=old)
+    return appointment
+
+
+def test_remarcar_typed_after_the_notice_does_not_move_an_earlier_reminded_appointment(clinic, notices_on, fake_graph,
+                                                                                      settings):  # fmt: skip
+    reminded = _reminded_tomorrow(settings)
+    assert reminders_send(now=TODAY_10).stored == [reminded.pk]
+    blocked = _book()
+    _block()
+    assert block_notices_send(now=TODAY_10) == [blocked.pk]
+
+    reply = conversation.turn_handle(phone=MARIA, text="quero remarcar")
+
+    session = ConversationSession.objects.get(phone_number=MARIA)
+    assert session.target_appointment_id != reminded.pk, reply.reply.text
+    assert T.CHOOSE_APPOINTMENT in reply.reply.text  # both are open: which one
+
+
+def test_remarcar_typed_after_the_notice_alone_moves_the_blocked_appointment(clinic, notices_on, fake_graph):
+    blocked = _book()
+    _book("09:00", WEDNESDAY, doctor="Dr. Igor Santos")  # another appointment of the same phone
+    _block()
+    block_notices_send(now=TODAY_10)
+
+    conversation.turn_handle(phone=MARIA, text="quero remarcar")
+
+    session = ConversationSession.objects.get(phone_number=MARIA)
+    assert (session.flow, session.target_appointment_id) == ("remarcar", blocked.pk)
+
+
+def test_a_reminder_retried_after_a_block_took_its_time_is_not_sent(clinic, notices_on, fake_graph, settings):
+    appointment = _reminded_tomorrow(settings, doctor="Dra. Ana Souza")
+    fake_graph.default = graph_error(131000, status=500)
+    reminders_send(now=TODAY_10)
+    fake_graph.default = graph_server.graph_ok()
+    ConversationMessage.objects.filter(entities__reminder=appointment.pk).update(created_at=TODAY_10)
+    before = len(fake_graph.sends)
+    _block(first=appointment.data, last=appointment.data)
+
+    reminders_send(now=TODAY_10 + RESEND_AFTER * 2)
+
+    assert [s.body["template"]["name"] for s in fake_graph.sends[before:]] == [TEMPLATE]  # the notice only
+    reminder = ConversationMessage.objects.get(entities__reminder=appointment.pk)
+    assert reminder.delivery_status == Delivery.NOT_SENT
+
+
+@pytest.fixture
+def broker_down():
+    """Tasks go to a broker nobody listens on (connection refused at once)."""
+    from core import broker
+    from core.celery import app
+
+    previous = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
+    broker.reset()
+    yield
+    app.conf.broker_url, app.conf.task_always_eager = previous
+    broker.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_the_block_is_saved_and_the_patients_told_from_the_request(clinic, notices_on, any_hour,
+                                                                                       fake_graph, admin_client,
+                                                                                       broker_down):  # fmt: skip
+    _book()
+
+    response = _admin_block_add(admin_client)
+
+    assert response.status_code == 200 and BloqueioAgenda.objects.count() == 1
+    assert [s.body["to"] for s in fake_graph.sends] == [MARIA]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_a_cancellation_in_the_admin_is_still_told(clinic, settings, fake_graph, admin_client,
+                                                                        broker_down):  # fmt: skip
+    settings.WHATSAPP_CANCELLATION_TEMPLATE = "consulta_cancelada"
+    appointment = _book()
+    url = reverse("admin:rag_agent_agendamento_changelist")
+
+    response = admin_client.post(url, {"action": "cancelar_agendamentos", "_selected_action": [str(appointment.pk)]})
+
+    assert response.status_code == 302
+    assert [s.body["template"]["name"] for s in fake_graph.sends] == ["consulta_cancelada"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_names_whom_to_call_and_says_when_the_notices_leave(clinic, notices_on, fake_graph, admin_client,
+                                                                      celery_inline, monkeypatch):  # fmt: skip
+    unreachable = _book()
+    Agendamento.objects.filter(pk=unreachable.pk).update(paciente_telefone="1234")
+    _book("10:00", phone=PEDRO, name="Pedro Lima")
+    monkeypatch.setattr(reminders, "SEND_FROM", dt.time.max)  # never within the sending hours: a night save
+
+    page = _admin_block_add(admin_client).content.decode()
+
+    assert "1 paciente(s) recebem pelo WhatsApp a partir das 08:00" in page, page
+    assert "sem número de WhatsApp, ligue para Maria Oliveira (1234)" in page
+    assert fake_graph.sends == []
+
+
+def test_the_command_counts_block_notices_without_a_whatsapp_number(clinic, notices_on, any_hour, fake_graph, capsys):
+    appointment = _book()
+    Agendamento.objects.filter(pk=appointment.pk).update(paciente_telefone="1234")
+    _block()
+
+    call_command("send_reminders")
+
+    assert "block notices stored and sent 0, without a WhatsApp number 1" in capsys.readouterr().out

@@ -39,5 +39,8 @@ class Command(BaseCommand):
                 f"reminders stored and sent {len(run.stored)}, without a WhatsApp number {len(run.no_number)}"
             )
         if block_notices_enabled():
-            self.stdout.write(f"block notices stored and sent {len(run.blocked)}")
+            self.stdout.write(
+                f"block notices stored and sent {len(run.blocked)}, "
+                f"without a WhatsApp number {len(run.blocked_no_number)}"
+            )
         self.stdout.write(f"earlier messages retried {len(run.resent)}")
