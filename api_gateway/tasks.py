@@ -71,11 +71,12 @@ SMTP_TRANSIENT = (
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
-def notify_handoff(self, session_id: int) -> bool:
-    """A patient was handed to a person: the reception is told by e-mail (HANDOFF_NOTIFY_EMAILS; see handoff_notify).
+def notify_handoff(self, session_id: int, answered: bool = False) -> bool:
+    """A patient was handed to a person, or (`answered`) answered the staff's follow-up template: the reception is
+    told by e-mail (HANDOFF_NOTIFY_EMAILS; see handoff_notify).
     Inline (the embedded default: tasks run inside the turn) there is one attempt, never a retry loop in a turn."""
     try:
-        return handoff_notify(session_id=session_id)
+        return handoff_notify(session_id=session_id, answered=answered)
     except SMTP_TRANSIENT as exc:
         if self.request.is_eager:
             logger.warning("handoff e-mail for session %s not sent (%s)", session_id, type(exc).__name__)

@@ -360,8 +360,16 @@ def _run_and_persist(
         # The transaction rolled back: drop the cached copy, which may already hold this turn's state.
         session_manager.invalidate(phone=session.phone_number)
         raise
-    if inbound is not None and session.current_state == S.HUMAN_HANDOFF and state_before != S.HUMAN_HANDOFF:
-        transaction.on_commit(functools.partial(_reception_told, session.pk))
+    if inbound is not None and session.current_state == S.HUMAN_HANDOFF:
+        if state_before != S.HUMAN_HANDOFF:
+            transaction.on_commit(functools.partial(_reception_told, session.pk))
+        elif (
+            settings.HANDOFF_NOTIFY_EMAILS
+            and channel_type not in SILENT_TYPES
+            and _staff_awaits_answer(session, now=now)
+        ):
+            # The patient answered the staff's follow-up template, maybe days later: the person who sent it is told.
+            transaction.on_commit(functools.partial(_reception_told, session.pk, answered=True))
     return TurnResult(
         reply=reply,
         state=session.current_state,
@@ -863,16 +871,17 @@ def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime) -> bool:
     return since.exclude(channel_type__in=SILENT_TYPES).count() <= 1  # only the message this turn answers
 
 
-def _reception_told(session_id: int) -> None:
-    """A WhatsApp patient was just handed over: the reception is e-mailed when HANDOFF_NOTIFY_EMAILS is set (a task,
-    so in production a slow mail server never holds a turn; a broker failure loses the e-mail, never the turn: the
-    admin lists them). REST and terminal turns are not announced: the staff cannot answer them on WhatsApp."""
+def _reception_told(session_id: int, *, answered: bool = False) -> None:
+    """A WhatsApp patient was just handed over (or, `answered`, answered the staff's follow-up template): the
+    reception is e-mailed when HANDOFF_NOTIFY_EMAILS is set (a task, so in production a slow mail server never holds
+    a turn; a broker failure loses the e-mail, never the turn: the admin lists them). REST and terminal turns are
+    not announced: the staff cannot answer them on WhatsApp."""
     if not settings.HANDOFF_NOTIFY_EMAILS:
         return
     from api_gateway.tasks import notify_handoff
 
     try:
-        broker.task_publish(notify_handoff, session_id)
+        broker.task_publish(notify_handoff, *((session_id, True) if answered else (session_id,)))
     except Exception:  # noqa: BLE001 - see the docstring
         logger.exception("could not enqueue the handoff e-mail for session %s", session_id)
 

@@ -273,10 +273,11 @@ def _noted(session: ConversationSession, *, text: str, release: bool, now: dt.da
         ).update(processing_status=Processing.IGNORED, last_error="answered by the staff")
 
 
-def handoff_notify(*, session_id: int) -> bool:
-    """Tells the reception by e-mail (HANDOFF_NOTIFY_EMAILS) that a patient waits for a person, with a link to the
-    reply page. The least personal data an inbox needs: the first name and the phone's last four digits; what the
-    patient wrote stays in the admin. Nothing is sent when the conversation was released meanwhile. Returns whether
+def handoff_notify(*, session_id: int, answered: bool = False) -> bool:
+    """Tells the reception by e-mail (HANDOFF_NOTIFY_EMAILS) that a patient waits for a person (or, `answered`,
+    answered the follow-up template the staff sent after the 24-hour window), with a link to the reply page. The
+    least personal data an inbox needs: the first name and the phone's last four digits; what the patient wrote
+    stays in the admin. Nothing is sent when the conversation was released meanwhile. Returns whether
     an e-mail went out; SMTP errors are raised (the task retries)."""
     if not settings.HANDOFF_NOTIFY_EMAILS:
         return False
@@ -286,11 +287,14 @@ def handoff_notify(*, session_id: int) -> bool:
     name = session.patient_name.split()[0] if session.patient_name.strip() else "Um paciente"
     when = timezone.localtime(session.last_activity)
     link = settings.ADMIN_BASE_URL + reverse("admin:api_gateway_conversationsession_reply", args=[session.pk])
+    subject, body = (
+        (T.HANDOFF_ANSWER_EMAIL_SUBJECT, T.HANDOFF_ANSWER_EMAIL_BODY)
+        if answered
+        else (T.HANDOFF_EMAIL_SUBJECT, T.HANDOFF_EMAIL_BODY)
+    )
     send_mail(
-        subject=T.HANDOFF_EMAIL_SUBJECT.format(
-            clinic=(clinic_catalog().get("clinica") or {}).get("nome") or "Clínica", name=name
-        ),
-        message=T.HANDOFF_EMAIL_BODY.format(
+        subject=subject.format(clinic=(clinic_catalog().get("clinica") or {}).get("nome") or "Clínica", name=name),
+        message=body.format(
             name=name, phone_end=session.phone_number[-4:], time=f"{when:%H:%M}", date=f"{when:%d/%m}", link=link
         ),
         from_email=None,

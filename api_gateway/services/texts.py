@@ -195,6 +195,11 @@ HANDOFF_EMAIL_BODY = (
     "Leia a conversa e responda por aqui (a janela do WhatsApp fica aberta 24 horas depois da última mensagem do "
     "paciente):\n{link}\n"
 )
+HANDOFF_ANSWER_EMAIL_SUBJECT = "[{clinic}] {name} respondeu no WhatsApp"
+HANDOFF_ANSWER_EMAIL_BODY = (
+    "{name} (telefone com final {phone_end}) respondeu às {time} de {date} à mensagem de retorno da equipe. A janela "
+    "do WhatsApp está aberta de novo por 24 horas.\n\nLeia a conversa e responda por aqui:\n{link}\n"
+)
 RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
 THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
 YOU_ARE_WELCOME = "Por nada! 🙂"

@@ -166,3 +166,31 @@ def test_inline_a_mail_server_that_hangs_up_is_tried_once_not_in_a_loop_inside_t
 
     assert len(accepted) == 1
     assert "atendente da recepção" in fake_graph.sends[-1].body["text"]["body"]
+
+
+def test_the_patients_answer_to_the_staffs_follow_up_template_is_announced_once(client, admin_client, clinic,
+                                                                               fake_graph, smtp, settings):  # fmt: skip
+    from tests.api_gateway.test_staff_reply import _followup, _says, _silent_for_a_day
+
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)  # handed over 25 hours ago: the handoff e-mail went then
+    assert len(smtp.messages) == 1
+    _followup(admin_client, session)
+    _says(client, "oi, desculpe a demora", seq=2)  # the first answer, which reopens the window
+    _says(client, "pode falar", seq=3)
+
+    assert len(smtp.messages) == 2
+    recipients, mail = smtp.messages[1]
+    assert sorted(recipients) == sorted(RECEPTION) and "respondeu no WhatsApp" in mail["Subject"]
+    body = mail.get_content()
+    assert "respondeu" in body and f"/admin/api_gateway/conversationsession/{session.pk}/reply/" in body
+    assert "desculpe" not in body and PATIENT not in body  # what they wrote and their phone stay in the admin
+
+
+def test_a_patient_still_waiting_who_writes_again_is_not_announced_again(client, clinic, fake_graph, smtp):
+    _says(client, "quero falar com um atendente", seq=1)
+    _says(client, "alguém?", seq=2)
+    _says(client, "oi?", seq=3)
+
+    assert len(smtp.messages) == 1  # no follow-up template was sent: nothing new to announce
