@@ -227,7 +227,7 @@ def _turn(
     now = now or timezone.now()
     text = (text or "").replace("\x00", "")[:MAX_STORED_TEXT]  # PostgreSQL refuses NUL characters
     session = session_manager.get_or_start(phone=phone)
-    if session.current_state == S.HUMAN_HANDOFF and _handoff_over(session, text=text, now=now):
+    if session.current_state == S.HUMAN_HANDOFF and _handoff_over(session, text=text, now=now, inbound=inbound):
         release_to_bot(session)  # saved with this turn, which the bot answers
     _resume_after_question(session)  # the NLU reads this message in the step it answers, not "answering_question"
     nlu = _interpret(session=session, text=text, option_id=option_id, channel_type=channel_type, now=now)
@@ -366,7 +366,7 @@ def _run_and_persist(
         elif (
             settings.HANDOFF_NOTIFY_EMAILS
             and channel_type not in SILENT_TYPES
-            and _staff_awaits_answer(session, now=now)
+            and _staff_awaits_answer(session, now=now, inbound=inbound)
         ):
             # The patient answered the staff's follow-up template, maybe days later: the person who sent it is told.
             transaction.on_commit(functools.partial(_reception_told, session.pk, answered=True))
@@ -840,21 +840,25 @@ def _handoff(turn: _Turn, text: str) -> Reply:
 _BACK_TO_BOT = re.compile(r"^\W*(?:menu|bot|robo|voltar (?:pro|ao|para o) (?:bot|robo|menu)|reiniciar|recomecar)\W*$")
 
 
-def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime) -> bool:
+def _handoff_over(s: ConversationSession, *, text: str, now: dt.datetime, inbound=None) -> bool:
     """A handed-over conversation returns to the bot when the patient asks ("menu") or after a silence of
     HANDOFF_IDLE_HOURS: a question the next day is answered, not left waiting for staff who moved on."""
     if _BACK_TO_BOT.search(fold(text)):
         return True
     idle = now - s.last_activity if s.last_activity else dt.timedelta(0)
-    return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS) and not _staff_awaits_answer(s, now=now)
+    return idle > dt.timedelta(hours=settings.HANDOFF_IDLE_HOURS) and not _staff_awaits_answer(
+        s, now=now, inbound=inbound
+    )
 
 
 FOLLOWUP_ANSWER_WAIT = dt.timedelta(days=7)
 
 
-def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime) -> bool:
+def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime, inbound=None) -> bool:
     """The staff sent the follow-up template (after the 24-hour window) and this is the patient's first message
-    since: it answers the person, however many hours later (within FOLLOWUP_ANSWER_WAIT)."""
+    since: it answers the person, however many hours later (within FOLLOWUP_ANSWER_WAIT). Of an answer sent as a
+    burst ("oi", "desculpe a demora"), stored before any of its turns ran, the first one handled is the answer:
+    messages still waiting for their turn do not count against `inbound`."""
     followup = (
         ConversationMessage.objects.filter(
             followup_counts(), session_id=s.pk, created_at__gt=now - FOLLOWUP_ANSWER_WAIT
@@ -867,8 +871,11 @@ def _staff_awaits_answer(s: ConversationSession, *, now: dt.datetime) -> bool:
         return False
     since = ConversationMessage.objects.filter(
         session_id=s.pk, message_type=ConversationMessage.MessageType.USER, pk__gt=followup
-    )
-    return since.exclude(channel_type__in=SILENT_TYPES).count() <= 1  # only the message this turn answers
+    ).exclude(channel_type__in=SILENT_TYPES)
+    if inbound is None:  # a turn without a stored WhatsApp message (REST, chat): only the message it answers
+        return since.count() <= 1
+    waiting = [ConversationMessage.Processing.RECEIVED, ConversationMessage.Processing.PROCESSING]
+    return not since.exclude(pk=inbound.pk).exclude(processing_status__in=waiting).exists()
 
 
 def _reception_told(session_id: int, *, answered: bool = False) -> None:

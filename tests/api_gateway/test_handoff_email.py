@@ -1,6 +1,7 @@
 """The reception is told by e-mail when a patient is handed to a person: the real turn through the webhook, the
 Celery task, Django's SMTP backend talking to a local SMTP server (aiosmtpd)."""
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -194,3 +195,29 @@ def test_a_patient_still_waiting_who_writes_again_is_not_announced_again(client,
     _says(client, "oi?", seq=3)
 
     assert len(smtp.messages) == 1  # no follow-up template was sent: nothing new to announce
+
+
+def test_an_answer_sent_as_two_quick_messages_is_announced_once_and_stays_with_the_staff(
+    client, admin_client, clinic, fake_graph, smtp, settings
+):
+    from tests.api_gateway.test_staff_reply import _followup, _silent_for_a_day
+
+    settings.WHATSAPP_MAX_MESSAGE_AGE_HOURS = 48
+    settings.WHATSAPP_FOLLOWUP_TEMPLATE = "retomar_conversa"
+    session = _silent_for_a_day(client)
+    _followup(admin_client, session)
+    session = session_manager.get_from_database(phone=PATIENT)
+    session.last_activity -= dt.timedelta(days=1)  # answered past HANDOFF_IDLE_HOURS
+    session_manager.save(session=session)
+    payload = load_payload("text", now=time.time())
+    first = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    second = {**first, "id": "wamid.MAIL0003", "text": {"body": "pode falar"}, "timestamp": str(int(time.time()) + 1)}
+    first["id"], first["text"]["body"] = "wamid.MAIL0002", "oi, desculpe a demora"
+    payload["entry"][0]["changes"][0]["value"]["messages"].append(second)  # stored together, before either turn
+    sends = len(fake_graph.sends)
+
+    assert post_webhook(client, payload).status_code == 200
+
+    answered = [m["Subject"] for _, m in smtp.messages[1:]]
+    assert len(answered) == 1 and "respondeu no WhatsApp" in answered[0], answered
+    assert _session().current_state == ConversationState.HUMAN_HANDOFF and len(fake_graph.sends) == sends
