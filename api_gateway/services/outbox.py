@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 
 from api_gateway.models import ConversationMessage, ConversationSession
@@ -16,6 +17,13 @@ from api_gateway.services.session_cache import SessionConflict, session_manager
 from core.logging import mask_phone
 
 logger = logging.getLogger(__name__)
+
+
+def template_entity(name: str, body: list[str], *, buttons: list[str] = ()) -> dict:
+    """How a message sent as an approved template is stored (`entities["template"]`, read by
+    graph.template_payload): the template's name and language, its body's {{n}} texts and its quick-reply payloads."""
+    template = {"name": name, "language": settings.WHATSAPP_TEMPLATE_LANGUAGE, "body": body}
+    return {**template, "buttons": list(buttons)} if buttons else template
 
 
 def clinic_message_store(

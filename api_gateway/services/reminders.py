@@ -26,7 +26,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import clinic_message_noted, reminder_offer
-from api_gateway.services.outbox import clinic_message_store
+from api_gateway.services.outbox import clinic_message_store, template_entity
 from api_gateway.services.sender import reply_send
 from api_gateway.services.session_cache import session_manager
 from core.phones import phone_forms, whatsapp_number
@@ -140,12 +140,6 @@ def _claim(appointment: Agendamento, *, mark: str, statuses, now: dt.datetime):
     return claim
 
 
-def _template(name: str, body: list[str], *, buttons: list[str] = ()) -> dict:
-    """What a template message stores in its entities (see graph.template_payload)."""
-    template = {"name": name, "language": settings.WHATSAPP_TEMPLATE_LANGUAGE, "body": body}
-    return {**template, "buttons": list(buttons)} if buttons else template
-
-
 def _quiet(now: dt.datetime) -> bool:
     return not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL
 
@@ -202,7 +196,7 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
     away, patient, doctor, when, time = body
     text = T.BLOCK_NOTICE.format(away=away, patient=patient, doctor=doctor, when=when, time=time)
     buttons = [f"reminder:{action}:{appointment.pk}" for action in ("reschedule", "cancel")]
-    template = _template(settings.WHATSAPP_RESCHEDULE_TEMPLATE, body, buttons=buttons)
+    template = template_entity(settings.WHATSAPP_RESCHEDULE_TEMPLATE, body, buttons=buttons)
     entities = {"template": template, "blocked": appointment.pk, "at": _start(appointment).isoformat()}
     return _template_store(
         phone=phone,
@@ -245,7 +239,7 @@ def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
 def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
     text, body = _reminder_text(appointment)
     buttons = [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")]
-    template = _template(settings.WHATSAPP_REMINDER_TEMPLATE, body, buttons=buttons)
+    template = template_entity(settings.WHATSAPP_REMINDER_TEMPLATE, body, buttons=buttons)
     entities = {"template": template, "reminder": appointment.pk, "at": _start(appointment).isoformat()}
     return _template_store(
         phone=phone,
@@ -288,7 +282,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
     ]
     patient, doctor, when, time = body
     text = T.CANCELLED_BY_CLINIC.format(patient=patient, doctor=doctor, when=when, time=time)
-    template = _template(settings.WHATSAPP_CANCELLATION_TEMPLATE, body)
+    template = template_entity(settings.WHATSAPP_CANCELLATION_TEMPLATE, body)
     entities = {"template": template, "cancelled": appointment.pk, "at": _start(appointment).isoformat()}
 
     def claim() -> bool:  # under the patient's lock: a second notice for the same cancellation finds the first

@@ -35,7 +35,7 @@ from api_gateway.models import (
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import staff_reply_noted
 from api_gateway.services.inbound import inbound_enqueue
-from api_gateway.services.outbox import clinic_message_store
+from api_gateway.services.outbox import clinic_message_store, template_entity
 from api_gateway.services.replies import Reply
 from api_gateway.services.session_cache import session_manager
 from core.exceptions import ConflictError, ValidationFailed
@@ -183,11 +183,7 @@ def staff_followup_send(
                 "respondeu: quando ele escrever, a conversa aparece como aguardando resposta."
             )
         body = _followup_body()
-        template = {
-            "name": settings.WHATSAPP_FOLLOWUP_TEMPLATE,
-            "language": settings.WHATSAPP_TEMPLATE_LANGUAGE,
-            "body": body,
-        }
+        template = template_entity(settings.WHATSAPP_FOLLOWUP_TEMPLATE, body)
         return T.STAFF_FOLLOWUP.format(clinic=body[0]), {"template": template, "followup": True}
 
     return _staff_message_send(
