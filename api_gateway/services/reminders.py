@@ -54,7 +54,7 @@ class ReminderRun:
     stored: list[int] = field(default_factory=list)  # appointment ids whose reminder was stored and handed to send
     no_number: list[int] = field(default_factory=list)  # appointment ids without a usable WhatsApp number
     resent: list[int] = field(default_factory=list)  # bot message ids of earlier reminders retried
-    blocked_due: list[int] = field(default_factory=list)  # appointment ids an agenda block took, patient not told
+    blocked_due: list[int] = field(default_factory=list)  # dry run / quiet hours: block notices still to send
     blocked: list[int] = field(default_factory=list)  # appointment ids whose block notice was stored and handed to send
     blocked_no_number: list[int] = field(default_factory=list)  # block notices without a usable WhatsApp number
 
@@ -79,7 +79,7 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     now = now or timezone.now()
     run = ReminderRun()
     quiet = run.quiet = _quiet(now)
-    if block_notices_enabled():
+    if block_notices_enabled() and (dry_run or quiet):  # what the command lists when nothing is sent now
         run.blocked_due = [a.pk for a in selectors.appointments_blocked_untold(now=now)]
     if not dry_run and not quiet:
         run.resent = _resend_pending(now)  # reminders, cancellation and block notices that failed transiently
@@ -186,13 +186,7 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
     block = _block_over(appointment)
     if block is None:
         return None
-    body = [
-        block_message(block, appointment.medico.nome),
-        appointment.paciente_nome,
-        appointment.medico.nome,
-        T.date_long(appointment.data),
-        f"{appointment.hora:%H:%M}",
-    ]
+    body = [block_message(block, appointment.medico.nome), *_appointment_fields(appointment)]
     away, patient, doctor, when, time = body
     text = T.BLOCK_NOTICE.format(away=away, patient=patient, doctor=doctor, when=when, time=time)
     buttons = [f"reminder:{action}:{appointment.pk}" for action in ("reschedule", "cancel")]
@@ -223,15 +217,20 @@ def _recipient(stored: str) -> str | None:
     return known or number
 
 
-def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
-    clinic = selectors.clinic_catalog().get("clinica") or {}
-    fields = [
+def _appointment_fields(appointment: Agendamento) -> list[str]:
+    """The patient, the doctor, the date ("segunda-feira, 07/12/2026") and the time: the body of every template
+    about an appointment (the reminder adds the address, the block notice puts the block first)."""
+    return [
         appointment.paciente_nome,
         appointment.medico.nome,
         T.date_long(appointment.data),
         f"{appointment.hora:%H:%M}",
-        clinic.get("endereco") or clinic.get("nome") or "",
     ]
+
+
+def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
+    clinic = selectors.clinic_catalog().get("clinica") or {}
+    fields = [*_appointment_fields(appointment), clinic.get("endereco") or clinic.get("nome") or ""]
     patient, doctor, when, time, address = fields
     return T.REMINDER.format(patient=patient, doctor=doctor, when=when, time=time, address=address), fields
 
@@ -274,12 +273,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
             "appointment %s has no WhatsApp number; the patient was not told of its cancellation", agendamento_id
         )
         return None
-    body = [
-        appointment.paciente_nome,
-        appointment.medico.nome,
-        T.date_long(appointment.data),
-        f"{appointment.hora:%H:%M}",
-    ]
+    body = _appointment_fields(appointment)
     patient, doctor, when, time = body
     text = T.CANCELLED_BY_CLINIC.format(patient=patient, doctor=doctor, when=when, time=time)
     template = template_entity(settings.WHATSAPP_CANCELLATION_TEMPLATE, body)
