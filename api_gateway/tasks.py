@@ -9,6 +9,7 @@ from celery import shared_task
 from api_gateway.services.inbound import TRANSIENT_ERRORS, inbound_process, inbound_sweep
 from api_gateway.services.reminders import block_notices_send, cancellation_notify, reminders_send
 from api_gateway.services.staff import handoff_notify
+from api_gateway.services.waitlist import waitlist_notify
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,18 @@ def sweep_stuck() -> dict:
 
 @shared_task(acks_late=True)
 def send_reminders() -> dict:
-    """Beat, every 10 minutes: the day-before reminders due now, and the notices of appointments an agenda block
-    took (each appointment once)."""
+    """Beat, every 10 minutes: the day-before reminders due now, the notices of appointments an agenda block
+    took (each appointment once), and the waitlists' notices of times that opened (each entry once)."""
     run = reminders_send()
-    return {"skipped": run.skipped, "stored": len(run.stored), "resent": len(run.resent), "blocked": len(run.blocked)}
+    waitlist = waitlist_notify()
+    return {
+        "skipped": run.skipped,
+        "stored": len(run.stored),
+        "resent": len(run.resent),
+        "blocked": len(run.blocked),
+        "waitlist_told": len(waitlist.told),
+        "waitlist_expired": waitlist.expired,
+    }
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)

@@ -236,6 +236,11 @@ WHATSAPP_FOLLOWUP_TEMPLATE = env_str("WHATSAPP_FOLLOWUP_TEMPLATE")
 # The approved template that tells a patient an agenda block (the doctor's holidays, the clinic's recess) took their
 # appointment's time, with "Remarcar" / "Cancelar consulta" buttons; blank = no such message (the staff call them).
 WHATSAPP_RESCHEDULE_TEMPLATE = env_str("WHATSAPP_RESCHEDULE_TEMPLATE")
+# The approved template that tells a patient on a doctor's waitlist that a time opened, with a "Ver horários"
+# button; blank = the bot offers no waitlist (a full agenda gets "choose another doctor or talk to a person").
+WHATSAPP_WAITLIST_TEMPLATE = env_str("WHATSAPP_WAITLIST_TEMPLATE")
+# How long a patient stays on a waitlist without getting a time.
+WAITLIST_DAYS = env_int("WAITLIST_DAYS", 30)
 REMINDER_HOURS_BEFORE = env_int("REMINDER_HOURS_BEFORE", 24)
 WHATSAPP_MAX_BODY_BYTES = env_int("WHATSAPP_MAX_BODY_BYTES", 3 * 1024 * 1024)
 if not DEBUG and not TESTING and not WHATSAPP_APP_SECRET:

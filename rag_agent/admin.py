@@ -23,6 +23,7 @@ from rag_agent.models import (
     Especialidade,
     Exame,
     HorarioTrabalho,
+    ListaEspera,
     Medico,
 )
 from rag_agent.selectors import OPEN_STATUSES, appointments_in_block
@@ -304,6 +305,8 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
             obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         super().save_model(request, obj, form, change)
+        if obj.status in OPEN_STATUSES:  # booked by the reception: off that doctor's waitlist
+            clinic_services.waitlist_fulfilled(medico_id=obj.medico_id, paciente_telefone=obj.paciente_telefone)
 
     @admin.display(description="convênio", ordering="convenio__nome")
     def convenio_ou_particular(self, obj):
@@ -325,3 +328,36 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     def cancelled_by_staff(self, ids: list[int]) -> None:
         """Hook: the staff cancelled these appointments. api_gateway/admin.py extends this admin to tell the
         patients on WhatsApp (rag_agent knows nothing of transport)."""
+
+
+@admin.register(ListaEspera)
+class ListaEsperaAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
+    """Who waits for which doctor, first in line first. Patients join through the bot (when a doctor's agenda is
+    full) and are told on WhatsApp when a time opens; the staff see the line and can take someone off it."""
+
+    list_display = ("criado_em", "medico", "paciente_nome", "paciente_telefone", "situacao", "avisado_em")
+    list_filter = ("situacao", "medico")
+    list_select_related = ("medico",)
+    search_fields = ("paciente_nome", "paciente_telefone", "medico__nome")
+    accent_search_fields = ("paciente_nome", "medico__nome")
+    readonly_fields = (
+        "medico",
+        "especialidade",
+        "paciente_nome",
+        "paciente_telefone",
+        "situacao",
+        "criado_em",
+        "avisado_em",
+        "encerrado_em",
+    )
+    actions = ("retirar_da_lista",)
+
+    def has_add_permission(self, request):
+        return False  # the bot adds patients (with the WhatsApp number it will write to)
+
+    @admin.action(description="Retirar da lista de espera")
+    def retirar_da_lista(self, request, queryset):
+        changed = queryset.filter(situacao__in=ListaEspera.OPEN).update(
+            situacao=ListaEspera.Situacao.SAIU, encerrado_em=timezone.now()
+        )
+        self.message_user(request, f"{changed} paciente(s) retirado(s) da lista de espera.", messages.SUCCESS)

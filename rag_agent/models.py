@@ -267,3 +267,45 @@ class Agendamento(models.Model):
     def minutes(self) -> int:
         """How long the consultation lasts (its own length, or the doctor's for rows from before it was kept)."""
         return self.duracao_minutos or self.medico.duracao_consulta_minutos
+
+
+class ListaEspera(models.Model):
+    """A patient waiting for a free time with a doctor whose agenda was full when they asked (the bot offers the
+    list then). When a time opens, the first in line are told on WhatsApp (api_gateway/services/waitlist.py); an
+    entry closes when the patient books with that doctor, leaves, or after WAITLIST_DAYS."""
+
+    class Situacao(models.TextChoices):
+        AGUARDANDO = "aguardando", "aguardando"
+        AVISADO = "avisado", "avisado de horário livre"
+        AGENDOU = "agendou", "agendou"
+        EXPIROU = "expirou", "expirou"
+        SAIU = "saiu", "saiu da lista"
+
+    OPEN = (Situacao.AGUARDANDO, Situacao.AVISADO)
+
+    medico = models.ForeignKey(Medico, on_delete=models.CASCADE, related_name="lista_espera", verbose_name="médico")
+    especialidade = models.ForeignKey(
+        Especialidade, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="especialidade"
+    )
+    paciente_nome = models.CharField("nome do paciente", max_length=200, blank=True)
+    paciente_telefone = models.CharField("telefone do paciente", max_length=64, db_index=True)
+    situacao = models.CharField("situação", max_length=12, choices=Situacao.choices, default=Situacao.AGUARDANDO)
+    criado_em = models.DateTimeField("na lista desde", db_index=True)
+    avisado_em = models.DateTimeField("avisado em", null=True, blank=True, editable=False)
+    encerrado_em = models.DateTimeField("encerrado em", null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "lista de espera"
+        verbose_name_plural = "lista de espera"
+        ordering = ["criado_em"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["medico", "paciente_telefone"],
+                condition=Q(situacao__in=["aguardando", "avisado"]),
+                name="lista_espera_uma_por_medico_e_telefone",
+                violation_error_message="Esse paciente já está na lista de espera desse médico.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.medico} · desde {self.criado_em:%d/%m/%Y}"

@@ -25,6 +25,7 @@ from rag_agent.models import (
     Especialidade,
     Exame,
     HorarioTrabalho,
+    ListaEspera,
     Medico,
 )
 from rag_agent.symptoms import Complaint, complaint_find, missing_plan_find, missing_specialty_find
@@ -545,3 +546,24 @@ def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
     if block.medico_id is not None:
         rows = rows.filter(medico_id=block.medico_id)
     return [a for a in rows.select_related("medico").order_by("data", "hora") if _in_blocks(a, [block])]
+
+
+def waitlist_waiting() -> dict[int, list[ListaEspera]]:
+    """The patients waiting for a free time, by doctor, first in line first."""
+    waiting: dict[int, list[ListaEspera]] = {}
+    entries = ListaEspera.objects.filter(situacao=ListaEspera.Situacao.AGUARDANDO, medico__ativo=True)
+    for entry in entries.select_related("medico").order_by("criado_em", "pk"):
+        waiting.setdefault(entry.medico_id, []).append(entry)
+    return waiting
+
+
+def waitlist_told_since(medico_id: int, since: dt.datetime) -> int:
+    """How many of the doctor's waiting patients were told of a free time since `since` (and have not booked)."""
+    return ListaEspera.objects.filter(
+        medico_id=medico_id, situacao=ListaEspera.Situacao.AVISADO, avisado_em__gte=since
+    ).count()
+
+
+def waitlist_entry_told(entry_id: int) -> bool:
+    """Whether the entry is still open with its patient told of a free time (the notice may still go out)."""
+    return ListaEspera.objects.filter(pk=entry_id, situacao=ListaEspera.Situacao.AVISADO).exists()

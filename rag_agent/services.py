@@ -13,7 +13,7 @@ from core.logging import mask_phone
 from core.metrics import BOOKINGS
 from core.phones import phone_forms
 from rag_agent.closures import block_over, block_period, holiday_name
-from rag_agent.models import Agendamento, Convenio, Medico
+from rag_agent.models import Agendamento, Convenio, ListaEspera, Medico
 from rag_agent.selectors import (
     OPEN_STATUSES,
     appointment_overlapping_for_patient,
@@ -242,6 +242,7 @@ def appointment_book(
             except IntegrityError as exc:
                 # The partial unique constraint is the last defence: someone took the slot since we checked.
                 raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
+            waitlist_fulfilled(medico_id=medico.pk, paciente_telefone=paciente_telefone)
     except ApplicationError as exc:
         _record("book", exc.code)
         logger.info("booking refused for %s: %s", mask_phone(paciente_telefone), exc.code)
@@ -335,6 +336,7 @@ def appointment_reschedule(
                     "atualizado_em",
                 ]
                 agendamento.save(update_fields=moved)
+                waitlist_fulfilled(medico_id=medico.pk, paciente_telefone=paciente_telefone)
         except IntegrityError as exc:
             raise SlotUnavailable(SLOT_UNAVAILABLE_MESSAGE) from exc
     except ApplicationError as exc:
@@ -366,3 +368,70 @@ def patient_forget_appointments(*, phone: str) -> int:
         )
     logger.info("anonymised %d appointments of %s", count, mask_phone(phone))
     return count
+
+
+def waitlist_fulfilled(*, medico_id: int, paciente_telefone: str) -> None:
+    """The patient got a time with the doctor (booked by the bot, the REST API or the reception, or moved an
+    appointment there): off that doctor's waitlist."""
+    ListaEspera.objects.filter(
+        medico_id=medico_id, paciente_telefone__in=phone_forms(paciente_telefone), situacao__in=ListaEspera.OPEN
+    ).update(situacao=ListaEspera.Situacao.AGENDOU, encerrado_em=timezone.now())
+
+
+def waitlist_join(
+    *, medico_id: int, especialidade_id: int | None, paciente_nome: str, paciente_telefone: str, now: dt.datetime
+) -> tuple[ListaEspera, bool]:
+    """Puts the patient on an active doctor's waitlist. Returns the entry and whether this joined it: False when the
+    patient was already waiting. One who was told of a free time and did not get it waits again, at their old
+    place in line (the list is first come, first served)."""
+    if not Medico.objects.filter(pk=medico_id, ativo=True).exists():
+        raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+    with transaction.atomic():
+        entry = (
+            ListaEspera.objects.select_for_update()
+            .filter(medico_id=medico_id, paciente_telefone__in=phone_forms(paciente_telefone))
+            .filter(situacao__in=ListaEspera.OPEN)
+            .first()
+        )
+        if entry is not None and entry.situacao == ListaEspera.Situacao.AGUARDANDO:
+            return entry, False
+        if entry is not None:  # told of a time someone else took
+            entry.situacao, entry.avisado_em = ListaEspera.Situacao.AGUARDANDO, None
+            entry.save(update_fields=["situacao", "avisado_em"])
+            return entry, True
+        try:
+            with transaction.atomic():
+                entry = ListaEspera.objects.create(
+                    medico_id=medico_id,
+                    especialidade_id=especialidade_id,
+                    paciente_nome=(paciente_nome or "").strip()[:200],
+                    paciente_telefone=paciente_telefone,
+                    criado_em=now,
+                )
+        except IntegrityError:  # the same patient joined from another channel a moment ago
+            return ListaEspera.objects.get(
+                medico_id=medico_id, paciente_telefone=paciente_telefone, situacao__in=ListaEspera.OPEN
+            ), False
+    logger.info("%s joined the waitlist of doctor %s", mask_phone(paciente_telefone), medico_id)
+    return entry, True
+
+
+def waitlist_expire(*, before: dt.datetime) -> int:
+    """Closes the entries waiting since before `before` (WAITLIST_DAYS ago): the patient's need is likely gone."""
+    return ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN, criado_em__lt=before).update(
+        situacao=ListaEspera.Situacao.EXPIROU, encerrado_em=timezone.now()
+    )
+
+
+def waitlist_told_claim(*, entry_id: int, now: dt.datetime) -> bool:
+    """Marks a waiting entry as told of a free time; False when it no longer waits (or another run told it)."""
+    return bool(
+        ListaEspera.objects.filter(pk=entry_id, situacao=ListaEspera.Situacao.AGUARDANDO).update(
+            situacao=ListaEspera.Situacao.AVISADO, avisado_em=now
+        )
+    )
+
+
+def patient_forget_waitlist(*, phone: str) -> int:
+    """Deletes a phone's waitlist entries (LGPD): unlike appointments, they are no record the clinic must keep."""
+    return ListaEspera.objects.filter(paciente_telefone=phone).delete()[1].get(ListaEspera._meta.label, 0)

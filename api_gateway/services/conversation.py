@@ -122,7 +122,7 @@ BOOKING_STATES = {
     S.CONFIRMING,
 }
 MAX_LIST_ROWS = 10
-BUTTON_KINDS = {"menu", "confirm", "name", "topic"}
+BUTTON_KINDS = {"menu", "confirm", "name", "topic", "waitlist"}
 RESUME_SOURCE = "resume"  # the step's prompt repeated after a question mid-flow: not an answer to it
 
 
@@ -310,6 +310,13 @@ def _option_intent(option_id: str) -> NLUResult | None:
         if intent is None or not appointment_id.isdigit():
             return None
         return NLUResult(intent=intent, confidence=1.0, entities={"lembrete_id": int(appointment_id)}, source="option")
+    if kind == "waitlist":  # "Lista de espera" ("waitlist:join:<doctor>"), or the notice's "Ver horários"
+        action, _, doctor_id = value.partition(":")
+        if action not in {"join", "book"} or not doctor_id.isdigit():
+            return None
+        if action == "join":
+            return NLUResult(intent=Intent.CONFIRMAR, confidence=1.0, entities={"lista_espera": int(doctor_id)})
+        return NLUResult(intent=Intent.AGENDAR, confidence=1.0, entities={"medico_id": int(doctor_id)})
     if kind == "topic" and value in _QUESTION_TOPICS:  # a row of the "Tirar dúvidas" list
         return NLUResult(intent=Intent.PERGUNTA, confidence=1.0, entities={"topico": value}, source="option")
     if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
@@ -563,6 +570,12 @@ def _dispatch(turn: _Turn) -> Reply:
     reminded = _reminder_answer(turn)
     if reminded is not None:
         return reminded
+    offered_waitlist = s.last_options.get("kind") == "waitlist" and not _has_booking_entities(nlu)
+    says_yes = _JOINS_WAITLIST.search(turn.folded) or _TAKES_OFFER.match(turn.folded)
+    if offered_waitlist and intent != Intent.NEGAR and says_yes and not _SAYS_NO.search(turn.folded):
+        intent = turn.nlu.intent = Intent.CONFIRMAR  # "pode colocar", "quero entrar na lista", "me avisa"
+    if nlu.entities.get("lista_espera") or (offered_waitlist and intent in {Intent.CONFIRMAR, Intent.NEGAR}):
+        return _waitlist_answer(turn)
     quiet = not s.flow or s.current_state == S.IDLE
     if _SERVICE_COMPLAINT.search(turn.folded) and (quiet or intent == Intent.DESCONHECIDO):
         # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
@@ -734,6 +747,8 @@ def _dispatch(turn: _Turn) -> Reply:
         intent = Intent.AGENDAR  # "sim" to "Quer marcar uma consulta?"
         if s.last_options.get("para_quem") and not nlu.entities.get("para_quem"):
             nlu.entities["para_quem"] = s.last_options["para_quem"]
+        if s.last_options.get("medico_id") and not nlu.entities.get("medico_id"):  # the waitlist's free time
+            nlu.entities["medico_id"] = s.last_options["medico_id"]
     offered_doctors = [i["id"] for i in s.last_options.get("items", []) if str(i.get("id", "")).startswith("doctor:")]
     if s.current_state == S.SELECTING_DOCTOR and offered_doctors and _CHEAPEST.search(turn.folded):
         # "a mais barata": the offered doctor with the lowest private price
@@ -1630,8 +1645,52 @@ def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
         at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]
         free = at_time or free
     if not free:
-        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+        return _no_slots_at_all(turn, doctor)
     return _slot_reply(s, text, _spread(free))
+
+
+def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
+    """The doctor has no free time in the weeks searched: when the clinic can tell a patient later
+    (WHATSAPP_WAITLIST_TEMPLATE), a place on the doctor's waitlist is offered."""
+    s = turn.session
+    s.current_state = S.CHOOSING_DATE
+    if not settings.WHATSAPP_WAITLIST_TEMPLATE or s.flow != FLOW_BOOK:  # a move keeps the appointment it has
+        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    options = [Option(f"waitlist:join:{doctor['id']}", T.BUTTON_WAITLIST), Option("menu:atendente", T.BUTTON_HUMAN)]
+    return _buttons(s, "waitlist", T.WAITLIST_OFFER.format(doctor=doctor["nome"]), options)
+
+
+def _waitlist_answer(turn: _Turn) -> Reply:
+    """The answer to the waitlist's offer: "Lista de espera" (or "sim", "1") puts the patient on the doctor's
+    list, unless a time opened meanwhile (then it is offered); "não" ends the booking."""
+    s, nlu = turn.session, turn.nlu
+    if nlu.intent == Intent.NEGAR:
+        _flow_reset(s)
+        return _menu(s, T.WAITLIST_DECLINED)
+    doctor = _doctor(nlu.entities.get("lista_espera") or s.selected_doctor_id)
+    if doctor is None:  # no longer seeing patients
+        _flow_reset(s)
+        return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
+    today = timezone.localtime(turn.now).date()
+    if selectors.slot_list_free(medico_id=doctor["id"], start=today, days=settings.SLOT_SEARCH_DAYS, now=turn.now):
+        # a time opened since the offer (a cancellation): the booking with this doctor, no list needed
+        turn.nlu = dataclasses.replace(nlu, intent=Intent.AGENDAR, entities={"medico_id": doctor["id"]})
+        s.last_options = {}
+        return _dispatch(turn)
+    try:
+        _, joined = clinic_services.waitlist_join(
+            medico_id=doctor["id"],
+            especialidade_id=s.selected_specialty_id,
+            paciente_nome=s.patient_name or turn.profile_name,
+            paciente_telefone=s.phone_number,
+            now=turn.now,
+        )
+    except clinic_services.InvalidBooking:  # deactivated a moment ago
+        _flow_reset(s)
+        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    _flow_reset(s)
+    text = T.WAITLIST_JOINED if joined else T.WAITLIST_ALREADY
+    return Reply(text=text.format(doctor=doctor["nome"], days=settings.WAITLIST_DAYS))
 
 
 def _spread(free: list[dt.datetime]) -> list[dt.datetime]:
@@ -1769,8 +1828,7 @@ def _offer_nearest(turn: _Turn, doctor: dict, wanted: dt.datetime) -> Reply:
     s = turn.session
     nearest = selectors.slots_nearest(medico_id=doctor["id"], wanted=wanted, limit=5, now=turn.now)
     if not nearest:
-        s.current_state = S.CHOOSING_DATE
-        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+        return _no_slots_at_all(turn, doctor)
     s.current_state = S.CHOOSING_TIME if s.preferred_date else S.CHOOSING_DATE
     return _slot_reply(s, T.NEAREST_SLOTS, sorted(nearest))
 
@@ -1945,6 +2003,15 @@ def reminder_offer(session: ConversationSession, *, appointment, text: str) -> N
         offered = session.last_options if session.last_options.get("kind") == "reminder" else {}
         reminded = [pk for pk in offered.get("appointments", []) if pk != appointment.pk]
         session.last_options = {"kind": "reminder", "appointments": [*reminded, appointment.pk]}
+
+
+def waitlist_opened_noted(session: ConversationSession, *, doctor_id: int, text: str) -> None:
+    """A time opened with the doctor whose waitlist the patient is on, and the notice was just stored (under the
+    session's lock): the history shows it, and when nothing else is under way a "sim" / "quero" books with that
+    doctor (the notice's button does the same)."""
+    clinic_message_noted(session, text=text)
+    if not session.flow and session.current_state == S.IDLE:
+        session.last_options = {"offer": "book", "medico_id": doctor_id}
 
 
 # The reminder template's buttons, in order; "1", "2", "3" typed after it mean the same.
@@ -2989,6 +3056,12 @@ _MORE_SLOTS = re.compile(
 )
 _LATER_IN_THE_DAY = re.compile(r"\bmais tarde\b|\bmais (?:pro|para o) (?:fim|final) do dia\b")
 _OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mais (?:pra|para) frente|depois)\b")
+# At the waitlist's offer: a yes in other words ("pode colocar", "quero entrar na lista", "me avisa")
+_JOINS_WAITLIST = re.compile(
+    r"(?<![a-z])(?:coloca\w*|bota|inclui\w*|(?:entrar|ficar)\W+(?:n|d)a\W+lista|lista de espera|me avis\w*"
+    r"|avisa\w*\W+me)(?![a-z])"
+)
+_SAYS_NO = re.compile(r"(?<![a-z])(?:nao|nem|dispenso)(?![a-z])")
 _TAKES_OFFER = re.compile(
     r"^\W*(?:sim\W+)?(?:quero|queria|gostaria|por favor|pode|pode ser|pode sim|pode transferir|transfere|transferir"
     r"|me transfere|manda|bora|quero sim|sim quero|sim por favor)(?:\W+(?:sim|por favor|pf|pfv|obrigad[oa]))?\W*$"

@@ -18,7 +18,7 @@ from api_gateway.services.session_cache import session_manager
 from core.exceptions import ValidationFailed
 from core.logging import mask_phone
 from core.phones import phone_forms
-from rag_agent.services import patient_forget_appointments
+from rag_agent.services import patient_forget_appointments, patient_forget_waitlist
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,12 @@ class ForgetResult:
     sessions: int = 0
     messages: int = 0
     appointments: int = 0
+    waitlist: int = 0
     cache_keys: list[str] = field(default_factory=list)
 
     @property
     def found_anything(self) -> bool:
-        return bool(self.sessions or self.messages or self.appointments or self.cache_keys)
+        return bool(self.sessions or self.messages or self.appointments or self.waitlist or self.cache_keys)
 
 
 def phone_variants(*, phone: str) -> list[str]:
@@ -108,16 +109,17 @@ def conversations_purge(*, older_than_days: int, dry_run: bool = False) -> Purge
 
 
 def patient_forget(*, phone: str, dry_run: bool = False) -> ForgetResult:
-    """Erase a patient's sessions, messages and cache keys, and anonymise their appointments."""
+    """Erase a patient's sessions, messages, waitlist entries and cache keys, and anonymise their appointments."""
     phones = phone_variants(phone=phone)
     result = ForgetResult(phones=phones, dry_run=dry_run)
     sessions = ConversationSession.objects.filter(phone_number__in=phones)
     if dry_run:
-        from rag_agent.models import Agendamento
+        from rag_agent.models import Agendamento, ListaEspera
 
         result.sessions = sessions.count()
         result.messages = ConversationMessage.objects.filter(session__in=sessions).count()
         result.appointments = Agendamento.objects.filter(paciente_telefone__in=phones).count()
+        result.waitlist = ListaEspera.objects.filter(paciente_telefone__in=phones).count()
         result.cache_keys = cache_inspect.cache_clear_phones(phones=set(phones), dry_run=True)
         return result
     # Hold the patient's turn lock, so a message arriving meanwhile cannot recreate the session mid-erasure.
@@ -126,15 +128,18 @@ def patient_forget(*, phone: str, dry_run: bool = False) -> ForgetResult:
             result.messages = _delete_in_batches(ConversationMessage.objects.filter(session__in=sessions))
             result.sessions = sessions.delete()[1].get(ConversationSession._meta.label, 0)
             result.appointments = sum(patient_forget_appointments(phone=p) for p in phones)
+            result.waitlist = sum(patient_forget_waitlist(phone=p) for p in phones)
         result.cache_keys = cache_inspect.cache_clear_phones(phones=set(phones))
         for p in phones:  # even when the key was not seen above, e.g. written by a turn that just finished
             session_manager.invalidate(phone=p)
     logger.info(
-        "patient forgotten: %s, %d sessions, %d messages, %d appointments anonymised, %d cache keys",
+        "patient forgotten: %s, %d sessions, %d messages, %d appointments anonymised, %d waitlist entries, "
+        "%d cache keys",
         mask_phone(phones[0]),
         result.sessions,
         result.messages,
         result.appointments,
+        result.waitlist,
         len(result.cache_keys),
     )
     return result

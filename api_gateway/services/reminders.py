@@ -78,7 +78,7 @@ def reminders_send(*, now: dt.datetime | None = None, dry_run: bool = False) -> 
     appointment is claimed once, and each send happens under the patient's lock after re-reading the message."""
     now = now or timezone.now()
     run = ReminderRun()
-    quiet = run.quiet = _quiet(now)
+    quiet = run.quiet = quiet_hours(now)
     if block_notices_enabled() and (dry_run or quiet):  # what the command lists when nothing is sent now
         run.blocked_due = [a.pk for a in selectors.appointments_blocked_untold(now=now)]
     if not dry_run and not quiet:
@@ -125,7 +125,7 @@ def _store_and_send_each(appointments, *, mark: str, store, what: str, now: dt.d
             continue
         if bot_id is not None:
             stored.append(appointment.pk)
-            _template_deliver(bot_id, now=now)
+            template_deliver(bot_id, now=now)
     return stored, no_number
 
 
@@ -140,7 +140,7 @@ def _claim(appointment: Agendamento, *, mark: str, statuses, now: dt.datetime):
     return claim
 
 
-def _quiet(now: dt.datetime) -> bool:
+def quiet_hours(now: dt.datetime) -> bool:
     return not SEND_FROM <= timezone.localtime(now).time() < SEND_UNTIL
 
 
@@ -158,7 +158,7 @@ def block_notices_send(*, now: dt.datetime | None = None) -> list[int]:
 
 
 def _block_notices(now: dt.datetime) -> tuple[list[int], list[int]]:
-    if not block_notices_enabled() or _quiet(now):
+    if not block_notices_enabled() or quiet_hours(now):
         return [], []
     untold = selectors.appointments_blocked_untold(now=now)
     return _store_and_send_each(
@@ -173,7 +173,9 @@ def block_notices_plan(caught: list[Agendamento], *, now: dt.datetime | None = N
     unreachable = [a for a in caught if whatsapp_number(a.paciente_telefone) is None]
     told = [a for a in caught if a not in unreachable and a.aviso_bloqueio_em is not None]
     to_tell = [a for a in caught if a not in unreachable and a not in told]
-    return BlockNoticePlan(to_tell=to_tell, told=told, unreachable=unreachable, at_eight=_quiet(now or timezone.now()))
+    return BlockNoticePlan(
+        to_tell=to_tell, told=told, unreachable=unreachable, at_eight=quiet_hours(now or timezone.now())
+    )
 
 
 def _block_over(appointment: Agendamento) -> dict | None:
@@ -192,7 +194,7 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
     buttons = [f"reminder:{action}:{appointment.pk}" for action in ("reschedule", "cancel")]
     template = template_entity(settings.WHATSAPP_RESCHEDULE_TEMPLATE, body, buttons=buttons)
     entities = {"template": template, "blocked": appointment.pk, "at": _start(appointment).isoformat()}
-    return _template_store(
+    return template_store(
         phone=phone,
         text=text,
         entities=entities,
@@ -240,7 +242,7 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
     buttons = [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")]
     template = template_entity(settings.WHATSAPP_REMINDER_TEMPLATE, body, buttons=buttons)
     entities = {"template": template, "reminder": appointment.pk, "at": _start(appointment).isoformat()}
-    return _template_store(
+    return template_store(
         phone=phone,
         text=text,
         entities=entities,
@@ -250,7 +252,7 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
     )
 
 
-def _template_store(*, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime) -> int | None:
+def template_store(*, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime) -> int | None:
     with session_manager.lock(phone):
         return clinic_message_store(
             phone=phone, text=text, entities=entities, channel_type="template", claim=claim, noted=noted, now=now
@@ -286,7 +288,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
             entities__cancelled=appointment.pk,
         ).exists()
 
-    bot_id = _template_store(
+    bot_id = template_store(
         phone=phone,
         text=text,
         entities=entities,
@@ -295,7 +297,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
         now=now,
     )
     if bot_id is not None:
-        _template_deliver(bot_id, now=now)
+        template_deliver(bot_id, now=now)
     return bot_id
 
 
@@ -318,11 +320,12 @@ def _start(appointment: Agendamento) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(appointment.data, appointment.hora))
 
 
-def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
-    """Sends a stored reminder, cancellation or block notice, under the patient's lock (as replies are): a second
-    run, or a retry, finds it no longer pending and sends nothing. One whose appointment has changed since (a
-    reminded one confirmed, cancelled or moved; a cancelled one reopened; a blocked one moved, cancelled or freed by
-    the block's removal) or has started is not sent at all ("not_sent")."""
+def template_deliver(bot_id: int, *, now: dt.datetime) -> None:
+    """Sends a stored reminder, cancellation, block notice or waitlist notice, under the patient's lock (as
+    replies are): a second run, or a retry, finds it no longer pending and sends nothing. One whose appointment has
+    changed since (a reminded one confirmed, cancelled or moved; a cancelled one reopened; a blocked one moved,
+    cancelled or freed by the block's removal) or has started, or whose patient left the waitlist (booked, was
+    erased), is not sent at all ("not_sent")."""
     phone = ConversationMessage.objects.filter(pk=bot_id).values_list("session__phone_number", flat=True).first()
     if phone is None:
         return
@@ -334,18 +337,22 @@ def _template_deliver(bot_id: int, *, now: dt.datetime) -> None:
         )
         if entities is None:
             return  # sent, or given up on, meanwhile
-        kind = next((k for k in ("cancelled", "blocked") if entities.get(k)), "reminder")
-        appointment = Agendamento.objects.select_related("medico").filter(pk=entities.get(kind)).first()
-        current = (
-            appointment is not None
-            and entities.get("at") == _start(appointment).isoformat()
-            and _still_relevant(appointment, kind=kind, now=now)
-        )
+        if entities.get("waitlist"):  # a free time for a waiting patient: unless they booked or left meanwhile
+            current, why = selectors.waitlist_entry_told(entities["waitlist"]), "the patient left the waitlist"
+        else:
+            kind = next((k for k in ("cancelled", "blocked") if entities.get(k)), "reminder")
+            appointment = Agendamento.objects.select_related("medico").filter(pk=entities.get(kind)).first()
+            current = (
+                appointment is not None
+                and entities.get("at") == _start(appointment).isoformat()
+                and _still_relevant(appointment, kind=kind, now=now)
+            )
+            why = "the appointment changed"
         if not current:
             ConversationMessage.objects.filter(pk=bot_id, delivery_status=Delivery.PENDING).update(
-                delivery_status=Delivery.NOT_SENT, last_error="the appointment changed before the message was sent"
+                delivery_status=Delivery.NOT_SENT, last_error=f"{why} before the message was sent"
             )
-            logger.info("template message %s not sent: its appointment changed", bot_id)
+            logger.info("template message %s not sent: %s", bot_id, why)
             return
         reply_send(bot_message_id=bot_id)
 
@@ -362,5 +369,5 @@ def _resend_pending(now: dt.datetime) -> list[int]:
         ).values_list("pk", flat=True)
     )
     for bot_id in pending:
-        _template_deliver(bot_id, now=now)
+        template_deliver(bot_id, now=now)
     return pending

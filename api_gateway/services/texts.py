@@ -131,6 +131,21 @@ SLOT_TAKEN = "Esse horário ({when}) não está disponível com {doctor}."
 NO_SLOTS_AT_ALL = (
     "{doctor} não tem horários livres nos próximos dias. Quer escolher outro médico ou falar com um atendente?"
 )
+WAITLIST_OFFER = (
+    "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso por aqui assim "
+    "que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."
+)
+WAITLIST_JOINED = (
+    "Pronto, você está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário (fica com quem "
+    "marcar primeiro). A lista vale por {days} dias."
+)
+WAITLIST_ALREADY = "Você já está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário."
+WAITLIST_DECLINED = "Tudo bem, não coloquei você na lista de espera."
+# The text of the WHATSAPP_WAITLIST_TEMPLATE notice, as the history shows it ({{1}} doctor, {{2}} date, {{3}} time).
+WAITLIST_OPENED = (
+    "Abriu horário com {doctor}! O primeiro livre é {when} às {time}. Toque em *Ver horários* para escolher o "
+    "seu: os horários ficam com quem marcar primeiro."
+)
 DATE_INVALID = "O dia {date} não existe no calendário."
 WEEKDAY_MISMATCH = "Obs.: o dia {date} é {weekday}, não {said}."
 DATE_IN_PAST = "Essa data já passou. Pode escolher uma data a partir de hoje?"
@@ -341,6 +356,7 @@ BUTTON_RESCHEDULE = "Remarcar"
 BUTTON_BOOK = "Marcar consulta"
 BUTTON_QUESTIONS = "Tirar dúvidas"
 BUTTON_HUMAN = "Falar c/ atendente"
+BUTTON_WAITLIST = "Lista de espera"
 QUESTIONS_PROMPT = (
     "Claro! Escolha um assunto na lista ou escreva sua pergunta (endereço, horários, convênios, exames, preparo, "
     "preços)."

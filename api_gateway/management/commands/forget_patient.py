@@ -38,21 +38,24 @@ class Command(BaseCommand):
                         "sessions": result.sessions,
                         "messages": result.messages,
                         "appointments": result.appointments,
+                        "waitlist": result.waitlist,
                         "cache_keys": len(result.cache_keys),
                     }
                 )
             )
         elif result.dry_run:
             self.stdout.write(
-                f"Para {masked}: apagaria {result.sessions} sessão(ões), {result.messages} mensagem(ns) e "
-                f"{len(result.cache_keys)} chave(s) de cache, e anonimizaria {result.appointments} agendamento(s). "
+                f"Para {masked}: apagaria {result.sessions} sessão(ões), {result.messages} mensagem(ns), "
+                f"{result.waitlist} lugar(es) em lista de espera e {len(result.cache_keys)} chave(s) de cache, "
+                f"e anonimizaria {result.appointments} agendamento(s). "
                 "Repita com --yes para apagar."
             )
         else:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Para {masked}: apagadas {result.sessions} sessão(ões), {result.messages} mensagem(ns) e "
-                    f"{len(result.cache_keys)} chave(s) de cache; {result.appointments} agendamento(s) anonimizado(s)."
+                    f"Para {masked}: apagadas {result.sessions} sessão(ões), {result.messages} mensagem(ns), "
+                    f"{result.waitlist} lugar(es) em lista de espera e {len(result.cache_keys)} chave(s) de cache; "
+                    f"{result.appointments} agendamento(s) anonimizado(s)."
                 )
             )
         if cache_inspect.cache_is_process_local() and not result.dry_run:

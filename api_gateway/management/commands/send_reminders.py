@@ -1,14 +1,16 @@
 from django.core.management.base import BaseCommand
 
 from api_gateway.services.reminders import SEND_FROM, SEND_UNTIL, block_notices_enabled, reminders_send
+from api_gateway.services.waitlist import waitlist_enabled, waitlist_notify
 
 
 class Command(BaseCommand):
     help = (
         "Sends the day-before appointment reminders due now (the WHATSAPP_REMINDER_TEMPLATE template; each "
-        "appointment once) and tells the patients whose appointment an agenda block took (the "
-        "WHATSAPP_RESCHEDULE_TEMPLATE template). Celery beat runs this every 10 minutes; use it where beat does not "
-        "run."
+        "appointment once), tells the patients whose appointment an agenda block took (the "
+        "WHATSAPP_RESCHEDULE_TEMPLATE template) and the waitlists' first in line that a time opened (the "
+        "WHATSAPP_WAITLIST_TEMPLATE template; expired entries are closed). Celery beat runs this every 10 "
+        "minutes; use it where beat does not run."
     )
 
     def add_arguments(self, parser):
@@ -34,6 +36,11 @@ class Command(BaseCommand):
             )
         if dry_run or run.quiet:
             return
+        waitlist = waitlist_notify()
+        if waitlist_enabled():
+            self.stdout.write(f"waitlist notices stored and sent {len(waitlist.told)}")
+        if waitlist.expired:
+            self.stdout.write(f"waitlist entries expired {waitlist.expired}")
         if run.skipped != "disabled":
             self.stdout.write(
                 f"reminders stored and sent {len(run.stored)}, without a WhatsApp number {len(run.no_number)}"

@@ -1,0 +1,78 @@
+"""The doctors' waitlists on WhatsApp: a patient who found a doctor's agenda full joined the list (the bot offered
+it; rag_agent.services.waitlist_join); when times open (a cancellation, a block lifted, a new shift), the first in
+line are told through the approved template WHATSAPP_WAITLIST_TEMPLATE, whose "Ver horários" button
+("waitlist:book:<doctor id>") starts the booking with that doctor.
+
+As many patients are told as there are free times, first come first served; a patient told has HOLD to book before
+the next in line is told for the same time (the times go to whoever books first: being told is no reservation).
+Each entry is told once (`ListaEspera.avisado_em`, claimed in the transaction that stores the message, as the
+reminders are); a patient who asks again after the time was taken waits again at their old place. Beat's
+`send_reminders` runs this every 10 minutes, from 08:00 to 20:00 (the reminders' hours).
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from api_gateway.services import texts as T
+from api_gateway.services.conversation import waitlist_opened_noted
+from api_gateway.services.outbox import template_entity
+from api_gateway.services.reminders import quiet_hours, template_deliver, template_store
+from rag_agent import selectors
+from rag_agent import services as clinic_services
+from rag_agent.models import ListaEspera
+
+logger = logging.getLogger(__name__)
+
+HOLD = dt.timedelta(hours=2)  # a told patient's head start before the next in line is told for the same time
+
+
+@dataclass
+class WaitlistRun:
+    told: list[int] = field(default_factory=list)  # waitlist entry ids whose notice was stored and handed to send
+    expired: int = 0  # entries closed after WAITLIST_DAYS
+
+
+def waitlist_enabled() -> bool:
+    return bool(settings.WHATSAPP_WAITLIST_TEMPLATE)
+
+
+def waitlist_notify(*, now: dt.datetime | None = None) -> WaitlistRun:
+    """Closes the entries older than WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
+    times that one opened. Safe to run often and from several workers at once (each entry is claimed once)."""
+    now = now or timezone.now()
+    run = WaitlistRun(expired=clinic_services.waitlist_expire(before=now - dt.timedelta(days=settings.WAITLIST_DAYS)))
+    if not waitlist_enabled() or quiet_hours(now):
+        return run
+    today = timezone.localtime(now).date()
+    for medico_id, waiting in selectors.waitlist_waiting().items():
+        free = selectors.slot_list_free(medico_id=medico_id, start=today, days=settings.SLOT_SEARCH_DAYS, now=now)
+        room = len(free) - selectors.waitlist_told_since(medico_id, now - HOLD)
+        for entry in waiting[: max(room, 0)]:
+            try:
+                bot_id = _notice_store(entry, first=free[0], now=now)
+            except Exception:  # one patient's trouble (a lock wait) must not hold back the others
+                logger.exception("waitlist notice for entry %s not stored; the next run tries again", entry.pk)
+                continue
+            if bot_id is not None:
+                run.told.append(entry.pk)
+                template_deliver(bot_id, now=now)
+    return run
+
+
+def _notice_store(entry: ListaEspera, *, first: dt.datetime, now: dt.datetime) -> int | None:
+    body = [entry.medico.nome, T.date_long(timezone.localtime(first).date()), f"{timezone.localtime(first):%H:%M}"]
+    doctor, when, time = body
+    text = T.WAITLIST_OPENED.format(doctor=doctor, when=when, time=time)
+    template = template_entity(settings.WHATSAPP_WAITLIST_TEMPLATE, body, buttons=[f"waitlist:book:{entry.medico_id}"])
+    return template_store(
+        phone=entry.paciente_telefone,
+        text=text,
+        entities={"template": template, "waitlist": entry.pk},
+        claim=lambda: clinic_services.waitlist_told_claim(entry_id=entry.pk, now=now),
+        noted=lambda s: waitlist_opened_noted(s, doctor_id=entry.medico_id, text=text),
+        now=now,
+    )

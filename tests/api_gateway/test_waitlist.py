@@ -1,0 +1,312 @@
+"""The doctors' waitlists: a patient who finds a doctor's agenda full is offered a place on the doctor's list; when a
+time opens, the first in line are told through the approved template WHATSAPP_WAITLIST_TEMPLATE (sent through the
+real httpx client against the fake Graph API), and its "Ver horários" button books with that doctor."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from api_gateway.models import ConversationMessage
+from api_gateway.services import texts as T
+from api_gateway.services.reminders import RESEND_AFTER, reminders_send
+from api_gateway.services.waitlist import HOLD, waitlist_notify
+from rag_agent import services as clinic_services
+from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
+from tests.api_gateway.test_block_notices import _params
+from tests.api_gateway.test_conversation_dialogues import REF, Patient
+from tests.fakes import graph_server
+from tests.fakes.graph_server import graph_error
+
+fake_graph = graph_server.fake_graph
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATE = "lista_espera"
+NEXT_MONDAY = REF.date() + dt.timedelta(days=7)
+MARIA, PEDRO, JOANA = "5511999990001", "5511999990002", "5511999990003"
+Situacao = ListaEspera.Situacao
+Delivery = ConversationMessage.Delivery
+
+
+@pytest.fixture
+def waitlist_on(settings):
+    settings.WHATSAPP_WAITLIST_TEMPLATE = TEMPLATE
+    settings.WHATSAPP_TEMPLATE_LANGUAGE = "pt_BR"
+
+
+@pytest.fixture
+def gustavo_away(clinic) -> BloqueioAgenda:
+    """Dr. Gustavo Pereira, the only orthopaedist, has no free time in the whole agenda (a long leave)."""
+    return BloqueioAgenda.objects.create(
+        medico=Medico.objects.get(nome="Dr. Gustavo Pereira"),
+        data_inicio=REF.date(),
+        data_fim=REF.date() + dt.timedelta(days=400),
+        motivo="Licença",
+    )
+
+
+@pytest.fixture
+def rafael(clinic, settings) -> Medico:
+    """A doctor with one free time in the weeks searched (Mondays 09:00, 30 minutes; the search spans 8 days from
+    a Monday at 10:00, so only next Monday's), booked by someone else: his agenda is full."""
+    settings.SLOT_SEARCH_DAYS = 8
+    doctor = Medico.objects.create(
+        nome="Dr. Rafael Teixeira",
+        crm="CRM/SP 990001",
+        preco_consulta="300.00",
+        duracao_consulta_minutos=30,
+    )
+    doctor.especialidades.add(Especialidade.objects.get(nome="Ortopedia"))
+    HorarioTrabalho.objects.create(medico=doctor, dia_semana=0, hora_inicio=dt.time(9), hora_fim=dt.time(9, 30))
+    _book(doctor, JOANA, "Joana Reis")
+    return doctor
+
+
+def _book(doctor: Medico, phone: str, name: str) -> Agendamento:
+    return clinic_services.appointment_book(
+        medico_id=doctor.pk,
+        especialidade_id=doctor.especialidades.first().pk,
+        convenio_id=None,
+        paciente_nome=name,
+        paciente_telefone=phone,
+        data=NEXT_MONDAY,
+        hora=dt.time(9),
+    )
+
+
+def _reach_full_agenda(phone=MARIA, name="Maria Oliveira") -> Patient:
+    patient = Patient(phone, name)
+    patient.says("quero marcar ortopedista")
+    patient.says("sim")  # the name WhatsApp gave
+    patient.says("particular")
+    return patient
+
+
+def _join(doctor: Medico, phone: str, name: str, *, at: dt.datetime) -> ListaEspera:
+    entry, joined = clinic_services.waitlist_join(
+        medico_id=doctor.pk, especialidade_id=None, paciente_nome=name, paciente_telefone=phone, now=at
+    )
+    assert joined
+    return entry
+
+
+def test_a_full_agenda_offers_the_waitlist_and_the_patient_joins_once(waitlist_on, gustavo_away):
+    patient = _reach_full_agenda()
+    gustavo = gustavo_away.medico
+
+    assert T.WAITLIST_OFFER.format(doctor="Dr. Gustavo Pereira") in patient.text
+    assert [o.id for o in patient.last.reply.options] == [f"waitlist:join:{gustavo.pk}", "menu:atendente"]
+    patient.says("1")  # the typed number of "Lista de espera"
+
+    assert patient.text == T.WAITLIST_JOINED.format(doctor="Dr. Gustavo Pereira", days=30)
+    entry = ListaEspera.objects.get()
+    assert (entry.medico, entry.especialidade.nome) == (gustavo, "Ortopedia")
+    assert (entry.paciente_telefone, entry.paciente_nome, entry.situacao) == (
+        MARIA,
+        "Maria Oliveira",
+        Situacao.AGUARDANDO,
+    )
+    assert patient.state == "idle" and not patient.session.flow
+
+    again = _reach_full_agenda()
+    again.says("Lista de espera", option_id=f"waitlist:join:{gustavo.pk}")  # the button tapped
+    assert again.text == T.WAITLIST_ALREADY.format(doctor="Dr. Gustavo Pereira")
+    assert ListaEspera.objects.count() == 1
+
+
+def test_a_typed_yes_joins_and_a_no_ends_the_booking(waitlist_on, gustavo_away):
+    yes = _reach_full_agenda()
+    yes.says("sim, pode colocar")
+    no = _reach_full_agenda(PEDRO, "Pedro Lima")
+    no.says("não")
+
+    assert yes.text.startswith("Pronto, você está na lista de espera")
+    assert no.text.startswith(T.WAITLIST_DECLINED) and not no.session.flow
+    assert list(ListaEspera.objects.values_list("paciente_telefone", flat=True)) == [MARIA]
+
+
+@pytest.mark.parametrize(
+    ("answer", "joins"),
+    [
+        ("pode colocar", True),
+        ("me avisa quando abrir", True),
+        ("quero entrar na lista", True),
+        ("não precisa me avisar", False),
+        ("nem precisa colocar", False),
+        ("quero outro médico", False),
+    ],
+)
+def test_the_offer_is_taken_only_by_words_that_take_it(waitlist_on, gustavo_away, answer, joins):
+    patient = _reach_full_agenda()
+    patient.says(answer)
+    assert ListaEspera.objects.exists() == joins, patient.text
+
+
+def test_without_the_template_no_waitlist_is_offered(settings, gustavo_away):
+    settings.WHATSAPP_WAITLIST_TEMPLATE = ""
+    patient = _reach_full_agenda()
+    assert T.NO_SLOTS_AT_ALL.format(doctor="Dr. Gustavo Pereira") in patient.text
+    assert not patient.last.reply.options
+    patient.says("sim")
+    assert not ListaEspera.objects.exists()
+
+
+def test_a_time_that_opened_before_the_answer_is_offered_instead_of_the_list(waitlist_on, gustavo_away):
+    patient = _reach_full_agenda()
+    gustavo_away.delete()  # the leave was cancelled meanwhile
+
+    patient.says("1")
+
+    assert patient.state == "choosing_date" and "Dr. Gustavo Pereira" in patient.text
+    assert any(o.id.startswith("slot:") for o in patient.last.reply.options)
+    assert not ListaEspera.objects.exists()
+
+
+def test_when_a_time_opens_the_first_in_line_is_told_once_and_the_next_after_the_hold(waitlist_on, rafael,
+                                                                                      fake_graph):  # fmt: skip
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=3))
+    pedro = _join(rafael, PEDRO, "Pedro Lima", at=REF - dt.timedelta(days=1))
+    assert waitlist_notify(now=REF).told == []  # still full
+
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    first = waitlist_notify(now=REF)
+    second = waitlist_notify(now=REF + dt.timedelta(minutes=10))
+
+    assert first.told == [maria.pk] and second.told == []
+    assert [s.body["to"] for s in fake_graph.sends] == [MARIA]
+    assert fake_graph.sends[0].body["template"]["name"] == TEMPLATE
+    body, buttons = _params(fake_graph.sends[0])
+    assert body == ["Dr. Rafael Teixeira", T.date_long(NEXT_MONDAY), "09:00"]
+    assert buttons == [f"waitlist:book:{rafael.pk}"]
+    stored = ConversationMessage.objects.get(session__phone_number=MARIA, channel_type="template")
+    assert stored.delivery_status == Delivery.SENT and stored.content.startswith("Abriu horário com Dr. Rafael")
+    maria.refresh_from_db()
+    assert (maria.situacao, maria.avisado_em) == (Situacao.AVISADO, REF)
+
+    later = waitlist_notify(now=REF + HOLD + dt.timedelta(minutes=1))  # Maria did not book: Pedro's turn
+    assert later.told == [pedro.pk] and [s.body["to"] for s in fake_graph.sends] == [MARIA, PEDRO]
+
+
+def test_the_notice_button_books_with_that_doctor_and_the_booking_closes_the_entry(waitlist_on, rafael, fake_graph):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    waitlist_notify(now=REF)
+
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("Ver horários", option_id=f"waitlist:book:{rafael.pk}")
+    patient.says("sim")  # the name
+    patient.says("particular")
+    assert patient.state == "choosing_date", patient.text
+    assert "Dr. Rafael Teixeira" in patient.text and "09:00" in patient.text
+    patient.says("1")
+    patient.says("sim")
+
+    assert Agendamento.objects.filter(paciente_telefone=MARIA, medico=rafael, hora=dt.time(9)).exists(), patient.text
+    entry.refresh_from_db()
+    assert entry.situacao == Situacao.AGENDOU and entry.encerrado_em is not None
+
+
+def test_a_yes_typed_after_the_notice_starts_the_booking_with_that_doctor(waitlist_on, rafael, fake_graph):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    waitlist_notify(now=REF)
+
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("quero sim")
+
+    assert patient.session.flow == "agendar" and patient.session.selected_doctor_id == rafael.pk, patient.text
+
+
+def test_a_notice_whose_patient_booked_before_it_left_is_not_sent(waitlist_on, rafael, fake_graph):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    fake_graph.default = graph_error(131000, status=500)  # the Graph API is down: the notice stays pending
+    waitlist_notify(now=REF)
+    fake_graph.default = graph_server.graph_ok()
+    failures = len(fake_graph.sends)
+    stored = ConversationMessage.objects.get(session__phone_number=MARIA, channel_type="template")
+    assert stored.delivery_status == Delivery.PENDING
+
+    _book(rafael, MARIA, "Maria Oliveira")  # by phone with the reception, meanwhile
+    reminders_send(now=REF + RESEND_AFTER + dt.timedelta(minutes=1))  # beat's retry of pending templates
+
+    stored.refresh_from_db()
+    entry.refresh_from_db()
+    assert stored.delivery_status == Delivery.NOT_SENT and len(fake_graph.sends) == failures
+    assert entry.situacao == Situacao.AGENDOU
+
+
+def test_a_patient_told_of_a_time_someone_else_took_waits_again_at_the_same_place(waitlist_on, rafael, fake_graph):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=2))
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    waitlist_notify(now=REF)
+    _book(rafael, PEDRO, "Pedro Lima")  # faster
+
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("Ver horários", option_id=f"waitlist:book:{rafael.pk}")
+    patient.says("sim")
+    patient.says("particular")
+    assert T.WAITLIST_OFFER.format(doctor="Dr. Rafael Teixeira") in patient.text
+    patient.says("1")
+
+    assert patient.text == T.WAITLIST_JOINED.format(doctor="Dr. Rafael Teixeira", days=30)
+    entry.refresh_from_db()
+    assert (entry.situacao, entry.avisado_em, entry.criado_em) == (
+        Situacao.AGUARDANDO,
+        None,
+        REF - dt.timedelta(days=2),
+    )
+    assert ListaEspera.objects.count() == 1
+
+
+def test_nothing_is_sent_at_night_and_old_entries_expire(waitlist_on, rafael, fake_graph, settings):
+    fresh = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    old = _join(rafael, PEDRO, "Pedro Lima", at=REF - dt.timedelta(days=settings.WAITLIST_DAYS + 1))
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+
+    night = waitlist_notify(now=REF.replace(hour=21))
+    assert night.told == [] and night.expired == 1 and not fake_graph.sends
+    morning = waitlist_notify(now=REF.replace(hour=21) + dt.timedelta(hours=11))
+    assert morning.told == [fresh.pk]
+    old.refresh_from_db()
+    assert old.situacao == Situacao.EXPIROU and old.encerrado_em is not None
+
+
+def test_forgetting_a_patient_erases_their_waitlist_entries(rafael, capsys):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    _join(rafael, PEDRO, "Pedro Lima", at=REF)
+
+    call_command("forget_patient", MARIA, "--yes")
+
+    assert "1 lugar(es) em lista de espera" in capsys.readouterr().out
+    assert list(ListaEspera.objects.values_list("paciente_telefone", flat=True)) == [PEDRO]
+
+
+def test_the_staff_see_the_line_and_take_a_patient_off_it(rafael, admin_client):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    url = reverse("admin:rag_agent_listaespera_changelist")
+
+    page = admin_client.get(url, {"q": "maria"}).content.decode()
+    assert "Maria Oliveira" in page and "Dr. Rafael Teixeira" in page
+    admin_client.post(url, {"action": "retirar_da_lista", "_selected_action": [entry.pk]})
+
+    entry.refresh_from_db()
+    assert entry.situacao == Situacao.SAIU
+    assert admin_client.get(reverse("admin:rag_agent_listaespera_add")).status_code == 403
+
+
+def test_an_appointment_the_reception_enters_takes_the_patient_off_the_list(rafael, admin_client):
+    waiting = _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    other_doctor = _join(Medico.objects.get(nome="Dr. Gustavo Pereira"), MARIA, "Maria Oliveira", at=REF)
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+    data = {"medico": rafael.pk, "especialidade": rafael.especialidades.first().pk, "convenio": ""}
+    data.update({"paciente_nome": "Maria Oliveira", "paciente_telefone": "(11) 99999-0001", "status": "agendado"})
+    data.update({"data": NEXT_MONDAY.isoformat(), "hora": "09:00"})
+
+    response = admin_client.post(reverse("admin:rag_agent_agendamento_add"), data)
+
+    assert response.status_code == 302
+    assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGENDOU
+    assert ListaEspera.objects.get(pk=other_doctor.pk).situacao == Situacao.AGUARDANDO
