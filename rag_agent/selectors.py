@@ -567,3 +567,9 @@ def waitlist_told_since(medico_id: int, since: dt.datetime) -> int:
 def waitlist_entry_told(entry_id: int) -> bool:
     """Whether the entry is still open with its patient told of a free time (the notice may still go out)."""
     return ListaEspera.objects.filter(pk=entry_id, situacao=ListaEspera.Situacao.AVISADO).exists()
+
+
+def waitlist_open_for_phone(phone: str) -> list[ListaEspera]:
+    """The waitlists the patient is on (waiting, or told of a time they have not booked yet), oldest first."""
+    entries = ListaEspera.objects.filter(paciente_telefone__in=phone_forms(phone), situacao__in=ListaEspera.OPEN)
+    return list(entries.select_related("medico").order_by("criado_em", "pk"))

@@ -416,6 +416,13 @@ def waitlist_join(
     return entry, True
 
 
+def waitlist_leave(*, entry_ids: list[int], now: dt.datetime) -> int:
+    """The patient asked to leave these waitlists."""
+    return ListaEspera.objects.filter(pk__in=entry_ids, situacao__in=ListaEspera.OPEN).update(
+        situacao=ListaEspera.Situacao.SAIU, encerrado_em=now
+    )
+
+
 def waitlist_expire(*, before: dt.datetime) -> int:
     """Closes the entries waiting since before `before` (WAITLIST_DAYS ago): the patient's need is likely gone."""
     return ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN, criado_em__lt=before).update(

@@ -576,6 +576,8 @@ def _dispatch(turn: _Turn) -> Reply:
         intent = turn.nlu.intent = Intent.CONFIRMAR  # "pode colocar", "quero entrar na lista", "me avisa"
     if nlu.entities.get("lista_espera") or (offered_waitlist and intent in {Intent.CONFIRMAR, Intent.NEGAR}):
         return _waitlist_answer(turn)
+    if _LEAVES_WAITLIST.search(turn.folded):  # "me tira da lista de espera", "não quero mais esperar a vaga"
+        return _waitlist_leave(turn)
     quiet = not s.flow or s.current_state == S.IDLE
     if _SERVICE_COMPLAINT.search(turn.folded) and (quiet or intent == Intent.DESCONHECIDO):
         # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
@@ -2005,6 +2007,27 @@ def reminder_offer(session: ConversationSession, *, appointment, text: str) -> N
         session.last_options = {"kind": "reminder", "appointments": [*reminded, appointment.pk]}
 
 
+def _waitlist_leave(turn: _Turn) -> Reply:
+    """Off the waitlists the patient is on: those of the doctors the message names, else all of them."""
+    s = turn.session
+    entries = selectors.waitlist_open_for_phone(s.phone_number)
+    named = [e for e in entries if e.medico_id in turn.doctors_named] or entries
+    if s.last_options.get("kind") == "waitlist":
+        _flow_reset(s)  # "não, pode me tirar da lista" at the offer
+    if not named:
+        return Reply(text=T.WAITLIST_NONE)
+    clinic_services.waitlist_leave(entry_ids=[e.pk for e in named], now=turn.now)
+    return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([e.medico.nome for e in named])))
+
+
+def _waitlist_line(turn: _Turn) -> str | None:
+    """ "minhas consultas" also says which waitlists the patient is on, and how to leave them."""
+    entries = selectors.waitlist_open_for_phone(turn.session.phone_number)
+    if not entries:
+        return None
+    return T.ON_WAITLIST.format(doctors=T.join_names([e.medico.nome for e in entries]))
+
+
 def waitlist_opened_noted(session: ConversationSession, *, doctor_id: int, text: str) -> None:
     """A time opened with the doctor whose waitlist the patient is on, and the notice was just stored (under the
     session's lock): the history shows it, and when nothing else is under way a "sim" / "quero" books with that
@@ -2472,13 +2495,14 @@ def _about_booked(turn: _Turn) -> Reply | None:
 
 def _list_appointments(turn: _Turn) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
+    waiting = [line] if (line := _waitlist_line(turn)) else []
     if not appointments:
-        return Reply(text=T.NO_APPOINTMENTS)
+        return Reply(text="\n\n".join([T.NO_APPOINTMENTS, *waiting]))
     items = "\n".join(
         f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
     )
     notes = [note for a in appointments if (note := _caught_by_block(turn, a))]
-    return Reply(text="\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes]))
+    return Reply(text="\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes, *waiting]))
 
 
 def _block_over_appointment(appointment) -> dict | None:
@@ -3060,6 +3084,12 @@ _OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mai
 _JOINS_WAITLIST = re.compile(
     r"(?<![a-z])(?:coloca\w*|bota|inclui\w*|(?:entrar|ficar)\W+(?:n|d)a\W+lista|lista de espera|me avis\w*"
     r"|avisa\w*\W+me)(?![a-z])"
+)
+# "me tira da lista de espera", "quero sair da fila de espera", "não quero mais esperar vaga" (always "de espera":
+# "cancela a primeira da lista" is an appointment)
+_LEAVES_WAITLIST = re.compile(
+    r"(?<![a-z])(?:(?:sair|saio|sai|tir\w*|remov\w*|cancel\w*|exclu\w*|retir\w*)\W+(?:\w+\W+){0,4}?"
+    r"(?:lista|fila) de espera|nao quero mais (?:esperar|ficar na (?:lista|fila)))(?![a-z])"
 )
 _SAYS_NO = re.compile(r"(?<![a-z])(?:nao|nem|dispenso)(?![a-z])")
 _TAKES_OFFER = re.compile(

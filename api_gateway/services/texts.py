@@ -141,6 +141,9 @@ WAITLIST_JOINED = (
 )
 WAITLIST_ALREADY = "Você já está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário."
 WAITLIST_DECLINED = "Tudo bem, não coloquei você na lista de espera."
+WAITLIST_LEFT = "Pronto, tirei você da lista de espera de {doctors}."
+WAITLIST_NONE = "Você não está em nenhuma lista de espera."
+ON_WAITLIST = "Você está na lista de espera de {doctors}. Para sair, diga *sair da lista de espera*."
 # The text of the WHATSAPP_WAITLIST_TEMPLATE notice, as the history shows it ({{1}} doctor, {{2}} date, {{3}} time).
 WAITLIST_OPENED = (
     "Abriu horário com {doctor}! O primeiro livre é {when} às {time}. Toque em *Ver horários* para escolher o "

@@ -15,7 +15,7 @@ from api_gateway.services.waitlist import HOLD, waitlist_notify
 from rag_agent import services as clinic_services
 from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
 from tests.api_gateway.test_block_notices import _params
-from tests.api_gateway.test_conversation_dialogues import REF, Patient
+from tests.api_gateway.test_conversation_dialogues import REF, Patient, _book_directly
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error
 
@@ -310,3 +310,34 @@ def test_an_appointment_the_reception_enters_takes_the_patient_off_the_list(rafa
     assert response.status_code == 302
     assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGENDOU
     assert ListaEspera.objects.get(pk=other_doctor.pk).situacao == Situacao.AGUARDANDO
+
+
+def test_the_patient_sees_their_waitlists_with_their_appointments_and_leaves_them_in_words(rafael):
+    gustavo = Medico.objects.get(nome="Dr. Gustavo Pereira")
+    on_rafael = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=2))
+    on_gustavo = _join(gustavo, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+
+    patient.says("minhas consultas")
+    listed = patient.text
+    patient.says("me tira da lista de espera do dr gustavo")
+    one = patient.text
+    patient.says("quero sair da fila de espera")
+    rest = patient.text
+    patient.says("quero sair da lista de espera")
+
+    assert T.NO_APPOINTMENTS in listed
+    assert T.ON_WAITLIST.format(doctors="Dr. Rafael Teixeira e Dr. Gustavo Pereira") in listed
+    assert one == T.WAITLIST_LEFT.format(doctors="Dr. Gustavo Pereira")
+    assert rest == T.WAITLIST_LEFT.format(doctors="Dr. Rafael Teixeira")
+    assert patient.text == T.WAITLIST_NONE
+    assert {e.situacao for e in ListaEspera.objects.filter(pk__in=[on_rafael.pk, on_gustavo.pk])} == {Situacao.SAIU}
+
+
+def test_an_appointment_list_answer_is_no_request_to_leave_the_waitlist(rafael):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    _book_directly("Dra. Ana Souza", NEXT_MONDAY, "10:00", phone=MARIA)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("minhas consultas")
+    patient.says("cancela a primeira da lista")
+    assert ListaEspera.objects.get().situacao == Situacao.AGUARDANDO, patient.text
