@@ -290,8 +290,12 @@ class ListaEspera(models.Model):
     paciente_nome = models.CharField("nome do paciente", max_length=200, blank=True)
     paciente_telefone = models.CharField("telefone do paciente", max_length=64, db_index=True)
     situacao = models.CharField("situação", max_length=12, choices=Situacao.choices, default=Situacao.AGUARDANDO)
+    # The place in line: kept when a patient told of a time someone else took asks again.
     criado_em = models.DateTimeField("na lista desde", db_index=True)
-    avisado_em = models.DateTimeField("avisado em", null=True, blank=True, editable=False)
+    # WAITLIST_DAYS from the patient's latest request (the bot says "a lista vale por N dias" each time).
+    expira_em = models.DateTimeField("vale até", db_index=True)
+    avisado_em = models.DateTimeField("último aviso em", null=True, blank=True, editable=False)
+    avisos = models.PositiveSmallIntegerField("avisos enviados", default=0, editable=False)
     encerrado_em = models.DateTimeField("encerrado em", null=True, blank=True, editable=False)
 
     class Meta:

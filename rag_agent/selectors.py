@@ -548,10 +548,15 @@ def appointments_in_block(block: BloqueioAgenda) -> list[Agendamento]:
     return [a for a in rows.select_related("medico").order_by("data", "hora") if _in_blocks(a, [block])]
 
 
-def waitlist_waiting() -> dict[int, list[ListaEspera]]:
-    """The patients waiting for a free time, by doctor, first in line first."""
+def waitlist_to_tell(*, now: dt.datetime, told_before: dt.datetime, max_notices: int) -> dict[int, list[ListaEspera]]:
+    """The patients waiting for a free time whom a notice may reach now (never told, or last told before
+    `told_before` and fewer than `max_notices` times), by active doctor, first in line first."""
+    entries = (
+        ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN, expira_em__gte=now, avisos__lt=max_notices)
+        .filter(Q(avisado_em__isnull=True) | Q(avisado_em__lt=told_before))
+        .filter(medico__ativo=True)
+    )
     waiting: dict[int, list[ListaEspera]] = {}
-    entries = ListaEspera.objects.filter(situacao=ListaEspera.Situacao.AGUARDANDO, medico__ativo=True)
     for entry in entries.select_related("medico").order_by("criado_em", "pk"):
         waiting.setdefault(entry.medico_id, []).append(entry)
     return waiting

@@ -5,6 +5,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import F, Q
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -381,11 +382,12 @@ def waitlist_fulfilled(*, medico_id: int, paciente_telefone: str) -> None:
 def waitlist_join(
     *, medico_id: int, especialidade_id: int | None, paciente_nome: str, paciente_telefone: str, now: dt.datetime
 ) -> tuple[ListaEspera, bool]:
-    """Puts the patient on an active doctor's waitlist. Returns the entry and whether this joined it: False when the
-    patient was already waiting. One who was told of a free time and did not get it waits again, at their old
-    place in line (the list is first come, first served)."""
+    """Puts the patient on an active doctor's waitlist for WAITLIST_DAYS from now. Returns the entry and whether
+    this joined it: False when the patient was already waiting (the days count again from now). One who was told
+    of a time someone else took waits again, at their old place in line (first come, first served)."""
     if not Medico.objects.filter(pk=medico_id, ativo=True).exists():
         raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
+    until = now + dt.timedelta(days=settings.WAITLIST_DAYS)
     with transaction.atomic():
         entry = (
             ListaEspera.objects.select_for_update()
@@ -393,12 +395,13 @@ def waitlist_join(
             .filter(situacao__in=ListaEspera.OPEN)
             .first()
         )
-        if entry is not None and entry.situacao == ListaEspera.Situacao.AGUARDANDO:
-            return entry, False
-        if entry is not None:  # told of a time someone else took
-            entry.situacao, entry.avisado_em = ListaEspera.Situacao.AGUARDANDO, None
-            entry.save(update_fields=["situacao", "avisado_em"])
-            return entry, True
+        if entry is not None:
+            joined = entry.situacao == ListaEspera.Situacao.AVISADO  # told of a time someone else took
+            entry.situacao, entry.expira_em = ListaEspera.Situacao.AGUARDANDO, until
+            if joined:
+                entry.avisado_em, entry.avisos = None, 0
+            entry.save(update_fields=["situacao", "expira_em", "avisado_em", "avisos"])
+            return entry, joined
         try:
             with transaction.atomic():
                 entry = ListaEspera.objects.create(
@@ -407,6 +410,7 @@ def waitlist_join(
                     paciente_nome=(paciente_nome or "").strip()[:200],
                     paciente_telefone=paciente_telefone,
                     criado_em=now,
+                    expira_em=until,
                 )
         except IntegrityError:  # the same patient joined from another channel a moment ago
             return ListaEspera.objects.get(
@@ -423,19 +427,28 @@ def waitlist_leave(*, entry_ids: list[int], now: dt.datetime) -> int:
     )
 
 
-def waitlist_expire(*, before: dt.datetime) -> int:
-    """Closes the entries waiting since before `before` (WAITLIST_DAYS ago): the patient's need is likely gone."""
-    return ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN, criado_em__lt=before).update(
-        situacao=ListaEspera.Situacao.EXPIROU, encerrado_em=timezone.now()
+def waitlist_expire(*, now: dt.datetime) -> int:
+    """Closes the entries past their WAITLIST_DAYS: the patient's need is likely gone."""
+    return ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN, expira_em__lt=now).update(
+        situacao=ListaEspera.Situacao.EXPIROU, encerrado_em=now
     )
 
 
-def waitlist_told_claim(*, entry_id: int, now: dt.datetime) -> bool:
-    """Marks a waiting entry as told of a free time; False when it no longer waits (or another run told it)."""
+def waitlist_told_claim(*, entry_id: int, now: dt.datetime, told_before: dt.datetime, max_notices: int) -> bool:
+    """Marks an open entry as told of a free time now, unless it was told since `told_before` or `max_notices`
+    times already (or closed meanwhile, or another run claimed it): then False."""
     return bool(
-        ListaEspera.objects.filter(pk=entry_id, situacao=ListaEspera.Situacao.AGUARDANDO).update(
-            situacao=ListaEspera.Situacao.AVISADO, avisado_em=now
-        )
+        ListaEspera.objects.filter(pk=entry_id, situacao__in=ListaEspera.OPEN, avisos__lt=max_notices)
+        .filter(Q(avisado_em__isnull=True) | Q(avisado_em__lt=told_before))
+        .update(situacao=ListaEspera.Situacao.AVISADO, avisado_em=now, avisos=F("avisos") + 1)
+    )
+
+
+def waitlist_notice_failed(*, entry_id: int) -> None:
+    """The notice could not be delivered: the patient waits again (told again no sooner than any other patient
+    told; the attempt counts), and the time is not held for them."""
+    ListaEspera.objects.filter(pk=entry_id, situacao=ListaEspera.Situacao.AVISADO).update(
+        situacao=ListaEspera.Situacao.AGUARDANDO
     )
 
 

@@ -570,7 +570,13 @@ def _dispatch(turn: _Turn) -> Reply:
     reminded = _reminder_answer(turn)
     if reminded is not None:
         return reminded
-    offered_waitlist = s.last_options.get("kind") == "waitlist" and not _has_booking_entities(nlu)
+    offered_waitlist = (
+        s.last_options.get("kind") == "waitlist"
+        and not _has_booking_entities(nlu)
+        and not _OTHER_DOCTOR.search(turn.folded)  # "outro médico", as the offer suggests: the usual doctor step
+    )
+    if offered_waitlist and ("?" in turn.text or intent == Intent.PERGUNTA) and "lista" in turn.folded:
+        return _waitlist_explained(turn)  # "como funciona a lista de espera?": the answer, and the offer again
     says_yes = _JOINS_WAITLIST.search(turn.folded) or _TAKES_OFFER.match(turn.folded)
     if offered_waitlist and intent != Intent.NEGAR and says_yes and not _SAYS_NO.search(turn.folded):
         intent = turn.nlu.intent = Intent.CONFIRMAR  # "pode colocar", "quero entrar na lista", "me avisa"
@@ -1658,23 +1664,42 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     s.current_state = S.CHOOSING_DATE
     if not settings.WHATSAPP_WAITLIST_TEMPLATE or s.flow != FLOW_BOOK:  # a move keeps the appointment it has
         return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
+    return _waitlist_offer(s, doctor, T.WAITLIST_OFFER.format(doctor=doctor["nome"]))
+
+
+def _waitlist_offer(s: ConversationSession, doctor: dict, text: str) -> Reply:
     options = [Option(f"waitlist:join:{doctor['id']}", T.BUTTON_WAITLIST), Option("menu:atendente", T.BUTTON_HUMAN)]
-    return _buttons(s, "waitlist", T.WAITLIST_OFFER.format(doctor=doctor["nome"]), options)
+    return _buttons(s, "waitlist", text, options)
+
+
+def _waitlist_explained(turn: _Turn) -> Reply:
+    doctor = _doctor(turn.session.selected_doctor_id)
+    if doctor is None:
+        _flow_reset(turn.session)
+        return _menu(turn.session, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
+    text = T.WAITLIST_HOW.format(doctor=doctor["nome"], days=settings.WAITLIST_DAYS)
+    return _waitlist_offer(turn.session, doctor, text)
 
 
 def _waitlist_answer(turn: _Turn) -> Reply:
     """The answer to the waitlist's offer: "Lista de espera" (or "sim", "1") puts the patient on the doctor's
-    list, unless a time opened meanwhile (then it is offered); "não" ends the booking."""
+    list, unless a time opened meanwhile (then it is offered); "não" ends the booking. The button of an older offer,
+    tapped while another booking or question is under way, joins that list and leaves the rest as it was."""
     s, nlu = turn.session, turn.nlu
+    answers_offer = s.last_options.get("kind") == "waitlist"
     if nlu.intent == Intent.NEGAR:
         _flow_reset(s)
         return _menu(s, T.WAITLIST_DECLINED)
     doctor = _doctor(nlu.entities.get("lista_espera") or s.selected_doctor_id)
     if doctor is None:  # no longer seeing patients
-        _flow_reset(s)
-        return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
+        if answers_offer:
+            _flow_reset(s)
+        return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}") if answers_offer else _prompt_again(turn)
     today = timezone.localtime(turn.now).date()
-    if selectors.slot_list_free(medico_id=doctor["id"], start=today, days=settings.SLOT_SEARCH_DAYS, now=turn.now):
+    start = max(s.preferred_from or today, today) if answers_offer else today  # where the offer looked from
+    if answers_offer and selectors.slot_list_free(
+        medico_id=doctor["id"], start=start, days=settings.SLOT_SEARCH_DAYS, now=turn.now, limit=1
+    ):
         # a time opened since the offer (a cancellation): the booking with this doctor, no list needed
         turn.nlu = dataclasses.replace(nlu, intent=Intent.AGENDAR, entities={"medico_id": doctor["id"]})
         s.last_options = {}
@@ -1682,17 +1707,22 @@ def _waitlist_answer(turn: _Turn) -> Reply:
     try:
         _, joined = clinic_services.waitlist_join(
             medico_id=doctor["id"],
-            especialidade_id=s.selected_specialty_id,
+            especialidade_id=s.selected_specialty_id if answers_offer else None,
             paciente_nome=s.patient_name or turn.profile_name,
             paciente_telefone=s.phone_number,
             now=turn.now,
         )
     except clinic_services.InvalidBooking:  # deactivated a moment ago
+        joined, text = None, T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"])
+    else:
+        text = (T.WAITLIST_JOINED if joined else T.WAITLIST_ALREADY).format(
+            doctor=doctor["nome"], days=settings.WAITLIST_DAYS
+        )
+    if answers_offer or not s.flow:
         _flow_reset(s)
-        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
-    _flow_reset(s)
-    text = T.WAITLIST_JOINED if joined else T.WAITLIST_ALREADY
-    return Reply(text=text.format(doctor=doctor["nome"], days=settings.WAITLIST_DAYS))
+        return Reply(text=text)
+    turn.prefix.append(text)  # an old button: the booking (or cancellation) under way asks its question again
+    return _with_prefix(turn, _prompt_again(turn))
 
 
 def _spread(free: list[dt.datetime]) -> list[dt.datetime]:
@@ -1989,6 +2019,16 @@ def staff_reply_noted(session: ConversationSession, *, text: str, release: bool,
         session.failed_attempts = 0
 
 
+def _pending_yes_dropped(session: ConversationSession) -> None:
+    """A message the clinic started (a reminder, a notice) arrived after a yes/no question the bot asked: a bare
+    "sim" would now answer the newer message, so a pending cancellation is dropped (nothing changed) and a booking's
+    summary is shown again before a yes books it, as after an emergency warning."""
+    if session.current_state == S.CONFIRMING and session.flow == FLOW_CANCEL:
+        _flow_reset(session)
+    elif session.current_state == S.CONFIRMING:
+        session.last_options = {"kind": "after_warning"}
+
+
 def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
     """The day-before reminder, or the notice that a block took the appointment's time, was just stored for this
     session (under its lock): the history shows it, and when nothing else is under way a bare "sim" / "não" / "1",
@@ -1997,10 +2037,7 @@ def reminder_offer(session: ConversationSession, *, appointment, text: str) -> N
     cancellation is dropped (nothing changed) and a booking's summary is shown again before a yes books it, as
     after an emergency warning."""
     clinic_message_noted(session, text=text)
-    if session.current_state == S.CONFIRMING and session.flow == FLOW_CANCEL:
-        _flow_reset(session)
-    elif session.current_state == S.CONFIRMING:
-        session.last_options = {"kind": "after_warning"}
+    _pending_yes_dropped(session)
     if not session.flow and session.current_state == S.IDLE:
         offered = session.last_options if session.last_options.get("kind") == "reminder" else {}
         reminded = [pk for pk in offered.get("appointments", []) if pk != appointment.pk]
@@ -2031,9 +2068,11 @@ def _waitlist_line(turn: _Turn) -> str | None:
 def waitlist_opened_noted(session: ConversationSession, *, doctor_id: int, text: str) -> None:
     """A time opened with the doctor whose waitlist the patient is on, and the notice was just stored (under the
     session's lock): the history shows it, and when nothing else is under way a "sim" / "quero" books with that
-    doctor (the notice's button does the same)."""
+    doctor (the notice's button does the same). As for a reminder, a yes/no question left open before it no longer
+    takes a bare "sim"; and a reminder's pending answer is kept (its "sim" confirms the appointment)."""
     clinic_message_noted(session, text=text)
-    if not session.flow and session.current_state == S.IDLE:
+    _pending_yes_dropped(session)
+    if not session.flow and session.current_state == S.IDLE and session.last_options.get("kind") != "reminder":
         session.last_options = {"offer": "book", "medico_id": doctor_id}
 
 

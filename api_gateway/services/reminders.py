@@ -31,6 +31,7 @@ from api_gateway.services.sender import reply_send
 from api_gateway.services.session_cache import session_manager
 from core.phones import phone_forms, whatsapp_number
 from rag_agent import selectors
+from rag_agent import services as clinic_services
 from rag_agent.closures import block_over
 from rag_agent.models import Agendamento
 from rag_agent.selectors import OPEN_STATUSES
@@ -355,6 +356,10 @@ def template_deliver(bot_id: int, *, now: dt.datetime) -> None:
             logger.info("template message %s not sent: %s", bot_id, why)
             return
         reply_send(bot_message_id=bot_id)
+        if entities.get("waitlist"):
+            outcome = ConversationMessage.objects.filter(pk=bot_id).values_list("delivery_status", flat=True).first()
+            if outcome in {Delivery.FAILED, Delivery.NOT_SENT}:  # never reached the patient: not told after all
+                clinic_services.waitlist_notice_failed(entry_id=entities["waitlist"])
 
 
 def _resend_pending(now: dt.datetime) -> list[int]:

@@ -141,6 +141,10 @@ WAITLIST_JOINED = (
 )
 WAITLIST_ALREADY = "Você já está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário."
 WAITLIST_DECLINED = "Tudo bem, não coloquei você na lista de espera."
+WAITLIST_HOW = (
+    "Funciona assim: quando abrir um horário com {doctor} (uma desistência, por exemplo), aviso por aqui, por ordem "
+    "de chegada na lista. O horário fica com quem marcar primeiro, e a lista vale por {days} dias. Quer entrar?"
+)
 WAITLIST_LEFT = "Pronto, tirei você da lista de espera de {doctors}."
 WAITLIST_NONE = "Você não está em nenhuma lista de espera."
 ON_WAITLIST = "Você está na lista de espera de {doctors}. Para sair, diga *sair da lista de espera*."

@@ -5,9 +5,11 @@ line are told through the approved template WHATSAPP_WAITLIST_TEMPLATE, whose "V
 
 As many patients are told as there are free times, first come first served; a patient told has HOLD to book before
 the next in line is told for the same time (the times go to whoever books first: being told is no reservation).
-Each entry is told once (`ListaEspera.avisado_em`, claimed in the transaction that stores the message, as the
-reminders are); a patient who asks again after the time was taken waits again at their old place. Beat's
-`send_reminders` runs this every 10 minutes, from 08:00 to 20:00 (the reminders' hours).
+A notice is claimed in the transaction that stores it (`ListaEspera.avisado_em`, as the reminders are), so two runs
+never both send it. A patient told who has not booked stays on the list and may be told again after RETELL_AFTER
+(a notice missed, or a time someone else took), up to MAX_NOTICES; a notice that could not be delivered puts the
+patient back in line (template_deliver). Beat's `send_reminders` runs this every 10 minutes, from 08:00 to 20:00
+(the reminders' hours).
 """
 
 import datetime as dt
@@ -28,11 +30,14 @@ from rag_agent.models import ListaEspera
 logger = logging.getLogger(__name__)
 
 HOLD = dt.timedelta(hours=2)  # a told patient's head start before the next in line is told for the same time
+RETELL_AFTER = dt.timedelta(days=1)  # a patient told who has not booked may be told again after this long...
+MAX_NOTICES = 3  # ...up to this many notices per request (a notice that could not be delivered counts)
 
 
 @dataclass
 class WaitlistRun:
     told: list[int] = field(default_factory=list)  # waitlist entry ids whose notice was stored and handed to send
+    due: list[int] = field(default_factory=list)  # dry run: the entries a run would tell now
     expired: int = 0  # entries closed after WAITLIST_DAYS
 
 
@@ -40,18 +45,25 @@ def waitlist_enabled() -> bool:
     return bool(settings.WHATSAPP_WAITLIST_TEMPLATE)
 
 
-def waitlist_notify(*, now: dt.datetime | None = None) -> WaitlistRun:
-    """Closes the entries older than WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
-    times that one opened. Safe to run often and from several workers at once (each entry is claimed once)."""
+def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False) -> WaitlistRun:
+    """Closes the entries past their WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
+    times that one opened (a dry run only lists them, whatever the hour). Safe to run often and from several
+    workers at once (each entry is claimed once)."""
     now = now or timezone.now()
-    run = WaitlistRun(expired=clinic_services.waitlist_expire(before=now - dt.timedelta(days=settings.WAITLIST_DAYS)))
-    if not waitlist_enabled() or quiet_hours(now):
+    run = WaitlistRun()
+    if not dry_run:
+        run.expired = clinic_services.waitlist_expire(now=now)
+    if not waitlist_enabled() or (quiet_hours(now) and not dry_run):
         return run
     today = timezone.localtime(now).date()
-    for medico_id, waiting in selectors.waitlist_waiting().items():
+    to_tell = selectors.waitlist_to_tell(now=now, told_before=now - RETELL_AFTER, max_notices=MAX_NOTICES)
+    for medico_id, waiting in to_tell.items():
         free = selectors.slot_list_free(medico_id=medico_id, start=today, days=settings.SLOT_SEARCH_DAYS, now=now)
         room = len(free) - selectors.waitlist_told_since(medico_id, now - HOLD)
         for entry in waiting[: max(room, 0)]:
+            if dry_run:
+                run.due.append(entry.pk)
+                continue
             try:
                 bot_id = _notice_store(entry, first=free[0], now=now)
             except Exception:  # one patient's trouble (a lock wait) must not hold back the others
@@ -72,7 +84,9 @@ def _notice_store(entry: ListaEspera, *, first: dt.datetime, now: dt.datetime) -
         phone=entry.paciente_telefone,
         text=text,
         entities={"template": template, "waitlist": entry.pk},
-        claim=lambda: clinic_services.waitlist_told_claim(entry_id=entry.pk, now=now),
+        claim=lambda: clinic_services.waitlist_told_claim(
+            entry_id=entry.pk, now=now, told_before=now - RETELL_AFTER, max_notices=MAX_NOTICES
+        ),
         noted=lambda s: waitlist_opened_noted(s, doctor_id=entry.medico_id, text=text),
         now=now,
     )

@@ -3,6 +3,7 @@ time opens, the first in line are told through the approved template WHATSAPP_WA
 real httpx client against the fake Graph API), and its "Ver horários" button books with that doctor."""
 
 import datetime as dt
+import io
 
 import pytest
 from django.core.management import call_command
@@ -11,11 +12,16 @@ from django.urls import reverse
 from api_gateway.models import ConversationMessage
 from api_gateway.services import texts as T
 from api_gateway.services.reminders import RESEND_AFTER, reminders_send
-from api_gateway.services.waitlist import HOLD, waitlist_notify
+from api_gateway.services.waitlist import HOLD, MAX_NOTICES, RETELL_AFTER, waitlist_notify
 from rag_agent import services as clinic_services
 from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
 from tests.api_gateway.test_block_notices import _params
-from tests.api_gateway.test_conversation_dialogues import REF, Patient, _book_directly
+from tests.api_gateway.test_conversation_dialogues import (
+    REF,
+    Patient,
+    _book_directly,
+    _reach_confirmation_with_ana_on_wednesday,
+)
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error
 
@@ -341,3 +347,227 @@ def test_an_appointment_list_answer_is_no_request_to_leave_the_waitlist(rafael):
     patient.says("minhas consultas")
     patient.says("cancela a primeira da lista")
     assert ListaEspera.objects.get().situacao == Situacao.AGUARDANDO, patient.text
+
+
+# --- after a review by a helper (each failed before the fixes) ------------------------------------------------
+def _free_rafaels_monday():
+    """Joana, who held Dr. Rafael's only time in the weeks searched, cancels."""
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+
+
+def _ana_appointment(day: dt.date, hour: int = 9) -> Agendamento:
+    ana = Medico.objects.get(nome="Dra. Ana Souza")
+    return Agendamento.objects.create(
+        medico=ana,
+        especialidade=ana.especialidades.first(),
+        paciente_nome="Maria Oliveira",
+        paciente_telefone=MARIA,
+        data=day,
+        hora=dt.time(hour),
+    )
+
+
+def test_a_yes_to_the_notice_does_not_book_a_summary_left_open_with_another_doctor(waitlist_on, rafael, fake_graph):
+    """Maria waits for Dr. Rafael and left a booking with Dra. Ana at "Posso confirmar?". Hours later the notice
+    arrives and she answers "sim": the stale Ana summary is not booked (as after a reminder, it is shown again)."""
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+    _reach_confirmation_with_ana_on_wednesday(patient)  # left unanswered
+    _free_rafaels_monday()
+    patient.now += dt.timedelta(hours=4)
+    waitlist_notify(now=patient.now)
+    assert fake_graph.sends, "the notice went out"
+
+    patient.says("sim")  # to "Abriu horário com Dr. Rafael Teixeira!"
+
+    booked = list(Agendamento.objects.filter(paciente_telefone=MARIA).values_list("medico__nome", flat=True))
+    assert booked == [], f"a 'sim' to the waitlist notice booked {booked}: {patient.text}"
+
+
+def test_a_notice_that_could_not_be_delivered_is_not_the_patients_only_chance(waitlist_on, rafael, fake_graph):
+    """A notice that fails for good (Graph 131026) puts the patient back in line: a later run tells her again while
+    the time is still free, and the failed notice held no time for her."""
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    fake_graph.default = graph_error(131026)
+    waitlist_notify(now=REF)
+    assert ConversationMessage.objects.get(channel_type="template").delivery_status == Delivery.FAILED
+    fake_graph.default = graph_server.graph_ok()
+
+    later = waitlist_notify(now=REF + HOLD + dt.timedelta(hours=1))  # the time is still free
+
+    entry.refresh_from_db()
+    assert later.told == [entry.pk] or entry.situacao == Situacao.AGUARDANDO, (
+        f"entry {entry.situacao}, told {later.told}: the patient was never told and never will be"
+    )
+
+
+def test_the_offer_made_for_a_later_start_date_can_be_taken(waitlist_on, rafael):
+    """'A partir do dia X' with no free time from X on but one before X: the offer can be taken (the answer looks
+    from where the offer looked, not from today, which would restart the same offer in a loop)."""
+    _free_rafaels_monday()  # next Monday 09:00 is free...
+    BloqueioAgenda.objects.create(  # ...but nothing after it for months
+        medico=rafael,
+        data_inicio=NEXT_MONDAY + dt.timedelta(days=1),
+        data_fim=NEXT_MONDAY + dt.timedelta(days=90),
+        motivo="Congresso",
+    )
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(f"quero marcar com o dr rafael a partir do dia {NEXT_MONDAY + dt.timedelta(days=2):%d/%m}")
+    patient.says("sim")  # the name
+    offer = patient.text
+    assert "lista de espera" in offer
+
+    patient.says("Lista de espera", option_id=f"waitlist:join:{rafael.pk}")
+
+    joined = ListaEspera.objects.exists()
+    offered_times = any(o.id.startswith("slot:") for o in patient.last.reply.options)
+    assert joined or offered_times, f"the same offer again: {patient.text!r}"
+
+
+@pytest.mark.parametrize("answer", ["outro médico", "não, prefiro outro médico"])
+def test_other_doctor_at_the_offer_lists_the_specialtys_other_doctors(waitlist_on, clinic, answer):
+    """The offer says "diga o nome de outro médico": "outro médico" lists the specialty's other doctors, as it does
+    without the waitlist, instead of ending the booking as a "não"."""
+    ana = Medico.objects.get(nome="Dra. Ana Souza")
+    BloqueioAgenda.objects.create(
+        medico=ana, data_inicio=REF.date(), data_fim=REF.date() + dt.timedelta(days=400), motivo="Licença"
+    )
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("quero marcar com a dra ana")
+    patient.says("sim")
+    patient.says("particular")
+    assert "lista de espera" in patient.text
+
+    patient.says(answer)
+
+    assert patient.state == "selecting_doctor" and "Dr. Carlos Mendes" in patient.text, patient.text
+
+
+def test_a_yes_to_the_reminder_is_not_taken_by_a_notice_sent_in_the_same_run(waitlist_on, rafael, fake_graph,
+                                                                             settings):  # fmt: skip
+    """Beat's run sends tomorrow's reminder and, right after it, the waitlist notice: a bare "sim" still confirms
+    the appointment (the notice keeps the reminder's pending answer)."""
+    settings.WHATSAPP_REMINDER_TEMPLATE = "lembrete"
+    settings.REMINDER_HOURS_BEFORE = 24
+    tomorrow = _ana_appointment(REF.date() + dt.timedelta(days=1))
+    Agendamento.objects.filter(pk=tomorrow.pk).update(
+        criado_em=REF - dt.timedelta(days=5), atualizado_em=REF - dt.timedelta(days=5)
+    )
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    assert reminders_send(now=REF).stored == [tomorrow.pk]
+    waitlist_notify(now=REF)
+    assert [s.body["template"]["name"] for s in fake_graph.sends] == ["lembrete", "lista_espera"]
+
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("sim")
+
+    tomorrow.refresh_from_db()
+    asked_which = "qual" in patient.text.lower()
+    assert tomorrow.status == Agendamento.Status.CONFIRMADO or asked_which, (
+        f"reminder dropped; status {tomorrow.status}, flow {patient.session.flow!r}: {patient.text!r}"
+    )
+
+
+def test_a_patient_who_waits_again_keeps_the_days_the_bot_promised(waitlist_on, rafael, fake_graph, settings):
+    """Told of a time someone else took, Maria asks again and is told "A lista vale por 30 dias": she keeps her
+    place in line and gets the 30 days from her new request."""
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=settings.WAITLIST_DAYS - 1))
+    _free_rafaels_monday()
+    waitlist_notify(now=REF - dt.timedelta(hours=1))
+    _book(rafael, PEDRO, "Pedro Lima")  # faster
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("Ver horários", option_id=f"waitlist:book:{rafael.pk}")
+    patient.says("sim")
+    patient.says("particular")
+    patient.says("1")  # "Lista de espera"
+    assert f"A lista vale por {settings.WAITLIST_DAYS} dias" in patient.text
+
+    waitlist_notify(now=REF + dt.timedelta(days=2))
+
+    entry.refresh_from_db()
+    assert entry.situacao == Situacao.AGUARDANDO, "expired two days after the bot said the list lasts 30 days"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "como funciona a lista de espera?",
+        "quanto tempo demora a lista de espera?",
+        "me coloca com outro médico",
+    ],
+)
+def test_a_question_or_another_wish_at_the_offer_is_no_yes(waitlist_on, gustavo_away, answer):
+    """A question about the list, or "put me with another doctor", is no yes to the offer."""
+    patient = _reach_full_agenda()
+    patient.says(answer)
+    assert not ListaEspera.objects.exists(), patient.text
+
+
+def test_an_old_waitlist_button_does_not_silently_drop_a_booking_under_way(waitlist_on, rafael):
+    """A "Lista de espera" button from earlier in the chat, tapped at another booking's summary, joins that list and
+    leaves the booking under way as it was (its question asked again)."""
+    patient = Patient(MARIA, "Maria Oliveira")
+    _reach_confirmation_with_ana_on_wednesday(patient)
+
+    patient.says("Lista de espera", option_id=f"waitlist:join:{rafael.pk}")
+
+    assert patient.session.flow == "agendar" or "Dra. Ana" in patient.text, patient.text
+
+
+def test_a_missed_notice_does_not_take_the_patient_off_the_list_in_silence(waitlist_on, rafael, fake_graph):
+    """Maria was told but missed it, and someone not on the list took the time. Days later it is free again: Maria,
+    still on the list, is told again (up to MAX_NOTICES)."""
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    waitlist_notify(now=REF)
+    taken = _book(rafael, PEDRO, "Pedro Lima")
+    Agendamento.objects.filter(pk=taken.pk).update(status=Agendamento.Status.CANCELADO)  # free again, later
+
+    again = waitlist_notify(now=REF + dt.timedelta(days=3))
+
+    entry.refresh_from_db()
+    assert again.told == [entry.pk], f"entry {entry.situacao}: the only patient waiting is not told"
+
+
+def test_a_patient_is_told_at_most_max_notices_times_per_request(waitlist_on, rafael, fake_graph):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()  # and nobody books it
+
+    told = [waitlist_notify(now=REF + n * RETELL_AFTER + dt.timedelta(minutes=n)).told for n in range(MAX_NOTICES + 2)]
+
+    assert told == [[entry.pk]] * MAX_NOTICES + [[], []]
+    assert ListaEspera.objects.get(pk=entry.pk).avisos == MAX_NOTICES
+
+
+@pytest.mark.parametrize("question", ["como funciona a lista de espera?", "quanto tempo demora a lista de espera?"])
+def test_a_question_about_the_list_is_answered_and_the_offer_stands(waitlist_on, gustavo_away, question):
+    patient = _reach_full_agenda()
+    patient.says(question)
+    assert patient.text.startswith("Funciona assim: quando abrir um horário com Dr. Gustavo Pereira")
+    patient.says("1")
+    assert ListaEspera.objects.get().paciente_telefone == MARIA
+
+
+def test_the_dry_run_lists_the_waitlist_patients_it_would_tell(waitlist_on, rafael, fake_graph):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    out = io.StringIO()  # the command runs on the real clock: the Monday of REF is within 8 days, its 09:00 free
+
+    call_command("send_reminders", "--dry-run", stdout=out)
+
+    assert f"1 waitlist patient(s) to tell of a free time (entry ids: {entry.pk})" in out.getvalue()
+    assert not fake_graph.sends and ListaEspera.objects.get().situacao == Situacao.AGUARDANDO
+
+
+def test_editing_another_appointment_with_the_doctor_keeps_the_patient_on_the_list(rafael, admin_client):
+    waiting = _join(rafael, JOANA, "Joana Reis", at=REF)  # Joana holds his only time and waits for another
+    appointment = Agendamento.objects.get(paciente_telefone=JOANA)
+    data = {"medico": rafael.pk, "especialidade": appointment.especialidade_id, "convenio": ""}
+    data.update({"paciente_nome": "Joana Reis Silva", "paciente_telefone": JOANA, "status": "agendado"})
+    data.update({"data": NEXT_MONDAY.isoformat(), "hora": "09:00"})
+
+    response = admin_client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
+
+    assert response.status_code == 302
+    assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGUARDANDO

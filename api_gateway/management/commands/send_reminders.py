@@ -30,6 +30,10 @@ class Command(BaseCommand):
                 f"{len(run.blocked_due)} appointment(s) in an agenda block whose patient was not told yet "
                 f"(appointment ids: {ids})"
             )
+        if waitlist_enabled() and (dry_run or run.quiet):
+            due = waitlist_notify(dry_run=True).due
+            ids = ", ".join(str(pk) for pk in due) or "none"
+            self.stdout.write(f"{len(due)} waitlist patient(s) to tell of a free time (entry ids: {ids})")
         if run.quiet:
             self.stdout.write(
                 f"nothing sent now: quiet hours (messages go out from {SEND_FROM:%H:%M} to {SEND_UNTIL:%H:%M})"
