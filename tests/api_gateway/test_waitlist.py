@@ -355,18 +355,6 @@ def _free_rafaels_monday():
     Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
 
 
-def _ana_appointment(day: dt.date, hour: int = 9) -> Agendamento:
-    ana = Medico.objects.get(nome="Dra. Ana Souza")
-    return Agendamento.objects.create(
-        medico=ana,
-        especialidade=ana.especialidades.first(),
-        paciente_nome="Maria Oliveira",
-        paciente_telefone=MARIA,
-        data=day,
-        hora=dt.time(hour),
-    )
-
-
 def test_a_yes_to_the_notice_does_not_book_a_summary_left_open_with_another_doctor(waitlist_on, rafael, fake_graph):
     """Maria waits for Dr. Rafael and left a booking with Dra. Ana at "Posso confirmar?". Hours later the notice
     arrives and she answers "sim": the stale Ana summary is not booked (as after a reminder, it is shown again)."""
@@ -450,7 +438,7 @@ def test_a_yes_to_the_reminder_is_not_taken_by_a_notice_sent_in_the_same_run(wai
     the appointment (the notice keeps the reminder's pending answer)."""
     settings.WHATSAPP_REMINDER_TEMPLATE = "lembrete"
     settings.REMINDER_HOURS_BEFORE = 24
-    tomorrow = _ana_appointment(REF.date() + dt.timedelta(days=1))
+    tomorrow = _book_directly("Dra. Ana Souza", REF.date() + dt.timedelta(days=1), "09:00", phone=MARIA)
     Agendamento.objects.filter(pk=tomorrow.pk).update(
         criado_em=REF - dt.timedelta(days=5), atualizado_em=REF - dt.timedelta(days=5)
     )
