@@ -3,11 +3,9 @@ once on WhatsApp, through the approved template WHATSAPP_RESCHEDULE_TEMPLATE wit
 sent through the real httpx client against the fake Graph API; the tap moves or cancels that appointment in the chat."""
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import close_old_connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from api_gateway.services import texts as T
 from api_gateway.services.reminders import RESEND_AFTER, block_notices_send, reminders_send
 from rag_agent import services as clinic_services
 from rag_agent.models import Agendamento, BloqueioAgenda, Medico
+from tests.concurrency import at_once
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error
 from tests.rag_agent.conftest import next_weekday
@@ -283,21 +282,7 @@ def test_a_notice_that_failed_transiently_is_sent_by_the_next_run(clinic, notice
 def test_two_runs_at_once_tell_each_patient_once(clinic, notices_on, fake_graph):
     appointments = [_book(f"{9 + i:02d}:00", phone=f"551199999000{i + 1}", name=f"Paciente {i}") for i in range(3)]
     _block()
-    barrier = threading.Barrier(2)
-    runs = []
-
-    def worker():
-        try:
-            barrier.wait()
-            runs.append(block_notices_send(now=TODAY_10))
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(2, lambda _: block_notices_send(now=TODAY_10))
 
     assert sorted(pk for run in runs for pk in run) == sorted(a.pk for a in appointments)
     assert len(fake_graph.sends) == 3

@@ -2,12 +2,10 @@
 API, and answered by the patient's button taps (through the webhook) or a bare "sim" / "não"."""
 
 import datetime as dt
-import threading
 import time
 
 import pytest
 from django.core.management import call_command
-from django.db import close_old_connections
 from django.db.models import F
 from django.test import Client
 from django.utils import timezone
@@ -20,6 +18,7 @@ from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.admin import AgendamentoForm
 from rag_agent.models import Agendamento, Medico
+from tests.concurrency import at_once
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error, load_payload, post_webhook
 
@@ -211,21 +210,7 @@ def test_a_phone_that_cannot_be_a_whatsapp_number_is_skipped_once(clinic, remind
 def test_two_runs_at_once_send_each_reminder_once(clinic, reminders_on, fake_graph):
     appointments = [_appointment(hour=10 + i, doctor_index=i, phone=f"551199999000{i}") for i in range(3)]
     now = _day_before(appointments[0], at=dt.time(12, 0))  # all three start within the next 24 hours
-    barrier = threading.Barrier(2)
-    runs = []
-
-    def worker():
-        try:
-            barrier.wait()
-            runs.append(reminders_send(now=now))
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(2, lambda _: reminders_send(now=now))
 
     assert sorted(pk for run in runs for pk in run.stored) == sorted(a.pk for a in appointments)
     assert len(fake_graph.sends) == 3

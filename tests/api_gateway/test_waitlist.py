@@ -22,6 +22,7 @@ from tests.api_gateway.test_conversation_dialogues import (
     _book_directly,
     _reach_confirmation_with_ana_on_wednesday,
 )
+from tests.concurrency import at_once
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error
 
@@ -559,3 +560,16 @@ def test_editing_another_appointment_with_the_doctor_keeps_the_patient_on_the_li
 
     assert response.status_code == 302
     assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGUARDANDO
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_tell_each_waiting_patient_once(waitlist_on, gustavo_away, fake_graph):
+    gustavo = gustavo_away.medico
+    entries = [_join(gustavo, phone, "Paciente", at=REF - dt.timedelta(days=1)) for phone in (MARIA, PEDRO)]
+    gustavo_away.delete()  # his leave was cancelled: plenty of free times
+
+    runs = at_once(2, lambda _: waitlist_notify(now=REF))
+
+    assert sorted(pk for run in runs for pk in run.told) == sorted(e.pk for e in entries)
+    assert sorted(s.body["to"] for s in fake_graph.sends) == [MARIA, PEDRO]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from api_gateway.models import ConversationMessage, ConversationSession
 from api_gateway.services.inbound import inbound_sweep
 from api_gateway.services.session_cache import session_manager
+from tests.concurrency import at_once
 from tests.fakes import graph_server
 from tests.fakes.graph_server import load_payload, post_webhook, webhook_body
 
@@ -45,31 +46,10 @@ def _let_the_sweeper_finish() -> None:
     inbound_sweep(now=timezone.now() + dt.timedelta(hours=1))
 
 
-def _in_threads(count: int, target) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = target(i)
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
 def test_same_message_posted_concurrently_is_stored_once_turned_once_and_answered_once(clinic, fake_graph):
     body = webhook_body(load_payload("text", now=time.time()))
 
-    results = _in_threads(THREADS, lambda i: _deliver(body))
+    results = at_once(THREADS, lambda i: _deliver(body))
     _let_the_sweeper_finish()
 
     assert results == [200] * THREADS
@@ -101,7 +81,7 @@ def _assert_both_answered_in_order() -> None:
 def test_two_messages_of_one_patient_posted_concurrently_are_both_processed_without_lost_state(clinic, fake_graph):
     bodies = _two_messages(time.time())
 
-    results = _in_threads(2, lambda i: _deliver(bodies[i]))
+    results = at_once(2, lambda i: _deliver(bodies[i]))
     _let_the_sweeper_finish()
 
     assert results == [200, 200]
@@ -162,7 +142,7 @@ def test_status_callbacks_racing_each_other_never_move_a_message_backwards(db, p
     order = ["read", "delivered", "sent", "delivered", "read", "sent"]
     bodies = [webhook_body(load_payload(f"status_{s}", now=time.time())) for s in order]
 
-    results = _in_threads(len(bodies), lambda i: _deliver(bodies[i]))
+    results = at_once(len(bodies), lambda i: _deliver(bodies[i]))
 
     assert results == [200] * len(bodies)
     reply.refresh_from_db()

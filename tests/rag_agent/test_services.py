@@ -1,8 +1,6 @@
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from core.metrics import BOOKINGS
@@ -25,6 +23,7 @@ from rag_agent.services import (
     appointment_reschedule,
     patient_forget_appointments,
 )
+from tests.concurrency import at_once
 from tests.rag_agent.conftest import next_weekday
 
 pytestmark = pytest.mark.django_db
@@ -261,29 +260,15 @@ def test_forgetting_a_patient_anonymises_all_their_appointments(demo, phone):
 @pytest.mark.django_db(transaction=True)
 def test_patients_racing_for_the_last_slot_get_exactly_one_booking(demo):
     contenders = 6
-    barrier = threading.Barrier(contenders)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def contend(index: int) -> None:
+    def contend(index: int) -> str:
         try:
-            barrier.wait(timeout=10)
             _book_ana(demo, f"55119000000{index:02d}", hhmm="15:00")
-            result = "booked"
+            return "booked"
         except SlotUnavailable:
-            result = "unavailable"
-        except Exception as exc:
-            result = f"error: {exc!r}"
-        finally:
-            connection.close()  # each thread had its own connection
-        with lock:
-            outcomes.append(result)
+            return "unavailable"
 
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = at_once(contenders, contend)
     assert sorted(outcomes) == ["booked"] + ["unavailable"] * (contenders - 1)
     assert Agendamento.objects.filter(medico=demo.ana, data=MONDAY, hora=dt.time(15, 0)).count() == 1
 
