@@ -4,7 +4,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils import timezone
@@ -137,7 +137,15 @@ class HorarioTrabalhoInline(admin.TabularInline):
 
 @admin.register(Medico)
 class MedicoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
-    list_display = ("nome", "crm", "lista_especialidades", "preco_consulta", "duracao_consulta_minutos", "ativo")
+    list_display = (
+        "nome",
+        "crm",
+        "lista_especialidades",
+        "preco_consulta",
+        "duracao_consulta_minutos",
+        "na_lista_de_espera",
+        "ativo",
+    )
     list_filter = ("ativo", "especialidades", "convenios")
     list_editable = ("ativo",)
     search_fields = ("nome", "crm", "especialidades__nome")
@@ -150,11 +158,34 @@ class MedicoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("especialidades")
+        waiting = Count("lista_espera", filter=Q(lista_espera__situacao__in=ListaEspera.OPEN))
+        return super().get_queryset(request).prefetch_related("especialidades").annotate(espera=waiting)
+
+    @admin.display(description="lista de espera", ordering="espera")
+    def na_lista_de_espera(self, obj):
+        """How many patients wait for a time with the doctor: a reason to open more hours."""
+        if not obj.espera:
+            return "—"
+        url = reverse("admin:rag_agent_listaespera_changelist") + f"?medico__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, obj.espera)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "ativo" in form.changed_data and not obj.ativo:
+            waiting = ListaEspera.objects.filter(medico=obj, situacao__in=ListaEspera.OPEN).count()
+            if waiting:
+                url = reverse("admin:rag_agent_listaespera_changelist") + f"?medico__id__exact={obj.pk}"
+                self.message_user(
+                    request,
+                    format_html(
+                        '{} paciente(s) na <a href="{}">lista de espera</a> de {} não serão avisados de horários: '
+                        "ofereça outro médico a eles.",
+                        waiting,
+                        url,
+                        obj.nome,
+                    ),
+                    messages.WARNING,
+                )
             # The bot stops offering the doctor at once; the appointments already booked are the staff's to move.
             upcoming = Agendamento.objects.filter(
                 medico=obj, status__in=OPEN_STATUSES, data__gte=timezone.localdate()

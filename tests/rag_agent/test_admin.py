@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from rag_agent.models import Agendamento, HorarioTrabalho
+from rag_agent.models import Agendamento, HorarioTrabalho, ListaEspera
 from rag_agent.selectors import appointments_to_remind, clinic_catalog, doctor_detail
 from tests.rag_agent.conftest import next_weekday
 
@@ -316,3 +316,33 @@ def test_reopening_a_cancelled_appointment_whose_time_was_taken_is_refused(staff
     data = _form_data(staff_client.get(url))
     data["status"] = "agendado"
     assert "não está mais disponível" in _form_errors(staff_client.post(url, data))
+
+
+# --- waitlists (fifteenth session) --------------------------------------------------------------------------------
+def _waiting(doctor, phone: str, situacao: str = "aguardando") -> ListaEspera:
+    now = timezone.now()
+    return ListaEspera.objects.create(
+        medico=doctor, paciente_telefone=phone, situacao=situacao, criado_em=now, expira_em=now + dt.timedelta(days=30)
+    )
+
+
+def test_the_doctors_list_shows_how_many_wait_for_each(staff_client, demo):
+    for phone in ("5511999990001", "5511999990002"):
+        _waiting(demo.gustavo, phone)
+    _waiting(demo.gustavo, "5511999990003", situacao="agendou")  # no longer waiting
+
+    page = staff_client.get(reverse("admin:rag_agent_medico_changelist")).content.decode()
+
+    link = reverse("admin:rag_agent_listaespera_changelist") + f"?medico__id__exact={demo.gustavo.pk}"
+    assert f'<a href="{link}">2</a>' in page.replace("&amp;", "&")
+
+
+def test_deactivating_a_doctor_with_patients_waiting_tells_the_staff_to_offer_them_another(staff_client, demo):
+    _waiting(demo.igor, "5511999990001")
+    url = reverse("admin:rag_agent_medico_change", args=[demo.igor.pk])
+    data = _form_data(staff_client.get(url))
+    data.pop("ativo")
+
+    page = staff_client.post(url, data, follow=True).content.decode()
+
+    assert "1 paciente(s) na" in page and "de Dr. Igor Santos não serão avisados de horários" in page
