@@ -336,7 +336,8 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
             obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         super().save_model(request, obj, form, change)
-        booked = not change or {"medico", "status"} & set(form.changed_data)  # new, moved to them, or reopened
+        reopened = "status" in form.changed_data and form.initial.get("status") not in OPEN_STATUSES
+        booked = not change or "medico" in form.changed_data or reopened  # new, moved to them, or reopened
         if booked and obj.status in OPEN_STATUSES:  # booked by the reception: off that doctor's waitlist
             clinic_services.waitlist_fulfilled(medico_id=obj.medico_id, paciente_telefone=obj.paciente_telefone)
 

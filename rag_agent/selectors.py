@@ -575,6 +575,9 @@ def waitlist_entry_told(entry_id: int) -> bool:
 
 
 def waitlist_open_for_phone(phone: str) -> list[ListaEspera]:
-    """The waitlists the patient is on (waiting, or told of a time they have not booked yet), oldest first."""
-    entries = ListaEspera.objects.filter(paciente_telefone__in=phone_forms(phone), situacao__in=ListaEspera.OPEN)
+    """The waitlists of doctors still seeing patients that the patient is on (waiting, or told of a time they have
+    not booked yet), oldest first."""
+    entries = ListaEspera.objects.filter(
+        paciente_telefone__in=phone_forms(phone), situacao__in=ListaEspera.OPEN, medico__ativo=True
+    )
     return list(entries.select_related("medico").order_by("criado_em", "pk"))

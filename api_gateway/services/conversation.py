@@ -316,7 +316,9 @@ def _option_intent(option_id: str) -> NLUResult | None:
             return None
         if action == "join":
             return NLUResult(intent=Intent.CONFIRMAR, confidence=1.0, entities={"lista_espera": int(doctor_id)})
-        return NLUResult(intent=Intent.AGENDAR, confidence=1.0, entities={"medico_id": int(doctor_id)})
+        return NLUResult(
+            intent=Intent.AGENDAR, confidence=1.0, entities={"medico_id": int(doctor_id), "aviso_lista": True}
+        )
     if kind == "topic" and value in _QUESTION_TOPICS:  # a row of the "Tirar dúvidas" list
         return NLUResult(intent=Intent.PERGUNTA, confidence=1.0, entities={"topico": value}, source="option")
     if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
@@ -570,6 +572,12 @@ def _dispatch(turn: _Turn) -> Reply:
     reminded = _reminder_answer(turn)
     if reminded is not None:
         return reminded
+    if _leaves_waitlist(turn.folded):  # "me tira da lista de espera", "não quero mais ficar na fila"
+        return _waitlist_leave(turn)
+    if nlu.entities.get("aviso_lista") and _doctor(nlu.entities.get("medico_id")) is None:
+        return _menu(s, T.WAITLIST_DOCTOR_GONE)  # "Ver horários" of a doctor no longer seeing patients
+    if s.last_options.get("offer") == "book" and s.last_options.get("medico_id") and intent == Intent.NEGAR:
+        return _waitlist_leave(turn, doctor_id=s.last_options["medico_id"])  # "não quero mais" to the notice
     offered_waitlist = (
         s.last_options.get("kind") == "waitlist"
         and not _has_booking_entities(nlu)
@@ -582,8 +590,6 @@ def _dispatch(turn: _Turn) -> Reply:
         intent = turn.nlu.intent = Intent.CONFIRMAR  # "pode colocar", "quero entrar na lista", "me avisa"
     if nlu.entities.get("lista_espera") or (offered_waitlist and intent in {Intent.CONFIRMAR, Intent.NEGAR}):
         return _waitlist_answer(turn)
-    if _LEAVES_WAITLIST.search(turn.folded):  # "me tira da lista de espera", "não quero mais esperar a vaga"
-        return _waitlist_leave(turn)
     quiet = not s.flow or s.current_state == S.IDLE
     if _SERVICE_COMPLAINT.search(turn.folded) and (quiet or intent == Intent.DESCONHECIDO):
         # "fui mal atendida", "esperei 2 horas", "robô burro": an apology and a person, never a booking
@@ -1942,7 +1948,8 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
     if not appointments:
         s.flow = ""
-        return Reply(text=T.NO_APPOINTMENTS)
+        waiting = _waitlist_line(turn) if flow == FLOW_CANCEL else None  # "quero cancelar": maybe the list is meant
+        return Reply(text="\n\n".join(filter(None, [T.NO_APPOINTMENTS, waiting])))
     said = _appointments_said(turn, appointments) if flow == FLOW_CANCEL else []
     if len(said) >= 2:  # "cancela a de quarta e a de quinta": one question for both
         return _confirm_cancel_all(turn, [a.pk for a in said])
@@ -2044,17 +2051,23 @@ def reminder_offer(session: ConversationSession, *, appointment, text: str) -> N
         session.last_options = {"kind": "reminder", "appointments": [*reminded, appointment.pk]}
 
 
-def _waitlist_leave(turn: _Turn) -> Reply:
-    """Off the waitlists the patient is on: those of the doctors the message names, else all of them."""
+def _waitlist_leave(turn: _Turn, *, doctor_id: int | None = None) -> Reply:
+    """Off the waitlists the patient is on: `doctor_id`'s (a "não" to its notice), else those of the doctors the
+    message names, else all of them."""
     s = turn.session
     entries = selectors.waitlist_open_for_phone(s.phone_number)
-    named = [e for e in entries if e.medico_id in turn.doctors_named] or entries
     if s.last_options.get("kind") == "waitlist":
         _flow_reset(s)  # "não, pode me tirar da lista" at the offer
-    if not named:
-        return Reply(text=T.WAITLIST_NONE)
-    clinic_services.waitlist_leave(entry_ids=[e.pk for e in named], now=turn.now)
-    return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([e.medico.nome for e in named])))
+    elif s.last_options.get("offer") == "book":
+        s.last_options = {}  # the notice's "sim" no longer books
+    wanted = {doctor_id} if doctor_id else turn.doctors_named
+    leaving = [e for e in entries if e.medico_id in wanted] if wanted else entries
+    if not leaving:
+        named = T.join_names([d["nome"] for d in map(_doctor, wanted) if d])
+        text = T.WAITLIST_NOT_ON.format(doctor=named) if named else T.WAITLIST_NONE
+        return Reply(text="\n\n".join(filter(None, [text, _waitlist_line(turn)])))
+    clinic_services.waitlist_leave(entry_ids=[e.pk for e in leaving], now=turn.now)
+    return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([e.medico.nome for e in leaving])))
 
 
 def _waitlist_line(turn: _Turn) -> str | None:
@@ -3121,15 +3134,28 @@ _LATER_IN_THE_DAY = re.compile(r"\bmais tarde\b|\bmais (?:pro|para o) (?:fim|fin
 _OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mais (?:pra|para) frente|depois)\b")
 # At the waitlist's offer: a yes in other words ("pode colocar", "quero entrar na lista", "me avisa")
 _JOINS_WAITLIST = re.compile(
-    r"(?<![a-z])(?:coloca\w*|bota|inclui\w*|(?:entrar|ficar)\W+(?:n|d)a\W+lista|lista de espera|me avis\w*"
-    r"|avisa\w*\W+me)(?![a-z])"
+    r"(?<![a-z])(?:coloca\w*|bota|inclui\w*|(?:entrar|ficar)\W+(?:n|d)a\W+lista|me avis\w*|avisa\w*\W+me)(?![a-z])"
+    r"|^\W*lista de espera\W*$"  # the button's title, typed
 )
-# "me tira da lista de espera", "quero sair da fila de espera", "não quero mais esperar vaga" (always "de espera":
-# "cancela a primeira da lista" is an appointment)
+# "me tira da lista de espera", "quero sair da fila de espera", "pode tirar meu nome da lista de espera", "não quero
+# mais ficar na lista": a wish to leave, never a question about the list ("quando sai a minha vaga da lista de
+# espera?", "queria tirar uma dúvida sobre a lista de espera") nor an appointment ("cancela a primeira da lista")
 _LEAVES_WAITLIST = re.compile(
-    r"(?<![a-z])(?:(?:sair|saio|sai|tir\w*|remov\w*|cancel\w*|exclu\w*|retir\w*)\W+(?:\w+\W+){0,4}?"
-    r"(?:lista|fila) de espera|nao quero mais (?:esperar|ficar na (?:lista|fila)))(?![a-z])"
+    r"(?<![a-z])(?:"
+    r"(?:(?:quero|queria|gostaria de|pode|podem|pode me|podem me|favor|por favor|preciso)\W+(?:me\W+)?"
+    r"(?:sair|tirar|remover|retirar|excluir|cancelar)"
+    r"|me\W+(?:tira|tire|remove|remova|retira|retire|exclui|exclua)|tira|tire|sair|sai|saio)"
+    r"\W+(?:(?:o\W+)?(?:meu\W+nome|minha\W+inscricao|o\W+nome)\W+)?(?:d[ao]|na|de)\W+(?:lista|fila)\W+de\W+espera"
+    r"|nao quero mais (?:esperar|ficar na (?:lista|fila)))(?![a-z])"
 )
+
+
+def _leaves_waitlist(folded: str) -> bool:
+    """Asks to leave a waitlist, and not "não quero sair da lista de espera"."""
+    wish = _LEAVES_WAITLIST.search(folded)
+    return bool(wish) and "nao" not in folded[: wish.start()].split()[-3:]
+
+
 _SAYS_NO = re.compile(r"(?<![a-z])(?:nao|nem|dispenso)(?![a-z])")
 _TAKES_OFFER = re.compile(
     r"^\W*(?:sim\W+)?(?:quero|queria|gostaria|por favor|pode|pode ser|pode sim|pode transferir|transfere|transferir"

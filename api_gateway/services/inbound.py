@@ -32,6 +32,7 @@ from core import broker, metrics
 from core.exceptions import RateLimited, ServiceUnavailable
 from core.logging import mask_name, mask_phone
 from core.redis_breaker import CircuitOpen
+from rag_agent.services import waitlist_notice_failed
 
 logger = logging.getLogger(__name__)
 
@@ -483,6 +484,8 @@ def message_status_apply(*, update: StatusUpdate) -> bool:
     if update.status == Delivery.FAILED and rows:
         logger.error("outbound %s to %s failed at Meta: code %s %s", update.wamid, mask_phone(update.recipient),
                      update.error_code, update.error_title)  # fmt: skip
+        for entry_id in outbound.filter(entities__has_key="waitlist").values_list("entities__waitlist", flat=True):
+            waitlist_notice_failed(entry_id=entry_id)  # a waitlist notice that never arrived holds no time
     return bool(rows)
 
 

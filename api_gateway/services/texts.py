@@ -147,6 +147,8 @@ WAITLIST_HOW = (
 )
 WAITLIST_LEFT = "Pronto, tirei você da lista de espera de {doctors}."
 WAITLIST_NONE = "Você não está em nenhuma lista de espera."
+WAITLIST_NOT_ON = "Você não está na lista de espera de {doctor}."
+WAITLIST_DOCTOR_GONE = "Esse médico não está mais atendendo pela clínica. Posso ajudar a marcar com outro?"
 ON_WAITLIST = "Você está na lista de espera de {doctors}. Para sair, diga *sair da lista de espera*."
 # The text of the WHATSAPP_WAITLIST_TEMPLATE notice, as the history shows it ({{1}} doctor, {{2}} date, {{3}} time).
 WAITLIST_OPENED = (

@@ -573,3 +573,157 @@ def test_two_runs_at_once_tell_each_waiting_patient_once(waitlist_on, gustavo_aw
 
     assert sorted(pk for run in runs for pk in run.told) == sorted(e.pk for e in entries)
     assert sorted(s.body["to"] for s in fake_graph.sends) == [MARIA, PEDRO]
+
+
+# --- after a second review by a helper (each failed before the fixes) -----------------------------------------
+@pytest.mark.parametrize(
+    "message",
+    [
+        "quando sai a minha vaga da lista de espera?",
+        "alguém cancelou? estou na lista de espera do dr rafael",
+        "queria tirar uma dúvida sobre a lista de espera",
+        "se alguém cancelar me avisa, estou na lista de espera",
+    ],
+)
+def test_a_waiting_patients_question_does_not_take_her_off_the_list(rafael, message):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(message)
+    entry.refresh_from_db()
+    assert entry.situacao == Situacao.AGUARDANDO, f"taken off the list: {patient.text!r}"
+
+
+def test_minhas_consultas_does_not_promise_a_list_of_a_doctor_no_longer_seeing_patients(rafael):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    Medico.objects.filter(pk=rafael.pk).update(ativo=False)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("minhas consultas")
+    assert "Dr. Rafael Teixeira" not in patient.text, patient.text
+
+
+def test_leaving_words_at_the_offer_do_not_join_the_offered_list(waitlist_on, gustavo_away):
+    """Maria waits for Dra. Ana; asking for an orthopaedist she is offered Dr. Gustavo's list, and answers that she
+    wants to leave the waitlist: that is no yes to Dr. Gustavo's list."""
+    _join(Medico.objects.get(nome="Dra. Ana Souza"), MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = _reach_full_agenda()
+    assert T.WAITLIST_OFFER.format(doctor="Dr. Gustavo Pereira") in patient.text
+
+    patient.says("quero sair da lista de espera")
+
+    joined = ListaEspera.objects.filter(medico=gustavo_away.medico).exists()
+    assert not joined, f"'sair da lista de espera' joined Dr. Gustavo's list: {patient.text!r}"
+
+
+def test_confirming_an_appointment_in_the_admin_keeps_the_patient_on_the_doctors_list(rafael, admin_client):
+    waiting = _join(rafael, JOANA, "Joana Reis", at=REF)  # Joana holds his only time and waits for an earlier one
+    appointment = Agendamento.objects.get(paciente_telefone=JOANA)
+    data = {"medico": rafael.pk, "especialidade": appointment.especialidade_id, "convenio": ""}
+    data.update({"paciente_nome": "Joana Reis", "paciente_telefone": JOANA, "status": "confirmado"})
+    data.update({"data": NEXT_MONDAY.isoformat(), "hora": "09:00"})
+    response = admin_client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
+    assert response.status_code == 302
+    assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGUARDANDO
+
+
+def test_leaving_a_named_doctors_list_the_patient_is_not_on_keeps_her_other_lists(rafael):
+    on_rafael = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("me tira da lista de espera do dr gustavo")
+    on_rafael.refresh_from_db()
+    assert on_rafael.situacao == Situacao.AGUARDANDO, f"Dr. Rafael's list left: {patient.text!r}"
+
+
+def test_a_notice_meta_reports_failed_later_holds_no_time(waitlist_on, rafael, fake_graph):
+    """Meta accepts the template (200, a wamid) and reports it undeliverable through the status webhook a moment
+    later, as it does for 131026 / 131049. The docs: "a notice WhatsApp could not deliver puts the patient back in
+    line and holds no time" — the next in line should not wait the 2-hour HOLD for a notice that never arrived."""
+    from api_gateway.services.inbound import message_status_apply
+    from api_gateway.whatsapp import StatusUpdate
+
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=2))
+    pedro = _join(rafael, PEDRO, "Pedro Lima", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    waitlist_notify(now=REF)
+    notice = ConversationMessage.objects.get(session__phone_number=MARIA, channel_type="template")
+    message_status_apply(
+        update=StatusUpdate(
+            wamid=notice.whatsapp_message_id,
+            status="failed",
+            timestamp=REF + dt.timedelta(minutes=1),
+            recipient=MARIA,
+            error_code=131026,
+            error_title="Message undeliverable",
+        )
+    )
+
+    later = waitlist_notify(now=REF + dt.timedelta(minutes=10))
+
+    assert later.told == [pedro.pk], "Maria never got the notice, yet the time is held for her for 2 hours"
+
+
+def test_an_ok_after_leaving_the_list_in_answer_to_the_notice_starts_no_booking(waitlist_on, rafael, fake_graph):
+    """Told of a free time, Maria answers "pode me tirar da lista de espera, já consegui em outro lugar" and is told
+    "Pronto, tirei você da lista". Her "ok" to that is no yes to the notice she just turned down."""
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    waitlist_notify(now=REF)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("pode me tirar da lista de espera, já consegui em outro lugar")
+    assert patient.text.endswith(T.WAITLIST_LEFT.format(doctors="Dr. Rafael Teixeira"))
+
+    patient.says("ok")
+
+    assert not patient.session.flow, f"a booking with Dr. Rafael started: {patient.text!r}"
+
+
+@pytest.mark.parametrize("answer", ["não quero mais", "não, obrigada, não preciso mais"])
+def test_a_patient_who_says_she_no_longer_wants_it_is_not_told_again(waitlist_on, rafael, fake_graph, answer):
+    """To the notice Maria answers that she no longer wants the time. The bot says "Tudo bem, não marquei nada",
+    keeps her on the list without saying so, and writes to her again the next day (up to 3 notices)."""
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _free_rafaels_monday()
+    waitlist_notify(now=REF)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(answer)
+
+    again = waitlist_notify(now=REF + RETELL_AFTER + dt.timedelta(minutes=5))
+
+    entry.refresh_from_db()
+    assert again.told == [] or "lista de espera" in patient.text, (
+        f"told again ({entry.situacao}, {entry.avisos} notices) after {answer!r}; the bot said {patient.text!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "leaves"),
+    [
+        ("me tira da lista de espera", True),
+        ("quero sair da fila de espera", True),
+        ("pode tirar meu nome da lista de espera", True),
+        ("não quero mais ficar na lista", True),
+        ("não quero sair da lista de espera", False),
+        ("cancela a primeira da lista", False),
+        ("qual a lista de convênios?", False),
+    ],
+)
+def test_only_a_wish_to_leave_takes_the_patient_off(rafael, message, leaves):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(message)
+    entry.refresh_from_db()
+    assert (entry.situacao == Situacao.SAIU) == leaves, patient.text
+
+
+def test_a_cancel_with_no_appointment_but_a_waitlist_says_how_to_leave_it(rafael):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("quero cancelar")
+    assert T.ON_WAITLIST.format(doctors="Dr. Rafael Teixeira") in patient.text
+    assert ListaEspera.objects.get().situacao == Situacao.AGUARDANDO
+
+
+def test_the_notice_button_of_a_doctor_no_longer_seeing_patients_says_so(waitlist_on, rafael):
+    Medico.objects.filter(pk=rafael.pk).update(ativo=False)
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("Ver horários", option_id=f"waitlist:book:{rafael.pk}")
+    assert T.WAITLIST_DOCTOR_GONE in patient.text and not patient.session.flow
