@@ -549,11 +549,13 @@ def test_the_dry_run_lists_the_waitlist_patients_it_would_tell(waitlist_on, rafa
     assert not fake_graph.sends and ListaEspera.objects.get().situacao == Situacao.AGUARDANDO
 
 
-def test_editing_another_appointment_with_the_doctor_keeps_the_patient_on_the_list(rafael, admin_client):
-    waiting = _join(rafael, JOANA, "Joana Reis", at=REF)  # Joana holds his only time and waits for another
+@pytest.mark.parametrize(("name", "status"), [("Joana Reis Silva", "agendado"), ("Joana Reis", "confirmado")])
+def test_editing_or_confirming_her_appointment_with_the_doctor_keeps_her_on_his_list(rafael, admin_client, name,
+                                                                                     status):  # fmt: skip
+    waiting = _join(rafael, JOANA, "Joana Reis", at=REF)  # Joana holds his only time and waits for an earlier one
     appointment = Agendamento.objects.get(paciente_telefone=JOANA)
     data = {"medico": rafael.pk, "especialidade": appointment.especialidade_id, "convenio": ""}
-    data.update({"paciente_nome": "Joana Reis Silva", "paciente_telefone": JOANA, "status": "agendado"})
+    data.update({"paciente_nome": name, "paciente_telefone": JOANA, "status": status})
     data.update({"data": NEXT_MONDAY.isoformat(), "hora": "09:00"})
 
     response = admin_client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
@@ -612,17 +614,6 @@ def test_leaving_words_at_the_offer_do_not_join_the_offered_list(waitlist_on, gu
 
     joined = ListaEspera.objects.filter(medico=gustavo_away.medico).exists()
     assert not joined, f"'sair da lista de espera' joined Dr. Gustavo's list: {patient.text!r}"
-
-
-def test_confirming_an_appointment_in_the_admin_keeps_the_patient_on_the_doctors_list(rafael, admin_client):
-    waiting = _join(rafael, JOANA, "Joana Reis", at=REF)  # Joana holds his only time and waits for an earlier one
-    appointment = Agendamento.objects.get(paciente_telefone=JOANA)
-    data = {"medico": rafael.pk, "especialidade": appointment.especialidade_id, "convenio": ""}
-    data.update({"paciente_nome": "Joana Reis", "paciente_telefone": JOANA, "status": "confirmado"})
-    data.update({"data": NEXT_MONDAY.isoformat(), "hora": "09:00"})
-    response = admin_client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
-    assert response.status_code == 302
-    assert ListaEspera.objects.get(pk=waiting.pk).situacao == Situacao.AGUARDANDO
 
 
 def test_leaving_a_named_doctors_list_the_patient_is_not_on_keeps_her_other_lists(rafael):
