@@ -2036,19 +2036,22 @@ def _pending_yes_dropped(session: ConversationSession) -> None:
         session.last_options = {"kind": "after_warning"}
 
 
-def reminder_offer(session: ConversationSession, *, appointment, text: str) -> None:
-    """The day-before reminder, or the notice that a block took the appointment's time, was just stored for this
-    session (under its lock): the history shows it, and when nothing else is under way a bare "sim" / "não" / "1",
-    or "remarcar", answers it (see `_reminder_answer`). A yes/no question left
-    open before it no longer takes a bare "sim", which would now be read as an answer to the reminder: a pending
-    cancellation is dropped (nothing changed) and a booking's summary is shown again before a yes books it, as
-    after an emergency warning."""
+def reminder_offer(session: ConversationSession, *, appointment, text: str, blocked: bool = False) -> None:
+    """The day-before reminder, or (`blocked`) the notice that a block took the appointment's time, was just stored
+    for this session (under its lock): the history shows it, and when nothing else is under way a bare "sim" /
+    "não" / button number, or "remarcar", answers it (see `_reminder_answer`; the notice's buttons are "Remarcar",
+    "Cancelar consulta", so its "1" moves the appointment). A yes/no question left open before it no longer takes a
+    bare "sim", which would now be read as an answer to the reminder: a pending cancellation is dropped (nothing
+    changed) and a booking's summary is shown again before a yes books it, as after an emergency warning."""
     clinic_message_noted(session, text=text)
     _pending_yes_dropped(session)
     if not session.flow and session.current_state == S.IDLE:
         offered = session.last_options if session.last_options.get("kind") == "reminder" else {}
         reminded = [pk for pk in offered.get("appointments", []) if pk != appointment.pk]
+        told_blocked = [pk for pk in offered.get("blocked", []) if pk != appointment.pk]
         session.last_options = {"kind": "reminder", "appointments": [*reminded, appointment.pk]}
+        if blocked or told_blocked:
+            session.last_options["blocked"] = [*told_blocked, *([appointment.pk] if blocked else [])]
 
 
 def _waitlist_leave(turn: _Turn, *, doctor_id: int | None = None) -> Reply:
@@ -2089,8 +2092,10 @@ def waitlist_opened_noted(session: ConversationSession, *, doctor_id: int, text:
         session.last_options = {"offer": "book", "medico_id": doctor_id}
 
 
-# The reminder template's buttons, in order; "1", "2", "3" typed after it mean the same.
+# The reminder template's buttons, in order; "1", "2", "3" typed after it mean the same. The block notice's are
+# "Remarcar", "Cancelar consulta".
 _REMINDER_BUTTONS = {1: Intent.CONFIRMAR, 2: Intent.REMARCAR, 3: Intent.CANCELAR}
+_BLOCK_NOTICE_BUTTONS = {1: Intent.REMARCAR, 2: Intent.CANCELAR}
 _BARE_BUTTON_NUMBER = re.compile(r"\s*([123])\W*")
 
 
@@ -2102,12 +2107,13 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
     upcoming = None
     if wanted is None:
         offered = s.last_options if not s.flow else {}
-        if offered.get("kind") != "reminder" or set(offered) != {"kind", "appointments"}:
+        if offered.get("kind") != "reminder" or set(offered) - {"blocked"} != {"kind", "appointments"}:
             return None  # no reminder pending, or the bot asked something newer ("Posso transferir...?")
         reminded = offered["appointments"]
         typed = _BARE_BUTTON_NUMBER.fullmatch(turn.folded)
         if typed and len(reminded) == 1:
-            intent = _REMINDER_BUTTONS[int(typed.group(1))]
+            buttons = _BLOCK_NOTICE_BUTTONS if reminded[0] in offered.get("blocked", []) else _REMINDER_BUTTONS
+            intent = buttons.get(int(typed.group(1)), intent)
         if intent not in {Intent.CONFIRMAR, Intent.NEGAR, Intent.REMARCAR, Intent.CANCELAR}:
             return None
         upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)

@@ -200,7 +200,7 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
         text=text,
         entities=entities,
         claim=_claim(appointment, mark="aviso_bloqueio_em", statuses=OPEN_STATUSES, now=now),
-        noted=lambda s: reminder_offer(s, appointment=appointment, text=text),
+        noted=lambda s: reminder_offer(s, appointment=appointment, text=text, blocked=True),
         now=now,
     )
 

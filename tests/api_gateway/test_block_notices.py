@@ -221,6 +221,24 @@ def test_tapping_cancel_asks_first_and_a_yes_cancels_that_appointment(clinic, no
     assert appointment.status == Status.CANCELADO
 
 
+@pytest.mark.parametrize(
+    ("typed", "flow", "state"), [("1", "remarcar", "choosing_date"), ("2", "cancelar", "confirming")]
+)
+def test_a_number_typed_after_the_notice_means_its_own_buttons(clinic, notices_on, fake_graph, typed, flow, state):
+    """The notice's buttons are "Remarcar" and "Cancelar consulta": a typed "1" moves the appointment (it is not the
+    reminder's "Confirmar presença"), a "2" asks before cancelling it."""
+    appointment = _book()
+    _block()
+    block_notices_send(now=TODAY_10)
+
+    reply = conversation.turn_handle(phone=MARIA, text=typed)
+
+    session = ConversationSession.objects.get(phone_number=MARIA)
+    assert (session.flow, session.current_state, session.target_appointment_id) == (flow, state, appointment.pk), (
+        reply.reply.text
+    )
+
+
 def test_a_moved_appointment_is_told_again_only_if_a_block_takes_its_new_time(clinic, notices_on, fake_graph):
     appointment = _book()
     _block()
