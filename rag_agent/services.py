@@ -194,9 +194,13 @@ def _validate_booking(
 def _serialise_bookings_of(phone: str) -> None:
     """A transaction-scoped per-phone lock. PostgreSQL: an advisory lock; SQLite already runs one writer at a
     time (transactions are IMMEDIATE, see settings)."""
+    _transaction_lock(f"booking:{phone}")
+
+
+def _transaction_lock(key: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"booking:{phone}"])
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
 
 
 def appointment_book(
@@ -388,18 +392,19 @@ def waitlist_join(
     if not Medico.objects.filter(pk=medico_id, ativo=True).exists():
         raise InvalidBooking(INVALID_DOCTOR_MESSAGE)
     until = now + dt.timedelta(days=settings.WAITLIST_DAYS)
+    forms = phone_forms(paciente_telefone)
     with transaction.atomic():
+        # The unique constraint sees one spelling of the phone; both forms of a mobile are one patient.
+        _transaction_lock(f"waitlist:{medico_id}:{min(forms)}")
         entry = (
             ListaEspera.objects.select_for_update()
-            .filter(medico_id=medico_id, paciente_telefone__in=phone_forms(paciente_telefone))
-            .filter(situacao__in=ListaEspera.OPEN)
+            .filter(medico_id=medico_id, paciente_telefone__in=forms, situacao__in=ListaEspera.OPEN)
             .first()
         )
-        if entry is not None:
+        if entry is not None:  # asking again: waiting again, told again when a time opens (notices count anew)
             joined = entry.situacao == ListaEspera.Situacao.AVISADO  # told of a time someone else took
             entry.situacao, entry.expira_em = ListaEspera.Situacao.AGUARDANDO, until
-            if joined:
-                entry.avisado_em, entry.avisos = None, 0
+            entry.avisado_em, entry.avisos = None, 0
             entry.save(update_fields=["situacao", "expira_em", "avisado_em", "avisos"])
             return entry, joined
         try:

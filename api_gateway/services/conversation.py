@@ -256,7 +256,7 @@ def _interpret(
     if channel_type not in READABLE_TYPES - {"location"} and not _caption(channel_type, text):  # no words to read
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
     if session.current_state == S.HUMAN_HANDOFF:
-        if option_id and option_id.startswith("reminder:confirm:"):  # "Confirmar presença" needs no person
+        if option_id and option_id.startswith(("reminder:confirm:", "waitlist:join:")):  # these need no person
             return _option_intent(option_id) or NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")
         return NLUResult(intent=Intent.DESCONHECIDO, confidence=1.0, source="")  # staff answer; no tokens spent
     if option_id:
@@ -315,10 +315,10 @@ def _option_intent(option_id: str) -> NLUResult | None:
         if action not in {"join", "book"} or not doctor_id.isdigit():
             return None
         if action == "join":
-            return NLUResult(intent=Intent.CONFIRMAR, confidence=1.0, entities={"lista_espera": int(doctor_id)})
-        return NLUResult(
-            intent=Intent.AGENDAR, confidence=1.0, entities={"medico_id": int(doctor_id), "aviso_lista": True}
-        )
+            entities = {"lista_espera": int(doctor_id)}
+            return NLUResult(intent=Intent.CONFIRMAR, confidence=1.0, entities=entities, source="option")
+        entities = {"medico_id": int(doctor_id), "aviso_lista": True}
+        return NLUResult(intent=Intent.AGENDAR, confidence=1.0, entities=entities, source="option")
     if kind == "topic" and value in _QUESTION_TOPICS:  # a row of the "Tirar dúvidas" list
         return NLUResult(intent=Intent.PERGUNTA, confidence=1.0, entities={"topico": value}, source="option")
     if kind in {"specialty", "plan", "doctor", "slot", "appointment"}:
@@ -467,6 +467,9 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
     if s.current_state == S.HUMAN_HANDOFF:
         if turn.nlu.entities.get("lembrete_id"):  # the reminder's "Confirmar presença": done, the staff keep the rest
             return _reminder_answer(turn) or Reply(text="", send=False)
+        doctor = _doctor(turn.nlu.entities.get("lista_espera"))
+        if doctor is not None:  # "Lista de espera" tapped after "Falar c/ atendente": joined, the staff keep the rest
+            return Reply(text=_waitlist_joined(turn, doctor))
         return Reply(text="", send=False)  # the clinic's staff answer until they release the session
     if channel_type == "location":
         return Reply(text=T.LOCATION_RECEIVED.format(address=_clinic()["endereco"]))
@@ -575,17 +578,22 @@ def _dispatch(turn: _Turn) -> Reply:
     if _leaves_waitlist(turn.folded):  # "me tira da lista de espera", "não quero mais ficar na fila"
         return _waitlist_leave(turn)
     if nlu.entities.get("aviso_lista") and _doctor(nlu.entities.get("medico_id")) is None:
-        return _menu(s, T.WAITLIST_DOCTOR_GONE)  # "Ver horários" of a doctor no longer seeing patients
-    if s.last_options.get("offer") == "book" and s.last_options.get("medico_id") and intent == Intent.NEGAR:
-        return _waitlist_leave(turn, doctor_id=s.last_options["medico_id"])  # "não quero mais" to the notice
+        return _menu(s, _doctor_gone(nlu.entities.get("medico_id")))  # "Ver horários" of a doctor no longer seeing
+    notice_doctor = s.last_options.get("medico_id") if s.last_options.get("offer") == "book" and not s.flow else None
+    if notice_doctor:
+        answered = _notice_answer(turn, notice_doctor)
+        if answered is not None:
+            return answered
+        intent = nlu.intent  # "quero esse horário": now a booking with the notice's doctor
+    others = {k: v for k, v in nlu.entities.items() if not (k == "medico_id" and v == s.selected_doctor_id)}
     offered_waitlist = (
         s.last_options.get("kind") == "waitlist"
-        and not _has_booking_entities(nlu)
+        and not _has_booking_entities(dataclasses.replace(nlu, entities=others))  # "sim, pro dr gustavo mesmo"
         and not _OTHER_DOCTOR.search(turn.folded)  # "outro médico", as the offer suggests: the usual doctor step
     )
     if offered_waitlist and ("?" in turn.text or intent == Intent.PERGUNTA) and "lista" in turn.folded:
         return _waitlist_explained(turn)  # "como funciona a lista de espera?": the answer, and the offer again
-    says_yes = _JOINS_WAITLIST.search(turn.folded) or _TAKES_OFFER.match(turn.folded)
+    says_yes = _JOINS_WAITLIST.search(turn.folded) or _TAKES_OFFER.match(turn.folded) or _YES_FIRST.match(turn.folded)
     if offered_waitlist and intent != Intent.NEGAR and says_yes and not _SAYS_NO.search(turn.folded):
         intent = turn.nlu.intent = Intent.CONFIRMAR  # "pode colocar", "quero entrar na lista", "me avisa"
     if nlu.entities.get("lista_espera") or (offered_waitlist and intent in {Intent.CONFIRMAR, Intent.NEGAR}):
@@ -1710,25 +1718,29 @@ def _waitlist_answer(turn: _Turn) -> Reply:
         turn.nlu = dataclasses.replace(nlu, intent=Intent.AGENDAR, entities={"medico_id": doctor["id"]})
         s.last_options = {}
         return _dispatch(turn)
-    try:
-        _, joined = clinic_services.waitlist_join(
-            medico_id=doctor["id"],
-            especialidade_id=s.selected_specialty_id if answers_offer else None,
-            paciente_nome=s.patient_name or turn.profile_name,
-            paciente_telefone=s.phone_number,
-            now=turn.now,
-        )
-    except clinic_services.InvalidBooking:  # deactivated a moment ago
-        joined, text = None, T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"])
-    else:
-        text = (T.WAITLIST_JOINED if joined else T.WAITLIST_ALREADY).format(
-            doctor=doctor["nome"], days=settings.WAITLIST_DAYS
-        )
+    text = _waitlist_joined(turn, doctor, specialty_id=s.selected_specialty_id if answers_offer else None)
     if answers_offer or not s.flow:
         _flow_reset(s)
         return Reply(text=text)
     turn.prefix.append(text)  # an old button: the booking (or cancellation) under way asks its question again
     return _with_prefix(turn, _prompt_again(turn))
+
+
+def _waitlist_joined(turn: _Turn, doctor: dict, *, specialty_id: int | None = None) -> str:
+    """Puts the patient on the doctor's waitlist; what to tell them."""
+    s = turn.session
+    try:
+        _, joined = clinic_services.waitlist_join(
+            medico_id=doctor["id"],
+            especialidade_id=specialty_id,
+            paciente_nome=s.patient_name or turn.profile_name,
+            paciente_telefone=s.phone_number,
+            now=turn.now,
+        )
+    except clinic_services.InvalidBooking:  # deactivated a moment ago
+        return T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"])
+    text = T.WAITLIST_JOINED if joined else T.WAITLIST_ALREADY
+    return text.format(doctor=T.of_doctor(doctor["nome"]), days=settings.WAITLIST_DAYS)
 
 
 def _spread(free: list[dt.datetime]) -> list[dt.datetime]:
@@ -2066,11 +2078,11 @@ def _waitlist_leave(turn: _Turn, *, doctor_id: int | None = None) -> Reply:
     wanted = {doctor_id} if doctor_id else turn.doctors_named
     leaving = [e for e in entries if e.medico_id in wanted] if wanted else entries
     if not leaving:
-        named = T.join_names([d["nome"] for d in map(_doctor, wanted) if d])
+        named = T.join_names([T.of_doctor(d["nome"]) for d in map(_doctor, wanted) if d])
         text = T.WAITLIST_NOT_ON.format(doctor=named) if named else T.WAITLIST_NONE
         return Reply(text="\n\n".join(filter(None, [text, _waitlist_line(turn)])))
     clinic_services.waitlist_leave(entry_ids=[e.pk for e in leaving], now=turn.now)
-    return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([e.medico.nome for e in leaving])))
+    return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([T.of_doctor(e.medico.nome) for e in leaving])))
 
 
 def _waitlist_line(turn: _Turn) -> str | None:
@@ -2078,7 +2090,39 @@ def _waitlist_line(turn: _Turn) -> str | None:
     entries = selectors.waitlist_open_for_phone(turn.session.phone_number)
     if not entries:
         return None
-    return T.ON_WAITLIST.format(doctors=T.join_names([e.medico.nome for e in entries]))
+    return T.ON_WAITLIST.format(doctors=T.join_names([T.of_doctor(e.medico.nome) for e in entries]))
+
+
+def _notice_answer(turn: _Turn, doctor_id: int) -> Reply | None:
+    """The patient's answer to the notice that a time opened with `doctor_id`. "não quero mais" (or "já consegui")
+    takes them off that list; another "não" ("não posso segunda") keeps them on it; a wish in their own words
+    ("quero esse horário", Gemini's "agendar"), or a "não" asking for another day, becomes a booking with that doctor
+    (the NLU result is changed in place and None returned: the dispatch goes on with it). None also when the message
+    is about something else."""
+    nlu, folded = turn.nlu, turn.folded
+    says_no = nlu.intent == Intent.NEGAR or bool(_SAYS_NO.search(folded) and not _TAKES_NOTICE.search(folded))
+    if says_no and _NO_LONGER_WANTED.search(folded):
+        return _waitlist_leave(turn, doctor_id=doctor_id)
+    if says_no and not _ANOTHER_TIME.search(folded):
+        turn.session.last_options = {}
+        doctor = _doctor(doctor_id)
+        return Reply(text=T.WAITLIST_STAYS.format(doctor=T.of_doctor(doctor["nome"]) if doctor else ""))
+    if not (says_no or nlu.intent in {Intent.AGENDAR, Intent.CONFIRMAR} or _TAKES_NOTICE.search(folded)):
+        return None
+    if nlu.entities.get("especialidade_id") or nlu.entities.get("medico_id") not in (None, doctor_id):
+        return None  # another doctor or a specialty: the usual booking
+    if says_no:  # "não posso segunda, tem outro dia?": the doctor's times, not the day just refused
+        nlu.entities.clear()
+    nlu.intent = Intent.AGENDAR
+    nlu.entities["medico_id"] = doctor_id
+    nlu.entities.pop("opcao", None)
+    turn.session.last_options = {}
+    return None
+
+
+def _doctor_gone(doctor_id) -> str:
+    detail = selectors.doctor_detail(int(doctor_id)) if doctor_id else None
+    return T.WAITLIST_DOCTOR_GONE.format(doctor=detail["nome"] if detail else "Esse profissional")
 
 
 def waitlist_opened_noted(session: ConversationSession, *, doctor_id: int, text: str) -> None:
@@ -3162,6 +3206,19 @@ def _leaves_waitlist(folded: str) -> bool:
     return bool(wish) and "nao" not in folded[: wish.start()].split()[-3:]
 
 
+# A yes that says more ("sim, pro dr gustavo mesmo")
+_YES_FIRST = re.compile(r"^\W*(?:sim|isso|pode|claro|ok|beleza|com certeza)(?![a-z])")
+# After the notice: a wish in the patient's words ("oba, quero sim", "pode marcar pra mim", "quero esse horário")
+_TAKES_NOTICE = re.compile(
+    r"(?<![a-z])(?:quero|queria|pode marcar|pode agendar|marca|marcar|agendar|garant\w+|oba|otimo|claro)(?![a-z])"
+)
+# ... a "não" that ends the wait ("não quero mais", "já consegui em outro lugar")
+_NO_LONGER_WANTED = re.compile(
+    r"(?<![a-z])(?:nao (?:quero|preciso) mais|nao tenho mais interesse|ja (?:consegui|marquei|resolvi|fui)"
+    r"|pode (?:me )?tirar)(?![a-z])"
+)
+# ... and one that asks for another day or time ("não posso segunda, teria outro dia?")
+_ANOTHER_TIME = re.compile(r"(?<![a-z])(?:outr[oa]s? (?:dia|data|horario|semana)s?|tem outro|teria outro)(?![a-z])")
 _SAYS_NO = re.compile(r"(?<![a-z])(?:nao|nem|dispenso)(?![a-z])")
 _TAKES_OFFER = re.compile(
     r"^\W*(?:sim\W+)?(?:quero|queria|gostaria|por favor|pode|pode ser|pode sim|pode transferir|transfere|transferir"

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
@@ -112,7 +113,7 @@ def _store_and_send_each(appointments, *, mark: str, store, what: str, now: dt.d
     of the appointments whose message was stored, and of those without a usable WhatsApp number."""
     stored, no_number = [], []
     for appointment in appointments:
-        phone = _recipient(appointment.paciente_telefone)
+        phone = recipient(appointment.paciente_telefone)
         if phone is None:
             # Claimed all the same, so it is not looked at again every run; the staff see it in the log.
             Agendamento.objects.filter(pk=appointment.pk, **{f"{mark}__isnull": True}).update(**{mark: now})
@@ -205,15 +206,18 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
     )
 
 
-def _recipient(stored: str) -> str | None:
-    """Where the reminder goes: the conversation the patient already has, when they have written (the staff may
-    have typed the mobile with its ninth digit while WhatsApp's id for it has none, or the other way round; a
-    foreign wa_id has no "+"), else the stored phone as WhatsApp writes it. None: it cannot be a phone."""
+def recipient(stored: str) -> str | None:
+    """Where a message the clinic starts goes: the conversation the patient already has, when they have written
+    (the staff may have typed the mobile with its ninth digit while WhatsApp's id for it has none, or the other way
+    round; a foreign wa_id has no "+"), the one they have on WhatsApp first (a REST client may have used the other
+    form), else the stored phone as WhatsApp writes it. None: it cannot be a phone."""
     number = whatsapp_number(stored)
     forms = {*phone_forms(stored), *(phone_forms(number) if number else ())}
+    on_whatsapp = ConversationMessage.objects.filter(session=OuterRef("pk"), whatsapp_message_id__isnull=False)
     known = (
         ConversationSession.objects.filter(phone_number__in=forms)
-        .order_by("-last_activity")
+        .annotate(on_whatsapp=Exists(on_whatsapp))
+        .order_by("-on_whatsapp", "-last_activity")
         .values_list("phone_number", flat=True)
         .first()
     )
@@ -270,7 +274,7 @@ def cancellation_notify(*, agendamento_id: int, now: dt.datetime | None = None) 
     appointment = Agendamento.objects.select_related("medico").filter(pk=agendamento_id).first()
     if appointment is None or not _still_relevant(appointment, kind="cancelled", now=now):
         return None
-    phone = _recipient(appointment.paciente_telefone)
+    phone = recipient(appointment.paciente_telefone)
     if phone is None:
         logger.warning(
             "appointment %s has no WhatsApp number; the patient was not told of its cancellation", agendamento_id

@@ -136,20 +136,24 @@ WAITLIST_OFFER = (
     "que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."
 )
 WAITLIST_JOINED = (
-    "Pronto, você está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário (fica com quem "
+    "Pronto, você está na lista de espera {doctor}. Aviso por aqui assim que abrir um horário (fica com quem "
     "marcar primeiro). A lista vale por {days} dias."
 )
-WAITLIST_ALREADY = "Você já está na lista de espera de {doctor}. Aviso por aqui assim que abrir um horário."
+WAITLIST_ALREADY = "Você já está na lista de espera {doctor}. Aviso por aqui assim que abrir um horário."
 WAITLIST_DECLINED = "Tudo bem, não coloquei você na lista de espera."
 WAITLIST_HOW = (
     "Funciona assim: quando abrir um horário com {doctor} (uma desistência, por exemplo), aviso por aqui, por ordem "
     "de chegada na lista. O horário fica com quem marcar primeiro, e a lista vale por {days} dias. Quer entrar?"
 )
-WAITLIST_LEFT = "Pronto, tirei você da lista de espera de {doctors}."
+WAITLIST_LEFT = "Pronto, tirei você da lista de espera {doctors}."
 WAITLIST_NONE = "Você não está em nenhuma lista de espera."
-WAITLIST_NOT_ON = "Você não está na lista de espera de {doctor}."
-WAITLIST_DOCTOR_GONE = "Esse médico não está mais atendendo pela clínica. Posso ajudar a marcar com outro?"
-ON_WAITLIST = "Você está na lista de espera de {doctors}. Para sair, diga *sair da lista de espera*."
+WAITLIST_STAYS = (
+    "Tudo bem. Você continua na lista de espera {doctor}: aviso por aqui quando abrir outro horário. Se não quiser "
+    "mais, diga *sair da lista de espera*."
+)
+WAITLIST_NOT_ON = "Você não está na lista de espera {doctor}."
+WAITLIST_DOCTOR_GONE = "{doctor} não está mais atendendo pela clínica. Posso ajudar a marcar com outro profissional?"
+ON_WAITLIST = "Você está na lista de espera {doctors}. Para sair, diga *sair da lista de espera*."
 # The text of the WHATSAPP_WAITLIST_TEMPLATE notice, as the history shows it ({{1}} doctor, {{2}} date, {{3}} time).
 WAITLIST_OPENED = (
     "Abriu horário com {doctor}! O primeiro livre é {when} às {time}. Toque em *Ver horários* para escolher o "
@@ -429,6 +433,13 @@ def on_weekday(weekday: int) -> str:
 
 def capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def of_doctor(name: str) -> str:
+    """ "da Dra. Ana Souza", "do Dr. Rafael Teixeira": the name after "lista de espera"."""
+    if name.startswith("Dra"):
+        return f"da {name}"
+    return f"do {name}" if name.startswith("Dr") else f"de {name}"
 
 
 def join_names(names: list[str]) -> str:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from api_gateway.services import texts as T
 from api_gateway.services.conversation import waitlist_opened_noted
 from api_gateway.services.outbox import template_entity
-from api_gateway.services.reminders import quiet_hours, template_deliver, template_store
+from api_gateway.services.reminders import quiet_hours, recipient, template_deliver, template_store
 from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.models import ListaEspera
@@ -81,7 +81,7 @@ def _notice_store(entry: ListaEspera, *, first: dt.datetime, now: dt.datetime) -
     text = T.WAITLIST_OPENED.format(doctor=doctor, when=when, time=time)
     template = template_entity(settings.WHATSAPP_WAITLIST_TEMPLATE, body, buttons=[f"waitlist:book:{entry.medico_id}"])
     return template_store(
-        phone=entry.paciente_telefone,
+        phone=recipient(entry.paciente_telefone) or entry.paciente_telefone,  # the WhatsApp conversation (REST joins)
         text=text,
         entities={"template": template, "waitlist": entry.pk},
         claim=lambda: clinic_services.waitlist_told_claim(
