@@ -193,15 +193,36 @@ def _block_notice_store(appointment: Agendamento, *, phone: str, now: dt.datetim
     body = [block_message(block, appointment.medico.nome), *_appointment_fields(appointment)]
     away, patient, doctor, when, time = body
     text = T.BLOCK_NOTICE.format(away=away, patient=patient, doctor=doctor, when=when, time=time)
-    buttons = [f"reminder:{action}:{appointment.pk}" for action in ("reschedule", "cancel")]
-    template = template_entity(settings.WHATSAPP_RESCHEDULE_TEMPLATE, body, buttons=buttons)
-    entities = {"template": template, "blocked": appointment.pk, "at": _start(appointment).isoformat()}
+    return _appointment_template_store(
+        appointment,
+        kind="blocked",
+        template=settings.WHATSAPP_RESCHEDULE_TEMPLATE,
+        body=body,
+        text=text,
+        actions=("reschedule", "cancel"),
+        claim=_claim(appointment, mark="aviso_bloqueio_em", statuses=OPEN_STATUSES, now=now),
+        phone=phone,
+        now=now,
+    )
+
+
+def _appointment_template_store(
+    appointment: Agendamento, *, kind: str, template: str, body: list[str], text: str, actions, claim, phone, now
+) -> int | None:
+    """Stores a reminder ("reminder") or a block notice ("blocked") of an appointment: the template with the
+    reminder's button payloads for `actions`, noted in the conversation so a typed answer means that appointment."""
+    buttons = [f"reminder:{action}:{appointment.pk}" for action in actions]
+    entities = {
+        "template": template_entity(template, body, buttons=buttons),
+        kind: appointment.pk,
+        "at": _start(appointment).isoformat(),
+    }
     return template_store(
         phone=phone,
         text=text,
         entities=entities,
-        claim=_claim(appointment, mark="aviso_bloqueio_em", statuses=OPEN_STATUSES, now=now),
-        noted=lambda s: reminder_offer(s, appointment=appointment, text=text, blocked=True),
+        claim=claim,
+        noted=lambda s: reminder_offer(s, appointment=appointment, text=text, blocked=kind == "blocked"),
         now=now,
     )
 
@@ -244,15 +265,15 @@ def _reminder_text(appointment: Agendamento) -> tuple[str, list[str]]:
 
 def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -> int | None:
     text, body = _reminder_text(appointment)
-    buttons = [f"reminder:{action}:{appointment.pk}" for action in ("confirm", "reschedule", "cancel")]
-    template = template_entity(settings.WHATSAPP_REMINDER_TEMPLATE, body, buttons=buttons)
-    entities = {"template": template, "reminder": appointment.pk, "at": _start(appointment).isoformat()}
-    return template_store(
-        phone=phone,
+    return _appointment_template_store(
+        appointment,
+        kind="reminder",
+        template=settings.WHATSAPP_REMINDER_TEMPLATE,
+        body=body,
         text=text,
-        entities=entities,
+        actions=("confirm", "reschedule", "cancel"),
         claim=_claim(appointment, mark="lembrete_enviado_em", statuses=[Agendamento.Status.AGENDADO], now=now),
-        noted=lambda s: reminder_offer(s, appointment=appointment, text=text),
+        phone=phone,
         now=now,
     )
 
