@@ -585,12 +585,7 @@ def _dispatch(turn: _Turn) -> Reply:
         if answered is not None:
             return answered
         intent = nlu.intent  # "quero esse horário": now a booking with the notice's doctor
-    others = {k: v for k, v in nlu.entities.items() if not (k == "medico_id" and v == s.selected_doctor_id)}
-    offered_waitlist = (
-        s.last_options.get("kind") == "waitlist"
-        and not _has_booking_entities(dataclasses.replace(nlu, entities=others))  # "sim, pro dr gustavo mesmo"
-        and not _OTHER_DOCTOR.search(turn.folded)  # "outro médico", as the offer suggests: the usual doctor step
-    )
+    offered_waitlist = s.last_options.get("kind") == "waitlist" and _answers_waitlist_offer(turn)
     if offered_waitlist and ("?" in turn.text or intent == Intent.PERGUNTA) and "lista" in turn.folded:
         return _waitlist_explained(turn)  # "como funciona a lista de espera?": the answer, and the offer again
     says_yes = _JOINS_WAITLIST.search(turn.folded) or _TAKES_OFFER.match(turn.folded) or _YES_FIRST.match(turn.folded)
@@ -1695,6 +1690,17 @@ def _waitlist_explained(turn: _Turn) -> Reply:
     return _waitlist_offer(turn.session, doctor, text)
 
 
+def _answers_waitlist_offer(turn: _Turn) -> bool:
+    """At the waitlist's offer, whether the message may answer it: it names no date, time or other doctor
+    ("sim, pro dr gustavo mesmo" names the offered one) and does not ask for another doctor ("outro médico", as the
+    offer suggests: the usual doctor step)."""
+    chosen = turn.session.selected_doctor_id
+    others = {k: v for k, v in turn.nlu.entities.items() if not (k == "medico_id" and v == chosen)}
+    return not _has_booking_entities(dataclasses.replace(turn.nlu, entities=others)) and not _OTHER_DOCTOR.search(
+        turn.folded
+    )
+
+
 def _waitlist_answer(turn: _Turn) -> Reply:
     """The answer to the waitlist's offer: "Lista de espera" (or "sim", "1") puts the patient on the doctor's
     list, unless a time opened meanwhile (then it is offered); "não" ends the booking. The button of an older offer,
@@ -1960,7 +1966,8 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
     if not appointments:
         s.flow = ""
-        waiting = _waitlist_line(turn) if flow == FLOW_CANCEL else None  # "quero cancelar": maybe the list is meant
+        # "quero cancelar" with no appointment: maybe the waitlist is meant
+        waiting = _waitlist_line(selectors.waitlist_open_for_phone(s.phone_number)) if flow == FLOW_CANCEL else None
         return Reply(text="\n\n".join(filter(None, [T.NO_APPOINTMENTS, waiting])))
     said = _appointments_said(turn, appointments) if flow == FLOW_CANCEL else []
     if len(said) >= 2:  # "cancela a de quarta e a de quinta": one question for both
@@ -2080,14 +2087,13 @@ def _waitlist_leave(turn: _Turn, *, doctor_id: int | None = None) -> Reply:
     if not leaving:
         named = T.join_names([T.of_doctor(d["nome"]) for d in map(_doctor, wanted) if d])
         text = T.WAITLIST_NOT_ON.format(doctor=named) if named else T.WAITLIST_NONE
-        return Reply(text="\n\n".join(filter(None, [text, _waitlist_line(turn)])))
+        return Reply(text="\n\n".join(filter(None, [text, _waitlist_line(entries)])))
     clinic_services.waitlist_leave(entry_ids=[e.pk for e in leaving], now=turn.now)
     return Reply(text=T.WAITLIST_LEFT.format(doctors=T.join_names([T.of_doctor(e.medico.nome) for e in leaving])))
 
 
-def _waitlist_line(turn: _Turn) -> str | None:
-    """ "minhas consultas" also says which waitlists the patient is on, and how to leave them."""
-    entries = selectors.waitlist_open_for_phone(turn.session.phone_number)
+def _waitlist_line(entries: list) -> str | None:
+    """ "minhas consultas" also says which waitlists the patient is on (`entries`), and how to leave them."""
     if not entries:
         return None
     return T.ON_WAITLIST.format(doctors=T.join_names([T.of_doctor(e.medico.nome) for e in entries]))
@@ -2597,7 +2603,7 @@ def _about_booked(turn: _Turn) -> Reply | None:
 
 def _list_appointments(turn: _Turn) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
-    waiting = [line] if (line := _waitlist_line(turn)) else []
+    waiting = [line] if (line := _waitlist_line(selectors.waitlist_open_for_phone(turn.session.phone_number))) else []
     if not appointments:
         return Reply(text="\n\n".join([T.NO_APPOINTMENTS, *waiting]))
     items = "\n".join(
