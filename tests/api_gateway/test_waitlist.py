@@ -19,6 +19,7 @@ from api_gateway.services.reminders import RESEND_AFTER, reminders_send
 from api_gateway.services.waitlist import HOLD, MAX_NOTICES, RETELL_AFTER, waitlist_notify
 from rag_agent import services as clinic_services
 from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
+from tests.api_gateway.test_block_notices import _book as block_notices_book
 from tests.api_gateway.test_block_notices import _params
 from tests.api_gateway.test_conversation_dialogues import (
     REF,
@@ -79,15 +80,8 @@ def rafael(clinic, settings) -> Medico:
 
 
 def _book(doctor: Medico, phone: str, name: str) -> Agendamento:
-    return clinic_services.appointment_book(
-        medico_id=doctor.pk,
-        especialidade_id=doctor.especialidades.first().pk,
-        convenio_id=None,
-        paciente_nome=name,
-        paciente_telefone=phone,
-        data=NEXT_MONDAY,
-        hora=dt.time(9),
-    )
+    """Books the doctor's next-Monday 09:00 through the booking service, as the block notices' tests do."""
+    return block_notices_book("09:00", NEXT_MONDAY, doctor=doctor.nome, phone=phone, name=name)
 
 
 def _reach_full_agenda(phone=MARIA, name="Maria Oliveira") -> Patient:
