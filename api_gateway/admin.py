@@ -28,7 +28,8 @@ from api_gateway.services import cache_inspect, staff
 from api_gateway.services.conversation import release_to_bot
 from api_gateway.services.reminders import block_notices_plan
 from api_gateway.services.session_cache import SessionConflict, session_manager
-from api_gateway.tasks import notify_blocked, notify_cancellation
+from api_gateway.services.waitlist import waitlist_enabled
+from api_gateway.tasks import notify_blocked, notify_cancellation, notify_waitlist
 from core import broker
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
@@ -398,6 +399,12 @@ class AgendamentoAdmin(rag_agent_admin.AgendamentoAdmin):
         WHATSAPP_CANCELLATION_TEMPLATE is blank, or for an appointment already past; see cancellation_notify)."""
         for pk in ids:
             _after_commit(notify_cancellation, pk)
+
+    def times_freed_by_staff(self) -> None:
+        """Once committed, the first in line on the waitlists are told of the times that opened (when
+        WHATSAPP_WAITLIST_TEMPLATE is set; see waitlist_notify)."""
+        if waitlist_enabled():
+            _after_commit(notify_waitlist)
 
 
 admin.site.unregister(Agendamento)

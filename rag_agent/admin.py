@@ -329,12 +329,16 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
     ordering = ("-data", "-hora")
 
     def save_model(self, request, obj, form, change):
-        if change and "status" in form.changed_data and obj.status == Agendamento.Status.CANCELADO:
+        cancelled = change and "status" in form.changed_data and obj.status == Agendamento.Status.CANCELADO
+        moved = change and bool({"medico", "data", "hora"} & set(form.changed_data))
+        if cancelled:
             self.cancelled_by_staff([obj.pk])
-        if change and {"medico", "data", "hora"} & set(form.changed_data):
+        if moved:
             # Moved by the staff: the new time gets its own reminder, and its own notice should a block take it.
             obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
+        if (cancelled or moved) and form.initial.get("status") in OPEN_STATUSES:
+            self.times_freed_by_staff()
         super().save_model(request, obj, form, change)
         reopened = "status" in form.changed_data and form.initial.get("status") not in OPEN_STATUSES
         booked = not change or "medico" in form.changed_data or reopened  # new, moved to them, or reopened
@@ -356,11 +360,28 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
         ids = list(open_ones.values_list("pk", flat=True))
         changed = Agendamento.objects.filter(pk__in=ids).update(status=Agendamento.Status.CANCELADO)
         self.cancelled_by_staff(ids)
+        if changed:
+            self.times_freed_by_staff()
         self.message_user(request, f"{changed} agendamento(s) cancelado(s).", messages.SUCCESS)
 
     def cancelled_by_staff(self, ids: list[int]) -> None:
         """Hook: the staff cancelled these appointments. api_gateway/admin.py extends this admin to tell the
         patients on WhatsApp (rag_agent knows nothing of transport)."""
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        if obj.status in OPEN_STATUSES:
+            self.times_freed_by_staff()
+
+    def delete_queryset(self, request, queryset):
+        freed = queryset.filter(status__in=OPEN_STATUSES).exists()
+        super().delete_queryset(request, queryset)
+        if freed:
+            self.times_freed_by_staff()
+
+    def times_freed_by_staff(self) -> None:
+        """Hook: the staff cancelled, moved or deleted an open appointment, so a time may have opened.
+        api_gateway/admin.py extends this admin to tell the doctors' waitlists at once."""
 
 
 @admin.register(ListaEspera)

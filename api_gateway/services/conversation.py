@@ -925,6 +925,23 @@ def _reception_told(session_id: int, *, answered: bool = False) -> None:
         logger.exception("could not enqueue the handoff e-mail for session %s", session_id)
 
 
+def _time_given_up(phone: str) -> None:
+    """The patient cancelled or moved an appointment: once the turn commits, the first in line on the waitlists are
+    told of the time now rather than at beat's next run (only with WHATSAPP_WAITLIST_TEMPLATE set; a task, so a
+    slow Graph API never holds the turn in production). A broker failure leaves them to beat's run."""
+    if settings.WHATSAPP_WAITLIST_TEMPLATE:
+        transaction.on_commit(functools.partial(_waitlist_run_start, phone))
+
+
+def _waitlist_run_start(phone: str) -> None:
+    from api_gateway.tasks import notify_waitlist
+
+    try:
+        broker.task_publish(notify_waitlist, phone)
+    except Exception:  # noqa: BLE001 - see _time_given_up
+        logger.exception("could not enqueue the waitlist run after %s gave a time up", mask_phone(phone))
+
+
 def release_to_bot(s: ConversationSession) -> None:
     """End a human handoff: the bot answers again, from the menu (a booking left before the handoff is dropped)."""
     _flow_reset(s)
@@ -2469,6 +2486,7 @@ def _manage_step(turn: _Turn) -> Reply:
     if not keep and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
         when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
         clinic_services.appointment_cancel(agendamento_id=appointment.pk, paciente_telefone=s.phone_number)
+        _time_given_up(s.phone_number)
         _flow_reset(s)
         return Reply(text=T.CANCELLED.format(when=when, doctor=appointment.medico.nome))
     if keep:
@@ -2539,6 +2557,8 @@ def _cancel_all(turn: _Turn) -> Reply:
             cancelled.append(clinic_services.appointment_cancel(agendamento_id=pk, paciente_telefone=s.phone_number))
         except clinic_services.AppointmentNotFound:
             continue  # cancelled meanwhile by another channel
+    if cancelled:
+        _time_given_up(s.phone_number)
     _flow_reset(s)
     return Reply(text=T.CANCELLED_ALL.format(items=_appointment_bullets(cancelled)) if cancelled else T.NO_APPOINTMENTS)
 
@@ -2576,6 +2596,7 @@ def _reschedule(turn: _Turn) -> Reply:
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
+    _time_given_up(s.phone_number)
     _flow_reset(s)
     return Reply(
         text=T.RESCHEDULED.format(

@@ -23,6 +23,7 @@ from api_gateway.services import texts as T
 from api_gateway.services.conversation import waitlist_opened_noted
 from api_gateway.services.outbox import template_entity
 from api_gateway.services.reminders import quiet_hours, recipient, template_deliver, template_store
+from core.phones import phone_forms
 from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.models import ListaEspera
@@ -45,10 +46,11 @@ def waitlist_enabled() -> bool:
     return bool(settings.WHATSAPP_WAITLIST_TEMPLATE)
 
 
-def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False) -> WaitlistRun:
+def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False, except_phone: str = "") -> WaitlistRun:
     """Closes the entries past their WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
     times that one opened (a dry run only lists them, whatever the hour). Safe to run often and from several
-    workers at once (each entry is claimed once)."""
+    workers at once (each entry is claimed once). `except_phone`: the patient who just gave a time up is not told
+    of it (their turn may still hold their session's lock); beat's next run counts them again."""
     now = now or timezone.now()
     run = WaitlistRun()
     if not dry_run:
@@ -57,7 +59,11 @@ def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False) ->
         return run
     today = timezone.localtime(now).date()
     to_tell = selectors.waitlist_to_tell(now=now, told_before=now - RETELL_AFTER, max_notices=MAX_NOTICES)
+    skipped = set(phone_forms(except_phone)) if except_phone else set()
     for medico_id, waiting in to_tell.items():
+        waiting = [entry for entry in waiting if entry.paciente_telefone not in skipped]
+        if not waiting:
+            continue
         free = selectors.slot_list_free(medico_id=medico_id, start=today, days=settings.SLOT_SEARCH_DAYS, now=now)
         room = len(free) - selectors.waitlist_told_since(medico_id, now - HOLD)
         for entry in waiting[: max(room, 0)]:

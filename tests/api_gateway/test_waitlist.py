@@ -2,6 +2,7 @@
 time opens, the first in line are told through the approved template WHATSAPP_WAITLIST_TEMPLATE (sent through the
 real httpx client against the fake Graph API), and its "Ver horários" button books with that doctor."""
 
+import base64
 import datetime as dt
 import io
 import itertools
@@ -9,14 +10,21 @@ import json
 import time
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
+from api_gateway.services import reminders
 from api_gateway.services import texts as T
 from api_gateway.services.reminders import RESEND_AFTER, reminders_send
 from api_gateway.services.waitlist import HOLD, MAX_NOTICES, RETELL_AFTER, waitlist_notify
+from api_gateway.tasks import notify_waitlist
+from core.celery import app
+from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
 from tests.api_gateway.test_block_notices import _book as block_notices_book
@@ -31,6 +39,7 @@ from tests.concurrency import at_once
 from tests.fakes import gemini_server, graph_server
 from tests.fakes.gemini_server import answer_json
 from tests.fakes.graph_server import graph_error, load_payload, post_webhook
+from tests.test_broker import published_for_real  # noqa: F401 - a fixture
 
 fake_graph = graph_server.fake_graph
 fake_gemini = gemini_server.fake_gemini
@@ -41,6 +50,7 @@ pytestmark = pytest.mark.django_db
 TEMPLATE = "lista_espera"
 NEXT_MONDAY = REF.date() + dt.timedelta(days=7)
 MARIA, PEDRO, JOANA = "5511999990001", "5511999990002", "5511999990003"
+FILLER = "5511999990009"
 Situacao = ListaEspera.Situacao
 Delivery = ConversationMessage.Delivery
 
@@ -931,3 +941,146 @@ def test_two_joins_at_once_with_the_two_forms_of_a_mobile_leave_one_entry(rafael
 
     assert sorted(joined) == [False, True], joined
     assert ListaEspera.objects.filter(situacao__in=ListaEspera.OPEN).count() == 1
+
+
+# --- a time that opens tells the first in line at once, not at beat's next run (sixteenth session) ---------------
+@pytest.fixture
+def any_hour(monkeypatch):
+    """The runs a cancellation starts read the real clock: open the sending hours to the whole day (the hours
+    themselves are tested with an explicit `now` above)."""
+    monkeypatch.setattr(reminders, "SEND_FROM", dt.time.min)
+    monkeypatch.setattr(reminders, "SEND_UNTIL", dt.time.max)
+
+
+@pytest.fixture
+def rafael_full_now(rafael, settings) -> Medico:
+    """Dr. Rafael's agenda full on the real clock too, which the run a freed time starts reads: every one of his
+    times in the weeks searched from now, but Joana's, is taken by another patient."""
+    settings.SLOT_SEARCH_DAYS = 15  # from today, Joana's time (at most a week and a day ahead) is in the window
+    for slot in selectors.slot_list_free(medico_id=rafael.pk, start=timezone.localdate(), days=15):
+        slot = timezone.localtime(slot)
+        block_notices_book(f"{slot:%H:%M}", slot.date(), doctor=rafael.nome, phone=FILLER, name="Lucas Prado")
+    return rafael
+
+
+def _cancels(phone=JOANA, name="Joana Reis") -> Patient:
+    patient = Patient(phone, name)
+    patient.says("quero cancelar minha consulta")
+    patient.says("sim")
+    assert patient.text.startswith("Consulta de ") and "cancelada" in patient.text, patient.text
+    return patient
+
+
+def _moves_to_gustavo(phone=JOANA, name="Joana Reis") -> Patient:
+    patient = Patient(phone, name)
+    for text in ("quero remarcar minha consulta", "Dr. Gustavo Pereira", "1", "sim"):
+        patient.says(text)
+    assert patient.text.startswith("✅ Consulta remarcada") and "Gustavo" in patient.text, patient.text
+    return patient
+
+
+@pytest.mark.parametrize("frees_the_time", [_cancels, _moves_to_gustavo], ids=["cancels", "moves"])
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+def test_a_patient_freeing_a_time_through_the_bot_tells_the_first_in_line_at_once(
+    rafael, fake_graph, django_capture_on_commit_callbacks, frees_the_time
+):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    _join(rafael, PEDRO, "Pedro Lima", at=REF)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        frees_the_time()
+
+    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _params(fake_graph.sends[-1]) == (
+        ["Dr. Rafael Teixeira", T.date_long(NEXT_MONDAY), "09:00"],
+        [f"waitlist:book:{rafael.pk}"],
+    )
+    entry.refresh_from_db()
+    assert entry.situacao == Situacao.AVISADO
+
+
+@pytest.mark.django_db(transaction=True)  # the run starts when the turn commits, while the patient's lock is held
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+def test_the_patient_who_freed_the_time_is_not_told_of_it_and_the_next_in_line_is(rafael, fake_graph):
+    _join(rafael, JOANA, "Joana Reis", at=REF - dt.timedelta(days=2))  # holds his only time, waits for an earlier one
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+
+    _cancels()
+
+    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
+
+
+def _staff_cancel_action(client, appointment):
+    url = reverse("admin:rag_agent_agendamento_changelist")
+    return client.post(url, {"action": "cancelar_agendamentos", "_selected_action": [str(appointment.pk)]})
+
+
+def _staff_form(client, appointment, **changes):
+    data = {"medico": appointment.medico_id, "especialidade": appointment.especialidade_id, "convenio": ""}
+    data.update({"paciente_nome": appointment.paciente_nome, "paciente_telefone": appointment.paciente_telefone})
+    data.update({"status": appointment.status, "data": appointment.data.isoformat(), "hora": "09:00", **changes})
+    return client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
+
+
+def _staff_move_to_gustavo(client, appointment):
+    gustavo = Medico.objects.get(nome="Dr. Gustavo Pereira")
+    tuesday = NEXT_MONDAY + dt.timedelta(days=1)  # his Tuesday afternoon
+    return _staff_form(client, appointment, medico=gustavo.pk, data=tuesday.isoformat(), hora="13:00")
+
+
+@pytest.mark.parametrize(
+    "staff_free_the_time",
+    [
+        _staff_cancel_action,
+        lambda client, appointment: _staff_form(client, appointment, status="cancelado"),
+        _staff_move_to_gustavo,
+        lambda client, appointment: client.post(
+            reverse("admin:rag_agent_agendamento_delete", args=[appointment.pk]), {"post": "yes"}
+        ),
+    ],
+    ids=["cancel action", "cancelled on the form", "moved to another doctor", "deleted"],
+)
+@pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+def test_the_staff_freeing_a_time_in_the_admin_tell_the_first_in_line(
+    rafael, fake_graph, admin_client, staff_free_the_time
+):
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+
+    response = staff_free_the_time(admin_client, Agendamento.objects.get(paciente_telefone=JOANA))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the broker is Redis only with REDIS_URL set")
+@pytest.mark.parametrize("template", [TEMPLATE, ""], ids=["waitlist on", "waitlist off"])
+@pytest.mark.usefixtures("rafael_full_now", "any_hour", "published_for_real")
+def test_in_production_a_cancellation_hands_the_waitlist_run_to_a_worker(
+    rafael, fake_graph, django_capture_on_commit_callbacks, settings, template
+):
+    settings.WHATSAPP_WAITLIST_TEMPLATE = template
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    client = redis.Redis.from_url(app.conf.broker_url)
+    queue = app.conf.task_default_queue
+    client.delete(queue)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _cancels()
+
+    published = [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+    client.delete(queue)
+    if not template:
+        assert published == []  # no notice to send: no task either
+        return
+    assert [m["headers"]["task"] for m in published] == ["api_gateway.tasks.notify_waitlist"]
+    args, kwargs, _ = json.loads(base64.b64decode(published[0]["body"]))
+    assert not fake_graph.sends  # the turn itself sent nothing
+    notify_waitlist.apply(args=args, kwargs=kwargs)  # what the worker runs
+    assert [s.body["to"] for s in fake_graph.sends] == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
