@@ -693,7 +693,9 @@ def _dispatch(turn: _Turn) -> Reply:
             return _ask_plan(turn, which=True) or _advance(turn)  # "é convênio", "tenho sim": which one
     # At the summary, "a data" / "quero mudar o horário" / "outro médico" reopen that step of this booking.
     changing = _field_to_change(turn) if intent not in {Intent.CANCELAR, Intent.CONFIRMAR} else None
-    row_of_change_list = s.last_options.get("kind") == "change" and (turn.option_id or nlu.entities.get("opcao"))
+    row_of_change_list = s.last_options.get("kind") in {"change", "no_slots"} and (
+        turn.option_id or nlu.entities.get("opcao")
+    )
     if changing and (row_of_change_list or not _has_booking_entities(nlu)):
         if changing == "plan" and s.flow != FLOW_BOOK:
             turn.prefix.append(T.RESCHEDULE_KEEPS_PAYMENT.format(payment=_payment(s, _doctor(s.selected_doctor_id))))
@@ -979,6 +981,8 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
 
 
 _OTHER_DOCTOR = re.compile(r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")
+# "pode ser com outro" when the doctor has no free time and another doctor was offered ("outro dia" is no doctor)
+_ANOTHER_ONE = re.compile(r"(?<![a-z])outr[oa](?![a-z])(?! (?:dia|data|hora|horario|semana|mes|vez|periodo|turno))")
 _ALSO = re.compile(r"(?<![a-z])(?:tambem|tb|tbm|alem disso|e ainda)(?![a-z])")
 # The answer to "o nome, a data, o horário ou o médico?" may be the bare word: "data", "mudar horário".
 _BARE_FIELD = r"|^\s*(?:(?:quero |queria )?(?:mudar|trocar|alterar|corrigir) )?(?:{words})\s*[.!]?\s*$"
@@ -1037,17 +1041,17 @@ def _field_to_change(turn: _Turn) -> str | None:
     """Which part of the summary the patient wants to change ("name", "doctor", "date", "time"), if any; also
     "doctor" when another doctor is asked for while this one's times are offered."""
     s = turn.session
-    text = turn.folded
-    if s.last_options.get("kind") == "change" and s.current_state == S.CONFIRMING:
+    text, kind = turn.folded, s.last_options.get("kind")
+    if kind == "change" and s.current_state == S.CONFIRMING or kind == "no_slots":
         picked = turn.option_id or ""
         items, row = s.last_options.get("items", []), turn.nlu.entities.get("opcao")
         if not picked and isinstance(row, int) and 1 <= row <= len(items):
             picked = items[row - 1]["id"]
         if picked.startswith("change:"):
             return picked.partition(":")[2]
-    picking = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.flow == FLOW_BOOK
-    if picking and _OTHER_DOCTOR.search(text):
-        return "doctor"  # "prefiro outro médico" while the times of this one are on screen
+    picking = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
+    if picking and (_OTHER_DOCTOR.search(text) or kind == "no_slots" and _ANOTHER_ONE.search(text)):
+        return "doctor"  # "prefiro outro médico" while the times of this one are on screen, "com outro" at none
     if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
         return None
     for name, pattern in _FIELDS_TO_CHANGE:
@@ -1688,9 +1692,16 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     (WHATSAPP_WAITLIST_TEMPLATE), a place on the doctor's waitlist is offered."""
     s = turn.session
     s.current_state = S.CHOOSING_DATE
-    if not settings.WHATSAPP_WAITLIST_TEMPLATE or s.flow != FLOW_BOOK:  # a move keeps the appointment it has
-        return Reply(text=T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]))
-    return _waitlist_offer(s, doctor, T.WAITLIST_OFFER.format(doctor=doctor["nome"]))
+    if settings.WHATSAPP_WAITLIST_TEMPLATE and s.flow == FLOW_BOOK:  # a move keeps the appointment it has
+        return _waitlist_offer(s, doctor, T.WAITLIST_OFFER.format(doctor=doctor["nome"]))
+    human = Option("menu:atendente", T.BUTTON_HUMAN)
+    if len(selectors.doctor_list(especialidade_id=s.selected_specialty_id)) < 2:  # nobody else to offer
+        specialty = _specialty_name(s.selected_specialty_id)
+        return _buttons(
+            s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(doctor=doctor["nome"], specialty=specialty), [human]
+        )
+    options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
+    return _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]), options)
 
 
 def _waitlist_offer(s: ConversationSession, doctor: dict, text: str) -> Reply:

@@ -131,6 +131,11 @@ SLOT_TAKEN = "Esse horário ({when}) não está disponível com {doctor}."
 NO_SLOTS_AT_ALL = (
     "{doctor} não tem horários livres nos próximos dias. Quer escolher outro médico ou falar com um atendente?"
 )
+NO_SLOTS_ONLY_DOCTOR = (
+    "{doctor} não tem horários livres nos próximos dias, e é quem atende {specialty} aqui. Para ver um encaixe, "
+    "fale com um atendente."
+)
+BUTTON_OTHER_DOCTOR = "Outro médico"
 WAITLIST_OFFER = (
     "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso por aqui assim "
     "que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."

@@ -165,8 +165,9 @@ def test_the_offer_is_taken_only_by_words_that_take_it(waitlist_on, gustavo_away
 def test_without_the_template_no_waitlist_is_offered(settings, gustavo_away):
     settings.WHATSAPP_WAITLIST_TEMPLATE = ""
     patient = _reach_full_agenda()
-    assert T.NO_SLOTS_AT_ALL.format(doctor="Dr. Gustavo Pereira") in patient.text
-    assert not patient.last.reply.options
+    assert T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia") in patient.text
+    assert "lista de espera" not in patient.text
+    assert [o.id for o in patient.last.reply.options] == ["menu:atendente"]
     patient.says("sim")
     assert not ListaEspera.objects.exists()
 
@@ -1084,3 +1085,57 @@ def test_in_production_a_cancellation_hands_the_waitlist_run_to_a_worker(
     assert [s.body["to"] for s in fake_graph.sends] == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
+
+
+# --- a full agenda without the list (a move, or no template): other doctors are one tap away -------------------
+def _moves_with_rafael_full() -> Patient:
+    patient = Patient(JOANA, "Joana Reis")
+    patient.says("quero remarcar minha consulta")
+    assert T.NO_SLOTS_AT_ALL.format(doctor="Dr. Rafael Teixeira") in patient.text, patient.text
+    return patient
+
+
+@pytest.mark.parametrize(
+    ("answer", "option_id"),
+    [
+        ("outro médico", None),
+        ("quero com outro médico", None),
+        ("pode ser com outro", None),
+        ("1", None),
+        ("Outro médico", "change:doctor"),
+    ],
+)
+def test_moving_from_a_full_agenda_another_doctor_is_one_answer_away(rafael, answer, option_id):
+    patient = _moves_with_rafael_full()
+    assert [o.id for o in patient.last.reply.options] == ["change:doctor", "menu:atendente"]
+
+    patient.says(answer, option_id=option_id)
+
+    assert patient.state == "selecting_doctor" and "Dr. Gustavo Pereira" in patient.text, patient.text
+    assert patient.session.flow == "remarcar"
+
+
+def test_a_question_about_another_day_at_a_full_agenda_is_no_request_for_another_doctor(rafael):
+    patient = _moves_with_rafael_full()
+    patient.says("tem outro dia?")
+    assert patient.state != "selecting_doctor", patient.text
+
+
+def test_booking_a_full_agenda_without_the_list_a_typed_number_picks_another_doctor(rafael):
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says("quero marcar com o dr rafael")
+    patient.says("sim")
+    patient.says("particular")
+    assert T.NO_SLOTS_AT_ALL.format(doctor="Dr. Rafael Teixeira") in patient.text, patient.text
+
+    patient.says("1")
+
+    assert patient.state == "selecting_doctor" and "Dr. Gustavo Pereira" in patient.text, patient.text
+
+
+def test_the_only_doctor_of_a_specialty_with_a_full_agenda_is_not_offered_another(gustavo_away):
+    patient = _reach_full_agenda()
+
+    assert T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia") in patient.text
+    assert "outro médico" not in patient.text
+    assert [o.id for o in patient.last.reply.options] == ["menu:atendente"]
