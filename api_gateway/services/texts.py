@@ -137,24 +137,24 @@ NO_SLOTS_ONLY_DOCTOR = (
 )
 BUTTON_OTHER_DOCTOR = "Outro médico"
 WAITLIST_OFFER = (
-    "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso por aqui assim "
-    "que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."
+    "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso pelo WhatsApp "
+    "assim que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."
 )
 WAITLIST_JOINED = (
-    "Pronto, você está na lista de espera {doctor}. Aviso por aqui assim que abrir um horário (fica com quem "
+    "Pronto, você está na lista de espera {doctor}. Aviso pelo WhatsApp assim que abrir um horário (fica com quem "
     "marcar primeiro). A lista vale por {days} dias."
 )
-WAITLIST_ALREADY = "Você já está na lista de espera {doctor}. Aviso por aqui assim que abrir um horário."
+WAITLIST_ALREADY = "Você já está na lista de espera {doctor}. Aviso pelo WhatsApp assim que abrir um horário."
 WAITLIST_DECLINED = "Tudo bem, não coloquei você na lista de espera."
 WAITLIST_HOW = (
-    "Funciona assim: quando abrir um horário com {doctor} (uma desistência, por exemplo), aviso por aqui, por ordem "
-    "de chegada na lista. O horário fica com quem marcar primeiro, e a lista vale por {days} dias. Quer entrar?"
+    "Funciona assim: quando abrir um horário com {doctor} (uma desistência, por exemplo), aviso pelo WhatsApp, por "
+    "ordem de chegada na lista. O horário fica com quem marcar primeiro, e a lista vale por {days} dias. Quer entrar?"
 )
 WAITLIST_LEFT = "Pronto, tirei você da lista de espera {doctors}."
 WAITLIST_NONE = "Você não está em nenhuma lista de espera."
 WAITLIST_STAYS = (
-    "Tudo bem. Você continua na lista de espera {doctor}: aviso por aqui quando abrir outro horário. Se não quiser "
-    "mais, diga *sair da lista de espera*."
+    "Tudo bem. Você continua na lista de espera {doctor}: aviso pelo WhatsApp quando abrir outro horário. Se não "
+    "quiser mais, diga *sair da lista de espera*."
 )
 WAITLIST_NOT_ON = "Você não está na lista de espera {doctor}."
 WAITLIST_DOCTOR_GONE = "{doctor} não está mais atendendo pela clínica. Posso ajudar a marcar com outro profissional?"

@@ -866,7 +866,7 @@ MARIA_8 = "551199990001"  # Maria's mobile without the ninth digit (old WhatsApp
 def test_asking_again_after_three_undelivered_notices_is_told_again(waitlist_on, rafael, fake_graph):
     """Maria's phone was off WhatsApp for three days: the three notices of Dr. Rafael's free Monday all failed
     (131026). Back, she asks for Dr. Rafael again (the time was taken meanwhile) and is told "Você já está na lista de
-    espera ... Aviso por aqui assim que abrir um horário". Her entry is "aguardando" with avisos=3 (a failed notice
+    espera ... Aviso pelo WhatsApp assim que abrir um horário". Her entry is "aguardando" with avisos=3 (a failed notice
     puts her back in line but keeps the count; a re-join resets it only from "avisado"): never told again, though
     the bot and "minhas consultas" say she is waiting."""
     entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
@@ -904,6 +904,7 @@ def test_a_rest_join_is_told_in_the_patients_whatsapp_conversation(client, waitl
     for text in ["quero marcar ortopedista", "Maria Oliveira", "particular", "1"]:
         body = _rest(client, text, phone=MARIA_8)
     assert ListaEspera.objects.filter(paciente_telefone=MARIA_8).exists(), body
+    assert "Aviso pelo WhatsApp" in json.dumps(body, ensure_ascii=False)  # not "por aqui": the site's chat
     gustavo_away.delete()  # back from leave
     waitlist_notify(now=REF + dt.timedelta(minutes=30))
     notice = ConversationMessage.objects.get(channel_type="template")
