@@ -34,7 +34,7 @@ from core import broker
 from core.exceptions import ApplicationError
 from core.logging import mask_phone
 from rag_agent import admin as rag_agent_admin  # registers the clinic's admin first; Agendamento's is extended below
-from rag_agent.models import Agendamento, BloqueioAgenda
+from rag_agent.models import Agendamento, BloqueioAgenda, Medico
 
 logger = logging.getLogger(__name__)
 
@@ -392,19 +392,29 @@ def _index(request: HttpRequest, extra_context=None):
 admin.site.index = _index
 
 
-# --- Appointments: the clinic's admin (rag_agent), and the patient told when the staff cancel ------------------------
-class AgendamentoAdmin(rag_agent_admin.AgendamentoAdmin):
-    def cancelled_by_staff(self, ids: list[int]) -> None:
-        """Once the cancellation is committed, the patient is told on WhatsApp (nothing is sent when
-        WHATSAPP_CANCELLATION_TEMPLATE is blank, or for an appointment already past; see cancellation_notify)."""
-        for pk in ids:
-            _after_commit(notify_cancellation, pk)
-
+# --- The clinic's agenda (rag_agent's admins): patients told on WhatsApp of what the staff change -------------------
+class TellsWaitlists:
     def times_freed_by_staff(self) -> None:
         """Once committed, the first in line on the waitlists are told of the times that opened (when
         WHATSAPP_WAITLIST_TEMPLATE is set; see waitlist_notify)."""
         if waitlist_enabled():
             _after_commit(notify_waitlist)
+
+
+class MedicoAdmin(TellsWaitlists, rag_agent_admin.MedicoAdmin):
+    pass
+
+
+admin.site.unregister(Medico)
+admin.site.register(Medico, MedicoAdmin)
+
+
+class AgendamentoAdmin(TellsWaitlists, rag_agent_admin.AgendamentoAdmin):
+    def cancelled_by_staff(self, ids: list[int]) -> None:
+        """Once the cancellation is committed, the patient is told on WhatsApp (nothing is sent when
+        WHATSAPP_CANCELLATION_TEMPLATE is blank, or for an appointment already past; see cancellation_notify)."""
+        for pk in ids:
+            _after_commit(notify_cancellation, pk)
 
 
 admin.site.unregister(Agendamento)
@@ -429,7 +439,7 @@ def _after_commit(task, *args) -> None:
     transaction.on_commit(publish)
 
 
-class BloqueioAgendaAdmin(rag_agent_admin.BloqueioAgendaAdmin):
+class BloqueioAgendaAdmin(TellsWaitlists, rag_agent_admin.BloqueioAgendaAdmin):
     def block_saved_tell_patients(self, caught: list[Agendamento]) -> str:
         """Once the block is committed, the patients whose appointments it took are told on WhatsApp (when
         WHATSAPP_RESCHEDULE_TEMPLATE is set, from 08:00 to 20:00; see block_notices_send). Says who will be told, who

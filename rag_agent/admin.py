@@ -58,6 +58,13 @@ class AccentInsensitiveSearchMixin:
         return queryset, True
 
 
+class AgendaOpenedHook:
+    def times_freed_by_staff(self) -> None:
+        """Hook: the staff changed the agenda so that times may have opened (an appointment cancelled, moved or
+        deleted; a block lifted or edited; a doctor's hours or length changed). api_gateway/admin.py extends these
+        admins to tell the doctors' waitlists at once (rag_agent knows nothing of transport)."""
+
+
 @admin.register(ClinicaInfo)
 class ClinicaInfoAdmin(admin.ModelAdmin):
     list_display = ("nome", "telefone", "email", "endereco")
@@ -136,7 +143,7 @@ class HorarioTrabalhoInline(admin.TabularInline):
 
 
 @admin.register(Medico)
-class MedicoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
+class MedicoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.ModelAdmin):
     list_display = (
         "nome",
         "crm",
@@ -205,6 +212,12 @@ class MedicoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
                     messages.WARNING,
                 )
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        reopened = bool({"duracao_consulta_minutos", "ativo"} & set(form.changed_data)) and form.instance.ativo
+        if change and (reopened or any(formset.has_changed() for formset in formsets)):
+            self.times_freed_by_staff()  # new or longer hours, a shorter consultation, back at work
+
     @admin.display(description="especialidades")
     def lista_especialidades(self, obj):
         return ", ".join(e.nome for e in obj.especialidades.all())
@@ -220,7 +233,7 @@ class ExameAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(BloqueioAgenda)
-class BloqueioAgendaAdmin(admin.ModelAdmin):
+class BloqueioAgendaAdmin(AgendaOpenedHook, admin.ModelAdmin):
     list_display = ("quem", "periodo", "motivo")
     list_filter = (("medico", admin.EmptyFieldListFilter), "medico")
     list_select_related = ("medico",)
@@ -238,6 +251,8 @@ class BloqueioAgendaAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change:
+            self.times_freed_by_staff()  # shortened, or moved to other days or another doctor
         # The bot stops offering those times at once; appointments already booked there stay booked until the
         # patient or the staff move or cancel them (cancelling in the list tells the patient on WhatsApp).
         caught = appointments_in_block(obj)
@@ -258,6 +273,14 @@ class BloqueioAgendaAdmin(admin.ModelAdmin):
             "O bot não envia lembretes delas."
         )
         self.message_user(request, format_html(text, len(caught), url), messages.WARNING)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        self.times_freed_by_staff()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        self.times_freed_by_staff()
 
     def block_saved_tell_patients(self, caught: list[Agendamento]) -> str:
         """Hook: a saved block took these booked appointments; returns what their patients will be told (a sentence
@@ -307,7 +330,7 @@ class AgendamentoForm(forms.ModelForm):
 
 
 @admin.register(Agendamento)
-class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
+class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.ModelAdmin):
     form = AgendamentoForm
     list_display = (
         "data",
@@ -378,10 +401,6 @@ class AgendamentoAdmin(AccentInsensitiveSearchMixin, admin.ModelAdmin):
         super().delete_queryset(request, queryset)
         if freed:
             self.times_freed_by_staff()
-
-    def times_freed_by_staff(self) -> None:
-        """Hook: the staff cancelled, moved or deleted an open appointment, so a time may have opened.
-        api_gateway/admin.py extends this admin to tell the doctors' waitlists at once."""
 
 
 @admin.register(ListaEspera)

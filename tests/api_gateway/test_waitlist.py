@@ -39,6 +39,8 @@ from tests.concurrency import at_once
 from tests.fakes import gemini_server, graph_server
 from tests.fakes.gemini_server import answer_json
 from tests.fakes.graph_server import graph_error, load_payload, post_webhook
+from tests.rag_agent.test_admin import _add_shift as add_shift
+from tests.rag_agent.test_admin import _form_data as admin_form_data
 from tests.test_broker import published_for_real  # noqa: F401 - a fixture
 
 fake_graph = graph_server.fake_graph
@@ -1054,6 +1056,68 @@ def test_the_staff_freeing_a_time_in_the_admin_tell_the_first_in_line(
     response = staff_free_the_time(admin_client, Agendamento.objects.get(paciente_telefone=JOANA))
 
     assert response.status_code == 302, response.content.decode()[:2000]
+    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
+
+
+@pytest.fixture
+def gustavo_away_now(clinic) -> BloqueioAgenda:
+    """Dr. Gustavo Pereira, the only orthopaedist, on leave from today on the real clock (the run reads it)."""
+    today = timezone.localdate()
+    return BloqueioAgenda.objects.create(
+        medico=Medico.objects.get(nome="Dr. Gustavo Pereira"),
+        data_inicio=today,
+        data_fim=today + dt.timedelta(days=400),
+        motivo="Licença",
+    )
+
+
+def _block_deleted(client, block):
+    return client.post(reverse("admin:rag_agent_bloqueioagenda_delete", args=[block.pk]), {"post": "yes"})
+
+
+def _block_shortened(client, block):
+    return _admin_change(client, block, lambda data: data.update(data_fim=data["data_inicio"]))  # back tomorrow
+
+
+def _admin_change(client, obj, edit):
+    url = reverse(f"admin:rag_agent_{obj._meta.model_name}_change", args=[obj.pk])
+    data = admin_form_data(client.get(url))
+    edit(data)
+    return client.post(url, data)
+
+
+@pytest.mark.parametrize("lift", [_block_deleted, _block_shortened], ids=["deleted", "shortened"])
+@pytest.mark.usefixtures("waitlist_on", "any_hour", "celery_inline")
+@pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits
+def test_the_staff_lifting_a_block_tell_the_first_in_line(gustavo_away_now, fake_graph, admin_client, lift):
+    maria = _join(gustavo_away_now.medico, MARIA, "Maria Oliveira", at=timezone.now() - dt.timedelta(days=1))
+
+    response = lift(admin_client, gustavo_away_now)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
+
+
+@pytest.mark.usefixtures("waitlist_on", "any_hour", "celery_inline")
+@pytest.mark.django_db(transaction=True)
+def test_the_staff_opening_hours_for_a_doctor_tell_the_first_in_line(clinic, fake_graph, admin_client):
+    doctor = Medico.objects.create(nome="Dr. Rafael Teixeira", crm="CRM/SP 990001", preco_consulta="300.00")
+    doctor.especialidades.add(Especialidade.objects.get(nome="Ortopedia"))  # no hours yet: nothing free
+    maria = _join(doctor, MARIA, "Maria Oliveira", at=timezone.now() - dt.timedelta(days=1))
+    weekdays = [(timezone.localdate() + dt.timedelta(days=n)).weekday() for n in (2, 3, 4)]  # not all holidays
+
+    def open_hours(data):
+        for weekday in weekdays:
+            add_shift(data, weekday=weekday, start="09:00", end="12:00")
+
+    response = _admin_change(admin_client, doctor, open_hours)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert HorarioTrabalho.objects.filter(medico=doctor).count() == 3
     assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
