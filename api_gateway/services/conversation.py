@@ -1692,16 +1692,15 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     (WHATSAPP_WAITLIST_TEMPLATE), a place on the doctor's waitlist is offered."""
     s = turn.session
     s.current_state = S.CHOOSING_DATE
+    only = len(selectors.doctor_list(especialidade_id=s.selected_specialty_id)) < 2  # nobody else to offer
+    names = {"doctor": doctor["nome"], "specialty": _specialty_name(s.selected_specialty_id) if only else ""}
     if settings.WHATSAPP_WAITLIST_TEMPLATE and s.flow == FLOW_BOOK:  # a move keeps the appointment it has
-        return _waitlist_offer(s, doctor, T.WAITLIST_OFFER.format(doctor=doctor["nome"]))
+        return _waitlist_offer(s, doctor, (T.WAITLIST_OFFER_ONLY_DOCTOR if only else T.WAITLIST_OFFER).format(**names))
     human = Option("menu:atendente", T.BUTTON_HUMAN)
-    if len(selectors.doctor_list(especialidade_id=s.selected_specialty_id)) < 2:  # nobody else to offer
-        specialty = _specialty_name(s.selected_specialty_id)
-        return _buttons(
-            s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(doctor=doctor["nome"], specialty=specialty), [human]
-        )
+    if only:
+        return _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names), [human])
     options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
-    return _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(doctor=doctor["nome"]), options)
+    return _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
 
 
 def _waitlist_offer(s: ConversationSession, doctor: dict, text: str) -> Reply:

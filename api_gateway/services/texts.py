@@ -140,6 +140,10 @@ WAITLIST_OFFER = (
     "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso pelo WhatsApp "
     "assim que abrir um horário. Se preferir, diga o nome de outro médico ou fale com um atendente."
 )
+WAITLIST_OFFER_ONLY_DOCTOR = (
+    "{doctor} não tem horários livres nos próximos dias, e é quem atende {specialty} aqui. Posso colocar você na "
+    "lista de espera: aviso pelo WhatsApp assim que abrir um horário. Se preferir, fale com um atendente."
+)
 WAITLIST_JOINED = (
     "Pronto, você está na lista de espera {doctor}. Aviso pelo WhatsApp assim que abrir um horário (fica com quem "
     "marcar primeiro). A lista vale por {days} dias."

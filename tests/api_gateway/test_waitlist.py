@@ -116,7 +116,8 @@ def test_a_full_agenda_offers_the_waitlist_and_the_patient_joins_once(waitlist_o
     patient = _reach_full_agenda()
     gustavo = gustavo_away.medico
 
-    assert T.WAITLIST_OFFER.format(doctor="Dr. Gustavo Pereira") in patient.text
+    only = T.WAITLIST_OFFER_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia")
+    assert only in patient.text and "outro médico" not in patient.text  # the only orthopaedist: nobody else
     assert [o.id for o in patient.last.reply.options] == [f"waitlist:join:{gustavo.pk}", "menu:atendente"]
     patient.says("1")  # the typed number of "Lista de espera"
 
@@ -622,7 +623,7 @@ def test_leaving_words_at_the_offer_do_not_join_the_offered_list(waitlist_on, gu
     wants to leave the waitlist: that is no yes to Dr. Gustavo's list."""
     _join(Medico.objects.get(nome="Dra. Ana Souza"), MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
     patient = _reach_full_agenda()
-    assert T.WAITLIST_OFFER.format(doctor="Dr. Gustavo Pereira") in patient.text
+    assert T.WAITLIST_OFFER_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia") in patient.text
 
     patient.says("quero sair da lista de espera")
 
