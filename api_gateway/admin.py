@@ -6,6 +6,7 @@ through session_manager under the patient's lock so the cache follows the databa
 """
 
 import logging
+from collections.abc import Iterable
 from functools import partial
 
 from django import forms
@@ -394,11 +395,11 @@ admin.site.index = _index
 
 # --- The clinic's agenda (rag_agent's admins): patients told on WhatsApp of what the staff change -------------------
 class TellsWaitlists:
-    def times_freed_by_staff(self) -> None:
+    def times_freed_by_staff(self, phones: Iterable[str] = ()) -> None:
         """Once committed, the first in line on the waitlists are told of the times that opened (when
-        WHATSAPP_WAITLIST_TEMPLATE is set; see waitlist_notify)."""
+        WHATSAPP_WAITLIST_TEMPLATE is set; see waitlist_notify), but not the patients who gave them up."""
         if waitlist_enabled():
-            _after_commit(notify_waitlist)
+            _after_commit(notify_waitlist, *sorted(phones))
 
 
 class MedicoAdmin(TellsWaitlists, rag_agent_admin.MedicoAdmin):

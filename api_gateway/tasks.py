@@ -69,11 +69,11 @@ def notify_cancellation(agendamento_id: int) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)
-def notify_waitlist(freed_by: str = "") -> int:
-    """A time opened (a patient or the staff cancelled or moved an appointment): the first in line on the waitlists
-    are told now rather than at beat's next run, except `freed_by`, the patient who gave the time up (see
-    waitlist_notify: each entry is told once however many runs there are)."""
-    return len(waitlist_notify(except_phone=freed_by).told)
+def notify_waitlist(*freed_by: str) -> int:
+    """A time opened (a patient or the staff cancelled or moved an appointment, the staff lifted a block or opened
+    hours): the first in line on the waitlists are told now rather than at beat's next run, except `freed_by`, the
+    patients who gave their times up (see waitlist_notify: each entry is told once however many runs there are)."""
+    return len(waitlist_notify(except_phones=freed_by).told)
 
 
 # A mail server that cannot be reached now may be reached later; one that refuses the sender, a recipient or the

@@ -1,6 +1,7 @@
 """Staff UI for the clinic's data. Saves invalidate the bot's caches through rag_agent.signals."""
 
 import datetime as dt
+from collections.abc import Iterable
 
 from django import forms
 from django.contrib import admin, messages
@@ -59,10 +60,11 @@ class AccentInsensitiveSearchMixin:
 
 
 class AgendaOpenedHook:
-    def times_freed_by_staff(self) -> None:
+    def times_freed_by_staff(self, phones: Iterable[str] = ()) -> None:
         """Hook: the staff changed the agenda so that times may have opened (an appointment cancelled, moved or
-        deleted; a block lifted or edited; a doctor's hours or length changed). api_gateway/admin.py extends these
-        admins to tell the doctors' waitlists at once (rag_agent knows nothing of transport)."""
+        deleted; a block lifted or edited; a doctor's hours or length changed); `phones`: the patients whose
+        appointments gave them up. api_gateway/admin.py extends these admins to tell the doctors' waitlists at once
+        (rag_agent knows nothing of transport)."""
 
 
 @admin.register(ClinicaInfo)
@@ -361,7 +363,7 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
             obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         if (cancelled or moved) and form.initial.get("status") in OPEN_STATUSES:
-            self.times_freed_by_staff()
+            self.times_freed_by_staff({obj.paciente_telefone, form.initial.get("paciente_telefone") or ""} - {""})
         super().save_model(request, obj, form, change)
         reopened = "status" in form.changed_data and form.initial.get("status") not in OPEN_STATUSES
         booked = not change or "medico" in form.changed_data or reopened  # new, moved to them, or reopened
@@ -380,11 +382,12 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
     @admin.action(description="Cancelar agendamentos selecionados")
     def cancelar_agendamentos(self, request, queryset):
         open_ones = queryset.filter(status__in=(Agendamento.Status.AGENDADO, Agendamento.Status.CONFIRMADO))
-        ids = list(open_ones.values_list("pk", flat=True))
+        rows = list(open_ones.values_list("pk", "paciente_telefone"))
+        ids = [pk for pk, _ in rows]
         changed = Agendamento.objects.filter(pk__in=ids).update(status=Agendamento.Status.CANCELADO)
         self.cancelled_by_staff(ids)
         if changed:
-            self.times_freed_by_staff()
+            self.times_freed_by_staff({phone for _, phone in rows})
         self.message_user(request, f"{changed} agendamento(s) cancelado(s).", messages.SUCCESS)
 
     def cancelled_by_staff(self, ids: list[int]) -> None:
@@ -394,13 +397,13 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         if obj.status in OPEN_STATUSES:
-            self.times_freed_by_staff()
+            self.times_freed_by_staff({obj.paciente_telefone})
 
     def delete_queryset(self, request, queryset):
-        freed = queryset.filter(status__in=OPEN_STATUSES).exists()
+        phones = set(queryset.filter(status__in=OPEN_STATUSES).values_list("paciente_telefone", flat=True))
         super().delete_queryset(request, queryset)
-        if freed:
-            self.times_freed_by_staff()
+        if phones:
+            self.times_freed_by_staff(phones)
 
 
 @admin.register(ListaEspera)

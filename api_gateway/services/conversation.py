@@ -122,7 +122,7 @@ BOOKING_STATES = {
     S.CONFIRMING,
 }
 MAX_LIST_ROWS = 10
-BUTTON_KINDS = {"menu", "confirm", "name", "topic", "waitlist"}
+BUTTON_KINDS = {"menu", "confirm", "name", "topic", "waitlist", "no_slots"}
 RESUME_SOURCE = "resume"  # the step's prompt repeated after a question mid-flow: not an answer to it
 
 
@@ -928,9 +928,10 @@ def _reception_told(session_id: int, *, answered: bool = False) -> None:
 
 
 def _time_given_up(phone: str) -> None:
-    """The patient cancelled or moved an appointment: once the turn commits, the first in line on the waitlists are
-    told of the time now rather than at beat's next run (only with WHATSAPP_WAITLIST_TEMPLATE set; a task, so a
-    slow Graph API never holds the turn in production). A broker failure leaves them to beat's run."""
+    """The patient cancelled or moved an appointment (the booking service has committed it, so on_commit runs at
+    once, mid-turn): the first in line on the waitlists are told of the time now rather than at beat's next run (only
+    with WHATSAPP_WAITLIST_TEMPLATE set; a task, so a slow Graph API never holds the turn in production; on the
+    embedded default it runs inside the turn). A broker failure leaves them to beat's run."""
     if settings.WHATSAPP_WAITLIST_TEMPLATE:
         transaction.on_commit(functools.partial(_waitlist_run_start, phone))
 
@@ -981,8 +982,12 @@ def _has_booking_entities(nlu: NLUResult, keys: frozenset = _SLOT_KEYS) -> bool:
 
 
 _OTHER_DOCTOR = re.compile(r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|profissional)(?![a-z])")
-# "pode ser com outro" when the doctor has no free time and another doctor was offered ("outro dia" is no doctor)
-_ANOTHER_ONE = re.compile(r"(?<![a-z])outr[oa](?![a-z])(?! (?:dia|data|hora|horario|semana|mes|vez|periodo|turno))")
+# "pode ser com outro", the whole answer when the doctor has no free time and another doctor was offered
+_ANOTHER_ONE = re.compile(
+    r"^(?:(?:sim|pode ser|quero|prefiro|ok|entao|tem)\W+)*(?:com |um |uma |o |a )?outr[oa]"
+    r"(?: (?:medic[oa]|doutor[a]?|profissional))?(?: (?:entao|mesmo|por favor))?\W*$"
+)
+_REFUSES_ANOTHER = re.compile(r"(?<![a-z])(?:nao|nem)(?: \w+){0,3} outr[oa] (?:medic[oa]|doutor[a]?|profissional)")
 _ALSO = re.compile(r"(?<![a-z])(?:tambem|tb|tbm|alem disso|e ainda)(?![a-z])")
 # The answer to "o nome, a data, o horário ou o médico?" may be the bare word: "data", "mudar horário".
 _BARE_FIELD = r"|^\s*(?:(?:quero |queria )?(?:mudar|trocar|alterar|corrigir) )?(?:{words})\s*[.!]?\s*$"
@@ -1050,7 +1055,8 @@ def _field_to_change(turn: _Turn) -> str | None:
         if picked.startswith("change:"):
             return picked.partition(":")[2]
     picking = s.current_state in {S.CHOOSING_DATE, S.CHOOSING_TIME} and s.flow in {FLOW_BOOK, FLOW_RESCHEDULE}
-    if picking and (_OTHER_DOCTOR.search(text) or kind == "no_slots" and _ANOTHER_ONE.search(text)):
+    asks = _OTHER_DOCTOR.search(text) and not _REFUSES_ANOTHER.search(text)  # not "não quero outro médico"
+    if picking and (asks or kind == "no_slots" and _ANOTHER_ONE.search(text)):
         return "doctor"  # "prefiro outro médico" while the times of this one are on screen, "com outro" at none
     if s.current_state != S.CONFIRMING or s.flow not in {FLOW_BOOK, FLOW_RESCHEDULE}:
         return None
@@ -1692,13 +1698,23 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     (WHATSAPP_WAITLIST_TEMPLATE), a place on the doctor's waitlist is offered."""
     s = turn.session
     s.current_state = S.CHOOSING_DATE
-    only = len(selectors.doctor_list(especialidade_id=s.selected_specialty_id)) < 2  # nobody else to offer
-    names = {"doctor": doctor["nome"], "specialty": _specialty_name(s.selected_specialty_id) if only else ""}
+    all_doctors = selectors.doctor_list(especialidade_id=s.selected_specialty_id)
+    doctors = all_doctors
+    if s.selected_convenio_id:  # the plan the booking (or the move) keeps
+        doctors = [d for d in all_doctors if s.selected_convenio_id in d["convenio_ids"]]
+    only = len(doctors) < 2  # nobody else to offer
+    specialty = _specialty_name(s.selected_specialty_id) if only else ""
+    if only and s.selected_convenio_id:
+        specialty += f" pelo convênio {_plan_name(s.selected_convenio_id)}"
+    names = {"doctor": doctor["nome"], "specialty": specialty}
+    # others see the specialty privately: a booking may still change how it is paid (a move keeps it)
+    private = f" {T.PRIVATE_WITH_OTHERS}" if only and s.flow == FLOW_BOOK and len(all_doctors) > 1 else ""
     if settings.WHATSAPP_WAITLIST_TEMPLATE and s.flow == FLOW_BOOK:  # a move keeps the appointment it has
-        return _waitlist_offer(s, doctor, (T.WAITLIST_OFFER_ONLY_DOCTOR if only else T.WAITLIST_OFFER).format(**names))
+        offer = T.WAITLIST_OFFER_ONLY_DOCTOR.format(**names) + private if only else T.WAITLIST_OFFER.format(**names)
+        return _waitlist_offer(s, doctor, offer)
     human = Option("menu:atendente", T.BUTTON_HUMAN)
     if only:
-        return _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names), [human])
+        return _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names) + private, [human])
     options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
     return _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
 

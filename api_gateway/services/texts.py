@@ -135,6 +135,7 @@ NO_SLOTS_ONLY_DOCTOR = (
     "{doctor} não tem horários livres nos próximos dias, e é quem atende {specialty} aqui. Para ver um encaixe, "
     "fale com um atendente."
 )
+PRIVATE_WITH_OTHERS = "Particular, outros médicos atendem: é só dizer *particular*."
 BUTTON_OTHER_DOCTOR = "Outro médico"
 WAITLIST_OFFER = (
     "{doctor} não tem horários livres nos próximos dias. Posso colocar você na lista de espera: aviso pelo WhatsApp "

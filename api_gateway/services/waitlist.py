@@ -14,6 +14,7 @@ patient back in line (template_deliver). Beat's `send_reminders` runs this every
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -46,11 +47,13 @@ def waitlist_enabled() -> bool:
     return bool(settings.WHATSAPP_WAITLIST_TEMPLATE)
 
 
-def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False, except_phone: str = "") -> WaitlistRun:
+def waitlist_notify(
+    *, now: dt.datetime | None = None, dry_run: bool = False, except_phones: Iterable[str] = ()
+) -> WaitlistRun:
     """Closes the entries past their WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
     times that one opened (a dry run only lists them, whatever the hour). Safe to run often and from several
-    workers at once (each entry is claimed once). `except_phone`: the patient who just gave a time up is not told
-    of it (their turn may still hold their session's lock); beat's next run counts them again."""
+    workers at once (each entry is claimed once). `except_phones`: the patients who just gave times up are not
+    told of them (a patient's own turn may still hold her session's lock); beat's next run counts them again."""
     now = now or timezone.now()
     run = WaitlistRun()
     if not dry_run:
@@ -59,7 +62,7 @@ def waitlist_notify(*, now: dt.datetime | None = None, dry_run: bool = False, ex
         return run
     today = timezone.localtime(now).date()
     to_tell = selectors.waitlist_to_tell(now=now, told_before=now - RETELL_AFTER, max_notices=MAX_NOTICES)
-    skipped = set(phone_forms(except_phone)) if except_phone else set()
+    skipped = {form for phone in except_phones for form in phone_forms(phone)}
     for medico_id, waiting in to_tell.items():
         waiting = [entry for entry in waiting if entry.paciente_telefone not in skipped]
         if not waiting:

@@ -26,7 +26,15 @@ from api_gateway.tasks import notify_waitlist
 from core.celery import app
 from rag_agent import selectors
 from rag_agent import services as clinic_services
-from rag_agent.models import Agendamento, BloqueioAgenda, Especialidade, HorarioTrabalho, ListaEspera, Medico
+from rag_agent.models import (
+    Agendamento,
+    BloqueioAgenda,
+    Convenio,
+    Especialidade,
+    HorarioTrabalho,
+    ListaEspera,
+    Medico,
+)
 from tests.api_gateway.test_block_notices import _book as block_notices_book
 from tests.api_gateway.test_block_notices import _params
 from tests.api_gateway.test_conversation_dialogues import (
@@ -1205,3 +1213,148 @@ def test_the_only_doctor_of_a_specialty_with_a_full_agenda_is_not_offered_anothe
     assert T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia") in patient.text
     assert "outro médico" not in patient.text
     assert [o.id for o in patient.last.reply.options] == ["menu:atendente"]
+
+
+# --- after a review by a helper of this session's changes (each failed before the fixes) ------------------------
+def _paulo() -> Medico:
+    """A second orthopaedist with plenty of free mornings, who takes no health plan (private only)."""
+    doctor = Medico.objects.create(
+        nome="Dr. Paulo Nunes", crm="CRM/SP 990002", preco_consulta="250.00", duracao_consulta_minutos=30
+    )
+    doctor.especialidades.add(Especialidade.objects.get(nome="Ortopedia"))
+    for weekday in range(5):
+        HorarioTrabalho.objects.create(medico=doctor, dia_semana=weekday, hora_inicio=dt.time(8), hora_fim=dt.time(12))
+    return doctor
+
+
+# --- the no-slots question's buttons -----------------------------------------------------------------------------
+def test_a_typed_2_for_falar_com_atendente_at_a_full_agenda_when_moving_reaches_a_person(rafael):
+    """Moving her appointment from Dr. Rafael's full agenda, Joana gets the no-slots question as buttons; on the text
+    fallback (REST, or a phone without buttons) she reads "1. Outro médico / 2. Falar c/ atendente" and types "2".
+    She gets "Desculpe, não entendi" and the same question again; she should be handed to a person, as the tapped
+    button (and the waitlist offer's typed "2") does. (conversation.py: the new kind "no_slots" is missing from
+    BUTTON_KINDS, so _interpret never maps the number to "menu:atendente"; _field_to_change only looks for
+    "change:" ids.)"""
+    patient = _moves_with_rafael_full()
+    assert f"2. {T.BUTTON_HUMAN}" in patient.text, patient.text
+
+    patient.says("2")
+
+    assert patient.state == "human_handoff", patient.text
+
+
+def test_a_typed_1_for_falar_com_atendente_at_the_only_doctors_full_agenda_reaches_a_person(gustavo_away, settings):
+    """Without the waitlist template, Maria asks for Ortopedia, whose only doctor is away: "Dr. Gustavo Pereira não
+    tem horários livres..., e é quem atende Ortopedia aqui. Para ver um encaixe, fale com um atendente. 1. Falar c/
+    atendente". She types "1" and gets "Desculpe, não entendi" and the same text; she should reach a person.
+    (conversation.py: kind "no_slots" not in BUTTON_KINDS.)"""
+    settings.WHATSAPP_WAITLIST_TEMPLATE = ""
+    patient = _reach_full_agenda()
+    assert T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia") in patient.text
+    assert f"1. {T.BUTTON_HUMAN}" in patient.text, patient.text
+
+    patient.says("1")
+
+    assert patient.state == "human_handoff", patient.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "não quero outro médico",
+        "quero o mesmo médico",
+        "prefiro esperar outra vaga com ele",
+        "fica pra outro momento",
+        "outra especialidade",
+    ],
+)
+def test_answers_that_do_not_ask_for_another_doctor_are_not_taken_for_the_button(rafael, answer):
+    """Moving her appointment, Joana hears that Dr. Rafael has no free time ("Quer escolher outro médico ou falar
+    com um atendente?") and answers that she does NOT want another doctor, wants the same one, will wait, or wants
+    another specialty. She gets "Estes são os médicos de Ortopedia. Com quem você prefere?" — the list she just
+    refused. She should not be sent to the doctors list (a "não" / the same question / a person would do).
+    (conversation.py _field_to_change: _ANOTHER_ONE matches any "outro"/"outra" not followed by a date word, the
+    negation is never read, and with kind "no_slots" a message naming the word "médico" of the "Outro médico"
+    button title is taken by the offline NLU as row 1 = change:doctor; _OTHER_DOCTOR now also applies to moves.)"""
+    patient = _moves_with_rafael_full()
+
+    patient.says(answer)
+
+    assert patient.state != "selecting_doctor", patient.text
+    assert "Estes são os médicos de Ortopedia" not in patient.text
+
+
+def test_moving_with_a_plan_only_the_full_doctor_takes_offers_a_person_not_the_same_doctor_again(gustavo_away):
+    """Joana's appointment with Dr. Gustavo is by Unimed; he is away, and moving it she is offered the button
+    "Outro médico" (Ortopedia has two doctors). Tapping it she gets "Em Ortopedia, pelo convênio Unimed, quem
+    atende é Dr. Gustavo Pereira. Dr. Gustavo Pereira não tem horários livres... Quer escolher outro médico?" —
+    the same doctor and the same question, for ever. The button should not be offered when no other doctor takes
+    the plan the move keeps (the only-doctor text and a person instead), or should lead somewhere else.
+    (conversation.py _no_slots_at_all counts the specialty's doctors without the session's plan;
+    _offer_doctors then filters by the plan and auto-chooses the full doctor again.)"""
+    _paulo()
+    Agendamento.objects.create(
+        medico=gustavo_away.medico,
+        especialidade=Especialidade.objects.get(nome="Ortopedia"),
+        convenio=Convenio.objects.get(nome="Unimed"),
+        paciente_nome="Joana Reis",
+        paciente_telefone=JOANA,
+        data=REF.date() + dt.timedelta(days=8),
+        hora=dt.time(13),
+    )
+    patient = Patient(JOANA, "Joana Reis")
+    patient.says("quero remarcar minha consulta")
+
+    only = T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia pelo convênio Unimed")
+    assert only in patient.text and T.PRIVATE_WITH_OTHERS not in patient.text, patient.text  # a move keeps the plan
+    assert [o.id for o in patient.last.reply.options] == ["menu:atendente"]
+
+
+def test_booking_with_a_plan_only_the_full_doctor_takes_points_to_the_private_doctors(gustavo_away, settings):
+    """Without WHATSAPP_WAITLIST_TEMPLATE, Maria books Ortopedia by Unimed; only Dr. Gustavo takes Unimed and he is
+    away, so she gets "Quer escolher outro médico ou falar com um atendente?" with the button "Outro médico". Tapping
+    it she gets the very same message about Dr. Gustavo again, and again. She should be offered the other
+    orthopaedist, Dr. Paulo Nunes, as private (as ASK_DOCTOR_OR_PRIVATE does when a doctor rejects a plan), or not
+    be offered the button. (conversation.py _no_slots_at_all / _offer_doctors.)"""
+    settings.WHATSAPP_WAITLIST_TEMPLATE = ""
+    _paulo()
+    patient = Patient(MARIA, "Maria Oliveira")
+    for text in ("quero marcar ortopedista", "sim", "Unimed"):
+        patient.says(text)
+    only = T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia pelo convênio Unimed")
+    assert f"{only} {T.PRIVATE_WITH_OTHERS}" in patient.text, patient.text
+
+    patient.says("particular")
+    patient.says(T.BUTTON_OTHER_DOCTOR, option_id="change:doctor")
+
+    assert "Dr. Paulo Nunes" in patient.text, patient.text
+
+
+# --- the waitlist run started when the staff free a time ---------------------------------------------------------
+@pytest.mark.parametrize("how", ["cancel action", "deleted"])
+@pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+def test_the_staff_freeing_a_patients_time_do_not_offer_her_that_same_time(rafael, fake_graph, admin_client, how):
+    """Joana holds Dr. Rafael's Monday 09:00 and waits on his list for an earlier time; she phones the reception,
+    which cancels (or deletes) her appointment in the admin. At once Joana receives the waitlist template "Abriu
+    um horário com Dr. Rafael Teixeira: segunda-feira ... às 09:00" — the very time she just gave up — while Maria,
+    next in line and really waiting, is not told (the run's room is used up by Joana's notice for HOLD). As the bot
+    path does (waitlist_notify(except_phone=...)), the patient whose appointment the staff freed should be skipped
+    and Maria told. (api_gateway/admin.py TellsWaitlists.times_freed_by_staff enqueues notify_waitlist without
+    freed_by; rag_agent/admin.py's hooks do not pass whose time it was.)"""
+    _join(rafael, JOANA, "Joana Reis", at=REF - dt.timedelta(days=2))
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    appointment = Agendamento.objects.get(paciente_telefone=JOANA)
+
+    if how == "cancel action":
+        response = _staff_cancel_action(admin_client, appointment)
+    else:
+        response = admin_client.post(
+            reverse("admin:rag_agent_agendamento_delete", args=[appointment.pk]), {"post": "yes"}
+        )
+
+    assert response.status_code == 302
+    told = [s.body["to"] for s in fake_graph.sends if s.body.get("template", {}).get("name") == TEMPLATE]
+    assert JOANA not in told, told
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO

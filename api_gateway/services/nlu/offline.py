@@ -933,8 +933,10 @@ _CHANGES_AT_SUMMARY = (
     "particular",
 )
 # Words of offered titles that say nothing about which row ("quanto custa a consulta?" is not "Marcar consulta").
-# "dra", "doutor"...; and "tem outro dia?" names no "Outro médico" button.
-_GENERIC_TITLE_WORDS = frozenset({"consulta", "consultas", "horario", "horarios", "outro", "outra"}) | TITLES
+# "dra", "doutor"...; and neither "tem outro dia?" nor "quero o mesmo médico" names an "Outro médico" button.
+_GENERIC_TITLE_WORDS = (
+    frozenset({"consulta", "consultas", "horario", "horarios", "outro", "outra", "medico", "medica"}) | TITLES
+)
 _NOT_PRIVATE = _re(r"nao (?:e |eh |vai ser |sera |quero |seria )?(?:pelo |no )?particular|sem ser particular")
 _ACCEPTS_SOMETHING = _re(r"aceita|aceitam|atende|atendem|trabalha com|trabalham com|pega|pegam")
 _NOT_ABOUT_A_PLAN = _re(
