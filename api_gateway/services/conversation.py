@@ -1560,6 +1560,9 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         turn.prefix.append(T.NO_DOCTOR_FOR_SPECIALTY.format(specialty=specialty))
         s.selected_specialty_id = None
         return _offer_specialties(turn)
+    full = s.last_options.get("full") if s.last_options.get("kind") == "no_slots" else None
+    if full:  # "Outro médico": not the one with no free time
+        all_doctors = [d for d in all_doctors if d["id"] != full] or all_doctors
     doctors, plan, day_note = all_doctors, "", ""
     if s.selected_convenio_id:
         plan = _plan_name(s.selected_convenio_id)
@@ -1592,7 +1595,7 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         plan_note = f", pelo convênio {plan}" if plan else ""
         price_note = "" if plan else f" (particular, R$ {T.money(only['preco_consulta'])})"
         turn.prefix.append(
-            T.ONLY_DOCTOR.format(
+            (T.ALSO_DOCTOR if full else T.ONLY_DOCTOR).format(
                 specialty=specialty, day_note=day_note, plan_note=plan_note, doctor=only["nome"], price_note=price_note
             )
         )
@@ -1716,7 +1719,9 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     if only:
         return _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names) + private, [human])
     options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
-    return _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
+    reply = _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
+    s.last_options["full"] = doctor["id"]  # "Outro médico": the specialty's doctors but him
+    return reply
 
 
 def _waitlist_offer(s: ConversationSession, doctor: dict, text: str) -> Reply:

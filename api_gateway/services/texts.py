@@ -80,6 +80,7 @@ ASK_PLAN_WHICH = "Qual é o seu convênio? Escolha na lista ou escreva o nome de
 PLAN_PRIVATE_ROW = "Particular"
 ASK_DOCTOR = "Estes são os médicos de {specialty}{plan_note}{day_note}. Com quem você prefere?"
 ONLY_DOCTOR = "Em {specialty}{day_note}{plan_note}, quem atende é {doctor}{price_note}."
+ALSO_DOCTOR = "Em {specialty}{day_note}{plan_note}, também atende {doctor}{price_note}."
 NO_DOCTOR_FOR_PLAN = "Nenhum médico de {specialty} atende pelo convênio {plan}; a consulta pode ser particular."
 ASK_DOCTOR_OR_PRIVATE = (
     "Pelo convênio {plan}: {names}. Ou, se preferir, {doctor} como particular (R$ {price}). Com quem você prefere?"

@@ -1185,8 +1185,8 @@ def test_moving_from_a_full_agenda_another_doctor_is_one_answer_away(rafael, ans
 
     patient.says(answer, option_id=option_id)
 
-    assert patient.state == "selecting_doctor" and "Dr. Gustavo Pereira" in patient.text, patient.text
-    assert patient.session.flow == "remarcar"
+    assert patient.state == "choosing_date" and patient.session.flow == "remarcar", patient.text
+    assert patient.text.startswith("Em Ortopedia, também atende Dr. Gustavo Pereira"), patient.text
 
 
 def test_a_question_about_another_day_at_a_full_agenda_is_no_request_for_another_doctor(rafael):
@@ -1204,7 +1204,7 @@ def test_booking_a_full_agenda_without_the_list_a_typed_number_picks_another_doc
 
     patient.says("1")
 
-    assert patient.state == "selecting_doctor" and "Dr. Gustavo Pereira" in patient.text, patient.text
+    assert patient.text.startswith("Em Ortopedia, também atende Dr. Gustavo Pereira"), patient.text
 
 
 def test_the_only_doctor_of_a_specialty_with_a_full_agenda_is_not_offered_another(gustavo_away):
@@ -1358,3 +1358,24 @@ def test_the_staff_freeing_a_patients_time_do_not_offer_her_that_same_time(rafae
     assert JOANA not in told, told
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
+
+
+def test_the_doctors_offered_after_outro_medico_leave_out_the_full_one(rafael):
+    """Moving from Dr. Rafael's full agenda, Joana taps "Outro médico" and gets "Estes são os médicos de Ortopedia.
+    Com quem você prefere? 1. Dr. Gustavo Pereira 2. Dr. Rafael Teixeira": the doctor just said to have no free
+    time is offered again as "another" one (picking him gives the same no-slots question). The list should leave
+    him out (with one other doctor left, go straight to that doctor's times). (conversation.py _reopen("doctor")
+    then _offer_doctors, which does not know which doctor was full.)"""
+    patient = _moves_with_rafael_full()
+    rafael_id = patient.session.selected_doctor_id
+
+    patient.says(T.BUTTON_OTHER_DOCTOR, option_id="change:doctor")
+
+    assert f"doctor:{rafael_id}" not in [o.id for o in patient.last.reply.options], patient.text
+    assert "Dr. Rafael Teixeira" not in patient.text and "Dr. Gustavo Pereira" in patient.text
+    _paulo()  # a third orthopaedist: a list of the two others
+    patient = _moves_with_rafael_full()
+    patient.says("outro médico")
+    assert patient.state == "selecting_doctor", patient.text
+    assert [o.id for o in patient.last.reply.options if o.id == f"doctor:{rafael_id}"] == []
+    assert "Dr. Gustavo Pereira" in patient.text and "Dr. Paulo Nunes" in patient.text
