@@ -395,11 +395,11 @@ admin.site.index = _index
 
 # --- The clinic's agenda (rag_agent's admins): patients told on WhatsApp of what the staff change -------------------
 class TellsWaitlists:
-    def times_freed_by_staff(self, phones: Iterable[str] = ()) -> None:
+    def times_freed_by_staff(self, given_up: Iterable[tuple[str, int]] = ()) -> None:
         """Once committed, the first in line on the waitlists are told of the times that opened (when
         WHATSAPP_WAITLIST_TEMPLATE is set; see waitlist_notify), but not the patients who gave them up."""
         if waitlist_enabled():
-            _after_commit(notify_waitlist, *sorted(phones))
+            _after_commit(notify_waitlist, *[[phone, medico_id] for phone, medico_id in sorted(set(given_up))])
 
 
 class MedicoAdmin(TellsWaitlists, rag_agent_admin.MedicoAdmin):

@@ -69,11 +69,12 @@ def notify_cancellation(agendamento_id: int) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=2, max_retries=5)
-def notify_waitlist(*freed_by: str) -> int:
+def notify_waitlist(*given_up: list) -> int:
     """A time opened (a patient or the staff cancelled or moved an appointment, the staff lifted a block or opened
-    hours): the first in line on the waitlists are told now rather than at beat's next run, except `freed_by`, the
-    patients who gave their times up (see waitlist_notify: each entry is told once however many runs there are)."""
-    return len(waitlist_notify(except_phones=freed_by).told)
+    hours): the first in line on the waitlists are told now rather than at beat's next run. `given_up`: [phone,
+    doctor id] of the times given up, whose patients are not told of them (see waitlist_notify: each entry is told
+    once however many runs there are)."""
+    return len(waitlist_notify(given_up=[(phone, medico_id) for phone, medico_id in given_up]).told)
 
 
 # A mail server that cannot be reached now may be reached later; one that refuses the sender, a recipient or the

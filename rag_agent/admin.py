@@ -60,11 +60,11 @@ class AccentInsensitiveSearchMixin:
 
 
 class AgendaOpenedHook:
-    def times_freed_by_staff(self, phones: Iterable[str] = ()) -> None:
+    def times_freed_by_staff(self, given_up: Iterable[tuple[str, int]] = ()) -> None:
         """Hook: the staff changed the agenda so that times may have opened (an appointment cancelled, moved or
-        deleted; a block lifted or edited; a doctor's hours or length changed); `phones`: the patients whose
-        appointments gave them up. api_gateway/admin.py extends these admins to tell the doctors' waitlists at once
-        (rag_agent knows nothing of transport)."""
+        deleted; a block lifted or edited; a doctor's hours or length changed); `given_up`: (phone, doctor id) of the
+        appointments whose times they were. api_gateway/admin.py extends these admins to tell the doctors'
+        waitlists at once (rag_agent knows nothing of transport)."""
 
 
 @admin.register(ClinicaInfo)
@@ -363,7 +363,8 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
             obj.lembrete_enviado_em = obj.aviso_bloqueio_em = None
             obj.duracao_minutos = obj.medico.duracao_consulta_minutos
         if (cancelled or moved) and form.initial.get("status") in OPEN_STATUSES:
-            self.times_freed_by_staff({obj.paciente_telefone, form.initial.get("paciente_telefone") or ""} - {""})
+            doctor = form.initial.get("medico") or obj.medico_id  # the doctor whose time it was
+            self.times_freed_by_staff([(form.initial.get("paciente_telefone") or obj.paciente_telefone, doctor)])
         super().save_model(request, obj, form, change)
         reopened = "status" in form.changed_data and form.initial.get("status") not in OPEN_STATUSES
         booked = not change or "medico" in form.changed_data or reopened  # new, moved to them, or reopened
@@ -382,12 +383,12 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
     @admin.action(description="Cancelar agendamentos selecionados")
     def cancelar_agendamentos(self, request, queryset):
         open_ones = queryset.filter(status__in=(Agendamento.Status.AGENDADO, Agendamento.Status.CONFIRMADO))
-        rows = list(open_ones.values_list("pk", "paciente_telefone"))
-        ids = [pk for pk, _ in rows]
+        rows = list(open_ones.values_list("pk", "paciente_telefone", "medico_id"))
+        ids = [pk for pk, _, _ in rows]
         changed = Agendamento.objects.filter(pk__in=ids).update(status=Agendamento.Status.CANCELADO)
         self.cancelled_by_staff(ids)
         if changed:
-            self.times_freed_by_staff({phone for _, phone in rows})
+            self.times_freed_by_staff([(phone, doctor) for _, phone, doctor in rows])
         self.message_user(request, f"{changed} agendamento(s) cancelado(s).", messages.SUCCESS)
 
     def cancelled_by_staff(self, ids: list[int]) -> None:
@@ -397,13 +398,13 @@ class AgendamentoAdmin(AgendaOpenedHook, AccentInsensitiveSearchMixin, admin.Mod
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         if obj.status in OPEN_STATUSES:
-            self.times_freed_by_staff({obj.paciente_telefone})
+            self.times_freed_by_staff([(obj.paciente_telefone, obj.medico_id)])
 
     def delete_queryset(self, request, queryset):
-        phones = set(queryset.filter(status__in=OPEN_STATUSES).values_list("paciente_telefone", flat=True))
+        given_up = list(queryset.filter(status__in=OPEN_STATUSES).values_list("paciente_telefone", "medico_id"))
         super().delete_queryset(request, queryset)
-        if phones:
-            self.times_freed_by_staff(phones)
+        if given_up:
+            self.times_freed_by_staff(given_up)
 
 
 @admin.register(ListaEspera)

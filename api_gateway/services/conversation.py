@@ -18,6 +18,7 @@ import functools
 import logging
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -927,22 +928,24 @@ def _reception_told(session_id: int, *, answered: bool = False) -> None:
         logger.exception("could not enqueue the handoff e-mail for session %s", session_id)
 
 
-def _time_given_up(phone: str) -> None:
-    """The patient cancelled or moved an appointment (the booking service has committed it, so on_commit runs at
-    once, mid-turn): the first in line on the waitlists are told of the time now rather than at beat's next run (only
-    with WHATSAPP_WAITLIST_TEMPLATE set; a task, so a slow Graph API never holds the turn in production; on the
-    embedded default it runs inside the turn). A broker failure leaves them to beat's run."""
+def _time_given_up(phone: str, doctor_ids: Iterable[int]) -> None:
+    """The patient cancelled or moved appointments with these doctors (the booking service has committed it, so
+    on_commit runs at once, mid-turn): the first in line on the waitlists are told of the times now rather than at
+    beat's next run, she not of her own (only with WHATSAPP_WAITLIST_TEMPLATE set; a task, so a slow Graph API never
+    holds the turn in production; on the embedded default it runs inside the turn). A broker failure leaves them to
+    beat's run."""
     if settings.WHATSAPP_WAITLIST_TEMPLATE:
-        transaction.on_commit(functools.partial(_waitlist_run_start, phone))
+        given_up = [[phone, doctor_id] for doctor_id in sorted(set(doctor_ids))]
+        transaction.on_commit(functools.partial(_waitlist_run_start, given_up))
 
 
-def _waitlist_run_start(phone: str) -> None:
+def _waitlist_run_start(given_up: list[list]) -> None:
     from api_gateway.tasks import notify_waitlist
 
     try:
-        broker.task_publish(notify_waitlist, phone)
+        broker.task_publish(notify_waitlist, *given_up)
     except Exception:  # noqa: BLE001 - see _time_given_up
-        logger.exception("could not enqueue the waitlist run after %s gave a time up", mask_phone(phone))
+        logger.exception("could not enqueue the waitlist run after %s gave a time up", mask_phone(given_up[0][0]))
 
 
 def release_to_bot(s: ConversationSession) -> None:
@@ -2517,7 +2520,7 @@ def _manage_step(turn: _Turn) -> Reply:
     if not keep and nlu.intent in {Intent.CONFIRMAR, Intent.CANCELAR}:
         when = f"{T.date_long(appointment.data)} às {appointment.hora:%H:%M}"
         clinic_services.appointment_cancel(agendamento_id=appointment.pk, paciente_telefone=s.phone_number)
-        _time_given_up(s.phone_number)
+        _time_given_up(s.phone_number, [appointment.medico_id])
         _flow_reset(s)
         return Reply(text=T.CANCELLED.format(when=when, doctor=appointment.medico.nome))
     if keep:
@@ -2589,7 +2592,7 @@ def _cancel_all(turn: _Turn) -> Reply:
         except clinic_services.AppointmentNotFound:
             continue  # cancelled meanwhile by another channel
     if cancelled:
-        _time_given_up(s.phone_number)
+        _time_given_up(s.phone_number, [a.medico_id for a in cancelled])
     _flow_reset(s)
     return Reply(text=T.CANCELLED_ALL.format(items=_appointment_bullets(cancelled)) if cancelled else T.NO_APPOINTMENTS)
 
@@ -2608,6 +2611,7 @@ def _own_appointment(s: ConversationSession):
 def _reschedule(turn: _Turn) -> Reply:
     s = turn.session
     doctor = _doctor(s.selected_doctor_id)
+    before = _own_appointment(s) if settings.WHATSAPP_WAITLIST_TEMPLATE else None  # whose time the move gives up
     try:
         appointment = clinic_services.appointment_reschedule(
             agendamento_id=s.target_appointment_id,
@@ -2627,7 +2631,8 @@ def _reschedule(turn: _Turn) -> Reply:
     except clinic_services.AppointmentNotFound:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
-    _time_given_up(s.phone_number)
+    if before is not None:
+        _time_given_up(s.phone_number, [before.medico_id])
     _flow_reset(s)
     return Reply(
         text=T.RESCHEDULED.format(

@@ -29,7 +29,7 @@ from api_gateway.services import texts as T
 from api_gateway.services.conversation import clinic_message_noted, reminder_offer
 from api_gateway.services.outbox import clinic_message_store, template_entity
 from api_gateway.services.sender import reply_send
-from api_gateway.services.session_cache import session_manager
+from api_gateway.services.session_cache import LOCK_WAIT_SECONDS, session_manager
 from core.phones import phone_forms, whatsapp_number
 from rag_agent import selectors
 from rag_agent import services as clinic_services
@@ -278,8 +278,10 @@ def _reminder_store(appointment: Agendamento, *, phone: str, now: dt.datetime) -
     )
 
 
-def template_store(*, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime) -> int | None:
-    with session_manager.lock(phone):
+def template_store(
+    *, phone: str, text: str, entities: dict, claim, noted, now: dt.datetime, lock_wait: float = LOCK_WAIT_SECONDS
+) -> int | None:
+    with session_manager.lock(phone, wait_seconds=lock_wait):
         return clinic_message_store(
             phone=phone, text=text, entities=entities, channel_type="template", claim=claim, noted=noted, now=now
         )

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 HOLD = dt.timedelta(hours=2)  # a told patient's head start before the next in line is told for the same time
 RETELL_AFTER = dt.timedelta(days=1)  # a patient told who has not booked may be told again after this long...
 MAX_NOTICES = 3  # ...up to this many notices per request (a notice that could not be delivered counts)
+# A patient whose turn is under way (on the embedded default, the turn that started this run) is told next run
+NOTICE_LOCK_WAIT = 2.0
 
 
 @dataclass
@@ -48,12 +50,14 @@ def waitlist_enabled() -> bool:
 
 
 def waitlist_notify(
-    *, now: dt.datetime | None = None, dry_run: bool = False, except_phones: Iterable[str] = ()
+    *, now: dt.datetime | None = None, dry_run: bool = False, given_up: Iterable[tuple[str, int]] = ()
 ) -> WaitlistRun:
     """Closes the entries past their WAITLIST_DAYS, and tells the first waiting patients of each doctor with free
     times that one opened (a dry run only lists them, whatever the hour). Safe to run often and from several
-    workers at once (each entry is claimed once). `except_phones`: the patients who just gave times up are not
-    told of them (a patient's own turn may still hold her session's lock); beat's next run counts them again."""
+    workers at once (each entry is claimed once). `given_up`: (phone, doctor id) of times just given up; those
+    patients are not told of them (on that doctor's list they are passed over; beat's next run counts them again).
+    A patient in the middle of a turn is not told either (her conversation is busy, see NOTICE_LOCK_WAIT) and keeps
+    her place: the next run tells her."""
     now = now or timezone.now()
     run = WaitlistRun()
     if not dry_run:
@@ -62,9 +66,9 @@ def waitlist_notify(
         return run
     today = timezone.localtime(now).date()
     to_tell = selectors.waitlist_to_tell(now=now, told_before=now - RETELL_AFTER, max_notices=MAX_NOTICES)
-    skipped = {form for phone in except_phones for form in phone_forms(phone)}
+    passed_over = {(form, medico_id) for phone, medico_id in given_up for form in phone_forms(phone)}
     for medico_id, waiting in to_tell.items():
-        waiting = [entry for entry in waiting if entry.paciente_telefone not in skipped]
+        waiting = [entry for entry in waiting if (entry.paciente_telefone, medico_id) not in passed_over]
         if not waiting:
             continue
         free = selectors.slot_list_free(medico_id=medico_id, start=today, days=settings.SLOT_SEARCH_DAYS, now=now)
@@ -98,4 +102,5 @@ def _notice_store(entry: ListaEspera, *, first: dt.datetime, now: dt.datetime) -
         ),
         noted=lambda s: waitlist_opened_noted(s, doctor_id=entry.medico_id, text=text),
         now=now,
+        lock_wait=NOTICE_LOCK_WAIT,
     )

@@ -1379,3 +1379,68 @@ def test_the_doctors_offered_after_outro_medico_leave_out_the_full_one(rafael):
     assert patient.state == "selecting_doctor", patient.text
     assert [o.id for o in patient.last.reply.options if o.id == f"doctor:{rafael_id}"] == []
     assert "Dr. Gustavo Pereira" in patient.text and "Dr. Paulo Nunes" in patient.text
+
+
+# --- after a second review by a helper (admin paths, production path) ----------------------------------------------
+def _waitlist_told(fake_graph) -> list[str]:
+    return [s.body["to"] for s in fake_graph.sends if s.body.get("template", {}).get("name") == TEMPLATE]
+
+
+@pytest.mark.parametrize("action", ["cancelar_agendamentos", "delete_selected"])
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+@pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits
+def test_a_patient_whose_other_doctors_appointment_the_staff_free_keeps_her_place_in_line(
+    rafael, fake_graph, admin_client, action
+):
+    """Maria is first on Dr. Rafael's waitlist (Pedro is behind her); she also holds a Tuesday appointment with
+    Dr. Gustavo, which she phones the reception to drop. In the same bulk action the reception cancels (or deletes)
+    it together with Joana's appointment, Dr. Rafael's only time. Pedro receives the waitlist template "Abriu um
+    horário com Dr. Rafael Teixeira ... às 09:00" and Maria, first in line for Dr. Rafael, receives nothing (and,
+    with Pedro's notice holding the time for HOLD, beat's next runs do not tell her either). She should be told, not
+    Pedro: giving up a time with Dr. Gustavo is no reason to lose her place on Dr. Rafael's list.
+    (api_gateway/services/waitlist.py waitlist_notify drops `except_phones` from every doctor's list, not only from
+    the lists of the doctors whose times they gave up; the admin's bulk actions pass all the selected patients'
+    phones through TellsWaitlists.times_freed_by_staff -> notify_waitlist(*freed_by).)"""
+    gustavo = Medico.objects.get(nome="Dr. Gustavo Pereira")
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=2))
+    _join(rafael, PEDRO, "Pedro Lima", at=REF - dt.timedelta(days=1))
+    today = timezone.localdate()
+    tuesday = today + dt.timedelta(days=(1 - today.weekday()) % 7 + 7)  # his Tuesday afternoon, over a week away
+    marias = block_notices_book("13:00", tuesday, doctor=gustavo.nome, phone=MARIA, name="Maria Oliveira")
+    joanas = Agendamento.objects.get(paciente_telefone=JOANA, medico=rafael)
+
+    response = admin_client.post(
+        reverse("admin:rag_agent_agendamento_changelist"),
+        {"action": action, "_selected_action": [str(joanas.pk), str(marias.pk)], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert _waitlist_told(fake_graph) == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
+
+
+@pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
+@pytest.mark.django_db(transaction=True)  # the run starts inside her turn, which holds her session's lock
+def test_a_patient_cancelling_another_doctors_appointment_keeps_her_place_on_a_list_with_a_time_free(
+    rafael, fake_graph
+):
+    """Maria is first on Dr. Rafael's list when his only time opens (Joana cancelled by phone, no run yet); in the
+    same minute Maria cancels her appointment with Dr. Gustavo through the bot. The run her cancellation starts
+    cannot write to her conversation while her own turn holds it, and must not pass her over for Pedro: she is
+    told by the next run, and Pedro waits behind her."""
+    gustavo = Medico.objects.get(nome="Dr. Gustavo Pereira")
+    maria = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=2))
+    _join(rafael, PEDRO, "Pedro Lima", at=REF - dt.timedelta(days=1))
+    today = timezone.localdate()
+    tuesday = today + dt.timedelta(days=(1 - today.weekday()) % 7 + 7)
+    block_notices_book("13:00", tuesday, doctor=gustavo.nome, phone=MARIA, name="Maria Oliveira")
+    Agendamento.objects.filter(paciente_telefone=JOANA).update(status=Agendamento.Status.CANCELADO)
+
+    _cancels(MARIA, "Maria Oliveira")
+
+    assert PEDRO not in _waitlist_told(fake_graph)
+    waitlist_notify()  # beat's next run
+    assert _waitlist_told(fake_graph) == [MARIA]
+    maria.refresh_from_db()
+    assert maria.situacao == Situacao.AVISADO
