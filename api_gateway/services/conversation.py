@@ -1564,8 +1564,11 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         s.selected_specialty_id = None
         return _offer_specialties(turn)
     full = s.last_options.get("full") if s.last_options.get("kind") == "no_slots" else None
-    if full:  # "Outro médico": not the one with no free time
-        all_doctors = [d for d in all_doctors if d["id"] != full] or all_doctors
+    others = [d for d in all_doctors if d["id"] != full]
+    if full and others and len(others) < len(all_doctors):  # "Outro médico": not the one with no free time
+        all_doctors = others
+    else:
+        full = None  # another specialty asked for instead
     doctors, plan, day_note = all_doctors, "", ""
     if s.selected_convenio_id:
         plan = _plan_name(s.selected_convenio_id)

@@ -24,6 +24,7 @@ from api_gateway.services import texts as T
 from api_gateway.services.conversation import waitlist_opened_noted
 from api_gateway.services.outbox import template_entity
 from api_gateway.services.reminders import quiet_hours, recipient, template_deliver, template_store
+from api_gateway.services.session_cache import SessionLockTimeout
 from core.phones import phone_forms
 from rag_agent import selectors
 from rag_agent import services as clinic_services
@@ -79,6 +80,9 @@ def waitlist_notify(
                 continue
             try:
                 bot_id = _notice_store(entry, first=free[0], now=now)
+            except SessionLockTimeout:  # her conversation is busy (her own turn may have started this run)
+                logger.info("waitlist entry %s: the patient's conversation is busy; the next run tells her", entry.pk)
+                continue
             except Exception:  # one patient's trouble (a lock wait) must not hold back the others
                 logger.exception("waitlist notice for entry %s not stored; the next run tries again", entry.pk)
                 continue

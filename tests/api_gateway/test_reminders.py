@@ -599,13 +599,15 @@ def test_the_command_says_when_reminders_are_off(clinic, settings, capsys):
 )
 def test_the_admin_stores_the_phone_as_whatsapp_writes_it(clinic, typed, stored):
     medico = Medico.objects.filter(ativo=True).first()
+    # a time in his agenda whatever today's weekday ("today + 3 at 10:00" failed on the days he does not work)
+    free = timezone.localtime(selectors.slot_list_free(medico_id=medico.pk, start=timezone.localdate(), days=14)[0])
     data = {
         "medico": medico.pk,
         "especialidade": medico.especialidades.first().pk,
         "paciente_nome": "Maria Oliveira",
         "paciente_telefone": typed,
-        "data": (timezone.localdate() + dt.timedelta(days=3)).isoformat(),
-        "hora": "10:00",
+        "data": free.date().isoformat(),
+        "hora": f"{free:%H:%M}",
         "status": Status.AGENDADO,
     }
     form = AgendamentoForm(data=data)

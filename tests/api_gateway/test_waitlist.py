@@ -1423,7 +1423,7 @@ def test_a_patient_whose_other_doctors_appointment_the_staff_free_keeps_her_plac
 @pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
 @pytest.mark.django_db(transaction=True)  # the run starts inside her turn, which holds her session's lock
 def test_a_patient_cancelling_another_doctors_appointment_keeps_her_place_on_a_list_with_a_time_free(
-    rafael, fake_graph
+    rafael, fake_graph, caplog
 ):
     """Maria is first on Dr. Rafael's list when his only time opens (Joana cancelled by phone, no run yet); in the
     same minute Maria cancels her appointment with Dr. Gustavo through the bot. The run her cancellation starts
@@ -1440,7 +1440,21 @@ def test_a_patient_cancelling_another_doctors_appointment_keeps_her_place_on_a_l
     _cancels(MARIA, "Maria Oliveira")
 
     assert PEDRO not in _waitlist_told(fake_graph)
+    assert "the patient's conversation is busy" in caplog.text  # an INFO line, not an error with a traceback
     waitlist_notify()  # beat's next run
     assert _waitlist_told(fake_graph) == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
+
+
+def test_another_specialty_asked_at_the_no_slots_question_is_not_told_as_also_seeing_it(rafael):
+    """The no-slots question remembers the full doctor for "Outro médico"; asking for another specialty instead
+    must not present that specialty's only doctor as one who "também atende" it."""
+    patient = Patient(MARIA, "Maria Oliveira")
+    for text in ("quero marcar com o dr rafael", "sim", "particular"):
+        patient.says(text)
+    assert T.NO_SLOTS_AT_ALL.format(doctor="Dr. Rafael Teixeira") in patient.text, patient.text
+
+    patient.says("então quero oftalmologia")  # its only doctor
+
+    assert "também atende" not in patient.text, patient.text
