@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from api_gateway.models import ConversationMessage, ConversationSession
-from api_gateway.services import reminders
 from api_gateway.services import texts as T
 from api_gateway.services.reminders import RESEND_AFTER, reminders_send
 from api_gateway.services.waitlist import HOLD, MAX_NOTICES, RETELL_AFTER, waitlist_notify
@@ -36,19 +35,20 @@ from rag_agent.models import (
     Medico,
 )
 from tests.api_gateway.test_block_notices import _book as block_notices_book
-from tests.api_gateway.test_block_notices import _params
+from tests.api_gateway.test_block_notices import _params, any_hour  # noqa: F401 - a fixture
 from tests.api_gateway.test_conversation_dialogues import (
     REF,
     Patient,
     _book_directly,
     _reach_confirmation_with_ana_on_wednesday,
 )
+from tests.api_gateway.test_reminders import _admin_form as admin_form_of
 from tests.concurrency import at_once
 from tests.fakes import gemini_server, graph_server
 from tests.fakes.gemini_server import answer_json
 from tests.fakes.graph_server import graph_error, load_payload, post_webhook
 from tests.rag_agent.test_admin import _add_shift as add_shift
-from tests.rag_agent.test_admin import _form_data as admin_form_data
+from tests.rag_agent.test_admin import _change as admin_change
 from tests.test_broker import published_for_real  # noqa: F401 - a fixture
 
 fake_graph = graph_server.fake_graph
@@ -957,12 +957,8 @@ def test_two_joins_at_once_with_the_two_forms_of_a_mobile_leave_one_entry(rafael
 
 
 # --- a time that opens tells the first in line at once, not at beat's next run (sixteenth session) ---------------
-@pytest.fixture
-def any_hour(monkeypatch):
-    """The runs a cancellation starts read the real clock: open the sending hours to the whole day (the hours
-    themselves are tested with an explicit `now` above)."""
-    monkeypatch.setattr(reminders, "SEND_FROM", dt.time.min)
-    monkeypatch.setattr(reminders, "SEND_UNTIL", dt.time.max)
+def _waitlist_told(fake_graph) -> list[str]:
+    return [s.body["to"] for s in fake_graph.sends if s.body.get("template", {}).get("name") == TEMPLATE]
 
 
 @pytest.fixture
@@ -1003,7 +999,7 @@ def test_a_patient_freeing_a_time_through_the_bot_tells_the_first_in_line_at_onc
     with django_capture_on_commit_callbacks(execute=True):
         frees_the_time()
 
-    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _waitlist_told(fake_graph) == [MARIA]
     assert _params(fake_graph.sends[-1]) == (
         ["Dr. Rafael Teixeira", T.date_long(NEXT_MONDAY), "09:00"],
         [f"waitlist:book:{rafael.pk}"],
@@ -1020,7 +1016,7 @@ def test_the_patient_who_freed_the_time_is_not_told_of_it_and_the_next_in_line_i
 
     _cancels()
 
-    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _waitlist_told(fake_graph) == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
 
@@ -1031,10 +1027,8 @@ def _staff_cancel_action(client, appointment):
 
 
 def _staff_form(client, appointment, **changes):
-    data = {"medico": appointment.medico_id, "especialidade": appointment.especialidade_id, "convenio": ""}
-    data.update({"paciente_nome": appointment.paciente_nome, "paciente_telefone": appointment.paciente_telefone})
-    data.update({"status": appointment.status, "data": appointment.data.isoformat(), "hora": "09:00", **changes})
-    return client.post(reverse("admin:rag_agent_agendamento_change", args=[appointment.pk]), data)
+    url = reverse("admin:rag_agent_agendamento_change", args=[appointment.pk])
+    return client.post(url, admin_form_of(appointment, **changes))
 
 
 def _staff_move_to_gustavo(client, appointment):
@@ -1065,7 +1059,7 @@ def test_the_staff_freeing_a_time_in_the_admin_tell_the_first_in_line(
     response = staff_free_the_time(admin_client, Agendamento.objects.get(paciente_telefone=JOANA))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _waitlist_told(fake_graph) == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
 
@@ -1087,14 +1081,7 @@ def _block_deleted(client, block):
 
 
 def _block_shortened(client, block):
-    return _admin_change(client, block, lambda data: data.update(data_fim=data["data_inicio"]))  # back tomorrow
-
-
-def _admin_change(client, obj, edit):
-    url = reverse(f"admin:rag_agent_{obj._meta.model_name}_change", args=[obj.pk])
-    data = admin_form_data(client.get(url))
-    edit(data)
-    return client.post(url, data)
+    return admin_change(client, block, lambda data: data.update(data_fim=data["data_inicio"]))  # back tomorrow
 
 
 @pytest.mark.parametrize("lift", [_block_deleted, _block_shortened], ids=["deleted", "shortened"])
@@ -1106,7 +1093,7 @@ def test_the_staff_lifting_a_block_tell_the_first_in_line(gustavo_away_now, fake
     response = lift(admin_client, gustavo_away_now)
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _waitlist_told(fake_graph) == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
 
@@ -1123,11 +1110,11 @@ def test_the_staff_opening_hours_for_a_doctor_tell_the_first_in_line(clinic, fak
         for weekday in weekdays:
             add_shift(data, weekday=weekday, start="09:00", end="12:00")
 
-    response = _admin_change(admin_client, doctor, open_hours)
+    response = admin_change(admin_client, doctor, open_hours)
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert HorarioTrabalho.objects.filter(medico=doctor).count() == 3
-    assert [s.body["to"] for s in fake_graph.sends if s.body["type"] == "template"] == [MARIA]
+    assert _waitlist_told(fake_graph) == [MARIA]
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
 
@@ -1354,7 +1341,7 @@ def test_the_staff_freeing_a_patients_time_do_not_offer_her_that_same_time(rafae
         )
 
     assert response.status_code == 302
-    told = [s.body["to"] for s in fake_graph.sends if s.body.get("template", {}).get("name") == TEMPLATE]
+    told = _waitlist_told(fake_graph)
     assert JOANA not in told, told
     maria.refresh_from_db()
     assert maria.situacao == Situacao.AVISADO
@@ -1382,10 +1369,6 @@ def test_the_doctors_offered_after_outro_medico_leave_out_the_full_one(rafael):
 
 
 # --- after a second review by a helper (admin paths, production path) ----------------------------------------------
-def _waitlist_told(fake_graph) -> list[str]:
-    return [s.body["to"] for s in fake_graph.sends if s.body.get("template", {}).get("name") == TEMPLATE]
-
-
 @pytest.mark.parametrize("action", ["cancelar_agendamentos", "delete_selected"])
 @pytest.mark.usefixtures("waitlist_on", "rafael_full_now", "any_hour", "celery_inline")
 @pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits

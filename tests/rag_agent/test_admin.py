@@ -41,12 +41,13 @@ def _form_data(response) -> dict:
     return data
 
 
-def _change(staff_client, obj, edit) -> None:
+def _change(staff_client, obj, edit):
     url = reverse(f"admin:rag_agent_{obj._meta.model_name}_change", args=[obj.pk])
     data = _form_data(staff_client.get(url))
     edit(data)
     response = staff_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    return response
 
 
 def _catalog_doctor(doctor_id: int) -> dict:
