@@ -1380,10 +1380,12 @@ def _next_step(turn: _Turn) -> Reply:
         answered = turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO} and turn.nlu.source != RESUME_SOURCE
         if s.current_state == S.COLLECTING_PATIENT_INFO and answered and not relative:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
-                return Reply(text=T.ASK_NAME_AGAIN)
+                whose = s.last_options.get("whose")  # "pediatria" answering "Qual é o nome do seu filho?"
+                return Reply(text=T.ASK_RELATIVE_NAME_AGAIN.format(whose=whose) if whose else T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
         if relative:  # "é pro meu filho" answering "qual é o seu nome?": his name, not a failed answer
             whose = T.RELATIVES.get(relative, "do paciente")
+            s.last_options["whose"] = whose
             text = T.ASK_RELATIVE_NAME.format(whose=whose)
             second = turn.nlu.entities.get("tambem_para")
             if second:  # "pra mim e pro meu filho"
@@ -2431,6 +2433,9 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
         wanted_time = target.time or wanted_time
     if wanted_time is None and _SAME_TIME.search(turn.folded):  # "pro mesmo horário na outra semana"
         wanted_time = appointment.hora
+    if wanted_date is None and wanted_from is None and _OTHER_WEEK.search(turn.folded):
+        # "trocar pra outra semana": another week than the appointment's, so from the Monday after it
+        wanted_from = appointment.data + dt.timedelta(days=7 - appointment.data.weekday())
     if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
         wanted_date = wanted_time = None
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
@@ -2665,12 +2670,14 @@ def _list_appointments(turn: _Turn) -> Reply:
     appointments = selectors.appointments_upcoming_for_phone(turn.session.phone_number, now=turn.now)
     waiting = [line] if (line := _waitlist_line(selectors.waitlist_open_for_phone(turn.session.phone_number))) else []
     if not appointments:
-        return Reply(text="\n\n".join([T.NO_APPOINTMENTS, *waiting]))
-    items = "\n".join(
-        f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
-    )
-    notes = [note for a in appointments if (note := _caught_by_block(turn, a))]
-    return Reply(text="\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes, *waiting]))
+        text = "\n\n".join([T.NO_APPOINTMENTS, *waiting])
+    else:
+        items = "\n".join(
+            f"• {T.date_long(a.data)} às {a.hora:%H:%M} — {_appointment_who(a, appointments)}" for a in appointments
+        )
+        notes = [note for a in appointments if (note := _caught_by_block(turn, a))]
+        text = "\n\n".join([T.MY_APPOINTMENTS.format(items=items), *notes, *waiting])
+    return _answer_then_resume(turn, text) or Reply(text=text)  # asked mid-booking: the booking goes on
 
 
 def _block_over_appointment(appointment) -> dict | None:
@@ -2710,26 +2717,35 @@ def _answer_question(turn: _Turn) -> Reply:
         return Reply(text=T.QUESTIONS_PROMPT, kind="list", button_label=T.BUTTON_QUESTIONS, options=options)
     if not answer:
         answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER
-    if s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO, S.MANAGING_APPOINTMENT}:
-        resume_turn = _Turn(
-            session=s,
-            nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0, source=RESUME_SOURCE),
-            now=turn.now,
-            option_id=None,
-            profile_name=turn.profile_name,
-        )
-        resume = _prompt_again(resume_turn)
-        s.previous_state, s.current_state = s.current_state, S.ANSWERING_QUESTION
-        return Reply(
-            text=answer + T.RESUME.format(prompt=resume.text),
-            options=resume.options,
-            kind=resume.kind,
-            button_label=resume.button_label,
-        )
+    if resumed := _answer_then_resume(turn, answer):
+        return resumed
     s.last_options = {**s.last_options, **memory}
     if answer == T.UNKNOWN_ANSWER:  # it offers a person: a "sim" next takes it
         s.last_options["offer"] = "handoff"
     return Reply(text=answer)
+
+
+def _answer_then_resume(turn: _Turn, answer: str) -> Reply | None:
+    """The answer to a question asked mid-flow, followed by the step it interrupted ("Voltando ao que estávamos
+    fazendo: ..."); None outside a flow's question steps."""
+    s = turn.session
+    if not (s.flow and s.current_state in BOOKING_STATES | {S.COLLECTING_PATIENT_INFO, S.MANAGING_APPOINTMENT}):
+        return None
+    resume_turn = _Turn(
+        session=s,
+        nlu=NLUResult(intent=Intent.INFORMAR, confidence=1.0, source=RESUME_SOURCE),
+        now=turn.now,
+        option_id=None,
+        profile_name=turn.profile_name,
+    )
+    resume = _prompt_again(resume_turn)
+    s.previous_state, s.current_state = s.current_state, S.ANSWERING_QUESTION
+    return Reply(
+        text=answer + T.RESUME.format(prompt=resume.text),
+        options=resume.options,
+        kind=resume.kind,
+        button_label=resume.button_label,
+    )
 
 
 def _answers_each_question(turn: _Turn) -> str | None:
@@ -2941,10 +2957,13 @@ def _answer_from_data(turn: _Turn) -> str | None:
         return f"Nosso e-mail é {clinic['email']}."
     if topic == "politicas":
         policy = clinic.get("politicas") or ""
+        sentences = re.split(r"(?<=[.!?])\s+", policy)
         if _LATE.search(turn.folded):  # "vou me atrasar 20 min": the lateness rule, and what can be done
-            rule = [x for x in re.split(r"(?<=[.!?])\s+", policy) if re.search(r"atras|toleran", fold(x))]
+            rule = [x for x in sentences if re.search(r"atras|toleran", fold(x))]
             if rule:
                 return " ".join(rule) + T.LATE_HELP
+        if _ARRIVING.search(turn.folded):  # "cheguei": the desk, and what to show there
+            return " ".join([T.ARRIVING, *(x for x in sentences if re.search(r"document|carteirinha", fold(x)))])
         return policy or None
     if topic == "duracao":
         if exam:  # "quanto tempo demora o resultado do hemograma?": not in the clinic's data
@@ -2982,6 +3001,10 @@ def _answer_from_data(turn: _Turn) -> str | None:
             doctors = selectors.doctor_list(especialidade_id=specialty_id)[:5]
             items = T.join_names([f"{d['nome']} R$ {T.money(d['preco_consulta'])}" for d in doctors])
             return T.SPECIALTY_PRICE.format(specialty=_specialty_name(specialty_id), items=items)
+        if plan_id:  # "quanto custa pela unimed?": who takes the plan, not the private prices
+            in_plan = [d["nome"] for d in catalog["medicos"] if int(plan_id) in d["convenio_ids"]]
+            if in_plan:
+                return T.PLAN_PRICE_ANY.format(plan=_plan_name(int(plan_id)), items=T.join_names(in_plan))
         prices = [d["preco_consulta"] for d in catalog["medicos"] if d.get("preco_consulta") is not None]
         if prices:  # "quanto custa a consulta?": the range, and what would narrow it
             return T.CONSULTATION_PRICE_RANGE.format(low=T.money(min(prices)), high=T.money(max(prices)))
@@ -3148,6 +3171,7 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
 
 
 _LATE = re.compile(r"(?<![a-z])atras\w*")
+_ARRIVING = re.compile(r"(?<![a-z])(?:cheguei|chegando|acabei de chegar|aqui na (?:clinica|porta|frente))")
 _WHO_WORKS = re.compile(
     r"(?<![a-z])(?:qu(?:al|ais|e) (?:medic[oa]s?|doutor(?:a|es|as)?|especialidades?)|quem)(?![a-z])"
 )
@@ -3322,6 +3346,7 @@ _NOT_SURE = re.compile(r"^\W*(?:(?:ah|hum|hmm)\W+)?(?:nao sei|sei la|nao tenho c
 _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
+_OTHER_WEEK = re.compile(r"\b(?:outra semana|semana depois)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")
 

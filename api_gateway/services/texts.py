@@ -59,6 +59,9 @@ ONE_AT_A_TIME = "Marco uma consulta de cada vez: primeiro a {first}, depois a {t
 NEXT_PATIENT_OFFER = "Vamos marcar agora {whose}?"
 NO_NEXT_BOOKING = "Tudo bem! Quando quiser marcar a outra consulta, é só chamar. 🙂"
 ASK_NAME_AGAIN = "Não consegui identificar o nome. Pode me dizer o seu nome completo? (ex.: Maria da Silva)"
+ASK_RELATIVE_NAME_AGAIN = (
+    "Não consegui identificar o nome. Pode me dizer o nome completo {whose}? (ex.: Maria da Silva)"
+)
 CONFIRM_PROFILE_NAME = "Posso registrar a consulta no nome de *{name}*?"
 ASK_SPECIALTY = "Com qual especialidade você quer se consultar?"
 SPECIALTY_NOT_FOUND = "Não encontrei essa especialidade na clínica."
@@ -330,6 +333,7 @@ APPOINTMENT_IN_BLOCK = (
     "contato da clínica."
 )
 APPOINTMENT_IN_BLOCK_STAFF = "⚠️ {away} A consulta de {when} precisa de outro horário: a equipe vai combinar com você."
+ARRIVING = "Que bom! É só se apresentar na recepção."
 LATE_HELP = (
     " Se for chegar depois disso, posso remarcar a consulta (diga *remarcar*), ou a recepção pode ajudar (diga "
     "*atendente*)."
@@ -361,6 +365,7 @@ EXAM_PRICE = "{exam}: R$ {price}."
 EXAM_PREP = "Preparo para {exam}: {prep}"
 DOCTOR_PRICE = "A consulta particular com {doctor} custa R$ {price}."
 SPECIALTY_PRICE = "Consulta particular em {specialty}: {items}."
+PLAN_PRICE_ANY = "Pelo convênio {plan}, a consulta segue as regras do seu plano. Atendem por ele: {items}."
 PLAN_PRICE_COVERED = "Pelo convênio {plan}, a consulta segue as regras do seu plano com {items}."
 PLAN_PRICE_ALSO_PRIVATE = "Particular, a consulta custa R$ {price}."
 PLAN_PRICE_OTHERS = "Só particular: {items}."

@@ -13,6 +13,7 @@ from api_gateway.services.nlu.types import Intent
 from rag_agent.cache import clinic_cache_invalidate
 from rag_agent.models import Agendamento, Especialidade, Medico
 from tests.api_gateway.test_conversation_dialogues import (
+    FRIDAY,
     REF,
     TUESDAY,
     WEDNESDAY,
@@ -1250,3 +1251,79 @@ def test_a_price_changed_after_the_summary_is_shown_before_the_yes_books(patient
     assert not Agendamento.objects.filter(paciente_telefone=patient.phone).exists()
     patient.says("sim")
     assert Agendamento.objects.filter(paciente_telefone=patient.phone).count() == 1
+
+
+# --- seventeenth session: moving an appointment said with "trocar", and questions about one's own -------------------
+@pytest.mark.parametrize("said", ["quero trocar pra outra semana", "da pra passar ela pra outra semana?"])
+def test_another_week_moves_the_appointment_past_its_own_week(patient, said):
+    ana = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)  # was: "Desculpe, não entendi", or this week's slots again
+    monday_after = ana.data + dt.timedelta(days=7 - ana.data.weekday())
+    assert patient.session.flow == "remarcar"
+    assert patient.session.preferred_from == monday_after
+    shown = [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).date() for i in patient.session.last_options["items"]]
+    assert shown and min(shown) >= monday_after
+
+
+def test_trocar_pra_a_day_moves_the_appointment_to_that_day(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("dá pra trocar pra sexta?")  # was: a new booking ("Para sexta-feira, há horários livres em ...")
+    assert patient.session.flow == "remarcar"
+    assert patient.session.preferred_date == FRIDAY
+
+
+@pytest.mark.parametrize("said", ["consegue mudar pra de tarde?", "queria passar pra parte da tarde"])
+def test_a_move_to_the_afternoon_lists_afternoon_times(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)  # was: "Posso registrar a consulta no nome de ...?", a new booking
+    assert patient.session.flow == "remarcar"
+    times = [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).time() for i in patient.session.last_options["items"]]
+    assert times and all(t >= dt.time(12, 0) for t in times)
+
+
+@pytest.mark.parametrize("said", ["a doutora atende criança?", "o doutor atende sábado?", "a dra faz retorno?"])
+def test_a_title_before_a_verb_names_no_doctor(said):
+    assert "medico" not in offline_interpret(text=said).entities  # was: "Não encontrei Dra. Atende entre os médicos"
+
+
+@pytest.mark.parametrize("said", ["a consulta é com quem?", "com quem vai ser a consulta?"])
+def test_asking_who_the_appointment_is_with_lists_it(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says(said)  # was: a new booking ("Posso registrar a consulta no nome de ...?")
+    assert T.MY_APPOINTMENTS.split("{")[0] in patient.text and "Dra. Ana Souza" in patient.text
+
+
+def test_asking_for_ones_appointments_at_the_summary_keeps_the_booking_going(patient):
+    _book_directly("Dr. Gustavo Pereira", WEDNESDAY + dt.timedelta(days=1), "14:00", phone=patient.phone)
+    _reach_confirmation_with_ana_on_wednesday(patient)
+    patient.says("quais são minhas consultas?")  # was: the list alone, the summary's question gone
+    assert "Dr. Gustavo Pereira" in patient.text
+    assert T.RESUME.split("{")[0].strip() in patient.text and "Posso confirmar?" in patient.text
+    patient.says("sim")
+    assert Agendamento.objects.filter(paciente_telefone=patient.phone, medico__nome="Dra. Ana Souza").exists()
+
+
+@pytest.mark.parametrize("said", ["cheguei", "oi, já tô chegando", "acabei de chegar"])
+def test_arriving_at_the_clinic_is_told_what_to_show_at_the_desk(patient, clinic, said):
+    patient.says(said)  # was: "Desculpe, não entendi" and the menu
+    assert patient.text.endswith(T.ARRIVING + " Traga documento de identidade com foto e a carteirinha do convênio.")
+    assert "documento" in clinic.politicas  # the sentence comes from the clinic's own rules
+
+
+def test_a_failed_name_for_a_child_asks_for_the_childs_name_again(patient):
+    patient.says("quero marcar pro meu filho de 5 anos")
+    assert "do seu filho" in patient.text
+    patient.says("pediatria")
+    assert patient.text == T.ASK_RELATIVE_NAME_AGAIN.format(whose="do seu filho")  # was: "o seu nome completo"
+    patient.says("Pedro Souza Lima")
+    assert patient.session.patient_name == "Pedro Souza Lima"
+
+
+@pytest.mark.parametrize("said", ["quanto custa a consulta pela unimed?", "quanto é pela unimed?"])
+def test_the_price_asked_under_a_plan_names_who_takes_it(patient, said):
+    patient.says(said)  # was: the private price range, as if no plan had been named
+    assert "Pelo convênio Unimed, a consulta segue as regras do seu plano." in patient.text
+    assert "R$" not in patient.text
+    takes_unimed = Medico.objects.filter(convenios__nome="Unimed", ativo=True).values_list("nome", flat=True)
+    assert takes_unimed and all(name in patient.text for name in takes_unimed)
+    assert "Dr. Carlos Mendes" not in patient.text  # private only

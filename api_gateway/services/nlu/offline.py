@@ -345,8 +345,10 @@ _MOVE_TARGET_DAY = r"(?:sexta|segunda|terca|quarta|quinta|sabado|domingo|amanha|
 _RESCHEDULE_WEAK = _re(
     r"(?:mudar|muda|trocar|troca|alterar|altera)\s+(?:o|a|de|minha|meu)?\s*(?:horario|hora|data|dia|consulta|agendamento)"
     # "dá pra mudar pra sexta?", "passar minha consulta pra outra semana", "mudar a de amanhã"
-    r"|(?:mudar|muda|passar|passa|jogar|joga)\s+(?:(?:a|minha) consulta\s+|ela\s+)?(?:pra|para)\s+"
-    r"(?:o dia|dia|a semana|semana|outr[oa] (?:dia|semana|data|horario|hora|mes)|depois|mais tarde|mais cedo"
+    # "trocar pra outra semana", "consegue mudar pra de tarde?"
+    r"|(?:mudar|muda|passar|passa|jogar|joga|trocar|troca|alterar|altera)\s+(?:(?:a|minha) consulta\s+|ela\s+)?"
+    r"(?:pra|para)\s+(?:o dia|dia|a semana|semana|outr[oa] (?:dia|semana|data|horario|hora|mes|periodo|turno)"
+    r"|depois|mais tarde|mais cedo|(?:de |a |(?:a |o )?(?:parte|periodo|turno) da )?(?:manha|tarde|noite)(?![a-z])"
     rf"|{_MOVE_TARGET_DAY})|(?:mudar|muda|trocar|troca|alterar|altera)\s+a\s+(?:de|do|da)\s+{_MOVE_TARGET_DAY}"
     # "joga a consulta de quarta pra sexta", "passa a de quarta pra quinta", "transfere a do dr igor pra terça"
     r"|(?:mudar|muda|passar|passa|jogar|joga|transferir|transfere|transfira|empurrar|empurra)\s+(?:a|minha)\s+"
@@ -362,6 +364,7 @@ _MY_APPOINTMENTS = _re(
     r"|(?:que horas|quando) (?:e|eh|sera|vai ser) (?:a )?consulta|consultas? d[oa] (?:meu|minha) [a-z]+"
     r"|(?:meu|minha) (?:filh[oa]|mae|pai|espos[oa]|marido|avo|irma[o]?) tem consulta|tem consulta quando"
     r"|(?:quais|que) consultas (?:\w+ ){0,2}(?:marcadas|agendadas)"  # "quais consultas temos marcadas?"
+    r"|^ ?(?:e )?a consulta (?:e|eh|vai ser|sera|ficou) com quem|com quem (?:e|eh|vai ser|sera|ficou) a consulta"
 )
 _BOOK_STRONG = _re(
     r"marcar|marca|agendar|agenda|agendamento|marcacao|reservar|quero (?:uma )?consulta|gostaria de (?:uma )?consulta"
@@ -406,6 +409,9 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|se (?:eu )?(?:cancelar|desmarcar|faltar|nao for|nao puder ir)|perco o dinheiro|perco o valor"
             r"|(?:cobra|cobram|paga|pago|custa) (?:\w+ )?(?:pra|para|se) (?:eu )?(?:cancelar|desmarcar|remarcar)"
             r"|levar (?:\w+ )?exames?"
+            # "cheguei", "já tô chegando": what to do on arrival (the documents to show at the desk)
+            r"|^ ?(?:oi |ola )?(?:ja )?(?:cheguei|(?:estou|to|tou|tô) (?:chegando|aqui na (?:clinica|porta|frente))"
+            r"|acabei de chegar)"
         ),
     ),
     (
@@ -574,6 +580,7 @@ _NOT_NAME_WORDS = frozenset(
     dermato gineco orto oftalmo neuro neurologista psicologo psicologa psiquiatra dentista urologista endocrino
     endocrinologista otorrino nutricionista fisioterapeuta especialista raio ultrassom checkup
     longe perto caro cara barato barata facil dificil bom ruim aberto aberta fechado fechada
+    atende atendem trabalha trabalham aceita aceitam cobra cobram faz fazem vem vai pode estava era sabe
     """.split()
 )
 _NAME_STOP = frozenset(
