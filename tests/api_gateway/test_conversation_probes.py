@@ -1327,3 +1327,23 @@ def test_the_price_asked_under_a_plan_names_who_takes_it(patient, said):
     takes_unimed = Medico.objects.filter(convenios__nome="Unimed", ativo=True).values_list("nome", flat=True)
     assert takes_unimed and all(name in patient.text for name in takes_unimed)
     assert "Dr. Carlos Mendes" not in patient.text  # private only
+
+
+@pytest.mark.parametrize(
+    "said", ["quais horários tem na sexta com a dra juliana?", "que horários a dra juliana tem na sexta?"]
+)
+def test_which_times_a_doctor_has_on_a_day_are_her_free_times(patient, said):
+    patient.says(said)  # was: her working hours that weekday ("atende às sextas, das 13:00 às 19:00")
+    assert "há horários livres com Dra. Juliana Martins" in patient.text
+    assert patient.session.flow == "agendar" and patient.session.preferred_date == FRIDAY
+
+
+def test_a_doctors_hours_asked_without_a_day_are_still_her_working_hours(patient):
+    patient.says("quais os horários da dra juliana?")
+    assert "Dra. Juliana Martins atende:" in patient.text and not patient.session.flow
+
+
+@pytest.mark.parametrize("said", ["o dr gustavo é bom?", "a dra ana é boa médica?"])
+def test_asking_whether_a_doctor_is_good_gives_his_profile(patient, said):
+    patient.says(said)  # was: a booking with him ("Qual é o nome completo do paciente?")
+    assert "(CRM/SP" in patient.text and not patient.session.flow

@@ -374,6 +374,8 @@ _BOOK_STRONG = _re(
 _BOOK_WEAK = _re(
     r"consulta com|tem horario|tem vaga|tem vagas|horario disponivel|horarios disponiveis|horarios livres"
     r"|disponibilidade|tem agenda|proximo horario|primeiro horario|horario vago|consulta|consultas|vaga"
+    # "quais horários tem na sexta com a dra juliana?", "que horários ela tem amanhã?": free times, not her hours
+    r"|(?:quais|que) (?:os )?horarios (?:\w+ ){0,4}(?:tem|ha|teria|tera|sobraram|sobrou)(?! que)"
 )
 _QUESTION_WORD = _re(
     r"qual|quais|quanto|quantos|quanta|onde|como|quando|que horas|por que|porque|sera que|aceita|aceitam"
@@ -1425,6 +1427,7 @@ _AGENDA = _re(
 _ABOUT_DOCTOR = _re(
     r"quem e|quem eh|especialidade d[oa]|qual (?:a )?(?:especialidade|area)|fala (?:mais )?(?:sobre|d[oa])"
     r"|sobre (?:o|a) (?:dr|dra|doutor|doutora)|o que (?:ele|ela) faz|(?:ele|ela) e bom|(?:ele|ela) e boa|formacao|crm"
+    r"|e (?:um |uma )?(?:bom|boa)(?: (?:medic[oa]|profissional))?(?: mesmo)? ?$"  # "o dr gustavo é bom?"
 )
 
 
