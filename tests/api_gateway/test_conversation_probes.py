@@ -1347,3 +1347,10 @@ def test_a_doctors_hours_asked_without_a_day_are_still_her_working_hours(patient
 def test_asking_whether_a_doctor_is_good_gives_his_profile(patient, said):
     patient.says(said)  # was: a booking with him ("Qual é o nome completo do paciente?")
     assert "(CRM/SP" in patient.text and not patient.session.flow
+
+
+def test_the_baby_spelled_bb_is_asked_for_by_name(patient):
+    patient.says("marcar pediatra pro meu bb")  # was: "Para começar, qual é o seu nome completo?"
+    assert T.ASK_RELATIVE_NAME.format(whose=T.RELATIVES["bebe"]) in patient.text
+    two = offline_interpret(text="quero marcar pro meu filho e pro meu bb").entities
+    assert (two.get("para_quem"), two.get("tambem_para")) == ("filho", "bebe")

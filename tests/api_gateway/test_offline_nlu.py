@@ -546,6 +546,8 @@ def test_an_agreeing_first_word_is_no_yes_when_the_rest_defers_or_asks(clinic, p
         ),
         ("quero marcar pra minha sogra", "sogra", None),
         ("p minha esposa", "esposa", None),
+        ("marcar pediatra pro meu bb", "bebe", None),  # was: no relative, so "qual é o seu nome?"
+        ("quero consulta pro meu nenem", "bebe", None),
     ],
 )
 def test_the_relative_and_their_name_are_read(clinic, phone, text, relative, name):

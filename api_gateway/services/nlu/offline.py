@@ -665,9 +665,10 @@ _NOT_A_NAME_WORD = re.compile(
 
 _RELATIVE_WORDS = (
     r"(filhos|filhas|netos|netas|filho|filha|pai|mae|esposa|esposo|marido|irma|irmao|sobrinho|sobrinha|neto|neta"
-    r"|enteado|enteada|bebe"
+    r"|enteado|enteada|bebe|bb|nenem|nene"
     r"|vo|vovo|avo|sogra|sogro|tia|tio|prima|primo|namorada|namorado|companheira|companheiro)"
 )
+_RELATIVE_SPELLED = {"bb": "bebe", "nenem": "bebe", "nene": "bebe"}  # "pro meu bb": the baby
 _FOR_RELATIVE = re.compile(
     r"(?<![a-z])(?:pro|pra|pros|pras|para o|para a|para os|para as|para|p|p/|e do|e da|consulta do|consulta da"
     # "a paciente é minha filha", "é o meu filho" (the answer to "qual é o seu nome?")
@@ -1122,15 +1123,17 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
 
     relative = _FOR_RELATIVE.search(t.folded)
     if relative:  # "pro meu filho": the name to ask for is the child's, not the sender's
-        entities["para_quem"] = relative.group(1) or relative.group(2)
+        said = relative.group(1) or relative.group(2)
+        entities["para_quem"] = _RELATIVE_SPELLED.get(said, said)
         if name and name_span and _SELF_INTRO.match(t.folded, name_span[0]):
             del entities["nome"]  # "meu nome é Ana, é pra minha filha": Ana is the mother
     elif _FOR_SELF.search(t.folded):  # "pra mim": the sender, whoever the last booking was for
         entities["para_quem"] = "eu"
     two = _TWO_PATIENTS.search(t.folded)
     if two:
-        first = two.group(1) or two.group(2)
-        entities["para_quem"], entities["tambem_para"] = first, two.group(3) or "eu"
+        first, second = two.group(1) or two.group(2), two.group(3) or "eu"
+        entities["para_quem"] = _RELATIVE_SPELLED.get(first, first)
+        entities["tambem_para"] = _RELATIVE_SPELLED.get(second, second)
         if name and name_span and _SELF_INTRO.match(t.folded, name_span[0]):
             entities.pop("nome", None)  # "sou a Ana, quero marcar pra mim e pra minha filha": hers comes second
 
