@@ -154,6 +154,7 @@ class _Turn:
     ruled_out: frozenset = frozenset()  # weekdays this message ruled out ("qualquer dia menos segunda")
     busy_at: dt.datetime | None = None  # a time the patient already has another appointment at
     latest: bool = False  # "o mais tarde possível": the day's last times
+    first_contact: bool = False  # the bot had never greeted this number
 
     @functools.cached_property
     def folded(self) -> str:
@@ -482,8 +483,9 @@ def _decide(turn: _Turn, *, text: str, channel_type: str) -> Reply:
 
     greeting = ""
     if not s.has_greeted:
-        s.has_greeted = True
-        if turn.nlu.intent not in {Intent.SAUDACAO} and not warning:  # the warning is the first thing said
+        s.has_greeted = turn.first_contact = True
+        bare_ok = turn.nlu.intent == Intent.CONFIRMAR and not s.flow  # answered with the full greeting below
+        if turn.nlu.intent not in {Intent.SAUDACAO} and not warning and not bare_ok:  # the warning comes first
             greeting = T.GREETING_SHORT.format(clinic=_clinic()["nome"])
 
     reply = _dispatch(turn)
@@ -838,6 +840,10 @@ def _dispatch(turn: _Turn) -> Reply:
         # not "não entendi"
         s.last_options = {"offer": "handoff"}
         return Reply(text=T.UNKNOWN_ANSWER)
+    if intent == Intent.CONFIRMAR and turn.first_contact:  # "ok" as the first message: a hello
+        return _menu(s, T.GREETING.format(name=_first_name_suffix(turn), clinic=_clinic()["nome"]))
+    if intent == Intent.CONFIRMAR:  # "ok", "blz", "👍" after an answer or a booking: nothing asked, nothing to do
+        return Reply(text=T.ACKNOWLEDGED)
     turn.understood = False
     return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
 
@@ -3268,7 +3274,8 @@ _MORE_SLOTS = re.compile(
     r"\b(?:outr[oa]s (?:horarios|opcoes|datas|dias)|mais (?:horarios|opcoes|datas|dias)|tem mais\b(?! cedo)"
     r"|mais (?:pra|para) frente|(?:tem|e|algum|alguma|so) (?:\w+ )?depois\b(?! d)|mais tarde\b(?! eu)"
     r"|mais (?:pro|para o) (?:fim|final) do dia"
-    r"|proximos horarios|ver mais|mostra mais|nenhum desses|nenhuma dessas|nenhum desses horarios)"
+    r"|proximos horarios|ver mais|mostra mais|nenhum desses|nenhuma dessas|nenhum desses horarios"
+    r"|tem (?:algum |um )?outr[oa] (?:horario|opcao|data|dia)(?! que)(?: nao)?\W*$)"  # "não tem outro horário?"
 )
 _LATER_IN_THE_DAY = re.compile(r"\bmais tarde\b|\bmais (?:pro|para o) (?:fim|final) do dia\b")
 _OTHER_DAYS = re.compile(r"\b(?:outr[oa]s (?:dias|datas)|mais (?:dias|datas)|mais (?:pra|para) frente|depois)\b")

@@ -243,6 +243,7 @@ HANDOFF_ANSWER_EMAIL_BODY = (
     "do WhatsApp está aberta de novo por 24 horas.\n\nLeia a conversa e responda por aqui:\n{link}\n"
 )
 RESTARTED = "Tudo bem, vamos recomeçar. " + MENU_AGAIN
+ACKNOWLEDGED = "Combinado! Se precisar de algo, é só chamar. 🙂"
 THANKS = "Por nada! Se precisar de algo mais, é só chamar. 🙂"
 YOU_ARE_WELCOME = "Por nada! 🙂"
 GOODBYE = "Até logo! Cuide-se. 👋"

@@ -1354,3 +1354,28 @@ def test_the_baby_spelled_bb_is_asked_for_by_name(patient):
     assert T.ASK_RELATIVE_NAME.format(whose=T.RELATIVES["bebe"]) in patient.text
     two = offline_interpret(text="quero marcar pro meu filho e pro meu bb").entities
     assert (two.get("para_quem"), two.get("tambem_para")) == ("filho", "bebe")
+
+
+@pytest.mark.parametrize("said", ["ok", "blz", "tá bom", "👍"])
+def test_an_ok_after_a_finished_move_is_acknowledged(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar pra sexta")
+    patient.says("1")
+    patient.says("sim")
+    assert "remarcada" in patient.text
+    patient.says(said)  # was: "Desculpe, não entendi" and the menu, counted as a failure towards a handoff
+    assert patient.text == T.ACKNOWLEDGED
+    assert patient.session.failed_attempts == 0
+
+
+def test_ok_as_the_first_message_is_a_hello(patient, clinic):
+    patient.says("ok")  # was: "Olá! ... Desculpe, não entendi"
+    assert patient.text.startswith(T.GREETING.format(name="", clinic=clinic.nome)) and "Marcar consulta" in patient.text
+
+
+@pytest.mark.parametrize("said", ["não tem outro horário?", "tem outra data?"])
+def test_asking_for_another_time_at_the_list_shows_more_times(patient, said):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("quero remarcar")
+    patient.says(said)  # was: "O que você quer alterar: o nome, a data, ...?"
+    assert patient.text.startswith(T.MORE_SLOTS.format(doctor="Dra. Ana Souza"))
