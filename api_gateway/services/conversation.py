@@ -2925,6 +2925,8 @@ def _answer_from_data(turn: _Turn) -> str | None:
         doctor = _doctor(remembered["doctor"]) if remembered.get("doctor") and not specialty_id else None
     if e.get("medico") and not e.get("medico_id"):  # "quanto custa com o dr roberto?": no such doctor here
         return f"{_doctor_unknown(e['medico'])} {T.DOCTORS_LIST.format(where='', items=_all_doctor_names())}"
+    if exam and _EXAM_RESULT.search(turn.folded) and topic != "preco":
+        return None  # "o resultado do hemograma sai quando?": not in the clinic's data (not its price instead)
     if exam and topic in {None, "preco", "preparo", "exames", "politicas"}:
         return _exam_line(exam)  # price and preparation: "quanto custa o colesterol e precisa de jejum?"
     if topic == "agenda":  # "o dr gustavo atende sábado?", "que dias a dra ana atende?"
@@ -3176,6 +3178,7 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
     return start < high and end > low  # "HH:MM" strings compare as times
 
 
+_EXAM_RESULT = re.compile(r"(?<![a-z])(?:resultados?|laudos?)(?![a-z])")
 _LATE = re.compile(r"(?<![a-z])atras\w*")
 _ARRIVING = re.compile(r"(?<![a-z])(?:cheguei|chegando|acabei de chegar|aqui na (?:clinica|porta|frente))")
 _WHO_WORKS = re.compile(

@@ -1379,3 +1379,9 @@ def test_asking_for_another_time_at_the_list_shows_more_times(patient, said):
     patient.says("quero remarcar")
     patient.says(said)  # was: "O que você quer alterar: o nome, a data, ...?"
     assert patient.text.startswith(T.MORE_SLOTS.format(doctor="Dra. Ana Souza"))
+
+
+@pytest.mark.parametrize("said", ["o resultado do hemograma sai quando?", "o laudo do raio x demora?"])
+def test_when_an_exams_result_is_ready_is_not_answered_with_its_price(patient, said):
+    patient.says(said)  # was: the exam's price and preparation, as if that answered it
+    assert T.UNKNOWN_ANSWER in patient.text and "R$" not in patient.text
