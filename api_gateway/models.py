@@ -74,6 +74,13 @@ class ConversationSession(models.Model):
         blank=True,
         help_text="Primeiro dia desejado quando o paciente pediu uma semana (“semana que vem”).",
     )
+    # "menos segunda", "terça ou quinta": weekdays (0 = Monday) left out of the times offered in this flow.
+    excluded_weekdays = models.JSONField(
+        "dias da semana excluídos",
+        default=list,
+        blank=True,
+        help_text="0 = segunda ... 6 = domingo; dias que o paciente descartou (“menos segunda”, “terça ou quinta”).",
+    )
     # "pra mim e pro meu filho": the patient to offer a booking for once this one is done ("eu" or a relative).
     next_patient = models.CharField("próximo paciente", max_length=16, blank=True)
     target_appointment = models.ForeignKey(

@@ -858,6 +858,7 @@ def _flow_reset(s: ConversationSession) -> None:
         "next_patient",
     ):
         setattr(s, name, "")
+    s.excluded_weekdays = []
     s.selected_specialty_id = s.selected_doctor_id = s.selected_convenio_id = s.target_appointment_id = None
     s.preferred_date = s.preferred_time = s.preferred_from = s.preferred_after = s.preferred_before = None
     s.last_options = {}
@@ -1186,7 +1187,11 @@ def _merge_entities(turn: _Turn) -> bool:
                 date=f"{wanted_date:%d/%m}", weekday=T.WEEKDAYS[wanted_date.weekday()], said=T.WEEKDAYS_BARE[said]
             )
         )
-    turn.ruled_out = frozenset(d for d in e.get("exceto_dias") or [] if isinstance(d, int) and 0 <= d <= 6)
+    turn.ruled_out = _weekdays_ruled_out(e)
+    if turn.ruled_out:  # kept for the flow: "terça ou quinta" in the first message still counts at the times
+        s.excluded_weekdays = sorted(turn.ruled_out)
+    elif wanted_date and wanted_date.weekday() in s.excluded_weekdays:
+        s.excluded_weekdays = []  # "dia 14" said after "terça ou quinta": that day, whatever its weekday
     if turn.ruled_out and s.preferred_date and s.preferred_date.weekday() in turn.ruled_out:
         s.preferred_date = s.preferred_time = None  # "sexta não dá" over Friday's times: the other days
     wanted_from = _wanted_from(e)
@@ -1673,6 +1678,16 @@ def _window_label(s: ConversationSession) -> str:
     return " ".join(parts)
 
 
+def _weekdays_ruled_out(e: dict) -> frozenset:
+    return frozenset(d for d in e.get("exceto_dias") or [] if isinstance(d, int) and 0 <= d <= 6)
+
+
+def _on_wanted_weekdays(s: ConversationSession, free: list[dt.datetime]) -> list[dt.datetime]:
+    """Without the weekdays the patient ruled out ("menos segunda", "terça ou quinta"); all of them when nothing is
+    left (the list then shows what there is)."""
+    return [w for w in free if timezone.localtime(w).weekday() not in s.excluded_weekdays] or free
+
+
 def _fits_wishes(s: ConversationSession, when: dt.datetime) -> bool:
     """In the part of the day and between the bounds the patient asked for."""
     return _in_period(when, s.preferred_period) and _in_window(s, timezone.localtime(when).time())
@@ -1701,7 +1716,7 @@ def _offer_next_slots(turn: _Turn, doctor: dict, text: str) -> Reply:
         text = T.ASK_DATE_FROM.format(doctor=doctor["nome"], date=T.date_long(start))
     free = selectors.slot_list_free(medico_id=doctor["id"], start=start, days=settings.SLOT_SEARCH_DAYS, now=turn.now)
     free = _in_preferred_period(turn, doctor, free, "nos próximos dias")
-    free = [w for w in free if timezone.localtime(w).weekday() not in turn.ruled_out] or free
+    free = _on_wanted_weekdays(s, free)
     if s.preferred_time:  # "às 15h" without a date: the next days at that time first
         at_time = [w for w in free if timezone.localtime(w).time() == s.preferred_time]
         free = at_time or free
@@ -1894,7 +1909,7 @@ def _offer_more_slots(turn: _Turn) -> Reply:
         medico_id=doctor["id"], start=last.date(), days=settings.SLOT_SEARCH_DAYS, now=turn.now
     )
     free = [w for w in free if w > last]
-    free = [w for w in free if _fits_wishes(s, w)] or free
+    free = _on_wanted_weekdays(s, [w for w in free if _fits_wishes(s, w)] or free)
     if not free:
         return Reply(text=T.NO_MORE_SLOTS.format(doctor=doctor["nome"]))
     if s.current_state == S.CHOOSING_TIME:
@@ -2449,6 +2464,7 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
     if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
         s.preferred_period = turn.nlu.entities["periodo"]
     s.preferred_after, s.preferred_before = _wanted_bounds(turn.nlu.entities)  # "pra mais tarde, depois das 17h"
+    s.excluded_weekdays = sorted(_weekdays_ruled_out(turn.nlu.entities))  # "remarca pra terça ou quinta"
     turn.prefix.append(T.RESCHEDULE_START.format(when=when, doctor=appointment.medico.nome))
     if late:
         turn.prefix.append(late)

@@ -1385,3 +1385,37 @@ def test_asking_for_another_time_at_the_list_shows_more_times(patient, said):
 def test_when_an_exams_result_is_ready_is_not_answered_with_its_price(patient, said):
     patient.says(said)  # was: the exam's price and preparation, as if that answered it
     assert T.UNKNOWN_ANSWER in patient.text and "R$" not in patient.text
+
+
+def _listed_days(patient) -> list[dt.date]:
+    return [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).date() for i in patient.session.last_options["items"]]
+
+
+@pytest.mark.parametrize("said", ["segunda ou sexta", "só posso segunda e sexta", "nas segundas ou sextas"])
+def test_weekdays_to_choose_between_are_kept_until_the_times_are_listed(patient, said):
+    patient.says(f"quero marcar com a dra ana, {said}")  # was: Monday only, and forgotten by the times' list
+    patient.says("João Silva")
+    patient.says("particular")
+    assert {d.weekday() for d in _listed_days(patient)} == {0, 4}
+    patient.says("tem mais?")  # the next page keeps them too
+    assert {d.weekday() for d in _listed_days(patient)} == {0, 4}
+
+
+def test_a_date_on_another_weekday_said_later_is_taken_as_said(patient):
+    patient.says("quero marcar com a dra ana, segunda ou sexta")
+    patient.says("João Silva")
+    patient.says("particular")
+    patient.says("pode ser quarta")  # the patient changed her mind: Wednesday
+    assert patient.session.preferred_date == WEDNESDAY and patient.session.excluded_weekdays == []
+    assert set(_listed_days(patient)) == {WEDNESDAY}
+
+
+def test_a_move_to_one_of_two_weekdays_lists_only_those(patient):
+    _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
+    patient.says("remarca pra segunda ou sexta")  # was: Monday's times only
+    assert {d.weekday() for d in _listed_days(patient)} == {0, 4}
+
+
+def test_two_weekdays_joined_by_e_still_name_the_appointments_to_cancel():
+    assert offline_interpret(text="cancela as de terça e quinta").entities.get("data") == TUESDAY.isoformat()
+    assert "exceto_dias" not in offline_interpret(text="cancela as de terça e quinta").entities

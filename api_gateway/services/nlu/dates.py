@@ -233,6 +233,15 @@ _NO_BEFORE = (
     r"|nao\s+vai\s+dar)\s+(?:na\s+|no\s+|de\s+|a\s+|o\s+|pela\s+|as\s+|aos\s+)?"
 )
 _NEGATED_DAY = re.compile(rf"\b{_DAY_WORD}{_NO_AFTER}|{_NO_BEFORE}{_DAY_WORD_AFTER_NO}\b")
+# Weekdays the patient can choose between: "terça ou quinta", "só posso segunda e quarta". Every other weekday is
+# ruled out, so the list shows those days. With "e" only after "só": "cancela as de terça e quinta" names two.
+_WEEKDAY_ARTICLE = r"(?:(?:na|no|nas|nos|a|as|aos)\s+)?"
+_ONE_WEEKDAY = rf"{_WEEKDAY_ARTICLE}(?:{_WEEKDAY_NAMES})s?(?:-feiras?)?"
+_EITHER_DAY = re.compile(
+    rf"\b{_ONE_WEEKDAY}(?:\s*,\s*{_ONE_WEEKDAY})*\s+ou\s+{_ONE_WEEKDAY}\b"
+    rf"|\b(?:so|somente|apenas)\s+(?:(?:posso|consigo|da|pode\s+ser)\s+)?{_ONE_WEEKDAY}"
+    rf"(?:\s*,\s*{_ONE_WEEKDAY})*\s+(?:e|ou)\s+{_ONE_WEEKDAY}\b"
+)
 _NEGATED_PERIOD = re.compile(rf"\b(?:de\s+|pela\s+|na\s+|a\s+)?(manha|tarde){_NO_AFTER}|{_NO_BEFORE}(manha|tarde)\b")
 _ONLY_PERIOD = re.compile(
     r"\bso\s+(?:(?:pode|posso|podemos|consigo|consegue|da|dá)\s+)?(?:ir\s+)?"
@@ -517,6 +526,11 @@ def _extract(text: str, *, now: datetime, expect_time: bool) -> DateTimeHint:
     ruled_out: list[int] = []
     for match in _NEGATED_DAY.finditer(work):
         ruled_out += [_WEEKDAYS[w] for w in re.findall(_WEEKDAY_NAMES, match[0])]
+        spans.append(match.span())
+        work = _blank(work, *match.span())
+    for match in _EITHER_DAY.finditer(work):  # "terça ou quinta": the other weekdays are ruled out
+        named = {_WEEKDAYS[w] for w in re.findall(_WEEKDAY_NAMES, match[0])}
+        ruled_out += [day for day in range(7) if day not in named]
         spans.append(match.span())
         work = _blank(work, *match.span())
 
