@@ -2307,6 +2307,10 @@ def _appointment_named(turn: _Turn, appointments: list):
             return fits[0]
     words = set(re.findall(r"[a-z]+", turn.folded))
     names = {a.pk: fold(a.paciente_nome).split()[:1] for a in appointments}
+    patients = {n[0] for n in names.values() if n}
+    fits = [a for a in appointments if _doctor_first_name(a) in words - patients]
+    if len({a.medico_id for a in fits}) == 1 and len(fits) == 1:  # "remarca a da beatriz pra quinta"
+        return fits[0]
     fits = [a for a in appointments if names[a.pk] and names[a.pk][0] in words]  # "a do pedro"
     if fits and len({a.paciente_nome for a in fits}) == 1 and len({n[0] for n in names.values() if n}) > 1:
         if len(fits) == 1:
@@ -2321,6 +2325,12 @@ def _appointment_named(turn: _Turn, appointments: list):
     return fits[0] if len(fits) == 1 else None
 
 
+def _doctor_first_name(appointment) -> str:
+    """ "beatriz" for Dra. Beatriz Lima: how patients name the doctor of their own appointment."""
+    words = [w for w in re.findall(r"[a-z]+", fold(appointment.medico.nome)) if w not in {"dr", "dra"}]
+    return words[0] if words else ""
+
+
 def _doctors_said(turn: _Turn) -> set[int]:
     """Every doctor the message names: the NLU's (maybe a first name alone) and each one titled or in full."""
     medico_id = turn.nlu.entities.get("medico_id")
@@ -2332,10 +2342,12 @@ def _appointments_said(turn: _Turn, appointments: list) -> list:
     doctor ("a da dra ana e a do dr gustavo")."""
     words = set(re.findall(r"[a-z]+", turn.folded))
     doctors = _doctors_said(turn)
+    patients = {w for a in appointments for w in fold(a.paciente_nome).split()[:1]}
     said = []
     for a in appointments:
         weekday = fold(T.WEEKDAYS[a.data.weekday()]).split("-")[0]
-        if weekday in words or f"{a.data:%d/%m}" in turn.folded or a.medico_id in doctors:
+        by_doctor = a.medico_id in doctors or _doctor_first_name(a) in words - patients  # "a da beatriz"
+        if weekday in words or f"{a.data:%d/%m}" in turn.folded or by_doctor:
             said.append(a)
     return said
 

@@ -1419,3 +1419,16 @@ def test_a_move_to_one_of_two_weekdays_lists_only_those(patient):
 def test_two_weekdays_joined_by_e_still_name_the_appointments_to_cancel():
     assert offline_interpret(text="cancela as de terça e quinta").entities.get("data") == TUESDAY.isoformat()
     assert "exceto_dias" not in offline_interpret(text="cancela as de terça e quinta").entities
+
+
+def test_an_appointment_named_by_its_doctors_first_name_is_the_one_moved(patient):
+    ana, gustavo = _two_appointments(patient)
+    patient.says("remarca a do gustavo pra terça")  # was: "Qual delas?" over both
+    assert patient.session.target_appointment_id == gustavo.pk
+    assert patient.session.preferred_date == TUESDAY
+
+
+def test_appointments_named_by_their_doctors_first_names_are_both_cancelled(patient):
+    _two_appointments(patient)
+    patient.says("cancela a da ana e a do gustavo")  # was: "Qual delas?"
+    assert "Quer mesmo cancelar estas 2 consultas?" in patient.text
