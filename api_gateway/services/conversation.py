@@ -31,7 +31,7 @@ from api_gateway.models import ConversationState as S
 from api_gateway.services import safety
 from api_gateway.services import texts as T
 from api_gateway.services.nlu.dates import dates_extract, fold
-from api_gateway.services.nlu.offline import NOT_BOOKING
+from api_gateway.services.nlu.offline import ARRIVING, NOT_BOOKING
 from api_gateway.services.nlu.types import Intent, NLUResult
 from api_gateway.services.replies import Option, Reply
 from api_gateway.services.session_cache import SessionConflict, session_manager
@@ -581,7 +581,9 @@ def _dispatch(turn: _Turn) -> Reply:
     if _leaves_waitlist(turn.folded):  # "me tira da lista de espera", "não quero mais ficar na fila"
         return _waitlist_leave(turn)
     if nlu.entities.get("aviso_lista") and _doctor(nlu.entities.get("medico_id")) is None:
-        return _menu(s, _doctor_gone(nlu.entities.get("medico_id")))  # "Ver horários" of a doctor no longer seeing
+        reply = _menu(s, _doctor_gone(nlu.entities.get("medico_id")))  # "Ver horários" of a doctor no longer seeing
+        s.last_options["offer"] = "book"  # "Posso ajudar a marcar com outro profissional?": a "sim" books
+        return reply
     notice_doctor = s.last_options.get("medico_id") if s.last_options.get("offer") == "book" and not s.flow else None
     if notice_doctor:
         answered = _notice_answer(turn, notice_doctor)
@@ -715,6 +717,10 @@ def _dispatch(turn: _Turn) -> Reply:
     if intent == Intent.CANCELAR:
         _flow_reset(s)
         return Reply(text=T.BOOKING_ABANDONED)
+    if intent == Intent.MEUS_AGENDAMENTOS and s.flow == FLOW_BOOK and s.selected_doctor_id and _WHO_WITH.search(told):
+        # "a consulta é com quem?" while booking: this booking's doctor, then the step it interrupted
+        doctor = _doctor(s.selected_doctor_id)
+        return _answer_then_resume(turn, T.BOOKING_WITH.format(doctor=doctor["nome"])) or _advance(turn)
     if intent == Intent.MEUS_AGENDAMENTOS:
         return _list_appointments(turn)
     if not s.flow and intent not in _ACTIONS - {Intent.AGENDAR} and _tells_a_need(nlu):
@@ -782,6 +788,7 @@ def _dispatch(turn: _Turn) -> Reply:
     if not s.flow and (intent == Intent.AGENDAR or (dated and intent in {Intent.PERGUNTA, Intent.INFORMAR})):
         _carry_question_subject(turn)  # "a dra beatriz atende unimed?" then "e tem horário quinta?": her, by Unimed
     if intent == Intent.AGENDAR and not s.flow and _wants_an_exam(turn):
+        s.last_options = {"offer": "handoff"}  # "Se quiser, digite *atendente*": a "sim" transfers
         return Reply(text=_exam_booking_answer(turn))  # the bot books consultations; exams go through the desk
     changed = _merge_entities(turn)
     if intent == Intent.AGENDAR or (changed and s.flow == ""):
@@ -842,8 +849,8 @@ def _dispatch(turn: _Turn) -> Reply:
         return Reply(text=T.UNKNOWN_ANSWER)
     if intent == Intent.CONFIRMAR and turn.first_contact:  # "ok" as the first message: a hello
         return _menu(s, T.GREETING.format(name=_first_name_suffix(turn), clinic=_clinic()["nome"]))
-    if intent == Intent.CONFIRMAR:  # "ok", "blz", "👍" after an answer or a booking: nothing asked, nothing to do
-        return Reply(text=T.ACKNOWLEDGED)
+    if intent == Intent.CONFIRMAR and not s.last_options.get("offer"):
+        return Reply(text=T.ACKNOWLEDGED)  # "ok", "blz", "👍" after an answer or a booking: nothing asked or offered
     turn.understood = False
     return _menu(s, f"{T.NOT_UNDERSTOOD} {T.MENU_AGAIN}")
 
@@ -1195,6 +1202,15 @@ def _merge_entities(turn: _Turn) -> bool:
     if turn.ruled_out and s.preferred_date and s.preferred_date.weekday() in turn.ruled_out:
         s.preferred_date = s.preferred_time = None  # "sexta não dá" over Friday's times: the other days
     wanted_from = _wanted_from(e)
+    if not (wanted_from or wanted_date) and s.flow == FLOW_BOOK and _OTHER_WEEK.search(turn.folded):
+        # "dá pra ser outra semana?": the week after the times listed (or after this one)
+        shown = [
+            dt.datetime.fromisoformat(i["id"].partition(":")[2]).date()
+            for i in s.last_options.get("items", [])
+            if str(i.get("id", "")).startswith("slot:")
+        ]
+        base = min(shown) if shown else timezone.localtime(turn.now).date()
+        wanted_from = base + dt.timedelta(days=7 - base.weekday())
     if wanted_from:  # "semana que vem": any day from then on; a day named later narrows it
         s.preferred_from, s.preferred_date = wanted_from, None
         wanted_date = wanted_date if wanted_date != wanted_from else None  # Gemini may call it a day
@@ -1389,11 +1405,19 @@ def _next_step(turn: _Turn) -> Reply:
             s.last_options["hint"] = hint
             return reply
         answered = turn.nlu.intent in {Intent.INFORMAR, Intent.DESCONHECIDO} and turn.nlu.source != RESUME_SOURCE
+        # whose name was asked ("do seu filho"), kept through a failed answer and a side question
+        asked_whose = s.last_options.get("whose") if s.last_options.get("kind") == "ask_name" else None
+        if turn.nlu.entities.get("para_quem") == "eu":
+            asked_whose = None  # "na verdade é pra mim"
         if s.current_state == S.COLLECTING_PATIENT_INFO and answered and not relative:
             if not turn.nlu.entities.get("nome") and s.last_options.get("kind") == "ask_name":
-                whose = s.last_options.get("whose")  # "pediatria" answering "Qual é o nome do seu filho?"
-                return Reply(text=T.ASK_RELATIVE_NAME_AGAIN.format(whose=whose) if whose else T.ASK_NAME_AGAIN)
+                if asked_whose:  # "pediatria" answering "Qual é o nome do seu filho?"
+                    return Reply(text=T.ASK_RELATIVE_NAME_AGAIN.format(whose=asked_whose))
+                return Reply(text=T.ASK_NAME_AGAIN)
         s.last_options = {"kind": "ask_name", "items": []}
+        if asked_whose and not relative:  # the step asked again after "quanto custa pediatria?": still his name
+            s.last_options["whose"] = asked_whose
+            return Reply(text=T.ASK_RELATIVE_NAME.format(whose=asked_whose))
         if relative:  # "é pro meu filho" answering "qual é o seu nome?": his name, not a failed answer
             whose = T.RELATIVES.get(relative, "do paciente")
             s.last_options["whose"] = whose
@@ -2080,6 +2104,8 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     s.last_options = {"kind": "appointment", "items": items}
     if flow == FLOW_RESCHEDULE and _MOVED_TO.search(turn.folded):  # "remarca pra sexta às 10h", then "Qual delas?"
         wanted = {k: e[k] for k in ("data", "hora", "periodo", "a_partir_de") if e.get(k)}
+        if _OTHER_WEEK.search(turn.folded):  # "quero trocar pra outra semana", then "a de quarta"
+            wanted["outra_semana"] = True
         if wanted:
             s.last_options["wanted"] = wanted
     return _appointment_choice(items, turn)
@@ -2466,11 +2492,12 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
         wanted_time = target.time or wanted_time
     if wanted_time is None and _SAME_TIME.search(turn.folded):  # "pro mesmo horário na outra semana"
         wanted_time = appointment.hora
-    if wanted_date is None and wanted_from is None and _OTHER_WEEK.search(turn.folded):
+    if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
+        wanted_date = wanted_time = None  # "a de quarta": the appointment described, not where it goes
+    other_week = turn.nlu.entities.get("outra_semana") or _OTHER_WEEK.search(turn.folded)
+    if wanted_date is None and wanted_from is None and other_week:
         # "trocar pra outra semana": another week than the appointment's, so from the Monday after it
         wanted_from = appointment.data + dt.timedelta(days=7 - appointment.data.weekday())
-    if wanted_date == appointment.data and wanted_time in {None, appointment.hora}:
-        wanted_date = wanted_time = None
     s.preferred_date, s.preferred_time = wanted_date, wanted_time
     s.preferred_from = wanted_from if wanted_date is None else None
     if turn.nlu.entities.get("periodo") in {"manha", "tarde", "noite"}:  # "pra sexta depois do almoço"
@@ -2516,7 +2543,7 @@ def _manage_step(turn: _Turn) -> Reply:
             return _appointment_choice(s.last_options.get("items", []))
         wanted = s.last_options.get("wanted")
         if s.flow == FLOW_RESCHEDULE and wanted:  # the moment said with "remarca pra sexta às 10h", not "a de terça"
-            for key in ("data", "hora", "periodo", "a_partir_de"):
+            for key in ("data", "hora", "periodo", "a_partir_de", "outra_semana"):
                 nlu.entities.pop(key, None)
             nlu.entities.update(wanted)
         return _manage_selected(turn, appointment)
@@ -2753,9 +2780,14 @@ def _answer_question(turn: _Turn) -> Reply:
         answer = T.QUESTIONS_PROMPT if turn.nlu.source == "option" else T.UNKNOWN_ANSWER
     if resumed := _answer_then_resume(turn, answer):
         return resumed
-    s.last_options = {**s.last_options, **memory}
+    # A person offered before this answer is no longer what a "sim" or an "ok" answers (the book offer after a
+    # booking stays: "quanto custa?" then "sim" still books the next patient)
+    kept = {k: v for k, v in s.last_options.items() if not (k == "offer" and v == "handoff")}
+    s.last_options = {**kept, **memory}
     if answer == T.UNKNOWN_ANSWER:  # it offers a person: a "sim" next takes it
         s.last_options["offer"] = "handoff"
+    elif answer.endswith(T.LATE_HELP):  # "posso remarcar (diga *remarcar*) ou a recepção (diga *atendente*)"
+        s.last_options["offer"] = "late"  # a bare "sim" picks neither: it is not taken as an "ok"
     return Reply(text=answer)
 
 
@@ -2998,7 +3030,7 @@ def _answer_from_data(turn: _Turn) -> str | None:
             rule = [x for x in sentences if re.search(r"atras|toleran", fold(x))]
             if rule:
                 return " ".join(rule) + T.LATE_HELP
-        if _ARRIVING.search(turn.folded):  # "cheguei": the desk, and what to show there
+        if ARRIVING.search(turn.folded):  # "cheguei": the desk, and what to show there
             return " ".join([T.ARRIVING, *(x for x in sentences if re.search(r"document|carteirinha", fold(x)))])
         return policy or None
     if topic == "duracao":
@@ -3208,7 +3240,6 @@ def _shift_in_period(start: str, end: str, period: str | None) -> bool:
 
 _EXAM_RESULT = re.compile(r"(?<![a-z])(?:resultados?|laudos?)(?![a-z])")
 _LATE = re.compile(r"(?<![a-z])atras\w*")
-_ARRIVING = re.compile(r"(?<![a-z])(?:cheguei|chegando|acabei de chegar|aqui na (?:clinica|porta|frente))")
 _WHO_WORKS = re.compile(
     r"(?<![a-z])(?:qu(?:al|ais|e) (?:medic[oa]s?|doutor(?:a|es|as)?|especialidades?)|quem)(?![a-z])"
 )
@@ -3384,6 +3415,7 @@ _NOT_SURE = re.compile(r"^\W*(?:(?:ah|hum|hmm)\W+)?(?:nao sei|sei la|nao tenho c
 _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
+_WHO_WITH = re.compile(r"\bcom quem\b")
 _OTHER_WEEK = re.compile(r"\b(?:outra semana|semana depois)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")
 _PRONOUN = re.compile(r"\b(?:ele|ela|dele|dela)\b")

@@ -170,6 +170,13 @@ class _Text:
 
 # The patient says they are not booking: the words are read as no booking request ("não quero marcar, só quero
 # saber o horário dele" is a question); the conversation also drops a booking under way.
+# "cheguei", "oi, já tô chegando": the whole message says the patient is arriving (what to do: the desk, the
+# documents). "cheguei e não tem ninguém na recepção" is more than that. Read by the conversation too.
+ARRIVING = re.compile(
+    r"^\W*(?:(?:oi|ola|bom dia|boa tarde|boa noite)\W+)?(?:ja\s+)?"
+    r"(?:cheguei|(?:estou|to|tou)\s+(?:chegando|aqui na (?:clinica|porta|frente))|acabei de chegar)"
+    r"(?:\W+(?:aqui|agora|ja|na clinica|ai|viu|ta|ok))*\W*$"
+)
 NOT_BOOKING = re.compile(
     r"(?<![a-z])(?:nao|n) (?:quero|queria|vou|preciso|to querendo|estou querendo) (?:marcar|agendar)"
     r"(?: (?:nada|agora|ainda|consulta|nao))?(?![a-z])|(?<![a-z])nao (?:e|eh) (?:pra|para) (?:marcar|agendar)(?![a-z])"
@@ -306,6 +313,10 @@ _ATTENDANT = _re(
     r"|(?:quero|queria|preciso|prefiro|chama|chame|me passa|me passe|me transfere|me transfira|transfere"
     r"|transferir)\s+(?:pra\s+|para\s+)?(?:um|uma|o|a)?\s*(?:atendente|humano|humana|pessoa|recepcionista)"
     r"|atendimento humano|pessoa de verdade|pessoa real|ser humano"
+    # at the clinic with a problem at the desk: "cheguei e não tem ninguém na recepção", "cheguei faz uma hora e
+    # ainda não fui atendida"
+    r"|^ ?(?:ja )?(?:cheguei|estou aqui|to aqui)\b.*\b(?:ninguem|fechad[oa]|nao fui atendid[oa]|ainda nao"
+    r"|(?:estou|to|tou) esperando|esperando faz|demorando)"
 )
 # The bare word is a request only when it is (nearly) the whole message: "atendente", "humano por favor" — not
 # "a atendente me disse ontem que vocês aceitam unimed".
@@ -375,7 +386,8 @@ _BOOK_WEAK = _re(
     r"consulta com|tem horario|tem vaga|tem vagas|horario disponivel|horarios disponiveis|horarios livres"
     r"|disponibilidade|tem agenda|proximo horario|primeiro horario|horario vago|consulta|consultas|vaga"
     # "quais horários tem na sexta com a dra juliana?", "que horários ela tem amanhã?": free times, not her hours
-    r"|(?:quais|que) (?:os )?horarios (?:\w+ ){0,4}(?:tem|ha|teria|tera|sobraram|sobrou)(?! que)"
+    r"|(?!.*(?:atendimento|funcionamento))(?:quais|que) (?:os )?horarios (?:\w+ ){0,4}(?:tem|ha|teria|tera|sobraram"
+    r"|sobrou)(?! que)"  # not "quais os horários de atendimento que vocês tem?": the opening hours
 )
 _QUESTION_WORD = _re(
     r"qual|quais|quanto|quantos|quanta|onde|como|quando|que horas|por que|porque|sera que|aceita|aceitam"
@@ -411,11 +423,9 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
             r"|se (?:eu )?(?:cancelar|desmarcar|faltar|nao for|nao puder ir)|perco o dinheiro|perco o valor"
             r"|(?:cobra|cobram|paga|pago|custa) (?:\w+ )?(?:pra|para|se) (?:eu )?(?:cancelar|desmarcar|remarcar)"
             r"|levar (?:\w+ )?exames?"
-            # "cheguei", "já tô chegando": what to do on arrival (the documents to show at the desk)
-            r"|^ ?(?:oi |ola )?(?:ja )?(?:cheguei|(?:estou|to|tou|tô) (?:chegando|aqui na (?:clinica|porta|frente))"
-            r"|acabei de chegar)"
         ),
     ),
+    ("politicas", ARRIVING),
     (
         "preco",
         _re(
@@ -444,7 +454,8 @@ _TOPICS: tuple[tuple[str, re.Pattern], ...] = (
     (
         "horario",
         _re(
-            r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horario de atendimento"
+            r"que horas (?:abre|abrem|fecha|fecham|funciona|voces)|horario de funcionamento|horarios? de atendimento"
+            r"|horarios? (?:\w+ ){1,2}de atendimento"  # "quais horários vocês têm de atendimento?"
             r"|horarios de funcionamento|funcionamento|abre|abrem|fecha|fecham|ate que horas|a partir de que horas"
             r"|funciona (?:no|na|nos|aos|de|em|sabado|domingo|feriado|dia|hoje|amanha)|funcionam|funcionar"
             r"|(?:vao|vai) abrir"
@@ -582,7 +593,6 @@ _NOT_NAME_WORDS = frozenset(
     dermato gineco orto oftalmo neuro neurologista psicologo psicologa psiquiatra dentista urologista endocrino
     endocrinologista otorrino nutricionista fisioterapeuta especialista raio ultrassom checkup
     longe perto caro cara barato barata facil dificil bom ruim aberto aberta fechado fechada
-    atende atendem trabalha trabalham aceita aceitam cobra cobram faz fazem vem vai pode estava era sabe
     """.split()
 )
 _NAME_STOP = frozenset(
@@ -786,6 +796,11 @@ def _plan_not_taken(text: str) -> dict:
 
 
 _TITLED_NAME = re.compile(r"(?<![a-z])(dra|dr|doutora|doutor)\.?\s+([a-z][a-z'-]{2,})")
+# "a doutora atende criança?": a verb after the title names no doctor (kept apart from the patients' names:
+# Cobra is a surname)
+_VERB_AFTER_TITLE = frozenset(
+    "atende atendem trabalha trabalham aceita aceitam cobra cobram faz fazem vem vai pode estava era sabe".split()
+)
 
 
 # Exams patients ask for by name; one the clinic's table does not list is answered "não fazemos".
@@ -801,7 +816,7 @@ def _doctor_not_found(text: str) -> dict:
     """ "com o dr roberto" when no doctor of the clinic matched: medico without an id, so the bot can say so."""
     for match in _TITLED_NAME.finditer(fold(text)):
         title, name = match.groups()
-        if name not in _NOT_NAME_WORDS and name not in _NAME_STOP:
+        if name not in _NOT_NAME_WORDS and name not in _NAME_STOP and name not in _VERB_AFTER_TITLE:
             return {"medico": f"{'Dra.' if title in {'dra', 'doutora'} else 'Dr.'} {name.capitalize()}"}
     return {}
 
@@ -1205,6 +1220,11 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
         unknown_exam = _UNOFFERED_EXAM.search(fold(mention_text))
         if unknown_exam:  # "faz ressonância?": an exam this clinic does not list, said so rather than "não entendi"
             entities["exame"] = mention_text[unknown_exam.start() : unknown_exam.end()].lower()  # as written
+    plan_word = fold(entities.get("convenio") or "").split()[:1]
+    if plan_word and re.search(rf"\bsem (?:usar |passar pel[oa] )?(?:(?:o|a|meu|minha) )?{plan_word[0]}\b", norm):
+        entities["particular"] = True  # "quanto custa sem usar a unimed?": the private price
+        entities.pop("convenio", None)
+        entities.pop("convenio_id", None)
     if _has(norm, _PRIVATE) and not _has(norm, _NOT_PRIVATE):  # "não é particular, é unimed"
         entities["particular"] = True
         entities.pop("convenio", None)
@@ -1337,8 +1357,9 @@ def _classify(t: _Text, *, state: str, flow: str, entities: dict, items: list, s
     if _has(norm, _RESCHEDULE_STRONG) and not (topic == "politicas" and asks):
         return Intent.REMARCAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
     if _has(norm, _RESCHEDULE_WEAK):
-        if flow == "agendar" and has_slots:
-            return Intent.INFORMAR, CLEAR  # a correction of the booking under way
+        booked_one = _has(norm, _re(r"minha consulta|meu agendamento|consulta marcada|(?:a|o) que (?:eu )?marquei"))
+        if flow == "agendar" and (has_slots or not booked_one):
+            return Intent.INFORMAR, CLEAR  # a correction of the booking under way ("dá pra trocar pra outra semana?")
         return Intent.REMARCAR, CLEAR_WITH_ENTITIES if has_slots else CLEAR
     if _has(norm, _MY_APPOINTMENTS) and not _has(norm, _BOOK_STRONG):
         return Intent.MEUS_AGENDAMENTOS, CLEAR
@@ -1430,7 +1451,9 @@ _AGENDA = _re(
 _ABOUT_DOCTOR = _re(
     r"quem e|quem eh|especialidade d[oa]|qual (?:a )?(?:especialidade|area)|fala (?:mais )?(?:sobre|d[oa])"
     r"|sobre (?:o|a) (?:dr|dra|doutor|doutora)|o que (?:ele|ela) faz|(?:ele|ela) e bom|(?:ele|ela) e boa|formacao|crm"
-    r"|e (?:um |uma )?(?:bom|boa)(?: (?:medic[oa]|profissional))?(?: mesmo)? ?$"  # "o dr gustavo é bom?"
+    # "o dr gustavo é bom?" (not "com a dra ana pra mim é bom", which chooses her)
+    r"|^ ?(?:[ao] )?(?:dr|dra|doutor|doutora) \w+(?: \w+)? e (?:um |uma )?(?:bom|boa)(?: (?:medic[oa]|profissional))?"
+    r"(?: mesmo)? ?$"
 )
 
 
