@@ -3394,7 +3394,7 @@ _SERVICE_COMPLAINT = re.compile(
 # Where one question of a message ends and the next begins: "?", ";", or "e" before another question or subject.
 _QUESTION_BREAK = re.compile(
     r"\?+|;|\s+e\s+(?=(?:tamb[eé]m\s+)?(?:qual|quais|quanto|onde|como|quando|que horas|aceita|aceitam|tem|vcs|voc[eê]s"
-    r"|precisa|se\s|o\s|a\s|os\s|as\s))",
+    r"|precisa|se\s|o\s|a\s|os\s|as\s|d[oa]s?\s))",
     re.IGNORECASE,
 )
 _HOLIDAY_WORD = re.compile(r"\bferiados?\b")

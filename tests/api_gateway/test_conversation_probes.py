@@ -1546,3 +1546,15 @@ def test_a_surname_that_is_also_a_verb_is_still_a_name(patient):
     patient.says("quero marcar uma consulta")
     patient.says("Rubem Queiroz Cobra")  # was: "Não consegui identificar o nome"
     assert patient.session.patient_name == "Rubem Queiroz Cobra"
+
+
+@pytest.mark.parametrize(
+    ("said", "answered"),
+    [
+        ("qual o preço do eco e do eletro?", ["Ecocardiograma: R$", "Eletrocardiograma: R$"]),
+        ("quanto custa a consulta do dr carlos e do dr igor?", ["Dr. Carlos Mendes custa", "Dr. Igor Santos custa"]),
+    ],
+)
+def test_two_things_priced_with_e_do_are_both_answered(patient, said, answered):
+    patient.says(said)  # was: the first one only
+    assert all(part in patient.text for part in answered)
