@@ -155,6 +155,7 @@ class _Turn:
     busy_at: dt.datetime | None = None  # a time the patient already has another appointment at
     latest: bool = False  # "o mais tarde possível": the day's last times
     first_contact: bool = False  # the bot had never greeted this number
+    full_doctor: int | None = None  # left out of the doctors offered ("particular" after his full agenda)
 
     @functools.cached_property
     def folded(self) -> str:
@@ -1138,6 +1139,9 @@ def _merge_entities(turn: _Turn) -> bool:
         s.selected_convenio_id = int(e["convenio_id"])
         s.insurance_type = e.get("convenio") or _plan_name(s.selected_convenio_id)
     elif e.get("particular"):
+        full = s.last_options.get("full") if s.last_options.get("kind") in _FULL_AGENDA_KINDS else None
+        if full and full == s.selected_doctor_id and s.selected_convenio_id:
+            s.selected_doctor_id, turn.full_doctor = None, full  # "é só dizer *particular*": the others, not him
         s.selected_convenio_id, s.insurance_type = None, "particular"
     elif e.get("convenio"):  # "tenho hapvida": a plan the clinic does not take; the booking goes on as private
         turn.prefix.append(T.PLAN_NOT_TAKEN_BOOKING.format(plan=e["convenio"]))
@@ -1600,7 +1604,7 @@ def _offer_doctors(turn: _Turn, *, or_private: dict | None = None) -> Reply | No
         turn.prefix.append(T.NO_DOCTOR_FOR_SPECIALTY.format(specialty=specialty))
         s.selected_specialty_id = None
         return _offer_specialties(turn)
-    full = s.last_options.get("full") if s.last_options.get("kind") == "no_slots" else None
+    full = turn.full_doctor or (s.last_options.get("full") if s.last_options.get("kind") == "no_slots" else None)
     others = [d for d in all_doctors if d["id"] != full]
     if full and others and len(others) < len(all_doctors):  # "Outro médico": not the one with no free time
         all_doctors = others
@@ -1765,15 +1769,17 @@ def _no_slots_at_all(turn: _Turn, doctor: dict) -> Reply:
     names = {"doctor": doctor["nome"], "specialty": specialty}
     # others see the specialty privately: a booking may still change how it is paid (a move keeps it)
     private = f" {T.PRIVATE_WITH_OTHERS}" if only and s.flow == FLOW_BOOK and len(all_doctors) > 1 else ""
+    human = Option("menu:atendente", T.BUTTON_HUMAN)
     if settings.WHATSAPP_WAITLIST_TEMPLATE and s.flow == FLOW_BOOK:  # a move keeps the appointment it has
         offer = T.WAITLIST_OFFER_ONLY_DOCTOR.format(**names) + private if only else T.WAITLIST_OFFER.format(**names)
-        return _waitlist_offer(s, doctor, offer)
-    human = Option("menu:atendente", T.BUTTON_HUMAN)
-    if only:
-        return _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names) + private, [human])
-    options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
-    reply = _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
-    s.last_options["full"] = doctor["id"]  # "Outro médico": the specialty's doctors but him
+        reply = _waitlist_offer(s, doctor, offer)
+    elif only:
+        reply = _buttons(s, "no_slots", T.NO_SLOTS_ONLY_DOCTOR.format(**names) + private, [human])
+    else:
+        options = [Option("change:doctor", T.BUTTON_OTHER_DOCTOR), human]
+        reply = _buttons(s, "no_slots", T.NO_SLOTS_AT_ALL.format(**names), options)
+    # "Outro médico", or "particular" after the plan-only text: the specialty's doctors but him
+    s.last_options["full"] = doctor["id"]
     return reply
 
 
@@ -3415,6 +3421,7 @@ _NOT_SURE = re.compile(r"^\W*(?:(?:ah|hum|hmm)\W+)?(?:nao sei|sei la|nao tenho c
 _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mais baixo|que custa menos)\b")
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
+_FULL_AGENDA_KINDS = frozenset({"no_slots", "waitlist"})  # the questions asked at a doctor with no free time
 _WHO_WITH = re.compile(r"\bcom quem\b")
 _OTHER_WEEK = re.compile(r"\b(?:outra semana|semana depois)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")

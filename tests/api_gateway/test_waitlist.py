@@ -1317,6 +1317,25 @@ def test_booking_with_a_plan_only_the_full_doctor_takes_points_to_the_private_do
     assert "Dr. Paulo Nunes" in patient.text, patient.text
 
 
+@pytest.mark.parametrize("waitlist", [False, True])
+def test_particular_said_at_the_plan_only_text_offers_the_other_doctors_at_once(gustavo_away, settings, waitlist):
+    """Maria books Ortopedia by Unimed; only Dr. Gustavo takes Unimed and he is away: "é só dizer *particular*".
+    She says "particular": she should get the other orthopaedist's times (Dr. Paulo Nunes, private), not the same
+    full doctor asked about again (seventeenth session: one step less)."""
+    if not waitlist:
+        settings.WHATSAPP_WAITLIST_TEMPLATE = ""
+    _paulo()
+    patient = Patient(MARIA, "Maria Oliveira")
+    for text in ("quero marcar ortopedista", "sim", "Unimed"):
+        patient.says(text)
+    assert T.PRIVATE_WITH_OTHERS in patient.text, patient.text
+
+    patient.says("particular")
+
+    assert "Dr. Paulo Nunes" in patient.text and patient.session.selected_doctor.nome == "Dr. Paulo Nunes"
+    assert patient.state == "choosing_date", patient.text
+
+
 # --- the waitlist run started when the staff free a time ---------------------------------------------------------
 @pytest.mark.parametrize("how", ["cancel action", "deleted"])
 @pytest.mark.django_db(transaction=True)  # the run is enqueued when the admin's change commits
