@@ -65,6 +65,9 @@ _KEEP_APPOINTMENT = re.compile(
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
 # At "Qual delas?": a short way out ("nenhuma", "deixa"), or all of them ("as duas", "todas").
 _NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)\b")
+_ALL_BUT = re.compile(r"(?<![a-z])(?:menos|exceto|tirando|fora|sem ser|com excecao d[aoe]s?)(?![a-z])")
+_OWN_ONES = re.compile(r"(?<![a-z])(?:minhas|meus)(?![a-z])")  # "as duas minhas": the sender's own
+_BOTH = re.compile(r"(?<![a-z])(?:as duas|os dois|ambas|ambos)(?![a-z])")
 _ALL_OF_THEM = re.compile(
     r"(?<![a-z])(?:todas|todos|as duas|os dois|ambas|as tres|nenhuma das duas"
     # "tudo", but not the greeting "oi, tudo bem?"
@@ -103,6 +106,17 @@ _CANT_ATTEND = re.compile(
     r"|nao (?:posso|consigo|poderei|conseguirei) (?:ir|comparecer)|nao da (?:pra|para) ir"
     r"|(?:vou|vai) (?:ter que |ter q |precisar )?faltar|nao vou comparecer)(?![a-z])"
     r"(?!\s+(?:de|pela|na|a|à)\s+(?:manha|tarde|noite))"
+)
+# A yes to a reminder in the patient's words ("bom dia, confirmo", "irei sim", "vou estar lá", "to indo", "eu vou"),
+# read only while a reminder waits for its answer
+_WILL_ATTEND = re.compile(
+    r"(?<![a-z])(?<!nao )(?<!nao vou )(?:irei|vou estar (?:la|ai|presente)|(?:to|tou|estou) indo|consigo ir"
+    r"|eu vou|vou sim|vou ir|sim|confirmo|confirmado|confirmada|pode confirmar|estarei)(?![a-z])"
+)
+# "esqueci, que horas é mesmo?", "é com qual médico?": about the appointment just reminded
+_ABOUT_REMINDED = re.compile(
+    r"(?<![a-z])(?:que horas|qual (?:o |e o )?horario|que dia|qual (?:o |e o )?dia|com quem|(?:qual|que) medic[oa]"
+    r"|(?:qual|que) (?:doutor|doutora|dr|dra))(?![a-z])"
 )
 _WANTS_BOOKING = re.compile(r"(?<![a-z])(?:marcar|agendar|marca|marcacao|agendamento|nova consulta)(?![a-z])")
 _CONFIRMS_ATTENDANCE = re.compile(
@@ -581,6 +595,13 @@ def _dispatch(turn: _Turn) -> Reply:
         return reminded
     if _leaves_waitlist(turn.folded):  # "me tira da lista de espera", "não quero mais ficar na fila"
         return _waitlist_leave(turn)
+    about_list = not s.flow and _WAITLIST_WORDS.search(turn.folded)
+    if about_list or (not s.flow and _LEAVES_A_LIST.search(turn.folded)):
+        entries = selectors.waitlist_open_for_phone(s.phone_number)
+        if entries and _LEAVES_A_LIST.search(turn.folded) and "nao" not in turn.folded.split()[:2]:
+            return _waitlist_leave(turn)  # "me tira da lista", "desisto da lista de espera"
+        if entries and about_list and not _JOINS_WAITLIST.search(turn.folded):
+            return Reply(text=_waitlist_line(entries))  # "to na lista de espera?", "alguma novidade da lista?"
     if nlu.entities.get("aviso_lista") and _doctor(nlu.entities.get("medico_id")) is None:
         reply = _menu(s, _doctor_gone(nlu.entities.get("medico_id")))  # "Ver horários" of a doctor no longer seeing
         s.last_options["offer"] = "book"  # "Posso ajudar a marcar com outro profissional?": a "sim" books
@@ -706,6 +727,8 @@ def _dispatch(turn: _Turn) -> Reply:
         if changing == "plan" and s.flow != FLOW_BOOK:
             turn.prefix.append(T.RESCHEDULE_KEEPS_PAYMENT.format(payment=_payment(s, _doctor(s.selected_doctor_id))))
         else:
+            if changing == "doctor" and s.flow == FLOW_BOOK and _THE_OTHER_DOCTOR.search(turn.folded):
+                turn.full_doctor = s.selected_doctor_id  # "não, com a outra médica": the others, not her
             _reopen(s, changing)
         return _advance(turn)
     # "cancelar" while booking gives up this booking; "cancelar minha consulta de sexta" means a booked one.
@@ -1183,6 +1206,21 @@ def _merge_entities(turn: _Turn) -> bool:
             turn.doctor_chosen = True
             if s.selected_specialty_id not in doctor["especialidade_ids"]:
                 s.selected_specialty_id = doctor["especialidade_ids"][0] if doctor["especialidade_ids"] else None
+
+    if (
+        s.flow == FLOW_BOOK
+        and s.selected_doctor_id
+        and not e.get("medico_id")
+        and _THE_OTHER_DOCTOR.search(turn.folded)
+    ):
+        # "não, com a outra dermatologista": the specialty's other doctor (or the others, him left out)
+        others = [d for d in selectors.doctor_list(especialidade_id=s.selected_specialty_id)]
+        others = [d for d in others if d["id"] != s.selected_doctor_id]
+        turn.full_doctor = s.selected_doctor_id
+        s.selected_doctor_id = others[0]["id"] if len(others) == 1 else None
+        turn.doctor_chosen = len(others) == 1
+        if turn.doctor_chosen:
+            turn.prefix.append(T.DOCTOR_SWITCHED.format(doctor=others[0]["nome"]))
 
     wanted_date, wanted_time = _wanted_moment(e)
     moving = s.flow == FLOW_RESCHEDULE and s.target_appointment_id
@@ -2076,9 +2114,11 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
         # "quero cancelar" with no appointment: maybe the waitlist is meant
         waiting = _waitlist_line(selectors.waitlist_open_for_phone(s.phone_number)) if flow == FLOW_CANCEL else None
         return Reply(text="\n\n".join(filter(None, [T.NO_APPOINTMENTS, waiting])))
-    said = _appointments_said(turn, appointments) if flow == FLOW_CANCEL else []
-    if len(said) >= 2:  # "cancela a de quarta e a de quinta": one question for both
-        return _confirm_cancel_all(turn, [a.pk for a in said])
+    several = _several_meant(turn, appointments) if flow in {FLOW_CANCEL, FLOW_CONFIRM} else None
+    if several and flow == FLOW_CANCEL:  # "cancela a de quarta e a de quinta", "todas menos a do pedro"
+        return _confirm_cancel_all(turn, [a.pk for a in several])
+    if several:  # "confirmo as duas minhas"
+        return _attendance_confirmed(turn, several)
     misfit = _not_as_described(turn, appointments[0]) if len(appointments) == 1 else None
     if misfit:  # "cancela a de quinta" when the only one is Tuesday's: shown to be picked, never taken for it
         turn.prefix.append(misfit)
@@ -2088,12 +2128,23 @@ def _start_manage(turn: _Turn, flow: str) -> Reply:
     if named is not None:
         s.target_appointment_id = named.pk
         return _manage_selected(turn, named)
-    if flow in {FLOW_CANCEL, FLOW_CONFIRM} and _ALL_OF_THEM.search(turn.folded):  # "desmarca tudo"
-        return _confirm_cancel_all(turn) if flow == FLOW_CANCEL else _attendance_confirmed(turn, appointments)
+    meant = _all_meant(turn, appointments) if flow in {FLOW_CANCEL, FLOW_CONFIRM} else None
+    if meant is not None and _ALL_OF_THEM.search(turn.folded):  # "desmarca tudo" (not "as duas" of three)
+        return (
+            _confirm_cancel_all(turn, [a.pk for a in meant])
+            if flow == FLOW_CANCEL
+            else _attendance_confirmed(turn, meant)
+        )
     e = turn.nlu.entities
     asked = _doctor(e["medico_id"]) if e.get("medico_id") else None
     if asked and not misfit and not any(a.medico_id == asked["id"] for a in appointments):
         turn.prefix.append(T.NO_APPOINTMENT_WITH.format(doctor=asked["nome"]))  # "cancela a da dra ana": none with her
+    return _ask_which(turn, appointments)
+
+
+def _ask_which(turn: _Turn, appointments: list) -> Reply:
+    """ "Encontrei estas consultas marcadas. Qual delas?" over the patient's appointments, for the flow under way."""
+    s, e, flow = turn.session, turn.nlu.entities, turn.session.flow
     s.current_state = S.MANAGING_APPOINTMENT
     rows = appointments[:MAX_LIST_ROWS]
     items = [
@@ -2273,7 +2324,12 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
         if typed and len(reminded) == 1:
             buttons = _BLOCK_NOTICE_BUTTONS if reminded[0] in offered.get("blocked", []) else _REMINDER_BUTTONS
             intent = buttons.get(int(typed.group(1)), intent)
-        if intent not in {Intent.CONFIRMAR, Intent.NEGAR, Intent.REMARCAR, Intent.CANCELAR}:
+        answers = {Intent.CONFIRMAR, Intent.NEGAR, Intent.REMARCAR, Intent.CANCELAR}
+        if intent not in answers and _WILL_ATTEND.search(turn.folded):
+            intent = Intent.CONFIRMAR  # "bom dia, confirmo", "irei sim", "to indo", "as duas sim"
+        if intent not in answers and _ABOUT_REMINDED.search(turn.folded):
+            return _list_appointments(turn)  # "esqueci, que horas é mesmo?": the reminder stays open for a "sim"
+        if intent not in answers:
             return None
         upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
         still = [a for a in upcoming if a.pk in reminded]
@@ -2369,17 +2425,64 @@ def _doctors_said(turn: _Turn) -> set[int]:
     return turn.doctors_named | ({int(medico_id)} if medico_id is not None else set())
 
 
+def _several_meant(turn: _Turn, appointments: list | None = None) -> list | None:
+    """The appointments a request about several of them means ("a de terça e a de quinta", "todas menos a do
+    pedro", "as duas minhas"), when it names two or more; None otherwise. Without `appointments`, those listed at
+    "Qual delas?". "As duas" with other than two meant is no answer (never all three)."""
+    s = turn.session
+    if appointments is None:
+        listed = {i["id"] for i in s.last_options.get("items", [])}
+        upcoming = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
+        appointments = [a for a in upcoming if f"appointment:{a.pk}" in listed]
+    text = turn.folded
+    but = _ALL_BUT.search(text)
+    if but:  # "todas menos a do pedro": the ones named after "menos" are kept
+        from api_gateway.services.nlu.offline import offline_interpret
+
+        tail = turn.text[but.end() :]
+        tail_turn = dataclasses.replace(turn, text=tail, nlu=offline_interpret(text=tail, session=s, now=turn.now))
+        named = _appointment_named(tail_turn, appointments)
+        kept = {a.pk for a in _appointments_said(tail_turn, appointments)} | ({named.pk} if named else set())
+        meant = [a for a in appointments if a.pk not in kept] if kept else []
+    elif _ALL_OF_THEM.search(text):
+        meant = _all_meant(turn, appointments) or []
+    else:
+        meant = _appointments_said(turn, appointments)
+    if _BOTH.search(text) and len(meant) != 2:
+        return None
+    return meant if len(meant) >= 2 else None
+
+
+def _all_meant(turn: _Turn, appointments: list) -> list | None:
+    """The appointments "todas" / "as duas" means: of a day said ("as duas de sexta"), the sender's own ("as duas
+    minhas", by her WhatsApp name, not her son's); None when "as duas" does not fit (three of them: never all)."""
+    meant = appointments
+    day, _ = _wanted_moment(turn.nlu.entities)
+    if day and any(a.data == day for a in meant):  # "as duas de sexta": Friday's, not Monday's too
+        meant = [a for a in meant if a.data == day]
+    mine = fold(turn.profile_name).split()[:1]
+    if _OWN_ONES.search(turn.folded) and mine:
+        meant = [a for a in meant if fold(a.paciente_nome).split()[:1] == mine] or meant
+    if _BOTH.search(turn.folded) and len(meant) != 2:
+        return None
+    return meant
+
+
 def _appointments_said(turn: _Turn, appointments: list) -> list:
     """Each appointment the message names on its own, by its weekday ("a de quarta"), its date ("09/12") or its
     doctor ("a da dra ana e a do dr gustavo")."""
     words = set(re.findall(r"[a-z]+", turn.folded))
     doctors = _doctors_said(turn)
-    patients = {w for a in appointments for w in fold(a.paciente_nome).split()[:1]}
+    specialties = {m.id for m in selectors.mentions_find(turn.text).get("especialidade", [])}  # "a da cardio"
+    first_names = {a.pk: (fold(a.paciente_nome).split() or [""])[0] for a in appointments}
+    patients = set(first_names.values())
     said = []
     for a in appointments:
         weekday = fold(T.WEEKDAYS[a.data.weekday()]).split("-")[0]
         by_doctor = a.medico_id in doctors or _doctor_first_name(a) in words - patients  # "a da beatriz"
-        if weekday in words or f"{a.data:%d/%m}" in turn.folded or by_doctor:
+        by_patient = len(patients) > 1 and first_names[a.pk] in words  # "a do pedro", when names tell them apart
+        by_specialty = a.especialidade_id in specialties
+        if weekday in words or f"{a.data:%d/%m}" in turn.folded or by_doctor or by_patient or by_specialty:
             said.append(a)
     return said
 
@@ -2431,8 +2534,9 @@ def _confirm_attendance(turn: _Turn) -> Reply:
     if not appointments:
         return Reply(text=T.NO_APPOINTMENTS)
     named = appointments[0] if len(appointments) == 1 else _appointment_named(turn, appointments)
-    if named is None and _ALL_OF_THEM.search(turn.folded):  # "confirmo as duas consultas"
-        return _attendance_confirmed(turn, appointments)
+    meant = _all_meant(turn, appointments) if named is None and _ALL_OF_THEM.search(turn.folded) else None
+    if meant:  # "confirmo as duas consultas"
+        return _attendance_confirmed(turn, meant)
     if named is None:  # "confirmo presença" with two: "Qual delas?" ("as duas" confirms both)
         return _start_manage(turn, FLOW_CONFIRM)
     return _attendance_confirmed(turn, [named])
@@ -2520,6 +2624,11 @@ def _manage_selected(turn: _Turn, appointment) -> Reply:
 def _manage_step(turn: _Turn) -> Reply:
     s, nlu = turn.session, turn.nlu
     if s.current_state == S.MANAGING_APPOINTMENT:
+        several = _several_meant(turn) if s.flow in {FLOW_CANCEL, FLOW_CONFIRM} else None
+        if several:  # "todas menos a do pedro", "a de terça e a de quinta": one question (or one answer) for them
+            if s.flow == FLOW_CANCEL:
+                return _confirm_cancel_all(turn, [a.pk for a in several])
+            return _attendance_confirmed(turn, several)
         e = dict(nlu.entities)
         if nlu.intent == Intent.CONFIRMAR and len(s.last_options.get("items", [])) == 1:
             e.setdefault("opcao", 1)  # "sim" to the one row shown
@@ -2537,10 +2646,6 @@ def _manage_step(turn: _Turn) -> Reply:
             return Reply(text=T.NOTHING_CHANGED)
         if appointment is None and s.flow == FLOW_CANCEL and _ALL_OF_THEM.search(text):
             return _confirm_cancel_all(turn)
-        if appointment is None and s.flow == FLOW_CONFIRM and _ALL_OF_THEM.search(text):
-            own = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)
-            listed = {i["id"] for i in s.last_options.get("items", [])}
-            return _attendance_confirmed(turn, [a for a in own if f"appointment:{a.pk}" in listed])
         if appointment is None and nlu.intent == Intent.CANCELAR and s.flow == FLOW_RESCHEDULE:
             s.flow = FLOW_CANCEL  # "pensando bem, quero cancelar": the same list, now to cancel
             return _appointment_choice(s.last_options.get("items", []))
@@ -2629,11 +2734,13 @@ def _confirm_cancel_all(turn: _Turn, targets: list[int] | None = None) -> Reply:
     question was about, when it is asked again."""
     s = turn.session
     appointments = selectors.appointments_upcoming_for_phone(s.phone_number, now=turn.now)[:MAX_LIST_ROWS]
-    day, _ = _wanted_moment(turn.nlu.entities)
     if targets is not None:
         appointments = [a for a in appointments if a.pk in targets]
-    elif day and any(a.data == day for a in appointments):  # "as duas de sexta": Friday's, not Monday's too
-        appointments = [a for a in appointments if a.data == day]
+    elif (meant := _all_meant(turn, appointments)) is not None:
+        appointments = meant
+    elif len(appointments) > 1:  # "cancela as duas" with three: which ones, never all three
+        s.flow = FLOW_CANCEL
+        return _ask_which(turn, appointments)
     if not appointments:
         _flow_reset(s)
         return Reply(text=T.NO_APPOINTMENTS)
@@ -3365,6 +3472,16 @@ _LEAVES_WAITLIST = re.compile(
 )
 
 
+# Said by a patient who is on a waitlist: "me tira da lista", "pode tirar meu nome", "desisto da lista de espera",
+# "quero cancelar a lista de espera" (read only when she is on one)
+_LEAVES_A_LIST = re.compile(
+    r"(?<![a-z])(?:(?:me\W+)?(?:tira|tire|remove|retira)\W+(?:(?:o\W+)?meu\W+nome\W+)?d[ao]\W+(?:lista|fila)"
+    r"|(?:pode|podem)\W+(?:me\W+)?tirar\W+(?:o\W+)?(?:meu\W+nome|da\W+lista)|desisto\W+d[ao]\W+(?:lista|fila)"
+    r"|(?:cancelar|cancela|cancelo)\W+(?:a\W+|minha\W+)?(?:lista|fila|inscricao)\W+de\W+espera)(?![a-z])"
+)
+_WAITLIST_WORDS = re.compile(r"(?<![a-z])(?:lista|fila) de espera(?![a-z])")
+
+
 def _leaves_waitlist(folded: str) -> bool:
     """Asks to leave a waitlist, and not "não quero sair da lista de espera"."""
     wish = _LEAVES_WAITLIST.search(folded)
@@ -3422,6 +3539,9 @@ _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mai
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
 _FULL_AGENDA_KINDS = frozenset({"no_slots", "waitlist"})  # the questions asked at a doctor with no free time
+_THE_OTHER_DOCTOR = re.compile(
+    r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|dra?|profissional|especialista|\w+(?:ista|ologa|ologo|atra))(?![a-z])"
+)
 _WHO_WITH = re.compile(r"\bcom quem\b")
 _OTHER_WEEK = re.compile(r"\b(?:outra semana|semana depois)\b")
 _SAME_TIME = re.compile(r"\b(?:mesmo horario|mesma hora|mesmo hora|no mesmo horario|na mesma hora)\b")

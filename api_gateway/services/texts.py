@@ -334,6 +334,7 @@ APPOINTMENT_IN_BLOCK = (
     "contato da clínica."
 )
 APPOINTMENT_IN_BLOCK_STAFF = "⚠️ {away} A consulta de {when} precisa de outro horário: a equipe vai combinar com você."
+DOCTOR_SWITCHED = "Certo, com {doctor}."
 BOOKING_WITH = "A consulta que estamos marcando é com {doctor}."
 ARRIVING = "Que bom! É só se apresentar na recepção."
 LATE_HELP = (

@@ -401,7 +401,8 @@ def test_negative_answer_at_confirmation_asks_what_to_change(patient):
         ("a data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),
         ("quero mudar a data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),  # not a reschedule
         ("o horário", "choosing_time", "Horários livres com Dra. Ana Souza em quarta-feira"),
-        ("não, outro médico", "selecting_doctor", "médicos de Cardiologia"),
+        # "outro médico" with one other cardiologist: his times at once (seventeenth session; was the list of both)
+        ("não, outro médico", "choosing_date", "Em Cardiologia, também atende Dr. Carlos Mendes"),
         # the menu's own words, bare
         ("data", "choosing_date", "próximos horários livres com Dra. Ana Souza"),
         ("horário", "choosing_time", "Horários livres com Dra. Ana Souza em quarta-feira"),
@@ -468,7 +469,7 @@ def test_the_last_time_is_no_pick_of_the_last_row(patient):
     patient.says("quero marcar com a dra ana quarta particular, meu nome é Rui Lima")
     assert patient.state == "choosing_time"
     patient.says("nao, prefiro outro medico, nao gostei dela da ultima vez")
-    assert patient.state == "selecting_doctor", patient.text
+    assert patient.session.selected_doctor.nome == "Dr. Carlos Mendes", patient.text  # the other cardiologist
     assert patient.session.preferred_time is None
 
 

@@ -1558,3 +1558,76 @@ def test_a_surname_that_is_also_a_verb_is_still_a_name(patient):
 def test_two_things_priced_with_e_do_are_both_answered(patient, said, answered):
     patient.says(said)  # was: the first one only
     assert all(part in patient.text for part in answered)
+
+
+# --- seventeenth session: a helper's probe of several appointments and corrections (each failed before) ---------
+def _status_of(a: Agendamento) -> str:
+    a.refresh_from_db()
+    return a.status
+
+
+def _mother_and_son(phone="5511999990001"):
+    """Maria's cardiology (Wednesday) and orthopaedics (Thursday), her son Pedro's paediatrics (Tuesday)."""
+    made = []
+    for doctor, day, hour, name in [
+        ("Dra. Ana Souza", WEDNESDAY, "09:00", "Maria Oliveira"),
+        ("Dr. Daniel Rocha", TUESDAY, "10:00", "Pedro Oliveira"),
+        ("Dr. Gustavo Pereira", TUESDAY + dt.timedelta(days=2), "14:00", "Maria Oliveira"),
+    ]:
+        a = _book_directly(doctor, day, hour, phone=phone)
+        Agendamento.objects.filter(pk=a.pk).update(paciente_nome=name)
+        made.append(a)
+    return made
+
+
+@pytest.mark.parametrize("answer", ["todas menos a do pedro", "menos a do pedro"])
+def test_all_but_the_sons_cancels_the_others_and_keeps_his(clinic, answer):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001")
+    patient.says("quero cancelar")
+    patient.says(answer)  # patient expects Ana's and Gustavo's cancelled; was: asks to cancel ONLY Pedro's
+    patient.says("sim")
+    assert [_status_of(a) for a in (ana, pedros, gustavo)] == [
+        Agendamento.Status.CANCELADO,
+        Agendamento.Status.AGENDADO,
+        Agendamento.Status.CANCELADO,
+    ]
+
+
+@pytest.mark.parametrize("answer", ["a de terça e a de quinta", "a da cardio e a do orto"])
+def test_two_appointments_named_at_which_one_are_both_cancelled(clinic, answer):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001")
+    patient.says("quero cancelar")
+    patient.says(answer)  # patient expects both named cancelled; was: only the first one is asked and cancelled
+    patient.says("sim")
+    named = (pedros, gustavo) if "terça" in answer else (ana, gustavo)
+    assert [_status_of(a) for a in named] == [Agendamento.Status.CANCELADO, Agendamento.Status.CANCELADO]
+    assert Agendamento.objects.filter(status=Agendamento.Status.AGENDADO).count() == 1
+
+
+def test_cancelling_my_two_keeps_my_sons(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001", "Maria Oliveira")
+    patient.says("cancela as duas minhas")  # patient expects her 2 cancelled; was: "cancelar estas 3 consultas?"
+    patient.says("sim")
+    assert _status_of(pedros) == Agendamento.Status.AGENDADO, patient.text
+
+
+def test_nao_a_beatriz_after_choosing_juliana_switches_to_beatriz(clinic):
+    patient = Patient("5511999990001")
+    for text in ("quero marcar dermato", "Maria Souza", "particular", "a juliana"):
+        patient.says(text)
+    assert patient.session.selected_doctor.nome == "Dra. Juliana Martins"
+    patient.says("não, a beatriz")  # patient expects Dra. Beatriz's times; was: "O que você quer alterar?" menu
+    assert patient.session.selected_doctor.nome == "Dra. Beatriz Lima", patient.text
+
+
+def test_the_other_dermatologist_at_the_plan_question_changes_the_doctor(clinic):
+    patient = Patient("5511999990001")
+    patient.says("quero marcar com a dra beatriz")
+    patient.says("Maria Souza")
+    assert patient.state == "choosing_plan"
+    patient.says("não, com a outra dermatologista")  # patient expects Dra. Juliana; was: plan question, Beatriz kept
+    assert patient.session.selected_doctor_id is None or patient.session.selected_doctor.nome == "Dra. Juliana Martins"
+    assert "Juliana" in patient.text, patient.text

@@ -681,3 +681,59 @@ def test_a_patient_who_cancels_in_the_chat_gets_no_second_notice(clinic, cancell
 
     appointment.refresh_from_db()
     assert appointment.status == Status.CANCELADO and fake_graph.sends == []
+
+
+# --- seventeenth session: a helper's probe of answers to the reminder (each failed before its mend) ---------------
+def _reminded(**kwargs) -> Agendamento:
+    appointment = _appointment(**kwargs)
+    reminders_send(now=_day_before(appointment))
+    return appointment
+
+
+def _status(a: Agendamento) -> str:
+    a.refresh_from_db()
+    return a.status
+
+
+def _says(text: str):
+    return conversation.turn_handle(phone="5511999990001", text=text)
+
+
+def test_good_morning_then_confirmo_confirms_the_reminded_appointment(clinic, reminders_on):
+    appointment = _reminded()
+    result = _says("bom dia, confirmo")  # patient expects the presence confirmed; was: the greeting menu, nothing done
+    assert _status(appointment) == Agendamento.Status.CONFIRMADO, result.reply.as_text()
+
+
+@pytest.mark.parametrize("answer", ["irei sim", "vou estar lá", "to indo sim", "consigo ir sim", "eu vou"])
+def test_everyday_ways_of_saying_i_will_go_confirm_the_reminder(clinic, reminders_on, answer):
+    appointment = _reminded()
+    result = _says(answer)  # patient expects the presence confirmed; was: "Desculpe, não entendi"
+    assert _status(appointment) == Agendamento.Status.CONFIRMADO, result.reply.as_text()
+
+
+@pytest.mark.parametrize("question", ["esqueci, que horas é mesmo?", "é com qual médico?"])
+def test_a_question_about_the_reminded_appointment_is_answered_from_it(clinic, reminders_on, question):
+    appointment = _reminded()
+    result = _says(question)  # patient expects the time/doctor just reminded; was: "Não encontrei essa informação"
+    assert "10:00" in result.reply.as_text() and appointment.medico.nome in result.reply.as_text()
+
+
+def test_as_duas_sim_to_two_reminders_confirms_both(clinic, reminders_on):
+    first = _appointment(hour=10, name="Maria Oliveira")
+    second = _appointment(hour=15, name="Pedro Oliveira", doctor_index=3)
+    reminders_send(now=_day_before(first, at=dt.time(16, 0)))
+    result = _says("as duas sim")  # patient expects both confirmed; was: a new booking ("qual é o seu nome completo?")
+    assert (_status(first), _status(second)) == (Agendamento.Status.CONFIRMADO, Agendamento.Status.CONFIRMADO), (
+        result.reply.as_text()
+    )
+
+
+def test_confirming_only_the_sons_reminder_confirms_his_and_not_the_mothers(clinic, reminders_on):
+    mine = _appointment(hour=10, name="Maria Oliveira")
+    sons = _appointment(hour=15, name="Pedro Oliveira", doctor_index=3)
+    reminders_send(now=_day_before(mine, at=dt.time(16, 0)))
+    result = _says("confirmo só a do pedro")  # patient expects Pedro's confirmed; was: "Desculpe, não entendi"
+    assert (_status(sons), _status(mine)) == (Agendamento.Status.CONFIRMADO, Agendamento.Status.AGENDADO), (
+        result.reply.as_text()
+    )

@@ -453,7 +453,9 @@ def test_other_doctor_at_the_offer_lists_the_specialtys_other_doctors(waitlist_o
 
     patient.says(answer)
 
-    assert patient.state == "selecting_doctor" and "Dr. Carlos Mendes" in patient.text, patient.text
+    # Cardiology's other doctor, at once (seventeenth session: was the list of the specialty's other doctors)
+    assert "também atende Dr. Carlos Mendes" in patient.text, patient.text
+    assert patient.session.selected_doctor.nome == "Dr. Carlos Mendes"
 
 
 def test_a_yes_to_the_reminder_is_not_taken_by_a_notice_sent_in_the_same_run(waitlist_on, rafael, fake_graph,
@@ -1311,8 +1313,7 @@ def test_booking_with_a_plan_only_the_full_doctor_takes_points_to_the_private_do
     only = T.NO_SLOTS_ONLY_DOCTOR.format(doctor="Dr. Gustavo Pereira", specialty="Ortopedia pelo convênio Unimed")
     assert f"{only} {T.PRIVATE_WITH_OTHERS}" in patient.text, patient.text
 
-    patient.says("particular")
-    patient.says(T.BUTTON_OTHER_DOCTOR, option_id="change:doctor")
+    patient.says("particular")  # the other orthopaedist at once (seventeenth session; was one more tap)
 
     assert "Dr. Paulo Nunes" in patient.text, patient.text
 
@@ -1460,3 +1461,32 @@ def test_another_specialty_asked_at_the_no_slots_question_is_not_told_as_also_se
     patient.says("então quero oftalmologia")  # its only doctor
 
     assert "também atende" not in patient.text, patient.text
+
+
+# --- seventeenth session: a helper's probe of asking about and leaving the list in other words --------------------
+@pytest.mark.parametrize(
+    "question",
+    ["to na lista de espera?", "e a lista de espera, alguma novidade?", "ainda to na lista de espera do dr rafael?"],
+)
+def test_asking_about_her_place_on_the_waitlist_says_which_list_she_is_on(rafael, question):
+    _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(question)  # patient expects "you're on Dr. Rafael's list"; was: "Não encontrei" or a new booking
+    assert "Dr. Rafael Teixeira" in patient.text and not patient.session.flow, patient.text
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "me tira da lista",
+        "já consegui marcar em outro lugar, pode tirar meu nome",
+        "quero cancelar a lista de espera",
+        "desisto da lista de espera",
+    ],
+)
+def test_leaving_the_waitlist_in_other_words_takes_her_off(rafael, message):
+    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
+    patient = Patient(MARIA, "Maria Oliveira")
+    patient.says(message)  # patient expects to be off the list; was: "não entendi", a booking, or "diga *sair...*"
+    entry.refresh_from_db()
+    assert entry.situacao == ListaEspera.Situacao.SAIU, patient.text

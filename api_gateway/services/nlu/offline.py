@@ -828,6 +828,8 @@ _DOCTOR_FIRST_NAME = re.compile(
     r"^\W*e (?:com )?(?:[ao] )?(\w+)(?![a-z])"
     r"|^\W*(?:[ao] )?(\w+) (?:atende|atendem|trabalha|aceita|cobra|faz)(?![a-z])"
     r"|(?:consulta|marcar|agendar|horario|vaga) com (?:[ao] )?(\w+)(?![a-z])"
+    # the whole message: "não, a beatriz", "com a beatriz", "quero com o daniel" (a correction of the doctor)
+    r"|^\W*(?:nao\W+)?(?:(?:quero |prefiro )?com )?[ao] (\w+)\W*$"
 )
 
 
