@@ -2317,7 +2317,8 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
     upcoming = None
     if wanted is None:
         offered = s.last_options if not s.flow else {}
-        if offered.get("kind") != "reminder" or set(offered) - {"blocked"} != {"kind", "appointments"}:
+        # a question answered since ("qual o horário de funcionamento?") leaves only its memory beside the reminder
+        if offered.get("kind") != "reminder" or set(offered) - {"blocked", *_MEMORY_KEYS} != {"kind", "appointments"}:
             return None  # no reminder pending, or the bot asked something newer ("Posso transferir...?")
         reminded = offered["appointments"]
         typed = _BARE_BUTTON_NUMBER.fullmatch(turn.folded)
@@ -2327,7 +2328,8 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
         answers = {Intent.CONFIRMAR, Intent.NEGAR, Intent.REMARCAR, Intent.CANCELAR}
         if intent not in answers and _WILL_ATTEND.search(turn.folded):
             intent = Intent.CONFIRMAR  # "bom dia, confirmo", "irei sim", "to indo", "as duas sim"
-        if intent not in answers and _ABOUT_REMINDED.search(turn.folded):
+        about_it = _ABOUT_REMINDED.search(turn.folded) and not nlu.entities.get("topico")  # not "que horas abre?"
+        if intent not in answers and about_it:
             return _list_appointments(turn)  # "esqueci, que horas é mesmo?": the reminder stays open for a "sim"
         if intent not in answers:
             return None

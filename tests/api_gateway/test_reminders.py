@@ -737,3 +737,10 @@ def test_confirming_only_the_sons_reminder_confirms_his_and_not_the_mothers(clin
     assert (_status(sons), _status(mine)) == (Agendamento.Status.CONFIRMADO, Agendamento.Status.AGENDADO), (
         result.reply.as_text()
     )
+
+
+def test_the_opening_hours_asked_after_a_reminder_are_the_opening_hours(clinic, reminders_on):
+    _reminded()
+    result = _says("qual o horário de funcionamento?")  # not the reminded appointment's time
+    assert "Nosso horário de funcionamento" in result.reply.as_text()
+    assert _says("sim").reply.as_text().startswith("Obrigado por confirmar")  # the reminder still takes its "sim"
