@@ -2471,21 +2471,38 @@ def _all_meant(turn: _Turn, appointments: list) -> list | None:
 
 
 def _appointments_said(turn: _Turn, appointments: list) -> list:
-    """Each appointment the message names on its own, by its weekday ("a de quarta"), its date ("09/12") or its
-    doctor ("a da dra ana e a do dr gustavo")."""
-    words = set(re.findall(r"[a-z]+", turn.folded))
-    doctors = _doctors_said(turn)
-    specialties = {m.id for m in selectors.mentions_find(turn.text).get("especialidade", [])}  # "a da cardio"
+    """Each appointment the message names on its own, by its weekday ("a de quarta"), its date ("09/12"), its
+    doctor ("a da dra ana e a do dr gustavo", "a da beatriz"), its specialty ("a da cardio") or, when the names tell
+    them apart, its patient ("a do pedro"). Each part of the message ("e", ",") names its own; within a part every
+    detail said must fit ("a da maria de quarta" is Maria's Wednesday one, not all of Maria's)."""
     first_names = {a.pk: (fold(a.paciente_nome).split() or [""])[0] for a in appointments}
-    patients = set(first_names.values())
+    patients = set(first_names.values()) if len(set(first_names.values())) > 1 else set()
+    nlu_doctor = turn.nlu.entities.get("medico_id")
     said = []
-    for a in appointments:
-        weekday = fold(T.WEEKDAYS[a.data.weekday()]).split("-")[0]
-        by_doctor = a.medico_id in doctors or _doctor_first_name(a) in words - patients  # "a da beatriz"
-        by_patient = len(patients) > 1 and first_names[a.pk] in words  # "a do pedro", when names tell them apart
-        by_specialty = a.especialidade_id in specialties
-        if weekday in words or f"{a.data:%d/%m}" in turn.folded or by_doctor or by_patient or by_specialty:
-            said.append(a)
+    for part in re.split(r"\s+e\s+|[,;]", turn.text):
+        folded = fold(part)
+        words = set(re.findall(r"[a-z]+", folded))
+        mentions = selectors.mentions_find(part)
+        doctors = {m.id for m in mentions.get("medico", [])}
+        doctors |= {a.medico_id for a in appointments if _doctor_first_name(a) in words - patients}
+        if nlu_doctor is not None and len(re.split(r"\s+e\s+|[,;]", turn.text)) == 1:
+            doctors.add(int(nlu_doctor))
+        specialties = {m.id for m in mentions.get("especialidade", [])}
+        weekdays = {day for day, name in enumerate(T.WEEKDAYS) if fold(name).split("-")[0] in words}
+        dates = set(re.findall(r"\d{1,2}/\d{1,2}", folded))
+        named = words & patients
+        if not (doctors or specialties or weekdays or dates or named):
+            continue
+        for a in appointments:
+            fits = (
+                (not doctors or a.medico_id in doctors)
+                and (not specialties or a.especialidade_id in specialties)
+                and (not weekdays or a.data.weekday() in weekdays)
+                and (not dates or f"{a.data:%d/%m}" in dates or f"{a.data.day}/{a.data.month}" in dates)
+                and (not named or first_names[a.pk] in named)
+            )
+            if fits and a not in said:
+                said.append(a)
     return said
 
 

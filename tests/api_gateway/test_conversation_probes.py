@@ -1631,3 +1631,17 @@ def test_the_other_dermatologist_at_the_plan_question_changes_the_doctor(clinic)
     patient.says("não, com a outra dermatologista")  # patient expects Dra. Juliana; was: plan question, Beatriz kept
     assert patient.session.selected_doctor_id is None or patient.session.selected_doctor.nome == "Dra. Juliana Martins"
     assert "Juliana" in patient.text, patient.text
+
+
+def test_details_said_together_name_one_appointment_not_all_that_share_one(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001")
+    patient.says("quero cancelar")
+    patient.says("a da maria de quarta")  # Maria's Wednesday one; not both of Maria's (an early version's reading)
+    assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text, patient.text
+    patient.says("sim")
+    assert [_status_of(a) for a in (ana, pedros, gustavo)] == [
+        Agendamento.Status.CANCELADO,
+        Agendamento.Status.AGENDADO,
+        Agendamento.Status.AGENDADO,
+    ]
