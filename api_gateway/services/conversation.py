@@ -65,7 +65,11 @@ _KEEP_APPOINTMENT = re.compile(
 _RATHER_MOVE = re.compile(r"(?<![a-z])(?:remarc\w*|mudar (?:o dia|a data|o horario)|trocar (?:o dia|a data|o horario))")
 # At "Qual delas?": a short way out ("nenhuma", "deixa"), or all of them ("as duas", "todas").
 _NONE_OF_THEM = re.compile(r"^\W*(?:nao\W+)?(?:nenhuma|nenhum|deixa|deixe|esquece|mantem|manter|mantenha)\b")
-_ALL_BUT = re.compile(r"(?<![a-z])(?:menos|exceto|tirando|fora|sem ser|com excecao d[aoe]s?)(?![a-z])")
+_ALL_BUT = re.compile(  # not "pelo menos" (at least)
+    r"(?<![a-z])(?<!pelo )(?<!ao )(?:menos|exceto|tirando|fora|sem ser|com excecao d[aoe]s?)(?![a-z])"
+)
+_PARTS = re.compile(r"\s+e\s+|[,;]")  # "a de terça e a de quarta, a de quinta não": each names its own
+_NEGATED_PART = re.compile(r"(?<![a-z])(?:nao|nem)(?![a-z])")
 _OWN_ONES = re.compile(r"(?<![a-z])(?:minhas|meus)(?![a-z])")  # "as duas minhas": the sender's own
 _BOTH = re.compile(r"(?<![a-z])(?:as duas|os dois|ambas|ambos)(?![a-z])")
 _ALL_OF_THEM = re.compile(
@@ -109,9 +113,14 @@ _CANT_ATTEND = re.compile(
 )
 # A yes to a reminder in the patient's words ("bom dia, confirmo", "irei sim", "vou estar lá", "to indo", "eu vou"),
 # read only while a reminder waits for its answer
+# — the whole message, so "sim, mas não vou conseguir ir" or "estarei viajando" is no yes
 _WILL_ATTEND = re.compile(
-    r"(?<![a-z])(?<!nao )(?<!nao vou )(?:irei|vou estar (?:la|ai|presente)|(?:to|tou|estou) indo|consigo ir"
-    r"|eu vou|vou sim|vou ir|sim|confirmo|confirmado|confirmada|pode confirmar|estarei)(?![a-z])"
+    r"^\W*(?:(?:bom dia|boa tarde|boa noite|oi|ola)\W+)?(?:(?:as duas|os dois|ambas|todas)\W+)?(?:sim\W+)?"
+    r"(?:irei|vou estar (?:la|ai|presente)|(?:to|tou|estou) indo|consigo ir|eu vou|vou sim|vou ir|sim|confirmo"
+    r"|confirmado|confirmada|pode confirmar|estarei (?:la|ai|presente))"
+    r"(?:\W+sim)?(?:\W+(?:obrigad[oa]|valeu|pode confirmar))?\W*$"
+    # "confirmo só a do pedro": a confirmation that names which, with no "não"/"depois"/"se" after it
+    r"|^\W*(?:(?:bom dia|boa tarde|boa noite|oi|ola)\W+)?(?:eu\W+)?confirmo\b(?!.*\b(?:nao|depois|se)\b)"
 )
 # "esqueci, que horas é mesmo?", "é com qual médico?": about the appointment just reminded
 _ABOUT_REMINDED = re.compile(
@@ -598,7 +607,9 @@ def _dispatch(turn: _Turn) -> Reply:
     about_list = not s.flow and _WAITLIST_WORDS.search(turn.folded)
     if about_list or (not s.flow and _LEAVES_A_LIST.search(turn.folded)):
         entries = selectors.waitlist_open_for_phone(s.phone_number)
-        if entries and _LEAVES_A_LIST.search(turn.folded) and "nao" not in turn.folded.split()[:2]:
+        leave = _LEAVES_A_LIST.search(turn.folded)
+        asks = "?" in turn.text or re.match(r"\W*se\b", turn.folded)  # "se eu marcar com outro, cancela a lista?"
+        if entries and leave and not asks and "nao" not in turn.folded[: leave.start()].split():
             return _waitlist_leave(turn)  # "me tira da lista", "desisto da lista de espera"
         if entries and about_list and not _JOINS_WAITLIST.search(turn.folded):
             return Reply(text=_waitlist_line(entries))  # "to na lista de espera?", "alguma novidade da lista?"
@@ -2317,11 +2328,15 @@ def _reminder_answer(turn: _Turn) -> Reply | None:
     upcoming = None
     if wanted is None:
         offered = s.last_options if not s.flow else {}
-        # a question answered since ("qual o horário de funcionamento?") leaves only its memory beside the reminder
-        if offered.get("kind") != "reminder" or set(offered) - {"blocked", *_MEMORY_KEYS} != {"kind", "appointments"}:
+        # a question answered since ("qual o horário de funcionamento?") leaves only its memory beside the reminder;
+        # one that named doctors ("quanto custa com o dr carlos?") keeps the reminder aside, under "reminded"
+        if offered.get("kind") == "reminder" and set(offered) - {"blocked", *_MEMORY_KEYS} == {"kind", "appointments"}:
+            reminded = offered["appointments"]
+        elif offered.get("reminded"):
+            reminded = offered["reminded"]
+        else:
             return None  # no reminder pending, or the bot asked something newer ("Posso transferir...?")
-        reminded = offered["appointments"]
-        typed = _BARE_BUTTON_NUMBER.fullmatch(turn.folded)
+        typed = _BARE_BUTTON_NUMBER.fullmatch(turn.folded) if offered.get("kind") == "reminder" else None
         if typed and len(reminded) == 1:
             buttons = _BLOCK_NOTICE_BUTTONS if reminded[0] in offered.get("blocked", []) else _REMINDER_BUTTONS
             intent = buttons.get(int(typed.group(1)), intent)
@@ -2452,7 +2467,10 @@ def _several_meant(turn: _Turn, appointments: list | None = None) -> list | None
         meant = _appointments_said(turn, appointments)
     if _BOTH.search(text) and len(meant) != 2:
         return None
-    return meant if len(meant) >= 2 else None
+    # one is enough when the message set others aside: "todas menos a do pedro" of two, "a de quarta sim, a de
+    # quinta não"
+    set_aside = but or any(_NEGATED_PART.search(fold(part)) for part in _PARTS.split(turn.text))
+    return meant if len(meant) >= 2 or (meant and set_aside) else None
 
 
 def _all_meant(turn: _Turn, appointments: list) -> list | None:
@@ -2479,13 +2497,15 @@ def _appointments_said(turn: _Turn, appointments: list) -> list:
     patients = set(first_names.values()) if len(set(first_names.values())) > 1 else set()
     nlu_doctor = turn.nlu.entities.get("medico_id")
     said = []
-    for part in re.split(r"\s+e\s+|[,;]", turn.text):
+    for part in _PARTS.split(turn.text):
         folded = fold(part)
+        if _NEGATED_PART.search(folded):  # "a de quinta não": that one is not meant
+            continue
         words = set(re.findall(r"[a-z]+", folded))
         mentions = selectors.mentions_find(part)
         doctors = {m.id for m in mentions.get("medico", [])}
         doctors |= {a.medico_id for a in appointments if _doctor_first_name(a) in words - patients}
-        if nlu_doctor is not None and len(re.split(r"\s+e\s+|[,;]", turn.text)) == 1:
+        if nlu_doctor is not None and len(_PARTS.split(turn.text)) == 1:
             doctors.add(int(nlu_doctor))
         specialties = {m.id for m in mentions.get("especialidade", [])}
         weekdays = {day for day, name in enumerate(T.WEEKDAYS) if fold(name).split("-")[0] in words}
@@ -3092,12 +3112,17 @@ def _answer_need(turn: _Turn) -> Reply:
 
 
 def _remember_doctors(s: ConversationSession, doctors: list[dict]) -> None:
-    """Doctors named in an answer become the offered options, so "quero com ele" / "o primeiro" can follow."""
+    """Doctors named in an answer become the offered options, so "quero com ele" / "o primeiro" can follow. A
+    reminder still waiting for its answer is kept aside: a "sim" next still confirms the appointment."""
+    before = s.last_options or {}
+    reminded = before.get("appointments") if before.get("kind") == "reminder" else before.get("reminded")
     s.last_options = {
         "kind": "doctor",
         "items": [{"id": f"doctor:{d['id']}", "title": d["nome"]} for d in doctors[:MAX_LIST_ROWS]],
         "prose": True,  # named in a sentence, not a numbered list: "3" is not the third of them
     }
+    if reminded:
+        s.last_options.update(reminded=reminded, blocked=before.get("blocked", []))
 
 
 def _answer_from_data(turn: _Turn) -> str | None:
@@ -3558,8 +3583,12 @@ _CHEAPEST = re.compile(r"\b(?:mais barat[oa]|menor preco|mais em conta|preco mai
 _EARLIER_OR_LATER = re.compile(r"\bmais (?:tarde|cedo)\b")
 _SIDE_TOPICS = frozenset({"preco", "convenio", "duracao", "endereco", "politicas", "preparo"})
 _FULL_AGENDA_KINDS = frozenset({"no_slots", "waitlist"})  # the questions asked at a doctor with no free time
+# "não, com a outra dermatologista", "prefiro outro médico" (not "outra lista"), asked for, not told in a story ("o
+# outro médico que eu fui era mais caro")
 _THE_OTHER_DOCTOR = re.compile(
-    r"(?<![a-z])outr[oa] (?:medic[oa]|doutor[a]?|dra?|profissional|especialista|\w+(?:ista|ologa|ologo|atra))(?![a-z])"
+    r"(?:^\W*(?:nao\W+)?|(?<![a-z])(?:prefiro|quero|queria|com|pode ser|seja)\s+)(?:com\s+)?(?:[ao]\s+)?"
+    r"outr[oa] (?:medic[oa]|doutor[a]?|dra?|profissional|especialista|\w+(?:logista|pedista|atra)|clinico geral)"
+    r"(?![a-z])(?!\s+que\b)"
 )
 _WHO_WITH = re.compile(r"\bcom quem\b")
 _OTHER_WEEK = re.compile(r"\b(?:outra semana|semana depois)\b")

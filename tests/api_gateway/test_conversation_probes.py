@@ -1645,3 +1645,89 @@ def test_details_said_together_name_one_appointment_not_all_that_share_one(clini
         Agendamento.Status.AGENDADO,
         Agendamento.Status.AGENDADO,
     ]
+
+
+# --- seventeenth session: a third helper's review (each failed before its mend) ---------------------------------
+def _statuses_of(*appointments):
+    return [_status_of(a) for a in appointments]
+
+
+def test_cancel_at_least_wednesdays_cancels_wednesdays_not_the_others(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001", "Maria Oliveira")
+    # patient expects Wednesday's cancelled ("pelo menos" = at least); was: "cancelar estas 2?" (Tue + Thu)
+    patient.says("cancela pelo menos a de quarta")
+    patient.says("sim")
+    assert _statuses_of(ana, pedros, gustavo) == [
+        Agendamento.Status.CANCELADO,
+        Agendamento.Status.AGENDADO,
+        Agendamento.Status.AGENDADO,
+    ], patient.text
+
+
+def test_confirming_at_least_wednesdays_confirms_wednesdays(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001", "Maria Oliveira")
+    patient.says("quero confirmar presença")
+    patient.says("pelo menos a de quarta eu confirmo")  # expects Wednesday's confirmed; gets Tue + Thu confirmed
+    assert _statuses_of(ana, pedros, gustavo) == [
+        Agendamento.Status.CONFIRMADO,
+        Agendamento.Status.AGENDADO,
+        Agendamento.Status.AGENDADO,
+    ], patient.text
+
+
+def test_confirming_one_and_saying_no_to_the_other_confirms_only_the_first(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001", "Maria Oliveira")
+    patient.says("quero confirmar presença")
+    patient.says("a de quarta sim, a de quinta não")  # expects only Wednesday's confirmed; Thursday's is too
+    assert _statuses_of(ana, pedros, gustavo) == [
+        Agendamento.Status.CONFIRMADO,
+        Agendamento.Status.AGENDADO,
+        Agendamento.Status.AGENDADO,
+    ], patient.text
+
+
+def test_the_one_said_to_stay_is_not_cancelled_with_the_two_named(clinic):
+    ana, pedros, gustavo = _mother_and_son()
+    patient = Patient("5511999990001", "Maria Oliveira")
+    patient.says("quero cancelar")
+    patient.says("a de terça e a de quarta, a de quinta não")  # expects Tue + Wed; gets "cancelar estas 3?"
+    patient.says("sim")
+    assert _statuses_of(ana, pedros, gustavo) == [
+        Agendamento.Status.CANCELADO,
+        Agendamento.Status.CANCELADO,
+        Agendamento.Status.AGENDADO,
+    ], patient.text
+
+
+def test_all_but_the_sons_with_two_appointments_cancels_hers_not_his(clinic):
+    ana = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone="5511999990001")
+    pedros = _book_directly("Dr. Daniel Rocha", TUESDAY, "10:00", phone="5511999990001")
+    Agendamento.objects.filter(pk=ana.pk).update(paciente_nome="Maria Oliveira")
+    Agendamento.objects.filter(pk=pedros.pk).update(paciente_nome="Pedro Oliveira")
+    patient = Patient("5511999990001", "Maria Oliveira")
+    patient.says("quero cancelar")
+    patient.says("todas menos a do pedro")  # expects Maria's cancelled, Pedro's kept; gets Pedro's cancel question
+    patient.says("sim")
+    assert _statuses_of(ana, pedros) == [Agendamento.Status.CANCELADO, Agendamento.Status.AGENDADO], patient.text
+
+
+@pytest.mark.parametrize("said", ["me manda outra lista"])
+def test_another_list_keeps_the_doctor(clinic, said):
+    patient = Patient("5511999990001", "Maria Oliveira")
+    for text in ("quero marcar com a dra ana", "sim", "particular"):
+        patient.says(text)
+    patient.says(said)  # expects Dra. Ana kept; was: "Certo, com Dr. Carlos Mendes."
+    assert patient.session.selected_doctor.nome == "Dra. Ana Souza", patient.text
+
+
+def test_a_name_at_the_childs_summary_does_not_swap_the_paediatrician_for_a_gynaecologist(clinic):
+    patient = Patient("5511999990001", "Maria Oliveira")
+    for text in ("quero marcar pediatria pra minha filha", "Clara Oliveira", "particular", "o daniel", "1"):
+        patient.says(text)
+    assert patient.state == "confirming", patient.text
+    # the daughter's name corrected (or the change menu); gets Dra. Helena Costa (Ginecologia) on the summary
+    patient.says("não, a helena")
+    assert patient.session.selected_doctor.nome == "Dr. Daniel Rocha", patient.text

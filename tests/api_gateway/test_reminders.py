@@ -744,3 +744,26 @@ def test_the_opening_hours_asked_after_a_reminder_are_the_opening_hours(clinic, 
     result = _says("qual o horário de funcionamento?")  # not the reminded appointment's time
     assert "Nosso horário de funcionamento" in result.reply.as_text()
     assert _says("sim").reply.as_text().startswith("Obrigado por confirmar")  # the reminder still takes its "sim"
+
+
+# --- seventeenth session: a third helper's review (each failed before its mend) ---------------------------------
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "sim, mas não vou conseguir ir",
+        "não sei se consigo ir",
+        "estarei viajando amanhã",
+        "eu vou ligar pra confirmar depois",
+    ],
+)
+def test_an_unsure_or_negative_answer_to_the_reminder_confirms_nothing(clinic, reminders_on, answer):
+    appointment = _reminded()
+    result = _says(answer)  # patient expects no confirmation (a cancel offer or a wait); was: "Presença confirmada"
+    assert _status(appointment) == Agendamento.Status.AGENDADO, result.reply.as_text()
+
+
+def test_a_yes_after_a_price_question_still_answers_the_reminder(clinic, reminders_on):
+    appointment = _reminded()
+    _says("quanto custa a consulta com o dr carlos?")
+    result = _says("sim")  # patient expects her presence confirmed; was: "Combinado!" and nothing confirmed
+    assert _status(appointment) == Agendamento.Status.CONFIRMADO, result.reply.as_text()

@@ -833,14 +833,17 @@ _DOCTOR_FIRST_NAME = re.compile(
 )
 
 
-def _doctor_by_first_name(text: str) -> dict:
+def _doctor_by_first_name(text: str, specialty_id: int | None = None) -> dict:
     said = _DOCTOR_FIRST_NAME.search(fold(text))
     if not said:
         return {}
     try:
-        from rag_agent.selectors import doctor_by_first_name
+        from rag_agent.selectors import doctor_by_first_name, doctor_detail
 
         match = doctor_by_first_name(next(g for g in said.groups() if g))
+        if match and said.group(4) and specialty_id:  # "não, a helena" at a paediatrics booking: not a doctor
+            if specialty_id not in (doctor_detail(match.id) or {}).get("especialidade_ids", []):
+                return {}
     except Exception:  # noqa: BLE001 - as _mentions: without the catalogue, no doctor
         logger.exception("doctor_by_first_name failed")
         return {}
@@ -1210,7 +1213,7 @@ def _interpret(*, text: str, session: ConversationSession | None, now: datetime)
     if not entities.get("convenio_id"):
         entities.update(_plan_not_taken(mention_text))
     if not entities.get("medico_id") and state != "collecting_patient_info":
-        entities.update(_doctor_by_first_name(mention_text))
+        entities.update(_doctor_by_first_name(mention_text, getattr(session, "selected_specialty_id", None)))
     if not entities.get("medico_id"):
         entities.update(_doctor_not_found(mention_text))
     other_part = _EXAM_PART.search(fold(mention_text)) if entities.get("exame_id") else None
