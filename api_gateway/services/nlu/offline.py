@@ -168,8 +168,6 @@ class _Text:
     has_alnum: bool
 
 
-# The patient says they are not booking: the words are read as no booking request ("não quero marcar, só quero
-# saber o horário dele" is a question); the conversation also drops a booking under way.
 # "cheguei", "oi, já tô chegando": the whole message says the patient is arriving (what to do: the desk, the
 # documents). "cheguei e não tem ninguém na recepção" is more than that. Read by the conversation too.
 ARRIVING = re.compile(
@@ -177,6 +175,8 @@ ARRIVING = re.compile(
     r"(?:cheguei|(?:estou|to|tou)\s+(?:chegando|aqui na (?:clinica|porta|frente))|acabei de chegar)"
     r"(?:\W+(?:aqui|agora|ja|na clinica|ai|viu|ta|ok))*\W*$"
 )
+# The patient says they are not booking: the words are read as no booking request ("não quero marcar, só quero
+# saber o horário dele" is a question); the conversation also drops a booking under way.
 NOT_BOOKING = re.compile(
     r"(?<![a-z])(?:nao|n) (?:quero|queria|vou|preciso|to querendo|estou querendo) (?:marcar|agendar)"
     r"(?: (?:nada|agora|ainda|consulta|nao))?(?![a-z])|(?<![a-z])nao (?:e|eh) (?:pra|para) (?:marcar|agendar)(?![a-z])"
