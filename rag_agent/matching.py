@@ -92,6 +92,12 @@ def _words(text: str) -> list[str]:
     return [w for w in normalize(text).split() if w not in STOPWORDS]
 
 
+def doctor_name_words(name: str) -> list[str]:
+    """ "Dra. Beatriz Lima" -> ["beatriz", "lima"]: the words patients name a doctor by (the first is the first
+    name, as in "a da beatriz")."""
+    return [w for w in _words(name) if w not in TITLES]
+
+
 @dataclass(frozen=True)
 class Match:
     kind: str
@@ -201,7 +207,7 @@ class MatchIndex:
     def _add_doctors(self, doctors: list[dict]) -> None:
         index = self.kinds["medico"]
         for doctor in doctors:
-            words = [w for w in _words(doctor["nome"]) if w not in TITLES]
+            words = doctor_name_words(doctor["nome"])
             if words:
                 self.first_names.setdefault(words[0], []).append((doctor["id"], doctor["nome"]))
             index.candidates.append(_Candidate(" ".join(words), doctor["id"], doctor["nome"]))

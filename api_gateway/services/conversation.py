@@ -42,6 +42,7 @@ from core.logging import mask_phone
 from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.closures import block_over, blocks_on, holiday_name, periods_ahead, whole_day_block
+from rag_agent.matching import doctor_name_words
 
 logger = logging.getLogger(__name__)
 
@@ -605,9 +606,9 @@ def _dispatch(turn: _Turn) -> Reply:
     if _leaves_waitlist(turn.folded):  # "me tira da lista de espera", "não quero mais ficar na fila"
         return _waitlist_leave(turn)
     about_list = not s.flow and _WAITLIST_WORDS.search(turn.folded)
-    if about_list or (not s.flow and _LEAVES_A_LIST.search(turn.folded)):
+    leave = not s.flow and _LEAVES_A_LIST.search(turn.folded)
+    if about_list or leave:
         entries = selectors.waitlist_open_for_phone(s.phone_number)
-        leave = _LEAVES_A_LIST.search(turn.folded)
         asks = "?" in turn.text or re.match(r"\W*se\b", turn.folded)  # "se eu marcar com outro, cancela a lista?"
         if entries and leave and not asks and "nao" not in turn.folded[: leave.start()].split():
             return _waitlist_leave(turn)  # "me tira da lista", "desisto da lista de espera"
@@ -1225,8 +1226,8 @@ def _merge_entities(turn: _Turn) -> bool:
         and _THE_OTHER_DOCTOR.search(turn.folded)
     ):
         # "não, com a outra dermatologista": the specialty's other doctor (or the others, him left out)
-        others = [d for d in selectors.doctor_list(especialidade_id=s.selected_specialty_id)]
-        others = [d for d in others if d["id"] != s.selected_doctor_id]
+        specialty_doctors = selectors.doctor_list(especialidade_id=s.selected_specialty_id)
+        others = [d for d in specialty_doctors if d["id"] != s.selected_doctor_id]
         turn.full_doctor = s.selected_doctor_id
         s.selected_doctor_id = others[0]["id"] if len(others) == 1 else None
         turn.doctor_chosen = len(others) == 1
@@ -2432,8 +2433,12 @@ def _appointment_named(turn: _Turn, appointments: list):
 
 def _doctor_first_name(appointment) -> str:
     """ "beatriz" for Dra. Beatriz Lima: how patients name the doctor of their own appointment."""
-    words = [w for w in re.findall(r"[a-z]+", fold(appointment.medico.nome)) if w not in {"dr", "dra"}]
-    return words[0] if words else ""
+    return (doctor_name_words(appointment.medico.nome) or [""])[0]
+
+
+def _first_name(name: str) -> str:
+    """A patient's first name, folded ("maria" for "Maria Oliveira"): how appointments are told apart by whose."""
+    return (fold(name).split() or [""])[0]
 
 
 def _doctors_said(turn: _Turn) -> set[int]:
@@ -2480,9 +2485,9 @@ def _all_meant(turn: _Turn, appointments: list) -> list | None:
     day, _ = _wanted_moment(turn.nlu.entities)
     if day and any(a.data == day for a in meant):  # "as duas de sexta": Friday's, not Monday's too
         meant = [a for a in meant if a.data == day]
-    mine = fold(turn.profile_name).split()[:1]
+    mine = _first_name(turn.profile_name)
     if _OWN_ONES.search(turn.folded) and mine:
-        meant = [a for a in meant if fold(a.paciente_nome).split()[:1] == mine] or meant
+        meant = [a for a in meant if _first_name(a.paciente_nome) == mine] or meant
     if _BOTH.search(turn.folded) and len(meant) != 2:
         return None
     return meant
@@ -2493,11 +2498,12 @@ def _appointments_said(turn: _Turn, appointments: list) -> list:
     doctor ("a da dra ana e a do dr gustavo", "a da beatriz"), its specialty ("a da cardio") or, when the names tell
     them apart, its patient ("a do pedro"). Each part of the message ("e", ",") names its own; within a part every
     detail said must fit ("a da maria de quarta" is Maria's Wednesday one, not all of Maria's)."""
-    first_names = {a.pk: (fold(a.paciente_nome).split() or [""])[0] for a in appointments}
+    first_names = {a.pk: _first_name(a.paciente_nome) for a in appointments}
     patients = set(first_names.values()) if len(set(first_names.values())) > 1 else set()
-    nlu_doctor = turn.nlu.entities.get("medico_id")
+    parts = _PARTS.split(turn.text)
+    nlu_doctor = turn.nlu.entities.get("medico_id") if len(parts) == 1 else None  # the doctor of the only part
     said = []
-    for part in _PARTS.split(turn.text):
+    for part in parts:
         folded = fold(part)
         if _NEGATED_PART.search(folded):  # "a de quinta não": that one is not meant
             continue
@@ -2505,7 +2511,7 @@ def _appointments_said(turn: _Turn, appointments: list) -> list:
         mentions = selectors.mentions_find(part)
         doctors = {m.id for m in mentions.get("medico", [])}
         doctors |= {a.medico_id for a in appointments if _doctor_first_name(a) in words - patients}
-        if nlu_doctor is not None and len(_PARTS.split(turn.text)) == 1:
+        if nlu_doctor is not None:
             doctors.add(int(nlu_doctor))
         specialties = {m.id for m in mentions.get("especialidade", [])}
         weekdays = {day for day, name in enumerate(T.WEEKDAYS) if fold(name).split("-")[0] in words}
