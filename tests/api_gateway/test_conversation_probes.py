@@ -1261,7 +1261,7 @@ def test_another_week_moves_the_appointment_past_its_own_week(patient, said):
     monday_after = ana.data + dt.timedelta(days=7 - ana.data.weekday())
     assert patient.session.flow == "remarcar"
     assert patient.session.preferred_from == monday_after
-    shown = [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).date() for i in patient.session.last_options["items"]]
+    shown = [w.date() for w in _slots_listed(patient)]
     assert shown and min(shown) >= monday_after
 
 
@@ -1277,7 +1277,7 @@ def test_a_move_to_the_afternoon_lists_afternoon_times(patient, said):
     _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone=patient.phone)
     patient.says(said)  # was: "Posso registrar a consulta no nome de ...?", a new booking
     assert patient.session.flow == "remarcar"
-    times = [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).time() for i in patient.session.last_options["items"]]
+    times = [w.time() for w in _slots_listed(patient)]
     assert times and all(t >= dt.time(12, 0) for t in times)
 
 
@@ -1388,7 +1388,7 @@ def test_when_an_exams_result_is_ready_is_not_answered_with_its_price(patient, s
 
 
 def _listed_days(patient) -> list[dt.date]:
-    return [dt.datetime.fromisoformat(i["id"].split(":", 1)[1]).date() for i in patient.session.last_options["items"]]
+    return [w.date() for w in _slots_listed(patient)]
 
 
 @pytest.mark.parametrize("said", ["segunda ou sexta", "só posso segunda e sexta", "nas segundas ou sextas"])
@@ -1561,23 +1561,19 @@ def test_two_things_priced_with_e_do_are_both_answered(patient, said, answered):
 
 
 # --- seventeenth session: a helper's probe of several appointments and corrections (each failed before) ---------
-def _status_of(a: Agendamento) -> str:
-    a.refresh_from_db()
-    return a.status
+def _booked_for(name: str, doctor: str, day: dt.date, hour: str, phone="5511999990001") -> Agendamento:
+    appointment = _book_directly(doctor, day, hour, phone=phone)
+    Agendamento.objects.filter(pk=appointment.pk).update(paciente_nome=name)
+    return appointment
 
 
 def _mother_and_son(phone="5511999990001"):
     """Maria's cardiology (Wednesday) and orthopaedics (Thursday), her son Pedro's paediatrics (Tuesday)."""
-    made = []
-    for doctor, day, hour, name in [
-        ("Dra. Ana Souza", WEDNESDAY, "09:00", "Maria Oliveira"),
-        ("Dr. Daniel Rocha", TUESDAY, "10:00", "Pedro Oliveira"),
-        ("Dr. Gustavo Pereira", TUESDAY + dt.timedelta(days=2), "14:00", "Maria Oliveira"),
-    ]:
-        a = _book_directly(doctor, day, hour, phone=phone)
-        Agendamento.objects.filter(pk=a.pk).update(paciente_nome=name)
-        made.append(a)
-    return made
+    return [
+        _booked_for("Maria Oliveira", "Dra. Ana Souza", WEDNESDAY, "09:00", phone),
+        _booked_for("Pedro Oliveira", "Dr. Daniel Rocha", TUESDAY, "10:00", phone),
+        _booked_for("Maria Oliveira", "Dr. Gustavo Pereira", TUESDAY + dt.timedelta(days=2), "14:00", phone),
+    ]
 
 
 @pytest.mark.parametrize("answer", ["todas menos a do pedro", "menos a do pedro"])
@@ -1587,7 +1583,7 @@ def test_all_but_the_sons_cancels_the_others_and_keeps_his(clinic, answer):
     patient.says("quero cancelar")
     patient.says(answer)  # patient expects Ana's and Gustavo's cancelled; was: asks to cancel ONLY Pedro's
     patient.says("sim")
-    assert [_status_of(a) for a in (ana, pedros, gustavo)] == [
+    assert [_status(a) for a in (ana, pedros, gustavo)] == [
         Agendamento.Status.CANCELADO,
         Agendamento.Status.AGENDADO,
         Agendamento.Status.CANCELADO,
@@ -1602,7 +1598,7 @@ def test_two_appointments_named_at_which_one_are_both_cancelled(clinic, answer):
     patient.says(answer)  # patient expects both named cancelled; was: only the first one is asked and cancelled
     patient.says("sim")
     named = (pedros, gustavo) if "terça" in answer else (ana, gustavo)
-    assert [_status_of(a) for a in named] == [Agendamento.Status.CANCELADO, Agendamento.Status.CANCELADO]
+    assert [_status(a) for a in named] == [Agendamento.Status.CANCELADO, Agendamento.Status.CANCELADO]
     assert Agendamento.objects.filter(status=Agendamento.Status.AGENDADO).count() == 1
 
 
@@ -1611,7 +1607,7 @@ def test_cancelling_my_two_keeps_my_sons(clinic):
     patient = Patient("5511999990001", "Maria Oliveira")
     patient.says("cancela as duas minhas")  # patient expects her 2 cancelled; was: "cancelar estas 3 consultas?"
     patient.says("sim")
-    assert _status_of(pedros) == Agendamento.Status.AGENDADO, patient.text
+    assert _status(pedros) == Agendamento.Status.AGENDADO, patient.text
 
 
 def test_nao_a_beatriz_after_choosing_juliana_switches_to_beatriz(clinic):
@@ -1640,7 +1636,7 @@ def test_details_said_together_name_one_appointment_not_all_that_share_one(clini
     patient.says("a da maria de quarta")  # Maria's Wednesday one; not both of Maria's (an early version's reading)
     assert "Quer mesmo cancelar a consulta de quarta-feira" in patient.text, patient.text
     patient.says("sim")
-    assert [_status_of(a) for a in (ana, pedros, gustavo)] == [
+    assert [_status(a) for a in (ana, pedros, gustavo)] == [
         Agendamento.Status.CANCELADO,
         Agendamento.Status.AGENDADO,
         Agendamento.Status.AGENDADO,
@@ -1649,64 +1645,36 @@ def test_details_said_together_name_one_appointment_not_all_that_share_one(clini
 
 # --- seventeenth session: a third helper's review (each failed before its mend) ---------------------------------
 def _statuses_of(*appointments):
-    return [_status_of(a) for a in appointments]
+    return [_status(a) for a in appointments]
 
 
-def test_cancel_at_least_wednesdays_cancels_wednesdays_not_the_others(clinic):
+C, K, A = Agendamento.Status.CANCELADO, Agendamento.Status.CONFIRMADO, Agendamento.Status.AGENDADO
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),  # expected: Maria's Wednesday, Pedro's Tuesday, Maria's Thursday
+    [
+        # "pelo menos" = at least; was: "cancelar estas 2?" (Tue + Thu)
+        (["cancela pelo menos a de quarta", "sim"], [C, A, A]),
+        # was: Tue + Thu confirmed at once
+        (["quero confirmar presença", "pelo menos a de quarta eu confirmo"], [K, A, A]),
+        # was: Thursday's confirmed too
+        (["quero confirmar presença", "a de quarta sim, a de quinta não"], [K, A, A]),
+        # was: "cancelar estas 3?"
+        (["quero cancelar", "a de terça e a de quarta, a de quinta não", "sim"], [C, C, A]),
+    ],
+)
+def test_what_the_patient_sets_aside_is_not_cancelled_nor_confirmed(clinic, messages, expected):
     ana, pedros, gustavo = _mother_and_son()
     patient = Patient("5511999990001", "Maria Oliveira")
-    # patient expects Wednesday's cancelled ("pelo menos" = at least); was: "cancelar estas 2?" (Tue + Thu)
-    patient.says("cancela pelo menos a de quarta")
-    patient.says("sim")
-    assert _statuses_of(ana, pedros, gustavo) == [
-        Agendamento.Status.CANCELADO,
-        Agendamento.Status.AGENDADO,
-        Agendamento.Status.AGENDADO,
-    ], patient.text
-
-
-def test_confirming_at_least_wednesdays_confirms_wednesdays(clinic):
-    ana, pedros, gustavo = _mother_and_son()
-    patient = Patient("5511999990001", "Maria Oliveira")
-    patient.says("quero confirmar presença")
-    patient.says("pelo menos a de quarta eu confirmo")  # expects Wednesday's confirmed; gets Tue + Thu confirmed
-    assert _statuses_of(ana, pedros, gustavo) == [
-        Agendamento.Status.CONFIRMADO,
-        Agendamento.Status.AGENDADO,
-        Agendamento.Status.AGENDADO,
-    ], patient.text
-
-
-def test_confirming_one_and_saying_no_to_the_other_confirms_only_the_first(clinic):
-    ana, pedros, gustavo = _mother_and_son()
-    patient = Patient("5511999990001", "Maria Oliveira")
-    patient.says("quero confirmar presença")
-    patient.says("a de quarta sim, a de quinta não")  # expects only Wednesday's confirmed; Thursday's is too
-    assert _statuses_of(ana, pedros, gustavo) == [
-        Agendamento.Status.CONFIRMADO,
-        Agendamento.Status.AGENDADO,
-        Agendamento.Status.AGENDADO,
-    ], patient.text
-
-
-def test_the_one_said_to_stay_is_not_cancelled_with_the_two_named(clinic):
-    ana, pedros, gustavo = _mother_and_son()
-    patient = Patient("5511999990001", "Maria Oliveira")
-    patient.says("quero cancelar")
-    patient.says("a de terça e a de quarta, a de quinta não")  # expects Tue + Wed; gets "cancelar estas 3?"
-    patient.says("sim")
-    assert _statuses_of(ana, pedros, gustavo) == [
-        Agendamento.Status.CANCELADO,
-        Agendamento.Status.CANCELADO,
-        Agendamento.Status.AGENDADO,
-    ], patient.text
+    for message in messages:
+        patient.says(message)
+    assert _statuses_of(ana, pedros, gustavo) == expected, patient.text
 
 
 def test_all_but_the_sons_with_two_appointments_cancels_hers_not_his(clinic):
-    ana = _book_directly("Dra. Ana Souza", WEDNESDAY, "09:00", phone="5511999990001")
-    pedros = _book_directly("Dr. Daniel Rocha", TUESDAY, "10:00", phone="5511999990001")
-    Agendamento.objects.filter(pk=ana.pk).update(paciente_nome="Maria Oliveira")
-    Agendamento.objects.filter(pk=pedros.pk).update(paciente_nome="Pedro Oliveira")
+    ana = _booked_for("Maria Oliveira", "Dra. Ana Souza", WEDNESDAY, "09:00")
+    pedros = _booked_for("Pedro Oliveira", "Dr. Daniel Rocha", TUESDAY, "10:00")
     patient = Patient("5511999990001", "Maria Oliveira")
     patient.says("quero cancelar")
     patient.says("todas menos a do pedro")  # expects Maria's cancelled, Pedro's kept; gets Pedro's cancel question

@@ -18,6 +18,7 @@ from rag_agent import selectors
 from rag_agent import services as clinic_services
 from rag_agent.admin import AgendamentoForm
 from rag_agent.models import Agendamento, Medico
+from tests.api_gateway.test_conversation_probes import _status
 from tests.concurrency import at_once
 from tests.fakes import graph_server
 from tests.fakes.graph_server import graph_error, load_payload, post_webhook
@@ -688,11 +689,6 @@ def _reminded(**kwargs) -> Agendamento:
     appointment = _appointment(**kwargs)
     reminders_send(now=_day_before(appointment))
     return appointment
-
-
-def _status(a: Agendamento) -> str:
-    a.refresh_from_db()
-    return a.status
 
 
 def _says(text: str):

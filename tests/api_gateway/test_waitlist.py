@@ -610,6 +610,11 @@ def test_two_runs_at_once_tell_each_waiting_patient_once(waitlist_on, gustavo_aw
         "alguém cancelou? estou na lista de espera do dr rafael",
         "queria tirar uma dúvida sobre a lista de espera",
         "se alguém cancelar me avisa, estou na lista de espera",
+        # seventeenth session, a third helper's review (each took her off the list before its mend)
+        "bom dia, não me tira da lista de espera",
+        "por favor não me tira da lista",
+        "se eu marcar com outro médico, cancela minha lista de espera?",
+        "se eu não responder o aviso, podem tirar meu nome da lista?",
     ],
 )
 def test_a_waiting_patients_question_does_not_take_her_off_the_list(rafael, message):
@@ -1490,21 +1495,3 @@ def test_leaving_the_waitlist_in_other_words_takes_her_off(rafael, message):
     patient.says(message)  # patient expects to be off the list; was: "não entendi", a booking, or "diga *sair...*"
     entry.refresh_from_db()
     assert entry.situacao == ListaEspera.Situacao.SAIU, patient.text
-
-
-# --- seventeenth session: a third helper's review (each failed before its mend) ---------------------------------
-@pytest.mark.parametrize(
-    "message",
-    [
-        "bom dia, não me tira da lista de espera",
-        "por favor não me tira da lista",
-        "se eu marcar com outro médico, cancela minha lista de espera?",
-        "se eu não responder o aviso, podem tirar meu nome da lista?",
-    ],
-)
-def test_a_question_or_a_plea_to_stay_does_not_take_her_off_the_waitlist(rafael, message):
-    entry = _join(rafael, MARIA, "Maria Oliveira", at=REF - dt.timedelta(days=1))
-    patient = Patient(MARIA, "Maria Oliveira")
-    patient.says(message)  # patient expects to stay on the list; was: "Pronto, tirei você da lista de espera"
-    entry.refresh_from_db()
-    assert entry.situacao == ListaEspera.Situacao.AGUARDANDO, patient.text
